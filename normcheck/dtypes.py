@@ -1,0 +1,40 @@
+"""Floating dtypes by name, including bfloat16 through ``ml_dtypes`` (imported only when asked)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["FLOAT_DTYPES", "np_dtype", "dtype_name", "finfo", "unit_roundoff", "is_16bit"]
+
+FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+def np_dtype(name) -> np.dtype:
+    """``"bfloat16"`` -> ``ml_dtypes.bfloat16``; any other name or dtype -> ``np.dtype(name)``."""
+    if str(name) == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def dtype_name(dtype) -> str:
+    return np.dtype(dtype).name
+
+
+def finfo(dtype):
+    dtype = np_dtype(dtype) if isinstance(dtype, str) else np.dtype(dtype)
+    if dtype.name == "bfloat16":
+        import ml_dtypes
+
+        return ml_dtypes.finfo(dtype)
+    return np.finfo(dtype)
+
+
+def unit_roundoff(dtype) -> float:
+    """u = eps / 2 = 2**-p for a p-bit significand (float32: 2**-24)."""
+    return float(finfo(dtype).eps) / 2
+
+
+def is_16bit(dtype) -> bool:
+    return np_dtype(dtype).itemsize == 2

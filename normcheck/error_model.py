@@ -1,0 +1,198 @@
+r"""The error model: how far a correct low-precision norm may be from the float64 reference.
+
+For one reduction set S of size n, computed in a dtype with unit roundoff u, write
+sigma = sqrt(var_S + eps), kappa_S = max_S |x| / sigma (the conditioning of the centring; eps
+enters through sigma) and y^ = (x - mean_S) / sigma the normalized value. Under the standard
+probabilistic rounding model (Higham & Mary, 2019: a length-n sum has error <= lambda sqrt(n) u
+with probability >= 1 - 2 exp(-lambda^2 / 2), for recursive, blocked and pairwise orders alike):
+
+- the mean has absolute error <~ sqrt(n) u max_S|x|, which moves y by sqrt(n) u kappa_S;
+- a backward-stable variance (two-pass, Welford, pairwise-merged Welford) has relative error
+  <~ sqrt(n) u kappa_S, which moves y by about sqrt(n) u kappa_S |y^| / 2;
+- the elementwise subtract, divide, scale and shift add a few u |w y^| + u |b|.
+
+So, element by element, the allowed error is ``lambda * u * s_i`` with the **scale**
+
+    s_i = sqrt(n) kappa_S (1 + |y^_i|) |w_i|  +  |w_i y^_i|  +  |b_i|        (centered norms)
+    s_i = sqrt(n) |y^_i| |w_i|               +  |w_i y^_i|                  (RMS: no cancellation)
+
+and, in eval mode (running statistics, no reduction), kappa_i = (|x_i| + |running_mean|) / sigma
+with n = 1. A one-pass ``E[x^2] - E[x]^2`` variance has relative error ~ u kappa_S^2 instead, so it
+exceeds the bound by a factor ~ kappa_S / sqrt(n) and fails on inputs with a large common offset;
+an unbiased variance, eps outside the square root or the wrong axis set err by O(1/n), O(eps) or
+O(1), far above ``u s`` on generic inputs.
+
+Results are reported in units of ``u s``: "observed 3.1 u·s, allowed 16 u·s". The reference's own
+float64 error (u64 s) is added to the bound, which matters only for float64 cases. ``lambda`` is
+the one calibrated constant (see README, "Error model"): the smallest power of two that leaves every
+native implementation of the four frameworks below half of it on the calibration run
+(``python scripts/calibrate.py``), and the one-pass variance failing.
+
+Running statistics: ``running_mean`` may err by lambda u (sqrt(n) m max|x| + |new|), and
+``running_var`` by lambda u (sqrt(n) m max|x| sigma n/(n-1) + |new|) per channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from normcheck import dtypes
+from normcheck import spec as _spec
+
+__all__ = ["MODEL", "ErrorModel", "Comparison", "scale", "compare", "running_scale"]
+
+U64 = dtypes.unit_roundoff("float64")
+
+
+@dataclass(frozen=True)
+class ErrorModel:
+    lam: float = 16.0  # lambda: calibrated (README "Error model"); widen only with a note there
+
+    def allowed(self, u: float) -> float:
+        return self.lam
+
+
+MODEL = ErrorModel()
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Outcome of comparing an output against the reference under the model."""
+
+    ok: bool
+    observed: float  # max_i |err_i| / (u s_i), in model units
+    allowed: float  # lambda
+    max_abs: float
+    max_rel: float
+    worst_index: tuple[int, ...] | None
+    u: float
+    mismatch: str = ""  # NaN/Inf pattern or shape mismatch, if any
+
+    def describe(self) -> str:
+        if self.mismatch:
+            return self.mismatch
+        where = f" at index {self.worst_index}" if self.worst_index is not None else ""
+        return (
+            f"observed {self.observed:.3g} u·s, allowed {self.allowed:g} u·s{where} "
+            f"(max abs err {self.max_abs:.3g}, max rel err {self.max_rel:.3g}, u={self.u:.3g})"
+        )
+
+
+def _per_set(a, plan, fn):
+    """Apply a reduction ``fn`` over each reduction set and broadcast it back to the input shape."""
+    v = np.asarray(a, dtype=np.float64).reshape(plan.view_shape)
+    return np.broadcast_to(fn(v, axis=plan.reduce, keepdims=True), plan.view_shape).reshape(plan.shape)
+
+
+def scale(
+    norm,
+    x,
+    *,
+    weight=None,
+    bias=None,
+    eps=None,
+    normalized_shape=None,
+    num_groups=None,
+    running_mean=None,
+    running_var=None,
+    use_batch_stats=True,
+    reduce_axes=None,
+    **_ignored,
+) -> np.ndarray:
+    """The model's per-element scale s_i (see module docstring), in float64, shaped like ``x``."""
+    spec = _spec.get(norm) if isinstance(norm, str) else norm
+    x = np.asarray(x)
+    eps = spec.resolve_eps(eps, x.dtype)
+    p = _spec.plan(spec, x.shape, normalized_shape=normalized_shape, num_groups=num_groups, reduce_axes=reduce_axes)
+    x64 = x.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if use_batch_stats:
+            from normcheck.reference import moments
+
+            mean, var = moments(x64.reshape(p.view_shape), p.reduce, center=spec.center)
+            sigma = np.broadcast_to(np.sqrt(var + eps), p.view_shape).reshape(x.shape)
+            yhat = ((x64.reshape(p.view_shape) - mean) / np.sqrt(var + eps)).reshape(x.shape)
+            n = p.reduce_size
+            kappa = _per_set(np.abs(x64), p, np.max) / sigma
+        else:
+            from normcheck.reference import _running_view
+
+            rm = np.broadcast_to(_running_view(spec, p, running_mean, np.float64), p.view_shape).reshape(x.shape)
+            rv = np.broadcast_to(_running_view(spec, p, running_var, np.float64), p.view_shape).reshape(x.shape)
+            sigma = np.sqrt(rv + eps)
+            yhat = (x64 - rm) / sigma
+            n = 1
+            kappa = (np.abs(x64) + np.abs(rm)) / sigma
+        w = 1.0 if weight is None else np.abs(np.asarray(weight, np.float64)).reshape(p.affine_broadcast)
+        b = 0.0 if bias is None else np.abs(np.asarray(bias, np.float64)).reshape(p.affine_broadcast)
+        ay = np.abs(yhat)
+        if spec.center or not use_batch_stats:
+            s = np.sqrt(n) * kappa * (1 + ay) * w + ay * w + b
+        else:
+            s = np.sqrt(n) * ay * w + ay * w + b
+    # A scale of exactly 0 (zero weight, zero bias) still allows the output's own rounding.
+    return np.maximum(s, np.finfo(np.float64).tiny)
+
+
+def running_scale(norm, x, new_mean, new_var, *, momentum, num_groups=None) -> tuple[np.ndarray, np.ndarray]:
+    """Scales for the updated running mean and variance (shape of the buffers)."""
+    spec = _spec.get(norm) if isinstance(norm, str) else norm
+    x = np.asarray(x, dtype=np.float64)
+    p = _spec.plan(spec, x.shape, num_groups=num_groups)
+    from normcheck.reference import moments
+
+    v = x.reshape(p.view_shape)
+    amax = np.max(np.abs(v), axis=p.reduce, keepdims=True)
+    _, var = moments(v, p.reduce, center=spec.center)
+    rs = spec.running_stats
+    avg = tuple(a for s in rs.get("average_over", []) for a in p.symbols[s])
+    n = p.reduce_size
+    if avg:
+        amax, var = np.max(amax, axis=avg), np.max(var, axis=avg)
+    amax, sd = amax.reshape(np.shape(new_mean)), np.sqrt(var).reshape(np.shape(new_mean))
+    m = abs(float(momentum))
+    sm = np.sqrt(n) * m * amax + np.abs(np.asarray(new_mean, np.float64))
+    sv = np.sqrt(n) * m * amax * sd * (n / max(n - 1, 1)) + np.abs(np.asarray(new_var, np.float64))
+    return np.maximum(sm, np.finfo(np.float64).tiny), np.maximum(sv, np.finfo(np.float64).tiny)
+
+
+def compare(actual, expected, s, dtype, *, model: ErrorModel = MODEL) -> Comparison:
+    """Judge ``actual`` (any dtype) against the float64 ``expected`` with per-element scale ``s``.
+
+    NaN must match NaN and ±Inf must match exactly; elsewhere ``|actual - expected| <=
+    lambda (u + u64) s``, with u the unit roundoff of ``dtype``.
+    """
+    u = dtypes.unit_roundoff(dtype)
+    lam = model.allowed(u)
+    a = np.asarray(actual).astype(np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    if a.shape != e.shape:
+        return Comparison(False, np.inf, lam, np.inf, np.inf, None, u, f"shape {a.shape} != expected {e.shape}")
+    s = np.broadcast_to(np.asarray(s, dtype=np.float64), e.shape)
+    nan_a, nan_e = np.isnan(a), np.isnan(e)
+    inf_mismatch = (np.isinf(a) | np.isinf(e)) & ~(nan_a | nan_e) & (a != e)
+    bad_special = (nan_a != nan_e) | inf_mismatch
+    finite = np.isfinite(a) & np.isfinite(e)
+    err = np.where(finite, np.abs(a - e), 0.0)
+    ratio = np.where(finite, err / (s * (1 + U64 / u)), 0.0) / u
+    observed = float(np.max(ratio)) if ratio.size else 0.0
+    max_abs = float(np.max(err)) if err.size else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(finite & (e != 0), err / np.abs(e), 0.0)
+    max_rel = float(np.max(rel)) if rel.size else 0.0
+    if bad_special.any():
+        idx = tuple(int(i) for i in np.argwhere(bad_special)[0])
+        return Comparison(
+            False,
+            np.inf,
+            lam,
+            max_abs,
+            max_rel,
+            idx,
+            u,
+            f"NaN/Inf pattern differs at index {idx}: got {a[idx]!r}, expected {e[idx]!r}",
+        )
+    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape)) if ratio.size else None
+    return Comparison(observed <= lam, observed, lam, max_abs, max_rel, worst, u)

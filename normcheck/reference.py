@@ -1,0 +1,184 @@
+"""Float64 reference implementation of every norm in ``specs/``.
+
+One routine, :func:`normalize`, computes ``y = (x - mean_S) / sqrt(var_S + eps) * weight + bias``
+over the axis set S that the spec resolves to (:func:`normcheck.spec.plan`); the public functions
+(``batch_norm``, ``layer_norm``, ``group_norm``, ``instance_norm``, ``rms_norm``, and any norm a
+new spec file adds) are generated from each spec's ``[signature]``, which mirrors
+``torch.nn.functional``. They accept NumPy arrays of any float dtype, compute in float64 (a
+corrected two-pass variance), return float64, and update ``running_mean``/``running_var`` in place
+exactly as torch does (unbiased stored variance, ``new = (1 - momentum) * old + momentum * batch``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from normcheck import spec as _spec
+
+__all__ = ["normalize", "moments", "function", *_spec.names()]
+
+
+def moments(v: np.ndarray, axes: tuple[int, ...], *, center: bool = True, dtype=np.float64):
+    """Mean and biased variance of ``v`` over ``axes`` (kept as size-1), in float64.
+
+    Computed in ``dtype``. Corrected two-pass: ``mean`` is refined by the mean of the residuals, and the variance is
+    ``(sum d^2 - (sum d)^2 / n) / n`` (Chan, Golub & LeVeque, 1983). For ``center=False`` the
+    "variance" is the mean square about zero and the mean is 0.
+    """
+    v = np.asarray(v, dtype=dtype)
+    if not center:
+        return np.zeros((1,) * v.ndim, dtype), np.mean(v * v, axis=axes, keepdims=True)
+    n = 1
+    for a in axes:
+        n *= v.shape[a]
+    mean = np.mean(v, axis=axes, keepdims=True)
+    d = v - mean
+    sd = np.sum(d, axis=axes, keepdims=True)
+    mean = mean + sd / n
+    var = (np.sum(d * d, axis=axes, keepdims=True) - sd * sd / n) / n
+    return mean, np.maximum(var, 0)
+
+
+def _as(a, dtype):
+    return None if a is None else np.asarray(a).astype(dtype)
+
+
+def _check_affine(name, p, plan):
+    if p is not None and tuple(np.shape(p)) != plan.affine_shape:
+        raise ValueError(f"{name} must have shape {plan.affine_shape}, got {tuple(np.shape(p))}")
+
+
+def _running_view(spec, plan, stat, dtype):
+    """Broadcast a running statistic of shape (C,) into the view's statistic shape."""
+    axes = [a for s in spec.running_stats["shape"] for a in plan.symbols[s]]
+    shape = [plan.view_shape[a] if a in axes else 1 for a in range(len(plan.view_shape))]
+    return np.asarray(stat).astype(dtype).reshape(shape)
+
+
+def _update_running(spec, plan, mean, var, running_mean, running_var, momentum):
+    """Torch's update: per-stat-element batch statistics, averaged over ``average_over``."""
+    rs = spec.running_stats
+    avg_axes = tuple(a for s in rs.get("average_over", []) for a in plan.symbols[s])
+    n = plan.reduce_size
+    unbiased = var * (n / (n - 1)) if rs["stored_variance"] == "unbiased" and n > 1 else var
+    bm = np.mean(mean, axis=avg_axes) if avg_axes else mean
+    bv = np.mean(unbiased, axis=avg_axes) if avg_axes else unbiased
+    if momentum is None:
+        raise ValueError("momentum=None (a cumulative average) is the module's; pass 1/num_batches_tracked")
+    m = float(momentum)
+    for buf, stat in ((running_mean, bm), (running_var, bv)):
+        if buf is None:
+            continue
+        if not isinstance(buf, np.ndarray):
+            raise TypeError("running buffers must be NumPy arrays to be updated in place")
+        new = (1.0 - m) * buf.astype(np.float64) + m * np.reshape(stat, buf.shape)
+        buf[...] = new.astype(buf.dtype)
+
+
+def normalize(
+    norm,
+    input,
+    *,
+    weight=None,
+    bias=None,
+    eps=None,
+    normalized_shape=None,
+    num_groups=None,
+    running_mean=None,
+    running_var=None,
+    use_batch_stats: bool = True,
+    momentum: float | None = 0.1,
+    reduce_axes=None,
+    dtype=np.float64,
+) -> np.ndarray:
+    """Normalize ``input`` over the spec's axis set S (or ``reduce_axes``), in float64.
+
+    ``y = (x - mean_S) / sqrt(var_S + eps) * weight + bias``; with ``use_batch_stats=False`` the
+    running statistics replace the batch's; with it and running buffers given, they are updated.
+    ``dtype`` is the computation dtype (float64 for the reference; the NumPy adapter's
+    float32-faithful form passes float32) and the dtype of the result.
+    """
+    spec = _spec.get(norm) if isinstance(norm, str) else norm
+    x = np.asarray(input)
+    eps = spec.resolve_eps(eps, x.dtype)
+    p = _spec.plan(spec, x.shape, normalized_shape=normalized_shape, num_groups=num_groups, reduce_axes=reduce_axes)
+    _check_affine("weight", weight, p)
+    _check_affine("bias", bias, p)
+    v = x.astype(dtype).reshape(p.view_shape)
+    if use_batch_stats:
+        if p.reduce_size < spec.min_reduce_size_training:
+            raise ValueError(
+                f"{spec.name}: expected more than 1 value per statistic when using batch statistics, "
+                f"got input shape {x.shape}"
+            )
+        mean, var = moments(v, p.reduce, center=spec.center, dtype=dtype)
+        if running_mean is not None or running_var is not None:
+            _update_running(spec, p, mean, var, running_mean, running_var, momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError(f"{spec.name}: running_mean and running_var are needed without batch statistics")
+        mean, var = _running_view(spec, p, running_mean, dtype), _running_view(spec, p, running_var, dtype)
+    y = ((v - mean) / np.sqrt(var + np.asarray(eps, dtype))).reshape(x.shape)
+    if weight is not None:
+        y = y * _as(weight, dtype).reshape(p.affine_broadcast)
+    if bias is not None:
+        y = y + _as(bias, dtype).reshape(p.affine_broadcast)
+    return y
+
+
+_ROLE_ARGS = ("weight", "bias", "eps", "normalized_shape", "num_groups", "running_mean", "running_var", "momentum")
+
+
+def function(norm, *, faithful: bool = False):
+    """The reference function of a spec, with the spec's (torch-mirroring) signature.
+
+    ``faithful=True`` gives the float32-faithful variant instead: computed in the input's dtype
+    promoted to at least float32, and returned in the input's dtype (the NumPy adapter's form).
+    """
+    spec = _spec.get(norm) if isinstance(norm, str) else norm
+    params = []
+    for p in spec.params:
+        name, sep, default = p.partition("=")
+        params.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=_spec._literal(default) if sep else inspect.Parameter.empty,
+            )
+        )
+    sig = inspect.Signature(params)
+
+    def fn(*args: Any, **kwargs: Any) -> np.ndarray:
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        a = bound.arguments
+        use_batch = bool(a[spec.batch_stats_flag]) if spec.batch_stats_flag else True
+        if spec.batch_stats_flag == "training" and not use_batch and a.get("running_mean") is None:
+            raise ValueError(f"{spec.name}: running_mean and running_var are needed when training=False")
+        kw = {k: a[k] for k in _ROLE_ARGS if k in a}
+        if not faithful:
+            return normalize(spec, a["input"], use_batch_stats=use_batch, **kw)
+        x = np.asarray(a["input"])
+        dt = np.promote_types(np.float32, np.float64 if x.dtype == np.float64 else np.float32)
+        return normalize(spec, x, use_batch_stats=use_batch, dtype=dt, **kw).astype(x.dtype)
+
+    fn.__signature__ = sig
+    fn.__name__ = fn.__qualname__ = spec.name
+    fn.__module__ = __name__
+    fn.__doc__ = f"{spec.title} in float64: {spec.formula}.\n\nMirrors {spec.raw.get('torch', 'torch')}."
+    return fn
+
+
+def __getattr__(name: str):
+    if name in _spec.names():
+        f = function(name)
+        globals()[name] = f
+        return f
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_spec.names()))
