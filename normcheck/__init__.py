@@ -1,0 +1,22 @@
+"""normcheck: property testing and numerical audit of normalization layers.
+
+Importing the package imports no framework (and not even NumPy): submodules load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("spec", "reference", "adapters", "case", "error_model", "properties", "strategies", "audit", "findings", "testing", "dtypes")
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"normcheck.{name}")
+    raise AttributeError(f"module 'normcheck' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_SUBMODULES])

@@ -175,7 +175,8 @@ def compare(actual, expected, s, dtype, *, model: ErrorModel = MODEL) -> Compari
     inf_mismatch = (np.isinf(a) | np.isinf(e)) & ~(nan_a | nan_e) & (a != e)
     bad_special = (nan_a != nan_e) | inf_mismatch
     finite = np.isfinite(a) & np.isfinite(e)
-    err = np.where(finite, np.abs(a - e), 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.where(finite, np.abs(a - e), 0.0)
     ratio = np.where(finite, err / (s * (1 + U64 / u)), 0.0) / u
     observed = float(np.max(ratio)) if ratio.size else 0.0
     max_abs = float(np.max(err)) if err.size else 0.0

@@ -2,8 +2,26 @@
 
 Tests, the audit and the custom-implementation checker all call these. A property never raises
 for a deviation: it returns a :class:`Result` whose ``verdict`` is ``pass``, ``fail``, ``error``
-(the implementation raised or returned garbage) or ``skip`` (the case does not apply, e.g. the
-framework cannot express it: :class:`normcheck.adapters.Unsupported`).
+(the implementation raised or returned garbage) or ``skip`` (the case does not apply, or the
+framework cannot express it: :class:`normcheck.adapters.Unsupported`). Every numeric judgement
+goes through :mod:`normcheck.error_model`: a metamorphic relation between two outputs of the same
+implementation is allowed the sum of both sides' bounds.
+
+=========================  ==================================================================
+property                   statement
+=========================  ==================================================================
+agreement                  output and updated running buffers equal the float64 reference
+statistics                 before affine, over each set S: mean 0 (centered), mean square
+                           var_S / (var_S + eps)
+shift_invariance           f(x + c) == f(x) for a constant c (centered norms, batch statistics)
+scale_equivariance         f(a x; eps a^2) == f(x; eps) for a power of two a (exact scaling)
+batch_independence         a sample's output does not depend on the others (not BN training)
+permutation_equivariance   f(x[p]) == f(x)[p] for a permutation p of the batch
+contracts                  shape and dtype kept, input not modified, repeated calls bit-identical
+special_values             NaN / ±Inf in one set turn exactly the reference's sets non-finite
+constant_input             a constant input gives a finite output equal to bias (or 0)
+identity (pairwise)        the spec's identities hold between two implementations
+=========================  ==================================================================
 """
 
 from __future__ import annotations
@@ -13,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from normcheck import error_model
+from normcheck import dtypes, error_model
 from normcheck.adapters.base import Unsupported
-from normcheck.case import Case
+from normcheck.case import Case, Outcome
 
-__all__ = ["Result", "agreement", "PROPERTIES"]
+__all__ = ["Result", "PROPERTIES", "identity", "agreement", "run_identity_sides"]
 
 
 @dataclass
@@ -34,58 +52,338 @@ class Result:
         return self.verdict in ("pass", "skip")
 
 
-def _call(impl, case: Case):
-    """Run ``impl`` on fresh copies of ``case``; turn exceptions into a Result."""
+class _Stop(Exception):
+    """Carries a non-pass Result out of a property's body."""
+
+    def __init__(self, result: Result):
+        self.result = result
+
+
+def _call(impl, case: Case) -> Outcome:
+    """Run ``impl`` on fresh copies of ``case``; turn exceptions into a non-pass Result."""
     try:
-        return case.call(impl), None
+        out = case.call(impl)
     except Unsupported as e:
-        return None, Result("", "skip", message=f"unsupported: {e}")
+        raise _Stop(Result("", "skip", message=f"unsupported: {e}")) from None
     except Exception as e:  # the implementation under test raised
-        return None, Result("", "error", message=f"{type(e).__name__}: {e}".splitlines()[0][:300])
+        msg = f"{type(e).__name__}: {e}".strip().splitlines()[0][:300] if str(e) else type(e).__name__
+        raise _Stop(Result("", "error", message=f"raised {msg}")) from None
+    if out.y.shape != case.x.shape:
+        raise _Stop(Result("", "fail", np.inf, error_model.MODEL.lam, f"output shape {out.y.shape} != input {case.x.shape}"))
+    if out.y.dtype != case.x.dtype:
+        raise _Stop(Result("", "fail", np.inf, error_model.MODEL.lam, f"output dtype {out.y.dtype} != input {case.x.dtype}"))
+    return out
 
 
-def _worst(results: list[tuple[str, error_model.Comparison]], name: str) -> Result:
-    failed = [(k, c) for k, c in results if not c.ok]
-    k, c = max(failed or results, key=lambda kc: kc[1].observed)
-    details = {
-        k2: {"observed": c2.observed, "max_abs": c2.max_abs, "max_rel": c2.max_rel, "index": c2.worst_index}
-        for k2, c2 in results
-    }
-    return Result(
-        name,
-        "fail" if failed else "pass",
-        c.observed,
-        c.allowed,
-        f"{k}: {c.describe()}",
-        details,
+def _property(fn):
+    """Wrap a property body: name the Result, turn _Stop into its Result."""
+
+    def wrapper(impl, case: Case, **kw) -> Result:
+        try:
+            r = fn(impl, case, **kw)
+        except _Stop as stop:
+            r = stop.result
+        except ValueError as e:  # the case does not fit this property's transformation
+            r = Result("", "skip", message=f"not applicable: {e}")
+        r.property = fn.__name__
+        return r
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def _scale(case: Case) -> np.ndarray:
+    kw = case.kwargs()
+    ra = case.args.get("reduce_axes")
+    return error_model.scale(
+        case.norm, case.x, use_batch_stats=case.use_batch_stats, **kw, **({"reduce_axes": ra} if ra is not None else {})
     )
 
 
+def _verdict(name: str, comparisons: list[tuple[str, error_model.Comparison]]) -> Result:
+    failed = [(k, c) for k, c in comparisons if not c.ok]
+    k, c = max(failed or comparisons, key=lambda kc: kc[1].observed)
+    details = {
+        k2: {"observed": c2.observed, "max_abs": c2.max_abs, "max_rel": c2.max_rel, "index": c2.worst_index}
+        for k2, c2 in comparisons
+    }
+    return Result(name, "fail" if failed else "pass", c.observed, c.allowed, f"{k}: {c.describe()}", details)
+
+
+def _pair(a: np.ndarray, b: np.ndarray, s: np.ndarray, dtype) -> error_model.Comparison:
+    """Compare two low-precision outputs that should be equal; each may err by lambda u s."""
+    return error_model.compare(a, np.asarray(b).astype(np.float64), 2 * s, dtype)
+
+
+# --- properties ------------------------------------------------------------------------------
+
+
+@_property
 def agreement(impl, case: Case) -> Result:
     """The output (and any updated running buffers) agree with the float64 reference."""
-    got, err = _call(impl, case)
-    if err:
-        err.property = "agreement"
-        return err
+    got = _call(impl, case)
     ref = case.reference()
-    kw = case.kwargs()
-    s = error_model.scale(case.norm, case.x, use_batch_stats=case.use_batch_stats, **kw, **_axes(case))
-    if got.y.dtype != case.x.dtype:
-        return Result("agreement", "fail", np.inf, error_model.MODEL.lam, f"output dtype {got.y.dtype} != input {case.x.dtype}")
-    results = [("output", error_model.compare(got.y, ref.y, s, case.dtype))]
+    comps = [("output", error_model.compare(got.y, ref.y, _scale(case), case.dtype))]
     if case.running_mean is not None and case.use_batch_stats:
         sm, sv = error_model.running_scale(
-            case.norm, case.x, ref.running_mean, ref.running_var, momentum=case.args.get("momentum", 0.1)
+            case.norm,
+            case.x,
+            ref.running_mean,
+            ref.running_var,
+            momentum=case.args.get("momentum", 0.1),
+            num_groups=case.args.get("num_groups"),
         )
         bdt = case.running_mean.dtype.name
-        results.append(("running_mean", error_model.compare(got.running_mean, ref.running_mean, sm, bdt)))
-        results.append(("running_var", error_model.compare(got.running_var, ref.running_var, sv, bdt)))
-    return _worst(results, "agreement")
+        for name, s in (("running_mean", sm), ("running_var", sv)):
+            comps.append((name, error_model.compare(getattr(got, name), getattr(ref, name), s, bdt)))
+    return _verdict("agreement", comps)
 
 
-def _axes(case: Case) -> dict[str, Any]:
-    ra = case.args.get("reduce_axes")
-    return {} if ra is None else {"reduce_axes": ra}
+@_property
+def statistics(impl, case: Case) -> Result:
+    """Before affine, over every set S: mean 0 (centered norms), mean square var/(var + eps)."""
+    if not case.use_batch_stats:
+        return Result("", "skip", message="eval mode normalizes with running statistics")
+    c = case.with_(weight=None, bias=None)
+    got = _call(impl, c).y.astype(np.float64)
+    p = c.plan()
+    s = _scale(c).reshape(p.view_shape)
+    y = got.reshape(p.view_shape)
+    x = c.x.astype(np.float64).reshape(p.view_shape)
+    from normcheck.reference import moments
+
+    _, var = moments(x, p.reduce, center=c.spec.center)
+    eps = c.spec.resolve_eps(c.args.get("eps"), c.x.dtype)
+    u = dtypes.unit_roundoff(c.dtype)
+    mean_s = np.mean(s, axis=p.reduce, keepdims=True)
+    comps = []
+    if c.spec.center:
+        comps.append(("mean_S(y)", error_model.compare(np.mean(y, axis=p.reduce, keepdims=True), 0 * var, mean_s, c.dtype)))
+    # d(y^2) = 2 |y| dy: the mean square may err by 2 mean(|y| s)
+    ms_s = 2 * np.mean(np.abs(y) * s, axis=p.reduce, keepdims=True) + mean_s * u
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = var / (var + eps)
+    comps.append(("mean_S(y^2)", error_model.compare(np.mean(y * y, axis=p.reduce, keepdims=True), expected, ms_s, c.dtype)))
+    return _verdict("statistics", comps)
 
 
-PROPERTIES = {"agreement": agreement}
+def _pow2_scale(case: Case) -> float:
+    """A power of two that keeps the scaled input finite and normal in the case dtype."""
+    fi = dtypes.finfo(case.dtype)
+    amax = float(np.max(np.abs(case.x.astype(np.float64)))) if case.x.size else 0.0
+    return 4.0 if amax * 4 < float(fi.max) / 8 else 0.25
+
+
+@_property
+def shift_invariance(impl, case: Case) -> Result:
+    """f(x + c) == f(x) for a constant c: centered norms, batch statistics only."""
+    if not case.spec.center or not case.use_batch_stats:
+        return Result("", "skip", message="only centered norms with batch statistics are shift invariant")
+    x64 = case.x.astype(np.float64)
+    spread = float(np.max(np.abs(x64))) if x64.size else 1.0
+    c = 2.0 ** np.ceil(np.log2(max(spread, 1e-30))) * 2  # a power of two above max|x|
+    if c * 4 > float(dtypes.finfo(case.dtype).max) / 8:
+        return Result("", "skip", message="no room to shift in this dtype")
+    shifted = case.with_(x=(x64 + c).astype(case.x.dtype))
+    a, b = _call(impl, case).y, _call(impl, shifted).y
+    return _verdict("shift_invariance", [("f(x+c) vs f(x)", error_model.compare(b, a.astype(np.float64), _scale(case) + _scale(shifted), case.dtype))])
+
+
+@_property
+def scale_equivariance(impl, case: Case) -> Result:
+    """f(a x; eps a^2) == f(x; eps) for a = 4 or 1/4: exact scaling, so only rounding differs."""
+    a = _pow2_scale(case)
+    eps = case.spec.resolve_eps(case.args.get("eps"), case.x.dtype)
+    fi = dtypes.finfo(case.dtype)
+    if eps * a * a < float(fi.tiny) or eps * a * a > float(fi.max):
+        return Result("", "skip", message="eps a^2 is not representable")
+    kw: dict[str, Any] = {"x": (case.x.astype(np.float64) * a).astype(case.x.dtype), "args": {**case.args, "eps": eps * a * a}}
+    if case.running_mean is not None:
+        kw.update(running_mean=(case.running_mean * a).astype(case.running_mean.dtype))
+        kw.update(running_var=(case.running_var * a * a).astype(case.running_var.dtype))
+    scaled = case.with_(**kw)
+    y1, y2 = _call(impl, case).y, _call(impl, scaled).y
+    return _verdict("scale_equivariance", [("f(ax) vs f(x)", _pair(y2, y1, _scale(case), case.dtype))])
+
+
+def _batch_axis_free(case: Case) -> bool:
+    p = case.plan()
+    return case.x.ndim >= 2 and 0 not in p.reduce and p.view_shape[0] == case.x.shape[0]
+
+
+@_property
+def batch_independence(impl, case: Case) -> Result:
+    """A sample's output is the same computed alone: f(x)[i] == f(x[i:i+1])[0]."""
+    if not _batch_axis_free(case):
+        return Result("", "skip", message="the statistics run over the batch axis (e.g. BN in training)")
+    if case.x.shape[0] < 2:
+        return Result("", "skip", message="batch of one")
+    full = _call(impl, case).y
+    s = _scale(case)
+    comps = []
+    for i in sorted({0, case.x.shape[0] - 1}):
+        one = case.with_(x=case.x[i : i + 1].copy())
+        comps.append((f"sample {i}", _pair(_call(impl, one).y[0], full[i], s[i], case.dtype)))
+    return _verdict("batch_independence", comps)
+
+
+@_property
+def permutation_equivariance(impl, case: Case) -> Result:
+    """f(x[p]) == f(x)[p] for a permutation p of the batch (running buffers too)."""
+    if case.x.ndim < 2 or case.x.shape[0] < 2:
+        return Result("", "skip", message="batch of one")
+    perm = np.roll(np.arange(case.x.shape[0]), 1)
+    a, b = _call(impl, case), _call(impl, case.with_(x=case.x[perm].copy()))
+    comps = [("f(x[p]) vs f(x)[p]", _pair(b.y, a.y[perm], _scale(case)[perm], case.dtype))]
+    if a.running_mean is not None and case.use_batch_stats:
+        ref = case.reference()
+        sm, sv = error_model.running_scale(case.norm, case.x, ref.running_mean, ref.running_var, momentum=case.args.get("momentum", 0.1))
+        bdt = case.running_mean.dtype.name
+        comps.append(("running_mean", _pair(b.running_mean, a.running_mean, sm, bdt)))
+        comps.append(("running_var", _pair(b.running_var, a.running_var, sv, bdt)))
+    return _verdict("permutation_equivariance", comps)
+
+
+@_property
+def contracts(impl, case: Case) -> Result:
+    """Output shape and dtype equal the input's, the input is not modified, and two calls on
+    equal inputs give bit-identical outputs (CPU determinism)."""
+    x = case.x.copy()
+    kw = case.kwargs()
+    before = {k: v.copy() for k, v in kw.items() if isinstance(v, np.ndarray)}
+    try:
+        y1 = np.asarray(impl(x, **kw))
+    except Unsupported as e:
+        return Result("", "skip", message=f"unsupported: {e}")
+    except Exception as e:
+        return Result("", "error", message=f"raised {type(e).__name__}: {e}".splitlines()[0][:300])
+    if not np.array_equal(x, case.x, equal_nan=True) or x.dtype != case.x.dtype:
+        return Result("", "fail", np.inf, 0, "the input array was modified in place")
+    for k in ("weight", "bias"):
+        if k in before and not np.array_equal(kw[k], before[k], equal_nan=True):
+            return Result("", "fail", np.inf, 0, f"{k} was modified in place")
+    if y1.shape != x.shape or y1.dtype != x.dtype:
+        return Result("", "fail", np.inf, 0, f"output {y1.dtype}{list(y1.shape)} != input {x.dtype}{list(x.shape)}")
+    y2 = _call(impl, case).y
+    if not np.array_equal(y1, y2, equal_nan=True):
+        diff = np.argwhere(~((y1 == y2) | (np.isnan(y1.astype(np.float64)) & np.isnan(y2.astype(np.float64)))))
+        idx = tuple(int(i) for i in diff[0])
+        return Result("", "fail", np.inf, 0, f"two calls differ at index {idx}: {y1[idx]!r} vs {y2[idx]!r}")
+    return Result("", "pass", 0.0, 0.0, "shape, dtype, no mutation, deterministic")
+
+
+def _special(impl, case: Case, value: float) -> Result:
+    x = case.x.copy()
+    idx = tuple(int(i) // 2 for i in x.shape)  # an element inside, not on the border
+    x[idx] = value
+    bad = case.with_(x=x)
+    got = _call(impl, bad).y
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        ref = bad.reference().y
+    s = _scale(case)  # the unaffected sets keep the clean input's scale
+    r = _verdict("", [(f"x{list(idx)}={value}", error_model.compare(got, ref, s, case.dtype))])
+    return r
+
+
+@_property
+def special_values(impl, case: Case) -> Result:
+    """NaN, +Inf and -Inf at one element make exactly the reference's sets NaN, others unchanged."""
+    if not np.isfinite(case.x.astype(np.float64)).all():
+        return Result("", "skip", message="input already has non-finite values")
+    results = [_special(impl, case, v) for v in (np.nan, np.inf, -np.inf)]
+    worst = next((r for r in results if not r.ok), max(results, key=lambda r: r.observed))
+    return worst
+
+
+@_property
+def constant_input(impl, case: Case) -> Result:
+    """A constant input normalizes to 0: the output is finite and equals bias (or 0)."""
+    if not case.use_batch_stats:
+        return Result("", "skip", message="eval mode normalizes with running statistics")
+    eps = case.spec.resolve_eps(case.args.get("eps"), case.x.dtype)
+    if eps <= 0:
+        return Result("", "skip", message="eps = 0: 0/0 is undefined")
+    c = case.with_(x=np.full_like(case.x, case.x.flat[0] if case.x.size else 0), regime="constant")
+    if not case.spec.center:
+        return Result("", "skip", message="uncentered norm: a constant is not normalized to 0")
+    got = _call(impl, c).y
+    return _verdict("constant_input", [("f(const)", error_model.compare(got, c.reference().y, _scale(c), case.dtype))])
+
+
+PROPERTIES = {
+    f.__name__: f
+    for f in (
+        agreement,
+        statistics,
+        shift_invariance,
+        scale_equivariance,
+        batch_independence,
+        permutation_equivariance,
+        contracts,
+        special_values,
+        constant_input,
+    )
+}
+
+
+# --- identities ------------------------------------------------------------------------------
+
+_VIEWS = {
+    # name: (forward on x, inverse on y)
+    "merge_batch_into_channels": (
+        lambda x: x.reshape(1, x.shape[0] * x.shape[1], *x.shape[2:]),
+        lambda y, shape: y.reshape(shape),
+    ),
+    "flatten_transpose": (lambda x: np.ascontiguousarray(x.reshape(x.shape[0], -1).T), lambda y, shape: y.T.reshape(shape)),
+}
+
+
+def _resolve(v, shape):
+    return {"C": shape[1] if len(shape) > 1 else None, "rest": tuple(shape[1:]), "last": tuple(shape[-1:]), "none": None}.get(v, v) if isinstance(v, str) else v
+
+
+def _affine_map(name: str, p, shape):
+    if p is None:
+        return None
+    if name == "channel_to_rest":
+        return np.ascontiguousarray(np.broadcast_to(p.reshape(-1, *([1] * (len(shape) - 2))), shape[1:]))
+    if name == "tile_batch":
+        return np.tile(p, shape[0])
+    return p  # "same"
+
+
+def run_identity_sides(ident, case: Case) -> tuple[Case, Case, Any]:
+    """The rhs case of ``ident`` for an lhs ``case``, and the inverse view for its output."""
+    shape = case.x.shape
+    rhs = ident.rhs
+    view = rhs.get("view")
+    fwd, inv = _VIEWS[view] if view else (lambda x: x, lambda y, shape: y)
+    args = {k: _resolve(v, shape) for k, v in rhs.get("args", {}).items()}
+    aff = rhs.get("affine", "same")
+    w = None if aff == "none" else _affine_map(aff, case.weight, shape)
+    b = None if aff == "none" else _affine_map(aff, case.bias, shape)
+    buffers = {k: args.pop(k) for k in ("running_mean", "running_var") if k in args}
+    args["eps"] = case.spec.resolve_eps(case.args.get("eps"), case.x.dtype)  # eps=None differs per norm
+    if aff == "none":
+        case = case.with_(weight=None, bias=None)
+    rc = Case(rhs["norm"], fwd(case.x).copy(), args, weight=w, bias=b, regime=case.regime, **buffers)
+    return case, rc, inv
+
+
+def identity(ident, lhs_impl, rhs_impl, case: Case) -> Result:
+    """``lhs_impl(x) == view^-1(rhs_impl(view(x)))`` for the spec identity ``ident``."""
+    lc, rc, inv = run_identity_sides(ident, case)
+    try:
+        rc.reference()
+    except ValueError as e:
+        return Result(f"identity:{ident.name}", "skip", message=f"not applicable: {e}")
+    try:
+        a = _call(lhs_impl, lc).y
+        b = inv(_call(rhs_impl, rc).y, case.x.shape)
+    except _Stop as stop:
+        stop.result.property = f"identity:{ident.name}"
+        return stop.result
+    s = _scale(lc) + inv(_scale(rc), case.x.shape)
+    r = _verdict(f"identity:{ident.name}", [(ident.statement, error_model.compare(b, a.astype(np.float64), s, case.dtype))])
+    return r

@@ -114,14 +114,16 @@ def normalize(
                 f"{spec.name}: expected more than 1 value per statistic when using batch statistics, "
                 f"got input shape {x.shape}"
             )
-        mean, var = moments(v, p.reduce, center=spec.center, dtype=dtype)
+        with np.errstate(invalid="ignore", over="ignore"):
+            mean, var = moments(v, p.reduce, center=spec.center, dtype=dtype)
         if running_mean is not None or running_var is not None:
             _update_running(spec, p, mean, var, running_mean, running_var, momentum)
     else:
         if running_mean is None or running_var is None:
             raise ValueError(f"{spec.name}: running_mean and running_var are needed without batch statistics")
         mean, var = _running_view(spec, p, running_mean, dtype), _running_view(spec, p, running_var, dtype)
-    y = ((v - mean) / np.sqrt(var + np.asarray(eps, dtype))).reshape(x.shape)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN/Inf propagate by design
+        y = ((v - mean) / np.sqrt(var + np.asarray(eps, dtype))).reshape(x.shape)
     if weight is not None:
         y = y * _as(weight, dtype).reshape(p.affine_broadcast)
     if bias is not None:

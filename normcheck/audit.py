@@ -1,0 +1,318 @@
+"""The audit: every property on every installed (framework, norm, form, dtype), under Hypothesis.
+
+:func:`run_check` drives one property on one implementation and dtype with a Hypothesis
+strategy, records every example's observed error (model units), and, on a deviation, keeps the
+shrunk counterexample (Hypothesis replays the minimal failing example last). :func:`run_audit`
+runs the whole matrix and returns the JSON-able result document (schema ``normcheck.audit/1``,
+documented in README "Results schema").
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from normcheck import findings as _findings
+from normcheck import properties as P
+from normcheck import spec as _spec
+
+__all__ = ["SCHEMA", "Record", "run_check", "run_identity", "run_audit", "PROFILE_DTYPES", "exit_status"]
+
+SCHEMA = "normcheck.audit/1"
+MAX_SAMPLES = 200  # observed errors kept per record (for the error-distribution plots)
+PROFILE_DTYPES = {
+    "quick": ("float32",),
+    "ci": ("float32", "bfloat16"),
+    "dev": ("float32",),
+    "default": ("float32", "float16", "bfloat16"),
+    "thorough": ("float64", "float32", "float16", "bfloat16"),
+}
+
+
+@dataclass
+class Record:
+    """One check: one property of one implementation at one dtype (a row of the results)."""
+
+    impl: str
+    framework: str
+    version: str | None
+    norm: str
+    form: str
+    layout: str
+    mode: str
+    api: str
+    dtype: str
+    property: str
+    verdict: str  # pass | finding | fail | error | skip
+    observed: float = 0.0  # worst observed error, model units (u·s)
+    allowed: float = 0.0
+    examples: int = 0
+    samples: list[float] = field(default_factory=list)  # every example's observed error (capped)
+    message: str = ""
+    finding: str | None = None
+    counterexample: dict[str, Any] | None = None
+    repro: str | None = None
+    seconds: float = 0.0
+    diagnosis: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("observed", "allowed"):
+            if not math.isfinite(d[k]):
+                d[k] = None if math.isnan(d[k]) else ("inf" if d[k] > 0 else "-inf")
+        d["samples"] = [round(s, 4) for s in d["samples"] if math.isfinite(s)]
+        return d
+
+
+class _Deviation(AssertionError):
+    pass
+
+
+def _settings(profile: str | None, max_examples: int | None):
+    import hypothesis
+    from hypothesis import HealthCheck
+
+    from normcheck import strategies
+
+    strategies.register_profiles()
+    base = hypothesis.settings.get_profile(profile) if profile else hypothesis.settings.default
+    kw: dict[str, Any] = {
+        "database": None,
+        "suppress_health_check": list(HealthCheck),
+        "deadline": None,
+        "print_blob": False,
+    }
+    if max_examples:
+        kw["max_examples"] = max_examples
+    return hypothesis.settings(base, **kw)
+
+
+def _drive(
+    body: Callable[[Any], P.Result], strategy, settings, seed: int | None
+) -> tuple[list[float], int, int, str, tuple[Any, P.Result] | None, str]:
+    """Run ``body`` over ``strategy``; return samples, counts, a skip reason and the shrunk failure."""
+    import hypothesis
+    from hypothesis import given
+
+    samples: list[float] = []
+    state: dict[str, Any] = {"n": 0, "skips": 0, "skip": "", "fail": None}
+
+    def test(case):
+        r = body(case)
+        state["n"] += 1
+        if r.verdict == "skip":
+            state["skips"] += 1
+            state["skip"] = r.message
+            return
+        if len(samples) < MAX_SAMPLES and math.isfinite(r.observed):
+            samples.append(float(r.observed))
+        if not r.ok:
+            state["fail"] = (case, r)
+            raise _Deviation(r.message)
+
+    t = settings(given(strategy)(test))
+    if seed is not None:
+        t = hypothesis.seed(seed)(t)
+    crash = ""
+    try:
+        t()
+    except _Deviation:
+        pass
+    except Exception as e:  # Flaky, a strategy that cannot generate, ...
+        crash = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+    return samples, state["n"], state["skips"], state["skip"], state["fail"], crash
+
+
+def _record(impl, dtype, prop_name, t0, drive, *, repro_call: str) -> Record:
+    samples, n, skips, skip_msg, fail, crash = drive
+    from normcheck.adapters import get
+
+    version = get(impl.framework).version() if impl.framework != "user" else None
+    base = dict(
+        impl=impl.id,
+        framework=impl.framework,
+        version=version,
+        norm=impl.norm,
+        form=impl.form,
+        layout=impl.layout,
+        mode=impl.mode,
+        api=impl.api,
+        dtype=dtype,
+        property=prop_name,
+        examples=n,
+        samples=samples,
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    if fail is not None:
+        case, r = fail
+        f = _findings.match(impl.id, prop_name, dtype) if r.verdict == "fail" else None
+        return Record(
+            **base,
+            verdict="finding" if f else r.verdict,
+            observed=r.observed,
+            allowed=r.allowed,
+            message=r.message,
+            finding=f.id if f else None,
+            counterexample=case.to_json() if hasattr(case, "to_json") else None,
+            repro=case.repro(repro_call) if hasattr(case, "repro") else None,
+        )
+    if crash:
+        return Record(**base, verdict="error", message=f"the check could not run: {crash}")
+    if n == skips:
+        return Record(**base, verdict="skip", message=skip_msg or "no applicable example")
+    from normcheck.error_model import MODEL
+
+    return Record(**base, verdict="pass", observed=max(samples, default=0.0), allowed=MODEL.lam)
+
+
+def _skip(impl, dtype: str, prop_name: str, message: str) -> Record:
+    r = _record(impl, dtype, prop_name, time.perf_counter(), ([], 0, 0, message, None, ""), repro_call="")
+    r.message = message
+    return r
+
+
+def _repro_call(impl) -> str:
+    if impl.framework == "user":
+        return "fn"
+    return f"next(i for i in __import__('normcheck.adapters', fromlist=['get']).get({impl.framework!r}).implementations() if i.id == {impl.id!r})"
+
+
+def run_check(impl, prop_name: str, dtype: str, *, profile=None, seed=None, max_examples=None, strategy=None) -> Record:
+    """One property of one implementation at one dtype, driven by Hypothesis."""
+    from normcheck import strategies
+
+    t0 = time.perf_counter()
+    if dtype not in impl.dtypes:
+        return _skip(impl, dtype, prop_name, f"{impl.api or impl.id} does not support {dtype}")
+    prop = P.PROPERTIES[prop_name]
+    strategy = strategy or strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
+    drive = _drive(lambda c: prop(impl, c), strategy, _settings(profile, max_examples), seed)
+    return _record(impl, dtype, prop_name, t0, drive, repro_call=_repro_call(impl))
+
+
+def run_identity(ident, lhs, rhs, dtype: str, *, profile=None, seed=None, max_examples=None) -> Record:
+    """A spec identity between two implementations of one framework/form, driven by Hypothesis."""
+    from normcheck import strategies
+
+    t0 = time.perf_counter()
+    name = f"identity:{ident.name}"
+    if dtype not in lhs.dtypes or dtype not in rhs.dtypes:
+        return _skip(lhs, dtype, name, f"{dtype} is not supported by both sides")
+    strategy = strategies.identity_cases(ident, dtypes=(dtype,))
+    drive = _drive(lambda c: P.identity(ident, lhs, rhs, c), strategy, _settings(profile, max_examples), seed)
+    return _record(lhs, dtype, name, t0, drive, repro_call=_repro_call(lhs))
+
+
+def identity_pairs(impls) -> Iterable[tuple[Any, Any, Any]]:
+    """(identity, lhs impl, rhs impl) for every spec identity both sides of which one
+    framework implements in the same form, layout and mode."""
+    by_key = {(i.framework, i.form, i.layout, i.mode, i.norm): i for i in impls}
+    for (fw, form, layout, mode, norm), lhs in by_key.items():
+        for ident in _spec.get(norm).identities:
+            rhs = by_key.get((fw, form, layout, mode, ident.rhs["norm"]))
+            if rhs is not None:
+                yield ident, lhs, rhs
+
+
+def environment() -> dict[str, Any]:
+    from normcheck import __version__, adapters
+
+    fws = {}
+    for a in adapters.installed():
+        fws[a.name] = {"version": a.version()}
+    return {
+        "normcheck": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": _cpu_name(),
+        "cpus": _cpu_count(),
+        "frameworks": fws,
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_audit(
+    *,
+    frameworks=None,
+    norms=None,
+    dtypes=None,
+    properties=None,
+    profile: str = "default",
+    seed: int | None = 0,
+    max_examples: int | None = None,
+    identities: bool = True,
+    progress: Callable[[int, int, Record], None] | None = None,
+) -> dict[str, Any]:
+    """Run the audit matrix and return the result document (see README "Results schema")."""
+    from normcheck import adapters
+
+    t0 = time.time()
+    impls = adapters.implementations(frameworks, norms)
+    dtypes = tuple(dtypes or PROFILE_DTYPES.get(profile, ("float32",)))
+    props = list(properties or P.PROPERTIES)
+    jobs: list[Callable[[], Record]] = []
+    for impl in impls:
+        for dt in dtypes:
+            for p in props:
+                jobs.append(lambda impl=impl, dt=dt, p=p: run_check(impl, p, dt, profile=profile, seed=seed, max_examples=max_examples))
+    if identities and (properties is None or any(p.startswith("identity") for p in props)):
+        for ident, lhs, rhs in identity_pairs(impls):
+            for dt in dtypes:
+                jobs.append(lambda i=ident, a=lhs, b=rhs, dt=dt: run_identity(i, a, b, dt, profile=profile, seed=seed, max_examples=max_examples))
+    records = []
+    for k, job in enumerate(jobs):
+        r = job()
+        records.append(r)
+        if progress:
+            progress(k + 1, len(jobs), r)
+    return document(records, profile=profile, seed=seed, started=t0, argv=sys.argv[1:])
+
+
+def document(records: list[Record], *, profile, seed, started, argv=()) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    return {
+        "schema": SCHEMA,
+        "run": {
+            "command": "normcheck " + " ".join(argv),
+            "profile": profile,
+            "seed": seed,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "seconds": round(time.time() - started, 2),
+            "environment": environment(),
+        },
+        "summary": {v: counts.get(v, 0) for v in ("pass", "finding", "fail", "error", "skip")},
+        "findings": [
+            {"id": f.id, "package": f.package, "versions": f.versions, "impl": f.impl, "property": f.property, "explanation": f.explanation}
+            for f in _findings.load()
+        ],
+        "records": [r.to_json() for r in records],
+    }
+
+
+def exit_status(doc: dict[str, Any]) -> int:
+    """0 when everything passed or is a registered finding, 1 on anything new."""
+    s = doc["summary"]
+    return 1 if s.get("fail", 0) or s.get("error", 0) else 0
