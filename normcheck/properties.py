@@ -234,7 +234,10 @@ def permutation_equivariance(impl, case: Case) -> Result:
     if case.x.ndim < 2 or case.x.shape[0] < 2:
         return Result("", "skip", message="batch of one")
     perm = np.roll(np.arange(case.x.shape[0]), 1)
-    a, b = _call(impl, case), _call(impl, case.with_(x=case.x[perm].copy()))
+    permuted = {"x": case.x[perm].copy()}
+    if case.plan().affine_broadcast[0] > 1:  # the affine parameters span the batch axis too
+        permuted.update({k: getattr(case, k)[perm].copy() for k in ("weight", "bias") if getattr(case, k) is not None})
+    a, b = _call(impl, case), _call(impl, case.with_(**permuted))
     comps = [("f(x[p]) vs f(x)[p]", _pair(b.y, a.y[perm], _scale(case)[perm], case.dtype))]
     if a.running_mean is not None and case.use_batch_stats:
         ref = case.reference()

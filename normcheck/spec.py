@@ -89,15 +89,17 @@ class Spec:
         return self.running_stats is not None
 
     def resolve_eps(self, eps, dtype) -> float:
-        """The eps actually used: the given one, or the default (``"finfo"`` = machine epsilon)."""
+        """The eps actually used: the given one, or the default (``"finfo_opmath"``: the machine
+        epsilon of the computation dtype, ``promote(dtype, float32)``)."""
         if eps is not None:
             return float(eps)
-        if self.default_eps == "finfo":
+        if self.default_eps == "finfo_opmath":
             import numpy as np
 
-            from normcheck.dtypes import finfo
+            from normcheck.dtypes import np_dtype
 
-            return float(finfo(np.dtype(dtype)).eps)
+            opmath = np.float64 if np_dtype(dtype) == np.float64 else np.float32
+            return float(np.finfo(opmath).eps)
         return float(self.default_eps)
 
 

@@ -74,7 +74,7 @@ def test_instance_norm_running_stats_average_over_batch():
 def test_rms_norm_hand_computed_and_default_eps():
     y = R.rms_norm(np.array([[3.0, 4.0]]), (2,), eps=0.0)
     np.testing.assert_allclose(y[0], np.array([3.0, 4.0]) / math.sqrt(12.5), rtol=1e-15)
-    # eps=None is torch.finfo(input.dtype).eps: visible on an all-zero... tiny input
+    # eps=None is the machine epsilon of the computation dtype (float32 here): visible on a tiny input
     x = np.full((1, 1), 1e-4, dtype=np.float32)
     eps32 = float(np.finfo(np.float32).eps)
     np.testing.assert_allclose(R.rms_norm(x, (1,)), 1e-4 / np.sqrt(np.float64(np.float32(1e-4)) ** 2 + eps32), rtol=1e-6)

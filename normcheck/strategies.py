@@ -1,0 +1,640 @@
+"""Hypothesis strategies that build valid :class:`~normcheck.case.Case` objects from a norm's spec.
+
+Every strategy reads the spec (:func:`normcheck.spec.get`) and resolves axis sets with
+:func:`normcheck.spec.plan`; none restates which axes a norm reduces over. Inputs are not drawn
+element by element: a case draws its shape, arguments, *regime* and regime parameters with
+Hypothesis, plus one integer seed, and NumPy generates the arrays from that seed
+(:func:`make_input`). Generation stays fast for thousands of elements, and shrinking works on the
+shape, arguments, regime and seed, so failures shrink to small, readable cases.
+
+Regimes (:data:`REGIMES`), all finite in the case dtype:
+
+=========  ==========================================================================================
+normal     standard normal
+offset     a large common offset: ``|mean| = r * std`` with ``r`` in [10**1.5, 1e4], std drawn too
+tiny       standard deviation 1e-4 (eps dominates the variance)
+huge       normal values rescaled so that ``max |x|`` is large for the dtype: for float16
+           in [259, 16376] (``x**2`` overflows a float16 accumulator, not a float32 one); for the
+           other dtypes in [1e4, 1e15] (sums of squares stay finite in float32)
+constant   one reduction set (or every one) holds a single value: zero variance
+outliers   standard normal with 1..3 values of magnitude 1e3..2e3
+=========  ==========================================================================================
+
+Usage::
+
+    from hypothesis import given
+    from normcheck import strategies as ns
+
+    @given(ns.cases("layer_norm", dtypes=("float32", "bfloat16")))
+    def test_agrees(case): ...
+
+Settings profiles: :func:`register_profiles` registers :data:`PROFILES` ("dev", "quick", "ci",
+"default", "thorough") with Hypothesis.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+from hypothesis import assume, settings
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from normcheck import dtypes as _dt
+from normcheck import spec as _spec
+from normcheck.case import Case
+
+__all__ = [
+    "PROFILES",
+    "REGIMES",
+    "Layout",
+    "cases",
+    "dtypes",
+    "eps_values",
+    "identity_cases",
+    "inputs",
+    "layouts",
+    "make_input",
+    "momenta",
+    "regimes",
+    "register_profiles",
+    "shapes",
+]
+
+REGIMES = ("normal", "offset", "tiny", "huge", "constant", "outliers")
+
+#: Hypothesis settings per profile name (keyword arguments of :class:`hypothesis.settings`).
+PROFILES: dict[str, dict[str, Any]] = {
+    "dev": {"max_examples": 10, "deadline": None},
+    "quick": {"max_examples": 10, "derandomize": True, "deadline": None, "database": None},
+    "ci": {"max_examples": 30, "derandomize": True, "deadline": None, "print_blob": True, "database": None},
+    "default": {"max_examples": 100, "deadline": None},
+    "thorough": {"max_examples": 1000, "deadline": None},
+}
+
+_FRAMEWORK_EPS = (1e-5, 1e-3, 1e-6)  # torch / keras / flax defaults
+_SEEDS = st.integers(0, 2**32 - 1)
+_OUTLIER = 1e3
+
+
+def register_profiles(load: str | None = None) -> tuple[str, ...]:
+    """Register every profile in :data:`PROFILES` with Hypothesis; load ``load`` if given.
+
+    Select one with ``pytest --hypothesis-profile=ci`` (or ``settings.load_profile("ci")``).
+    Returns the registered names.
+    """
+    for name, kwargs in PROFILES.items():
+        settings.register_profile(name, **kwargs)
+    if load is not None:
+        if load not in PROFILES:
+            raise InvalidArgument(f"unknown profile {load!r}; known: {', '.join(PROFILES)}")
+        settings.load_profile(load)
+    return tuple(PROFILES)
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def _get_spec(norm) -> _spec.Spec:
+    if isinstance(norm, _spec.Spec):
+        return norm
+    try:
+        return _spec.get(norm)
+    except _spec.SpecError as e:
+        raise InvalidArgument(str(e)) from None
+
+
+def _check_int(name, value, lo=None):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidArgument(f"{name}={value!r} must be an int")
+    if lo is not None and value < lo:
+        raise InvalidArgument(f"{name}={value} must be >= {lo}")
+
+
+def _check_names(name, values, known):
+    if isinstance(values, str):
+        values = (values,)
+    values = tuple(values)
+    if not values:
+        raise InvalidArgument(f"{name} must not be empty")
+    bad = [v for v in values if v not in known]
+    if bad:
+        raise InvalidArgument(f"{name}: unknown {bad}; known: {', '.join(known)}")
+    return values
+
+
+def _rank_bounds(spec, min_rank, max_rank, min_side, max_side, max_numel):
+    lo = max(2, spec.min_rank) if min_rank is None else min_rank
+    _check_int("min_rank", lo, 1)
+    _check_int("max_rank", max_rank)
+    _check_int("min_side", min_side, 1)
+    _check_int("max_side", max_side, min_side)
+    _check_int("max_numel", max_numel, 1)
+    if lo < spec.min_rank:
+        raise InvalidArgument(f"{spec.name} needs rank >= {spec.min_rank}, got min_rank={lo}")
+    hi = max_rank
+    while hi >= lo and min_side**hi > max_numel:
+        hi -= 1
+    if hi < lo:
+        raise InvalidArgument(f"no shape of rank {lo}..{max_rank} with sides >= {min_side} has <= {max_numel} elements")
+    return lo, hi
+
+
+# --- shapes and layouts ----------------------------------------------------------------------
+
+
+class Layout(NamedTuple):
+    """An input shape and the shape argument that goes with it (the other one is None)."""
+
+    shape: tuple[int, ...]
+    normalized_shape: tuple[int, ...] | None = None
+    num_groups: int | None = None
+
+    def plan(self, norm) -> _spec.Plan:
+        return _spec.plan(norm, self.shape, normalized_shape=self.normalized_shape, num_groups=self.num_groups)
+
+
+@st.composite
+def _shapes(draw, lo, hi, min_side, max_side, max_numel):
+    rank = draw(st.integers(lo, hi))
+    shape: list[int] = []
+    numel = 1
+    for i in range(rank):
+        rest = min_side ** (rank - i - 1)  # room the later axes need at least
+        top = min(max_side, max_numel // (numel * rest))
+        side = draw(st.integers(min_side, top))
+        shape.append(side)
+        numel *= side
+    return tuple(shape)
+
+
+def shapes(
+    norm, *, min_rank=None, max_rank=5, min_side=1, max_side=6, max_numel=4096
+) -> st.SearchStrategy[tuple[int, ...]]:
+    """Input shapes ``(N, C, *spatial)`` for ``norm``, shrinking towards rank ``min_rank`` and sides 1.
+
+    ``min_rank`` defaults to ``max(2, spec.min_rank)``; pass 1 for rank-1 inputs where the spec
+    allows them (layer_norm, rms_norm). Sizes of 1 (N=1, C=1, spatial 1) are included. The number of
+    elements never exceeds ``max_numel``. Whether the reduction sets are large enough for batch
+    statistics is :func:`cases`'s concern, not this one's.
+    """
+    spec = _get_spec(norm)
+    lo, hi = _rank_bounds(spec, min_rank, max_rank, min_side, max_side, max_numel)
+    return _shapes(lo, hi, min_side, max_side, max_numel)
+
+
+def _divisors(n: int) -> list[int]:
+    return [g for g in range(1, n + 1) if n % g == 0]
+
+
+@st.composite
+def _layout_for(draw, spec, shape):
+    if spec.shape_arg == "normalized_shape":
+        k = draw(st.integers(1, min(3, len(shape))))
+        return Layout(shape, normalized_shape=tuple(shape[len(shape) - k :]))
+    if spec.shape_arg == "num_groups":
+        return Layout(shape, num_groups=draw(st.sampled_from(_divisors(shape[1]))))
+    return Layout(shape)
+
+
+def layouts(norm, *, min_rank=None, max_rank=5, min_side=1, max_side=6, max_numel=4096) -> st.SearchStrategy[Layout]:
+    """A shape from :func:`shapes` with the spec's shape argument drawn to fit it.
+
+    ``normalized_shape``: the last 1..min(3, rank) axes (the whole shape allowed, as in torch);
+    ``num_groups``: a divisor of C. Shrinks towards one normalized axis and one group.
+    """
+    spec = _get_spec(norm)
+    return shapes(
+        spec, min_rank=min_rank, max_rank=max_rank, min_side=min_side, max_side=max_side, max_numel=max_numel
+    ).flatmap(lambda shape: _layout_for(spec, shape))
+
+
+def _view_to_input(spec, p) -> dict[int, int]:
+    """Which input axis each view axis is (split symbols, e.g. grouped channels, are left out)."""
+    out, i = {}, 0
+    for s in spec.layout:
+        if s in spec.split:
+            i += 1
+            continue
+        for v in p.symbols[s]:
+            out[v] = i
+            i += 1
+    return out
+
+
+def _grow(spec, layout: Layout, need: int, max_side: int, max_numel: int) -> Layout | None:
+    """The layout with a reduced axis grown so every reduction set has >= ``need`` elements, or None."""
+    p = layout.plan(spec)
+    if p.reduce_size >= need:
+        return layout
+    to_input = _view_to_input(spec, p)
+    for a in reversed([to_input[v] for v in p.reduce if v in to_input]):
+        shape = list(layout.shape)
+        shape[a] = -(-shape[a] * need // p.reduce_size)
+        if shape[a] > max_side or math.prod(shape) > max_numel:
+            continue
+        ns = layout.normalized_shape
+        if ns is not None:
+            ns = tuple(shape[len(shape) - len(ns) :])
+        new = Layout(tuple(shape), ns, layout.num_groups)
+        if new.plan(spec).reduce_size >= need:
+            return new
+    return None
+
+
+# --- scalar arguments ------------------------------------------------------------------------
+
+
+def eps_values(*, spec=None) -> st.SearchStrategy[float | None]:
+    """eps: the spec's default, the framework defaults (1e-5, 1e-3, 1e-6), or log-uniform in [1e-12, 1].
+
+    For a spec whose signature default is ``eps=None`` (rms_norm: machine epsilon of the input
+    dtype), None is drawn too, and is what it shrinks to.
+    """
+    fixed: list[float | None] = []
+    if spec is not None:
+        spec = _get_spec(spec)
+        if "eps" in spec.defaults and spec.defaults["eps"] is None:
+            fixed.append(None)
+        if isinstance(spec.default_eps, float):
+            fixed.append(spec.default_eps)
+    fixed += [e for e in _FRAMEWORK_EPS if e not in fixed]
+    log_uniform = st.floats(-12.0, 0.0).map(lambda e: float(10.0**e))
+    return st.one_of(st.sampled_from(fixed), log_uniform)
+
+
+def momenta() -> st.SearchStrategy[float]:
+    """Running-statistics momentum in (0, 1]: 0.1 (the default) and 1.0, or uniform."""
+    return st.one_of(st.sampled_from([0.1, 1.0]), st.floats(0.0, 1.0, exclude_min=True))
+
+
+def dtypes(*, allowed=("float32", "float16", "bfloat16", "float64")) -> st.SearchStrategy[str]:
+    """Floating dtype names (``"bfloat16"`` through ml_dtypes); shrinks towards the first."""
+    return st.sampled_from(_check_names("allowed", allowed, _dt.FLOAT_DTYPES))
+
+
+def regimes(*, allowed=REGIMES) -> st.SearchStrategy[str]:
+    """Input regime names (see the module docstring); shrinks towards the first."""
+    return st.sampled_from(_check_names("allowed", allowed, REGIMES))
+
+
+# --- input arrays ----------------------------------------------------------------------------
+
+
+def _huge_exponents(dtype) -> tuple[float, float]:
+    """log10 range of max|x| in the "huge" regime: x**2 past the dtype's range where float32 still holds n x**2."""
+    big = float(_dt.finfo(dtype).max)
+    lo = min(math.log10(math.sqrt(big)) + 0.01, 4.0)
+    hi = min(math.log10(big / 4), 15.0)
+    return lo, hi
+
+
+def _limit(dtype) -> float:
+    """|x| bound: a quarter of the dtype's max, so eval-mode outputs (|w| <= 1.5, var >= 0.5) stay finite."""
+    return float(_dt.finfo(dtype).max) / 4
+
+
+def make_input(plan: _spec.Plan, dtype, regime: str = "normal", *, seed: int = 0, **params) -> np.ndarray:
+    """The input array of a case: ``regime`` on ``plan.shape``, generated by NumPy from ``seed``.
+
+    Computed in float64, clipped to a quarter of the dtype's range and cast, so it is finite in
+    ``dtype``. ``params`` (all optional) by regime: offset: ``ratio`` (|mean| / std), ``std``,
+    ``sign``; huge: ``scale`` (max |x|); constant: ``value``, ``all_sets``; outliers: ``count``.
+    """
+    rng = np.random.default_rng([seed, 0])
+    dt = _dt.np_dtype(dtype)
+    shape = plan.shape
+    x = rng.standard_normal(shape)
+    if regime == "normal":
+        pass
+    elif regime == "offset":
+        std = float(params.get("std", 1.0))
+        mean = float(params.get("sign", 1.0)) * float(params.get("ratio", 1e3)) * std
+        cap = float(_dt.finfo(dt).max) / 8
+        if abs(mean) > cap:  # keep the ratio, shrink both
+            std *= cap / abs(mean)
+            mean = math.copysign(cap, mean)
+        x = mean + std * x
+    elif regime == "tiny":
+        x = 1e-4 * x
+    elif regime == "huge":
+        x = float(params.get("scale", 10.0 ** _huge_exponents(dt)[0])) * x / max(float(np.abs(x).max()), 1e-300)
+    elif regime == "constant":
+        v = x.reshape(plan.view_shape)
+        value = float(params.get("value", 0.0))
+        if params.get("all_sets", False):
+            per_set = value + rng.standard_normal(plan.stat_shape)
+            v = np.broadcast_to(per_set, plan.view_shape).copy()
+        else:
+            idx = tuple(
+                slice(None) if a in plan.reduce else int(rng.integers(d)) for a, d in enumerate(plan.view_shape)
+            )
+            v[idx] = value
+        x = v.reshape(shape)
+    elif regime == "outliers":
+        k = min(int(params.get("count", 1)), x.size)
+        where = rng.choice(x.size, size=k, replace=False)
+        x.flat[where] = rng.choice([-1.0, 1.0], size=k) * _OUTLIER * (1.0 + rng.uniform(size=k))
+    else:
+        raise InvalidArgument(f"unknown regime {regime!r}; known: {', '.join(REGIMES)}")
+    lim = _limit(dt)
+    out = np.clip(x, -lim, lim).astype(dt)
+    if not np.isfinite(out.astype(np.float64)).all():  # pragma: no cover - guarded by the clip
+        raise AssertionError(f"regime {regime!r} produced non-finite {dt.name} values")
+    return out
+
+
+@st.composite
+def _regime_params(draw, regime, dtype):
+    if regime == "offset":
+        return {
+            "ratio": 10.0 ** draw(st.floats(1.5, 4.0)),
+            "std": 10.0 ** draw(st.floats(-2.0, 2.0)),
+            "sign": draw(st.sampled_from([1.0, -1.0])),
+        }
+    if regime == "huge":
+        return {"scale": 10.0 ** draw(st.floats(*_huge_exponents(dtype)))}
+    if regime == "constant":
+        value = draw(st.one_of(st.sampled_from([0.0, 1.0]), st.floats(-1e3, 1e3)))
+        return {"value": value, "all_sets": draw(st.booleans())}
+    if regime == "outliers":
+        return {"count": draw(st.integers(1, 3))}
+    return {}
+
+
+@st.composite
+def _inputs(draw, plan, dtype, regimes):
+    regime = draw(st.sampled_from(regimes))
+    params = draw(_regime_params(regime, dtype))
+    seed = draw(_SEEDS)
+    return make_input(plan, dtype, regime, seed=seed, **params), regime
+
+
+def inputs(plan: _spec.Plan, *, dtype="float32", regimes=REGIMES) -> st.SearchStrategy[tuple[np.ndarray, str]]:
+    """``(x, regime)``: an input for ``plan`` (from :func:`normcheck.spec.plan`) in ``dtype``."""
+    _check_names("dtype", dtype, _dt.FLOAT_DTYPES)
+    return _inputs(plan, dtype, _check_names("regimes", regimes, REGIMES))
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+
+def _modes(spec, running_stats, batch_stats) -> list[tuple[bool, bool]]:
+    """Valid (running buffers given, batch statistics used) pairs, simplest first."""
+    if running_stats and not spec.has_running_stats:
+        raise InvalidArgument(f"{spec.name} has no running statistics")
+    if batch_stats is False and not spec.has_running_stats:
+        raise InvalidArgument(f"{spec.name} always normalizes with batch statistics")
+    flag = spec.batch_stats_flag is not None
+    modes = [(False, True)]
+    if spec.has_running_stats:
+        modes += [(True, False), (True, True)] if flag else [(True, True)]
+    modes = [
+        m
+        for m in modes
+        if (running_stats is None or m[0] == running_stats) and (batch_stats is None or m[1] == batch_stats)
+    ]
+    if not modes:
+        raise InvalidArgument(f"{spec.name}: running_stats={running_stats} with batch_stats={batch_stats} is not valid")
+    return modes
+
+
+def _params(seed, spec, p, dtype, *, weight, bias):
+    """Weight (magnitude 0.5..1.5, ~20% negative) and bias (standard normal) in the case dtype."""
+    rng = np.random.default_rng([seed, 1])
+    dt = _dt.np_dtype(dtype)
+    w = b = None
+    if weight:
+        sign = np.where(rng.uniform(size=p.affine_shape) < 0.2, -1.0, 1.0)
+        w = (sign * rng.uniform(0.5, 1.5, size=p.affine_shape)).astype(dt)
+    if bias:
+        b = rng.standard_normal(p.affine_shape).astype(dt)
+    return w, b
+
+
+def _buffers(seed, spec, p, dtype):
+    """running_mean (standard normal) and running_var (0.5..2): float32 for 16-bit cases."""
+    rng = np.random.default_rng([seed, 2])
+    shape = tuple(p.view_shape[a] for s in spec.running_stats["shape"] for a in p.symbols[s])
+    bdt = np.dtype(np.float32) if _dt.is_16bit(dtype) else _dt.np_dtype(dtype)
+    return rng.standard_normal(shape).astype(bdt), rng.uniform(0.5, 2.0, size=shape).astype(bdt)
+
+
+def _need(spec, use_batch: bool) -> int:
+    return spec.min_reduce_size_training if use_batch else 1
+
+
+@st.composite
+def _build(
+    draw, spec, layout, dtypes, regimes, *, mode, need, affine, eps, fixed_args, max_side, max_numel, center_last=False
+):
+    """A Case for ``layout`` (grown to ``need`` elements per set, or rejected)."""
+    grown = _grow(spec, layout, need, max_side, max_numel)
+    assume(grown is not None)
+    layout = grown
+    p = layout.plan(spec)
+    dtype = draw(st.sampled_from(dtypes))
+    has_running, use_batch = mode
+    args: dict[str, Any] = {}
+    if layout.normalized_shape is not None:
+        args["normalized_shape"] = layout.normalized_shape
+    if layout.num_groups is not None:
+        args["num_groups"] = layout.num_groups
+    args["eps"] = draw(eps) if isinstance(eps, st.SearchStrategy) else eps
+    if spec.batch_stats_flag is not None:
+        args[spec.batch_stats_flag] = use_batch
+    if has_running:
+        args["momentum"] = draw(momenta())
+    args.update(fixed_args)
+
+    x, regime = draw(_inputs(p, dtype, regimes))
+    if center_last:
+        x64 = x.astype(np.float64)
+        for _ in range(2):  # the second pass removes the first one's rounding (large offsets)
+            x64 = x64 - x64.mean(axis=-1, keepdims=True)
+        x = x64.astype(x.dtype)
+
+    if affine is None:
+        weight = draw(st.booleans())
+        bias = spec.has_bias and draw(st.booleans())
+    else:
+        weight, bias = affine, affine and spec.has_bias
+    seed = draw(_SEEDS)
+    w, b = _params(seed, spec, p, dtype, weight=weight, bias=bias)
+    rm = rv = None
+    if has_running:
+        rm, rv = _buffers(seed, spec, p, dtype)
+    return Case(spec.name, x, args, weight=w, bias=b, running_mean=rm, running_var=rv, regime=regime)
+
+
+def _eps_strategy(spec, eps):
+    if eps is None:
+        return eps_values(spec=spec)
+    if isinstance(eps, st.SearchStrategy):
+        return eps
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not eps >= 0:
+        raise InvalidArgument(f"eps={eps!r} must be a non-negative number, a strategy, or None (draw)")
+    return float(eps)
+
+
+def cases(
+    norm,
+    *,
+    dtypes=("float32",),
+    regimes=REGIMES,
+    affine: bool | None = None,
+    running_stats: bool | None = None,
+    batch_stats: bool | None = None,
+    eps=None,
+    min_rank: int | None = None,
+    max_rank: int = 5,
+    max_side: int = 6,
+    max_numel: int = 4096,
+) -> st.SearchStrategy[Case]:
+    """Valid cases of ``norm``: shape, arguments, input (by regime), affine parameters, running buffers.
+
+    - ``dtypes``: the case dtypes to draw from (the input, weight and bias dtype).
+    - ``regimes``: input regimes to draw from (:data:`REGIMES`).
+    - ``affine``: True = weight (and bias, if the norm has one); False = neither; None = each drawn
+      independently.
+    - ``running_stats``: True/False = running_mean/running_var given or not; None = drawn where the
+      spec has them. Buffers are float32 for 16-bit cases, else the case dtype; running_var > 0.
+    - ``batch_stats``: the spec's batch-statistics flag (``training``, ``use_input_stats``);
+      None = drawn. Without batch statistics the running buffers are always given; with them, every
+      reduction set has at least ``spec.min_reduce_size_training`` elements (a reduced axis is grown
+      where the drawn shape is too small).
+    - ``eps``: a number, a strategy (e.g. ``st.none()``), or None to draw from :func:`eps_values`.
+
+    ``momentum`` is drawn (:func:`momenta`) when running buffers are given. Shrinks towards rank
+    ``max(2, spec.min_rank)``, sides 1, the "normal" regime, no affine, no running buffers.
+    """
+    spec = _get_spec(norm)
+    dtypes = _check_names("dtypes", dtypes, _dt.FLOAT_DTYPES)
+    regimes = _check_names("regimes", regimes, REGIMES)
+    modes = _modes(spec, running_stats, batch_stats)
+    eps_s = _eps_strategy(spec, eps)
+    lay = layouts(spec, min_rank=min_rank, max_rank=max_rank, max_side=max_side, max_numel=max_numel)
+
+    @st.composite
+    def _case(draw):
+        mode = draw(st.sampled_from(modes))
+        layout = draw(lay)
+        return draw(
+            _build(
+                spec,
+                layout,
+                dtypes,
+                regimes,
+                mode=mode,
+                need=_need(spec, mode[1]),
+                affine=affine,
+                eps=eps_s,
+                fixed_args={},
+                max_side=max_side,
+                max_numel=max_numel,
+            )
+        )
+
+    return _case()
+
+
+# --- identities ------------------------------------------------------------------------------
+
+
+def _find_identity(identity) -> _spec.Identity:
+    if isinstance(identity, _spec.Identity):
+        return identity
+    for s in _spec.load().values():
+        for i in s.identities:
+            if i.name == identity:
+                return i
+    raise InvalidArgument(f"unknown identity {identity!r}")
+
+
+def _resolve(value, shape):
+    """An identity argument against the input shape: "C", "rest", "last", "none" or a literal."""
+    if not isinstance(value, str):
+        return value
+    table = {
+        "C": shape[1] if len(shape) > 1 else None,
+        "rest": tuple(shape[1:]),
+        "last": tuple(shape[-1:]),
+        "none": None,
+    }
+    if value not in table:
+        raise InvalidArgument(f"unknown identity symbol {value!r}")
+    return table[value]
+
+
+def _uses_batch_stats(spec, args) -> bool:
+    flag = spec.batch_stats_flag
+    return True if flag is None else bool(args.get(flag, spec.defaults.get(flag, True)))
+
+
+def identity_cases(
+    identity,
+    *,
+    dtypes=("float32",),
+    regimes=REGIMES,
+    affine: bool | None = None,
+    eps=None,
+    max_rank: int = 5,
+    max_side: int = 6,
+    max_numel: int = 4096,
+) -> st.SearchStrategy[Case]:
+    """lhs cases for a spec identity (an :class:`~normcheck.spec.Identity` or its name).
+
+    The arguments named in ``identity.args`` are fixed, resolved against the drawn shape ("C" ->
+    shape[1], "rest" -> shape[1:], "last" -> shape[-1:]); the rank is at least ``identity.min_rank``.
+    The lhs uses batch statistics (its flag at the spec default unless the identity sets it) and no
+    running buffers unless it needs them. Identities map reduction sets onto reduction sets, so the
+    lhs sets are made large enough for whichever side uses batch statistics. Identities with
+    ``affine = "none"`` get no weight or bias; ``input = "center_last"`` subtracts the mean over the
+    last axis (in float64, twice, then cast) so that the input has zero mean there up to rounding.
+    """
+    ident = _find_identity(identity)
+    spec = _get_spec(ident.lhs)
+    rhs = _get_spec(ident.rhs["norm"])
+    dtypes = _check_names("dtypes", dtypes, _dt.FLOAT_DTYPES)
+    regimes = _check_names("regimes", regimes, REGIMES)
+    eps_s = _eps_strategy(spec, eps)
+    if ident.rhs.get("affine", "same") == "none":
+        if affine:
+            raise InvalidArgument(f"identity {ident.name} holds without affine parameters only")
+        affine = False
+    use_batch = _uses_batch_stats(spec, ident.args)
+    need = max(_need(spec, use_batch), _need(rhs, _uses_batch_stats(rhs, ident.rhs.get("args", {}))))
+    min_rank = max(2, spec.min_rank, rhs.min_rank, ident.min_rank)
+    shp = shapes(spec, min_rank=min_rank, max_rank=max_rank, max_side=max_side, max_numel=max_numel)
+    if ident.input not in ("any", "center_last"):
+        raise InvalidArgument(f"identity {ident.name}: unknown input transformation {ident.input!r}")
+
+    @st.composite
+    def _case(draw):
+        layout = draw(shp.flatmap(lambda shape: _layout_for(spec, shape)))
+        fixed = {k: _resolve(v, layout.shape) for k, v in ident.args.items()}
+        layout = layout._replace(**{k: fixed[k] for k in ("normalized_shape", "num_groups") if k in fixed})
+        grown = _grow(spec, layout, need, max_side, max_numel)
+        assume(grown is not None)
+        fixed = {k: _resolve(v, grown.shape) for k, v in ident.args.items()}  # re-resolve on the grown shape
+        grown = grown._replace(**{k: fixed[k] for k in ("normalized_shape", "num_groups") if k in fixed})
+        return draw(
+            _build(
+                spec,
+                grown,
+                dtypes,
+                regimes,
+                mode=(not use_batch, use_batch),
+                need=need,
+                affine=affine,
+                eps=eps_s,
+                fixed_args={k: v for k, v in fixed.items() if k not in ("normalized_shape", "num_groups")},
+                max_side=max_side,
+                max_numel=max_numel,
+                center_last=ident.input == "center_last",
+            )
+        )
+
+    return _case()
