@@ -92,44 +92,58 @@ def _settings(profile: str | None, max_examples: int | None):
     return hypothesis.settings(base, **kw)
 
 
-def _drive(
-    body: Callable[[Any], P.Result], strategy, settings, seed: int | None
-) -> tuple[list[float], int, int, str, tuple[Any, P.Result] | None, str]:
-    """Run ``body`` over ``strategy``; return samples, counts, a skip reason and the shrunk failure."""
+@dataclass
+class _Drive:
+    samples: list[float] = field(default_factory=list)
+    n: int = 0
+    skips: int = 0
+    skip: str = ""
+    fail: tuple[Any, P.Result] | None = None
+    crash: str = ""
+    hits: dict[str, tuple[Any, P.Result]] = field(default_factory=dict)  # regional finding id -> smallest hit
+
+
+def _drive(body: Callable[[Any], P.Result], strategy, settings, seed: int | None, regional=()) -> _Drive:
+    """Run ``body`` over ``strategy``; collect samples, skips and the shrunk failure. A deviation
+    inside a registered finding's ``where`` region is counted as a hit and exploration goes on."""
     import hypothesis
     from hypothesis import given
 
-    samples: list[float] = []
-    state: dict[str, Any] = {"n": 0, "skips": 0, "skip": "", "fail": None}
+    d = _Drive()
 
     def test(case):
         r = body(case)
-        state["n"] += 1
+        d.n += 1
         if r.verdict == "skip":
-            state["skips"] += 1
-            state["skip"] = r.message
+            d.skips += 1
+            d.skip = r.message
             return
-        if len(samples) < MAX_SAMPLES and math.isfinite(r.observed):
-            samples.append(float(r.observed))
+        if len(d.samples) < MAX_SAMPLES and math.isfinite(r.observed):
+            d.samples.append(float(r.observed))
         if not r.ok:
-            state["fail"] = (case, r)
+            f = next((f for f in regional if f.covers(case)), None)
+            if f is not None:
+                prev = d.hits.get(f.id)
+                if prev is None or case.x.size < prev[0].x.size:
+                    d.hits[f.id] = (case, r)
+                return
+            d.fail = (case, r)
             raise _Deviation(r.message)
 
     t = settings(given(strategy)(test))
     if seed is not None:
         t = hypothesis.seed(seed)(t)
-    crash = ""
     try:
         t()
     except _Deviation:
         pass
     except Exception as e:  # Flaky, a strategy that cannot generate, ...
-        crash = f"{type(e).__name__}: {e}".splitlines()[0][:300]
-    return samples, state["n"], state["skips"], state["skip"], state["fail"], crash
+        d.crash = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+    return d
 
 
-def _record(impl, dtype, prop_name, t0, drive, *, repro_call: str) -> Record:
-    samples, n, skips, skip_msg, fail, crash = drive
+def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record:
+    samples, n, skips, skip_msg, fail, crash = d.samples, d.n, d.skips, d.skip, d.fail, d.crash
     from normcheck.adapters import get
 
     version = get(impl.framework).version() if impl.framework != "user" else None
@@ -148,9 +162,11 @@ def _record(impl, dtype, prop_name, t0, drive, *, repro_call: str) -> Record:
         samples=samples,
         seconds=round(time.perf_counter() - t0, 3),
     )
+    if fail is None and d.hits:  # only registered, regional deviations: report the finding
+        fid, fail = next(iter(d.hits.items()))
     if fail is not None:
         case, r = fail
-        f = _findings.match(impl.id, prop_name, dtype) if r.verdict == "fail" else None
+        f = _findings.match(impl.id, prop_name, dtype, case) if r.verdict in ("fail", "error") else None
         return Record(
             **base,
             verdict="finding" if f else r.verdict,
@@ -171,7 +187,7 @@ def _record(impl, dtype, prop_name, t0, drive, *, repro_call: str) -> Record:
 
 
 def _skip(impl, dtype: str, prop_name: str, message: str) -> Record:
-    r = _record(impl, dtype, prop_name, time.perf_counter(), ([], 0, 0, message, None, ""), repro_call="")
+    r = _record(impl, dtype, prop_name, time.perf_counter(), _Drive(skip=message), repro_call="")
     r.message = message
     return r
 
@@ -191,7 +207,8 @@ def run_check(impl, prop_name: str, dtype: str, *, profile=None, seed=None, max_
         return _skip(impl, dtype, prop_name, f"{impl.api or impl.id} does not support {dtype}")
     prop = P.PROPERTIES[prop_name]
     strategy = strategy or strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
-    drive = _drive(lambda c: prop(impl, c), strategy, _settings(profile, max_examples), seed)
+    regional = _findings.regional(impl.id, prop_name, dtype)
+    drive = _drive(lambda c: prop(impl, c), strategy, _settings(profile, max_examples), seed, regional)
     return _record(impl, dtype, prop_name, t0, drive, repro_call=_repro_call(impl))
 
 
@@ -204,7 +221,8 @@ def run_identity(ident, lhs, rhs, dtype: str, *, profile=None, seed=None, max_ex
     if dtype not in lhs.dtypes or dtype not in rhs.dtypes:
         return _skip(lhs, dtype, name, f"{dtype} is not supported by both sides")
     strategy = strategies.identity_cases(ident, dtypes=(dtype,))
-    drive = _drive(lambda c: P.identity(ident, lhs, rhs, c), strategy, _settings(profile, max_examples), seed)
+    regional = _findings.regional(lhs.id, name, dtype) + _findings.regional(rhs.id, name, dtype)
+    drive = _drive(lambda c: P.identity(ident, lhs, rhs, c), strategy, _settings(profile, max_examples), seed, regional)
     return _record(lhs, dtype, name, t0, drive, repro_call=_repro_call(lhs))
 
 

@@ -33,6 +33,31 @@ class Finding:
     dtypes: tuple[str, ...] = ()
     case: dict[str, Any] = field(default_factory=dict, compare=False)
     observed: str = ""
+    where: str = ""  # a condition on the case (see ``covers``); empty: any case
+
+    def covers(self, case) -> bool:
+        """Does the case fall in the finding's region? ``where`` is a Python expression over
+        ``N, C, G, shape, spatial, numel, args, dtype, regime, running, prod`` (the registry is our own data).
+        Failures inside the region are counted as this finding and exploration goes on past them."""
+        if not self.where:
+            return True
+        import math
+
+        shape = tuple(case.x.shape)
+        names = {
+            "shape": shape,
+            "N": shape[0] if shape else 1,
+            "C": shape[1] if len(shape) > 1 else 1,
+            "G": case.args.get("num_groups"),
+            "spatial": shape[2:],
+            "numel": case.x.size,
+            "args": case.args,
+            "dtype": case.dtype,
+            "regime": case.regime,
+            "running": case.running_mean is not None,
+            "prod": math.prod,
+        }
+        return bool(eval(self.where, {"__builtins__": {}}, names))
 
     def applies(self, impl_id: str, prop: str, dtype: str, version: str | None = None) -> bool:
         if not (fnmatch.fnmatch(impl_id, self.impl) and fnmatch.fnmatch(prop, self.property)):
@@ -72,11 +97,21 @@ def load(path: str | None = None) -> tuple[Finding, ...]:
             dtypes=tuple(f.get("dtypes", ())),
             case=f.get("case", {}),
             observed=f.get("observed", ""),
+            where=f.get("where", ""),
         )
         for f in raw.get("finding", [])
     )
 
 
-def match(impl_id: str, prop: str, dtype: str) -> Finding | None:
-    """The registered finding that explains a failure of ``prop`` on ``impl_id`` at ``dtype``."""
-    return next((f for f in load() if f.applies(impl_id, prop, dtype)), None)
+def match(impl_id: str, prop: str, dtype: str, case=None) -> Finding | None:
+    """The registered finding that explains a failure of ``prop`` on ``impl_id`` at ``dtype``
+    (on ``case``, for findings with a ``where`` region)."""
+    return next(
+        (f for f in load() if f.applies(impl_id, prop, dtype) and (case is None or f.covers(case))),
+        None,
+    )
+
+
+def regional(impl_id: str, prop: str, dtype: str) -> tuple[Finding, ...]:
+    """The applicable findings that have a ``where`` region."""
+    return tuple(f for f in load() if f.where and f.applies(impl_id, prop, dtype))
