@@ -100,12 +100,13 @@ class _Drive:
     skip: str = ""
     fail: tuple[Any, P.Result] | None = None
     crash: str = ""
-    hits: dict[str, tuple[Any, P.Result]] = field(default_factory=dict)  # regional finding id -> smallest hit
+    hits: dict[str, tuple[Any, P.Result]] = field(default_factory=dict)  # finding id -> smallest hit
 
 
-def _drive(body: Callable[[Any], P.Result], strategy, settings, seed: int | None, regional=()) -> _Drive:
+def _drive(body: Callable[[Any], P.Result], strategy, settings, seed: int | None, known=()) -> _Drive:
     """Run ``body`` over ``strategy``; collect samples, skips and the shrunk failure. A deviation
-    inside a registered finding's ``where`` region is counted as a hit and exploration goes on."""
+    a registered finding covers is counted as a hit (the smallest kept) and exploration goes on,
+    so a known deviation neither costs shrinking time nor hides a new one."""
     import hypothesis
     from hypothesis import given
 
@@ -121,7 +122,7 @@ def _drive(body: Callable[[Any], P.Result], strategy, settings, seed: int | None
         if len(d.samples) < MAX_SAMPLES and math.isfinite(r.observed):
             d.samples.append(float(r.observed))
         if not r.ok:
-            f = next((f for f in regional if f.covers(case)), None)
+            f = next((f for f in known if f.covers(r.case or case)), None)
             if f is not None:
                 prev = d.hits.get(f.id)
                 if prev is None or case.x.size < prev[0].x.size:
@@ -162,11 +163,11 @@ def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record
         samples=samples,
         seconds=round(time.perf_counter() - t0, 3),
     )
-    if fail is None and d.hits:  # only registered, regional deviations: report the finding
+    if fail is None and d.hits:  # only registered deviations: report the finding's smallest hit
         fid, fail = next(iter(d.hits.items()))
     if fail is not None:
         case, r = fail
-        f = _findings.match(impl.id, prop_name, dtype, case) if r.verdict in ("fail", "error") else None
+        f = _findings.match(impl.id, prop_name, dtype, r.case or case) if r.verdict in ("fail", "error") else None
         return Record(
             **base,
             verdict="finding" if f else r.verdict,
@@ -207,8 +208,8 @@ def run_check(impl, prop_name: str, dtype: str, *, profile=None, seed=None, max_
         return _skip(impl, dtype, prop_name, f"{impl.api or impl.id} does not support {dtype}")
     prop = P.PROPERTIES[prop_name]
     strategy = strategy or strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
-    regional = _findings.regional(impl.id, prop_name, dtype)
-    drive = _drive(lambda c: prop(impl, c), strategy, _settings(profile, max_examples), seed, regional)
+    known = _findings.applicable(impl.id, prop_name, dtype)
+    drive = _drive(lambda c: prop(impl, c), strategy, _settings(profile, max_examples), seed, known)
     return _record(impl, dtype, prop_name, t0, drive, repro_call=_repro_call(impl))
 
 
@@ -221,8 +222,8 @@ def run_identity(ident, lhs, rhs, dtype: str, *, profile=None, seed=None, max_ex
     if dtype not in lhs.dtypes or dtype not in rhs.dtypes:
         return _skip(lhs, dtype, name, f"{dtype} is not supported by both sides")
     strategy = strategies.identity_cases(ident, dtypes=(dtype,))
-    regional = _findings.regional(lhs.id, name, dtype) + _findings.regional(rhs.id, name, dtype)
-    drive = _drive(lambda c: P.identity(ident, lhs, rhs, c), strategy, _settings(profile, max_examples), seed, regional)
+    known = _findings.applicable(lhs.id, name, dtype) + _findings.applicable(rhs.id, name, dtype)
+    drive = _drive(lambda c: P.identity(ident, lhs, rhs, c), strategy, _settings(profile, max_examples), seed, known)
     return _record(lhs, dtype, name, t0, drive, repro_call=_repro_call(lhs))
 
 

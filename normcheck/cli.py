@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--json", metavar="PATH", help="write machine-readable results (schema normcheck.audit/1)")
     a.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
     a.add_argument("--quiet", action="store_true", help="no progress line")
+
+    r = sub.add_parser("report", help="render a saved --json result document as a self-contained HTML report")
+    r.add_argument("json", metavar="RESULTS.json", help="a document written by `normcheck audit --json`")
+    r.add_argument("--html", metavar="PATH", required=True, help="where to write the HTML report")
     return p
 
 
@@ -207,9 +211,23 @@ def _cmd_audit(args) -> int:
     if args.html:
         from normcheck.report import write_html
 
-        write_html(doc, args.html)
+        try:
+            write_html(doc, args.html)
+        except ImportError as e:
+            raise CLIError(str(e)) from None
         print(f"report:  {args.html}")
     return audit.exit_status(doc)
+
+
+def _cmd_report(args) -> int:
+    from normcheck.report import main_report
+
+    try:
+        path = main_report(args.json, args.html)
+    except (ValueError, ImportError, OSError) as e:
+        raise CLIError(str(e)) from None
+    print(f"report:  {path}")
+    return 0
 
 
 def _write(path: str, text: str) -> None:
@@ -218,7 +236,7 @@ def _write(path: str, text: str) -> None:
     p.write_text(text)
 
 
-COMMANDS = {"specs": _cmd_specs, "frameworks": _cmd_frameworks, "audit": _cmd_audit}
+COMMANDS = {"specs": _cmd_specs, "frameworks": _cmd_frameworks, "audit": _cmd_audit, "report": _cmd_report}
 
 
 def main(argv=None) -> int:

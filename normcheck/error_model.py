@@ -28,8 +28,10 @@ the one calibrated constant (see README, "Error model"): the smallest power of t
 native implementation of the four frameworks below half of it on the calibration run
 (``python scripts/calibrate.py``), and the one-pass variance failing.
 
-Running statistics: ``running_mean`` may err by lambda u (sqrt(n) m max|x| + |new|), and
-``running_var`` by lambda u (sqrt(n) m max|x| sigma n/(n-1) + |new|) per channel.
+Running statistics: ``running_mean`` may err by lambda (u_in sqrt(n) m max|x| + u_buf |new|), and
+``running_var`` by lambda (u_in sqrt(n) m max|x| sigma n/(n-1) + u_buf |new|) per channel: the
+batch statistic may be computed in the input's precision u_in, the kept state only rounds in the
+buffer's u_buf (so rounding float32 buffers to a 16-bit input's precision is a deviation).
 """
 
 from __future__ import annotations
@@ -136,10 +138,16 @@ def scale(
     return np.maximum(s, np.finfo(np.float64).tiny)
 
 
-def running_scale(norm, x, new_mean, new_var, *, momentum, num_groups=None) -> tuple[np.ndarray, np.ndarray]:
-    """Scales for the updated running mean and variance (shape of the buffers)."""
+def running_scale(
+    norm, x, new_mean, new_var, *, momentum, num_groups=None, buffer_dtype=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scales for the updated running mean and variance (shape of the buffers), in units of the
+    buffer's u: the batch statistic may carry the error of a computation in the *input's*
+    precision (the ``sqrt(n) m ...`` term, weighted by u_input / u_buffer), while keeping the
+    stored state (the ``|new|`` term) costs only the buffer's own rounding."""
     spec = _spec.get(norm) if isinstance(norm, str) else norm
-    x = np.asarray(x, dtype=np.float64)
+    x_dtype = np.asarray(x).dtype
+    x = np.asarray(x).astype(np.float64)
     p = _spec.plan(spec, x.shape, num_groups=num_groups)
     from normcheck.reference import moments
 
@@ -153,8 +161,11 @@ def running_scale(norm, x, new_mean, new_var, *, momentum, num_groups=None) -> t
         amax, var = np.max(amax, axis=avg), np.max(var, axis=avg)
     amax, sd = amax.reshape(np.shape(new_mean)), np.sqrt(var).reshape(np.shape(new_mean))
     m = abs(float(momentum))
-    sm = np.sqrt(n) * m * amax + np.abs(np.asarray(new_mean, np.float64))
-    sv = np.sqrt(n) * m * amax * sd * (n / max(n - 1, 1)) + np.abs(np.asarray(new_var, np.float64))
+    ratio = 1.0
+    if buffer_dtype is not None:
+        ratio = max(1.0, dtypes.unit_roundoff(x_dtype) / dtypes.unit_roundoff(buffer_dtype))
+    sm = ratio * np.sqrt(n) * m * amax + np.abs(np.asarray(new_mean, np.float64))
+    sv = ratio * np.sqrt(n) * m * amax * sd * (n / max(n - 1, 1)) + np.abs(np.asarray(new_var, np.float64))
     return np.maximum(sm, np.finfo(np.float64).tiny), np.maximum(sv, np.finfo(np.float64).tiny)
 
 

@@ -27,8 +27,8 @@ class Finding:
     id: str
     package: str
     versions: str
-    impl: str
-    property: str
+    impl: tuple[str, ...]  # globs over implementation ids
+    property: tuple[str, ...]  # globs over property names
     explanation: str
     dtypes: tuple[str, ...] = ()
     case: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -38,7 +38,7 @@ class Finding:
     def covers(self, case) -> bool:
         """Does the case fall in the finding's region? ``where`` is a Python expression over
         ``N, C, G, shape, spatial, numel, args, dtype, regime, running, prod`` (the registry is our own data).
-        Failures inside the region are counted as this finding and exploration goes on past them."""
+        Failures it covers are counted as this finding and exploration goes on past them."""
         if not self.where:
             return True
         import math
@@ -60,7 +60,9 @@ class Finding:
         return bool(eval(self.where, {"__builtins__": {}}, names))
 
     def applies(self, impl_id: str, prop: str, dtype: str, version: str | None = None) -> bool:
-        if not (fnmatch.fnmatch(impl_id, self.impl) and fnmatch.fnmatch(prop, self.property)):
+        if not any(fnmatch.fnmatch(impl_id, g) for g in self.impl):
+            return False
+        if not any(fnmatch.fnmatch(prop, g) for g in self.property):
             return False
         if self.dtypes and dtype not in self.dtypes:
             return False
@@ -80,6 +82,10 @@ def _installed(package: str) -> str | None:
         return None
 
 
+def _globs(v) -> tuple[str, ...]:
+    return (v,) if isinstance(v, str) else tuple(v)
+
+
 @cache
 def load(path: str | None = None) -> tuple[Finding, ...]:
     p = Path(path) if path else specs_dir() / "findings.toml"
@@ -91,8 +97,8 @@ def load(path: str | None = None) -> tuple[Finding, ...]:
             id=f["id"],
             package=f["package"],
             versions=f.get("versions", ""),
-            impl=f["impl"],
-            property=f["property"],
+            impl=_globs(f["impl"]),
+            property=_globs(f["property"]),
             explanation=f["explanation"],
             dtypes=tuple(f.get("dtypes", ())),
             case=f.get("case", {}),
@@ -112,6 +118,6 @@ def match(impl_id: str, prop: str, dtype: str, case=None) -> Finding | None:
     )
 
 
-def regional(impl_id: str, prop: str, dtype: str) -> tuple[Finding, ...]:
-    """The applicable findings that have a ``where`` region."""
-    return tuple(f for f in load() if f.where and f.applies(impl_id, prop, dtype))
+def applicable(impl_id: str, prop: str, dtype: str) -> tuple[Finding, ...]:
+    """The findings that may explain failures of ``prop`` on ``impl_id`` at ``dtype``."""
+    return tuple(f for f in load() if f.applies(impl_id, prop, dtype))

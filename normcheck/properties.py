@@ -46,6 +46,7 @@ class Result:
     allowed: float = 0.0
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    case: Case | None = field(default=None, repr=False)  # the exact (derived) case that misbehaved
 
     @property
     def ok(self) -> bool:
@@ -67,11 +68,12 @@ def _call(impl, case: Case) -> Outcome:
         raise _Stop(Result("", "skip", message=f"unsupported: {e}")) from None
     except Exception as e:  # the implementation under test raised
         msg = f"{type(e).__name__}: {e}".strip().splitlines()[0][:300] if str(e) else type(e).__name__
-        raise _Stop(Result("", "error", message=f"raised {msg}")) from None
+        raise _Stop(Result("", "error", message=f"raised {msg}", case=case)) from None
+    lam = error_model.MODEL.lam
     if out.y.shape != case.x.shape:
-        raise _Stop(Result("", "fail", np.inf, error_model.MODEL.lam, f"output shape {out.y.shape} != input {case.x.shape}"))
+        raise _Stop(Result("", "fail", np.inf, lam, f"output shape {out.y.shape} != input {case.x.shape}", case=case))
     if out.y.dtype != case.x.dtype:
-        raise _Stop(Result("", "fail", np.inf, error_model.MODEL.lam, f"output dtype {out.y.dtype} != input {case.x.dtype}"))
+        raise _Stop(Result("", "fail", np.inf, lam, f"output dtype {out.y.dtype} != input {case.x.dtype}", case=case))
     return out
 
 
@@ -133,6 +135,7 @@ def agreement(impl, case: Case) -> Result:
             ref.running_var,
             momentum=case.args.get("momentum", 0.1),
             num_groups=case.args.get("num_groups"),
+            buffer_dtype=case.running_mean.dtype,
         )
         bdt = case.running_mean.dtype.name
         for name, s in (("running_mean", sm), ("running_var", sv)):
@@ -241,7 +244,15 @@ def permutation_equivariance(impl, case: Case) -> Result:
     comps = [("f(x[p]) vs f(x)[p]", _pair(b.y, a.y[perm], _scale(case)[perm], case.dtype))]
     if a.running_mean is not None and case.use_batch_stats:
         ref = case.reference()
-        sm, sv = error_model.running_scale(case.norm, case.x, ref.running_mean, ref.running_var, momentum=case.args.get("momentum", 0.1))
+        sm, sv = error_model.running_scale(
+            case.norm,
+            case.x,
+            ref.running_mean,
+            ref.running_var,
+            momentum=case.args.get("momentum", 0.1),
+            num_groups=case.args.get("num_groups"),
+            buffer_dtype=case.running_mean.dtype,
+        )
         bdt = case.running_mean.dtype.name
         comps.append(("running_mean", _pair(b.running_mean, a.running_mean, sm, bdt)))
         comps.append(("running_var", _pair(b.running_var, a.running_var, sv, bdt)))

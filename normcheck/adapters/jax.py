@@ -1,16 +1,458 @@
-"""Jax adapter (being written: see issue 2)."""
+"""JAX: the Flax normalization layers (``flax.linen``, ``flax.nnx``) and ``jax.nn.standardize``.
+
+Importing this module imports neither jax nor flax; they are imported when an implementation runs
+(or :meth:`JaxAdapter.devices`/``to_native``/``implementations`` is called). torch and tensorflow
+are never imported. No platform is forced: the layers run on JAX's default device (the CPU when
+``JAX_PLATFORMS=cpu`` or no accelerator is present).
+
+Forms (each ``Impl.fn`` follows the canonical convention of :mod:`normcheck.adapters.base`):
+
+- ``linen``: ``flax.linen.{BatchNorm, LayerNorm, GroupNorm, RMSNorm, InstanceNorm}`` applied with
+  ``module.apply(variables, x)``; ``mode="eager"`` runs op by op, ``mode="jit"`` runs one
+  ``jax.jit`` of the apply, built once per (norm, layout, module configuration, train/eval) and
+  cached, so a second call of the same shape reuses the compiled program (:data:`TRACES` counts
+  the traces).
+- ``nnx``: ``flax.nnx.{BatchNorm, LayerNorm, GroupNorm, RMSNorm, InstanceNorm}``, a layer object
+  built per call (``rngs=nnx.Rngs(0)``), its ``Param``/``BatchStat`` values set from the canonical
+  arguments. nnx stores the LayerNorm/RMSNorm affine flattened, with shape
+  ``(prod(normalized_shape),)``, and reshapes it onto the feature axes itself: the canonical weight
+  is handed over as ``weight.reshape(-1)``.
+- ``standardize``: ``jax.nn.standardize(x, axis, epsilon=eps)`` for the axis sets of layer_norm,
+  instance_norm and (training, no running buffers) batch_norm, without affine parameters:
+  multiplying by a weight in the adapter would not be the native call, so weight/bias raise
+  :class:`Unsupported`. ``jax.nn.standardize`` is itself decorated with ``jax.jit``, hence its
+  ``mode="jit"``.
+
+Conventions (the translation of each lives in exactly one place below; :data:`CONVENTIONS`):
+
+- momentum: flax keeps the fraction ``momentum`` of the old statistic
+  (``new = m_flax * old + (1 - m_flax) * batch``, default 0.99): ``m_flax = 1 - m_torch``
+  (:func:`_flax_momentum`);
+- stored variance: flax's running ``var`` averages the BIASED batch variance, the canonical one
+  the unbiased (``n/(n-1)``) one. The adapter feeds the canonical old buffer in, and turns flax's
+  new value back with ``torch_new = kept + (flax_new - kept) * n/(n-1)``,
+  ``kept = (1 - m) * old`` (:func:`_canonical_running_var`); the running mean needs nothing;
+- default eps: 1e-5 for BatchNorm and ``standardize``, 1e-6 for LayerNorm, GroupNorm, RMSNorm and
+  InstanceNorm; the canonical eps is always passed explicitly (rms_norm's ``eps=None`` is the
+  input dtype's machine epsilon, as in torch);
+- channel axis: -1 (NHWC). BatchNorm takes ``axis=1`` and InstanceNorm ``feature_axes=1`` for the
+  channels-first input; GroupNorm groups the LAST axis only, so its one layout is
+  ``channels_last`` (the adapter transposes NCHW -> NHWC and back);
+- train/eval: ``use_running_average = not training``; in training the apply is run with
+  ``mutable=["batch_stats"]`` and the new statistics are copied back into the NumPy buffers;
+- variance: every Flax layer keeps its default ``use_fast_variance=True``
+  (``E[x^2] - E[x]^2`` in float32), and ``standardize`` its default ``algorithm="fast"``; a
+  deviation on inputs with a large common offset is the framework's, and is left visible;
+- dtypes: ``dtype`` and ``param_dtype`` are the input's (the output keeps the input dtype,
+  statistics are float32 at least); 16-bit inputs keep float32 running buffers.
+
+float64: ``jax_enable_x64`` is a process-wide switch that changes every JAX computation in the
+process, so this adapter never turns it on. Without it JAX silently computes float64 inputs in
+float32, so float64 is listed among an Impl's dtypes only when x64 is enabled (``jax.config`` if
+jax is loaded, else the ``JAX_ENABLE_X64`` environment variable), and a float64 input raises
+:class:`Unsupported` when it is not.
+"""
 
 from __future__ import annotations
 
-from normcheck.adapters.base import Adapter, Impl
+import functools
+import inspect
+import os
+import sys
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from normcheck import dtypes as _dtypes
+from normcheck import spec as _spec
+from normcheck.adapters.base import Adapter, Impl, Unsupported
+
+__all__ = ["ADAPTER", "CONVENTIONS", "TRACES", "JaxAdapter"]
+
+CONVENTIONS: dict[str, Any] = {
+    "stored_variance": "biased",  # flax's running var averages the biased batch variance
+    "momentum": "kept fraction (1 - m)",  # new = m_flax * old + (1 - m_flax) * batch, m_flax = 1 - m_torch
+    "default_momentum": 0.99,  # i.e. torch momentum 0.01
+    "default_eps": {
+        "BatchNorm": 1e-5,
+        "LayerNorm": 1e-6,
+        "GroupNorm": 1e-6,
+        "RMSNorm": 1e-6,
+        "InstanceNorm": 1e-6,
+        "jax.nn.standardize": 1e-5,
+    },
+    "eps": "inside_sqrt",  # rsqrt(var + eps)
+    "channel_axis": -1,  # NHWC; GroupNorm accepts nothing else
+    "train_eval": "use_running_average = not training (mutable=['batch_stats'] to update)",
+    "variance_algorithm": "fast: E[x^2] - E[x]^2 (use_fast_variance=True, standardize algorithm='fast')",
+    "statistics_dtype": "at least float32 (force_float32_reductions=True)",
+}
+
+#: Traces of the cached jitted applies, by ``"linen/<norm>/<layout>"``: a Python side effect that
+#: runs only while JAX traces, so it stays put when a call reuses the compiled program.
+TRACES: Counter[str] = Counter()
+
+_CLASSES = {
+    "batch_norm": "BatchNorm",
+    "layer_norm": "LayerNorm",
+    "group_norm": "GroupNorm",
+    "rms_norm": "RMSNorm",
+    "instance_norm": "InstanceNorm",
+}
+_TRUE = ("1", "true", "t", "yes", "y", "on")
+
+
+def _x64_enabled() -> bool:
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        return bool(jax.config.jax_enable_x64)
+    return os.environ.get("JAX_ENABLE_X64", "").strip().lower() in _TRUE
+
+
+def _check_dtype(dt: np.dtype) -> None:
+    if dt == np.float64 and not _x64_enabled():
+        raise Unsupported(
+            "float64 needs jax_enable_x64, a process-wide switch this adapter leaves off "
+            "(JAX would silently compute in float32)"
+        )
+
+
+def _flax_momentum(momentum) -> float:
+    """Torch's momentum (weight of the batch statistic) -> flax's (weight of the old one)."""
+    if momentum is None:
+        raise Unsupported("momentum=None (cumulative average): flax has only an exponential moving average")
+    return 1.0 - float(momentum)
+
+
+def _canonical_running_var(flax_new, old, momentum: float, n: int) -> np.ndarray:
+    """Flax's new running var (biased batch variance) -> the canonical one (unbiased), in float64.
+
+    flax: ``new = (1 - m) old + m var_biased``; canonical: ``(1 - m) old + m var_biased n/(n-1)``.
+    """
+    kept = (1.0 - momentum) * np.asarray(old, np.float64)
+    return kept + (np.asarray(flax_new, np.float64) - kept) * (n / (n - 1))
+
+
+def _stats_dtype(dt: np.dtype) -> np.dtype:
+    return np.dtype(np.float32) if _dtypes.is_16bit(dt) else dt
+
+
+# --- running the native layers ---------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=512)
+def _linen_runner(norm: str, layout: str, cfg: tuple, training: bool, mode: str):
+    """``run(variables, x) -> (y, new batch_stats or None)`` for one linen module configuration.
+
+    Cached, so the jitted function (and its compilation cache) is reused across calls.
+    """
+    import flax.linen as nn
+
+    module = getattr(nn, _CLASSES[norm])(**dict(cfg))
+    key = f"linen/{norm}/{layout}"
+
+    def run(variables, x):
+        if mode == "jit":
+            TRACES[key] += 1  # runs at trace time only
+        if training:
+            y, updated = module.apply(variables, x, mutable=["batch_stats"])
+            return y, updated["batch_stats"]
+        return module.apply(variables, x), None
+
+    if mode == "jit":
+        import jax
+
+        return jax.jit(run)
+    return run
+
+
+def _run_linen(norm, layout, mode, cfg, x, params, stats, training):
+    variables = {"params": params}
+    if stats is not None:
+        variables["batch_stats"] = stats
+    run = _linen_runner(norm, layout, tuple(sorted(cfg.items())), training, mode)
+    return run(variables, x)
+
+
+def _run_nnx(norm, cfg, x, params, stats, num_features):
+    import jax.numpy as jnp
+    from flax import nnx
+
+    layer = getattr(nnx, _CLASSES[norm])(num_features, **cfg, rngs=nnx.Rngs(0))
+    for name, value in params.items():
+        # nnx keeps every affine parameter as a vector of num_features (LayerNorm/RMSNorm: flattened).
+        getattr(layer, name).set_value(jnp.asarray(value).reshape(-1))
+    if stats is not None:
+        layer.mean.set_value(stats["mean"])
+        layer.var.set_value(stats["var"])
+    y = layer(x)
+    new = {"mean": layer.mean[...], "var": layer.var[...]} if stats is not None else None
+    return y, new
+
+
+def _native(form, layout, mode, norm, cfg, x, params, stats=None, training=False, num_features=0):
+    """Run the native layer on the NumPy input ``x`` (channels-first); return NumPy y and new stats."""
+    import jax.numpy as jnp
+
+    last = layout == "channels_last" and x.ndim > 2
+    xn = jnp.asarray(np.moveaxis(x, 1, -1) if last else x)
+    p = {k: jnp.asarray(v) for k, v in params.items()}
+    st = None if stats is None else {k: jnp.asarray(v) for k, v in stats.items()}
+    if form == "linen":
+        y, new = _run_linen(norm, layout, mode, cfg, xn, p, st, training)
+    elif form == "nnx":
+        y, new = _run_nnx(norm, cfg, xn, p, st, num_features)
+    else:
+        raise ValueError(f"unknown form {form!r}")
+    y = np.array(y)
+    if last:
+        y = np.ascontiguousarray(np.moveaxis(y, -1, 1))
+    return y, new
+
+
+def _affine(weight, bias, dt):
+    """Flax parameters and use_scale/use_bias from the canonical weight/bias (in the input dtype)."""
+    params = {}
+    if weight is not None:
+        params["scale"] = np.asarray(weight).astype(dt, copy=False)
+    if bias is not None:
+        params["bias"] = np.asarray(bias).astype(dt, copy=False)
+    flags = {"use_scale": weight is not None}
+    return params, flags
+
+
+def _common(x, eps):
+    return {"epsilon": float(eps), "dtype": x.dtype, "param_dtype": x.dtype}
+
+
+# --- the norms, canonical arguments in --------------------------------------------------------
+
+
+def _batch_norm(form, layout, mode, input, running_mean, running_var, weight, bias, training, momentum, eps):
+    x = np.asarray(input)
+    p = _spec.plan("batch_norm", x.shape)
+    training = bool(training)
+    given = running_mean is not None or running_var is not None
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
+    n = p.reduce_size
+    if training and given and n < 2:
+        raise Unsupported("training with one value per channel: the unbiased running variance is undefined")
+    # Only a training step with buffers keeps flax's update; otherwise flax's default momentum (one jit entry).
+    m = _flax_momentum(momentum) if training and given else CONVENTIONS["default_momentum"]
+    params, flags = _affine(weight, bias, x.dtype)
+    cfg = {
+        **_common(x, eps),
+        **flags,
+        "use_bias": bias is not None,
+        "use_running_average": not training,
+        "axis": -1 if layout == "channels_last" else 1,
+        "momentum": m,
+    }
+    c, sdt = x.shape[1], _stats_dtype(x.dtype)
+    old_mean = np.zeros(c, sdt) if running_mean is None else np.array(running_mean)
+    old_var = np.ones(c, sdt) if running_var is None else np.array(running_var)
+    y, new = _native(form, layout, mode, "batch_norm", cfg, x, params, {"mean": old_mean, "var": old_var}, training, c)
+    if training and given:
+        torch_m = 1.0 - m
+        if running_mean is not None:
+            running_mean[...] = np.asarray(new["mean"]).astype(running_mean.dtype)
+        if running_var is not None:
+            running_var[...] = _canonical_running_var(new["var"], old_var, torch_m, n).astype(running_var.dtype)
+    return y
+
+
+def _layer_norm(form, layout, mode, input, normalized_shape, weight, bias, eps):
+    x = np.asarray(input)
+    p = _spec.plan("layer_norm", x.shape, normalized_shape=normalized_shape)
+    k = len(p.reduce)
+    axes = tuple(range(-k, 0))
+    params, flags = _affine(weight, bias, x.dtype)
+    cfg = {**_common(x, eps), **flags, "use_bias": bias is not None, "reduction_axes": axes, "feature_axes": axes}
+    return _native(form, layout, mode, "layer_norm", cfg, x, params, num_features=int(np.prod(p.affine_shape)))[0]
+
+
+def _rms_norm(form, layout, mode, input, normalized_shape, weight, eps):
+    x = np.asarray(input)
+    p = _spec.plan("rms_norm", x.shape, normalized_shape=normalized_shape)
+    eps = _spec.get("rms_norm").resolve_eps(eps, x.dtype)  # None: machine epsilon of the input dtype
+    axes = tuple(range(-len(p.reduce), 0))
+    params, flags = _affine(weight, None, x.dtype)
+    cfg = {**_common(x, eps), **flags, "reduction_axes": axes, "feature_axes": axes}
+    return _native(form, layout, mode, "rms_norm", cfg, x, params, num_features=int(np.prod(p.affine_shape)))[0]
+
+
+def _group_norm(form, layout, mode, input, num_groups, weight, bias, eps):
+    x = np.asarray(input)
+    _spec.plan("group_norm", x.shape, num_groups=num_groups)
+    if layout != "channels_last":
+        raise Unsupported("flax GroupNorm groups the last axis only (channels_last)")
+    params, flags = _affine(weight, bias, x.dtype)
+    cfg = {**_common(x, eps), **flags, "use_bias": bias is not None, "num_groups": int(num_groups)}
+    return _native(form, layout, mode, "group_norm", cfg, x, params, num_features=x.shape[1])[0]
+
+
+def _instance_norm(form, layout, mode, input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps):
+    x = np.asarray(input)
+    _spec.plan("instance_norm", x.shape)
+    if running_mean is not None or running_var is not None or not use_input_stats:
+        raise Unsupported("flax InstanceNorm tracks no running statistics")
+    params, flags = _affine(weight, bias, x.dtype)
+    axis = -1 if layout == "channels_last" else 1
+    cfg = {**_common(x, eps), **flags, "use_bias": bias is not None, "feature_axes": axis}
+    return _native(form, layout, mode, "instance_norm", cfg, x, params, num_features=x.shape[1])[0]
+
+
+def _standardize(norm, a: dict[str, Any]):
+    """``jax.nn.standardize`` over the norm's axis set, where no affine or running statistics are asked."""
+    import jax
+    import jax.numpy as jnp
+
+    x = np.asarray(a["input"])
+    if a.get("weight") is not None or a.get("bias") is not None:
+        raise Unsupported("jax.nn.standardize has no affine parameters")
+    if a.get("running_mean") is not None or a.get("running_var") is not None:
+        raise Unsupported("jax.nn.standardize keeps no running statistics")
+    flag = _spec.get(norm).batch_stats_flag
+    if flag and not a[flag]:
+        raise Unsupported("jax.nn.standardize is used here with the input's statistics only")
+    p = _spec.plan(norm, x.shape, normalized_shape=a.get("normalized_shape"))
+    if norm not in ("batch_norm", "instance_norm", "layer_norm"):
+        raise Unsupported(f"{norm} is not a standardization")
+    y = jax.nn.standardize(jnp.asarray(x), axis=p.reduce, epsilon=float(a["eps"]))
+    return np.array(y)
+
+
+_BODIES = {
+    "batch_norm": _batch_norm,
+    "layer_norm": _layer_norm,
+    "rms_norm": _rms_norm,
+    "group_norm": _group_norm,
+    "instance_norm": _instance_norm,
+}
+
+
+def _signature(s: _spec.Spec) -> inspect.Signature:
+    params = []
+    for p in s.params:
+        name, sep, default = p.partition("=")
+        d = _spec._literal(default) if sep else inspect.Parameter.empty
+        params.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d))
+    return inspect.Signature(params)
+
+
+def _function(norm: str, form: str, layout: str, mode: str):
+    """The canonical-signature function of one native implementation."""
+    s = _spec.get(norm)
+    sig = _signature(s)
+
+    def fn(*args, **kwargs):
+        a = sig.bind(*args, **kwargs)
+        a.apply_defaults()
+        _check_dtype(np.asarray(a.arguments["input"]).dtype)
+        if form == "standardize":
+            return _standardize(norm, a.arguments)
+        return _BODIES[norm](form, layout, mode, **a.arguments)
+
+    fn.__signature__ = sig
+    fn.__name__ = fn.__qualname__ = norm
+    fn.__doc__ = f"{s.title} through {_api(norm, form)} ({layout}, {mode}); canonical signature."
+    return fn
+
+
+def _api(norm: str, form: str) -> str:
+    if form == "standardize":
+        return "jax.nn.standardize"
+    return f"flax.{form}.{_CLASSES[norm]}"
+
+
+# (norm, form, layout, mode): what each native call is exposed as.
+_LINEN_SET = (
+    ("batch_norm", "channels_first"),
+    ("batch_norm", "channels_last"),
+    ("layer_norm", "channels_first"),
+    ("group_norm", "channels_last"),
+    ("rms_norm", "channels_first"),
+    ("instance_norm", "channels_first"),
+    ("instance_norm", "channels_last"),
+)
+_NNX_SET = (
+    ("batch_norm", "channels_first"),
+    ("layer_norm", "channels_first"),
+    ("group_norm", "channels_last"),
+    ("rms_norm", "channels_first"),
+    ("instance_norm", "channels_first"),
+)
+_STANDARDIZE_SET = ("batch_norm", "instance_norm", "layer_norm")
+
+_NOTES = {
+    "linen": "flax.linen module.apply; use_fast_variance at its default (True)",
+    "nnx": "flax.nnx layer built per call (rngs=nnx.Rngs(0)); use_fast_variance at its default (True)",
+    "standardize": "jax.nn.standardize (itself jax.jit-decorated), algorithm='fast' (default); no affine, no running stats",
+}
 
 
 class JaxAdapter(Adapter):
     name = "jax"
     module = "jax"
 
+    def owns(self, x) -> bool:
+        jax = sys.modules.get("jax")
+        return jax is not None and isinstance(x, jax.Array)
+
+    def devices(self) -> list[str]:
+        import jax
+
+        return [f"{d.platform}:{d.id}" for d in jax.devices()]
+
+    def _device(self, device: str):
+        import jax
+
+        platform, _, index = device.partition(":")
+        found = [d for d in jax.devices(platform) if not index or d.id == int(index)]
+        if not found:
+            raise ValueError(f"no JAX device {device!r}; have {self.devices()}")
+        return found[0]
+
+    def to_native(self, a, *, device=None):
+        import jax
+        import jax.numpy as jnp
+
+        a = np.asarray(a)
+        _check_dtype(a.dtype)
+        if device is None:
+            return jnp.array(a, copy=True)
+        return jax.device_put(a, self._device(device))
+
+    def to_numpy(self, x):
+        return np.array(x)  # a writable copy; bfloat16 comes back as ml_dtypes.bfloat16
+
     def implementations(self) -> list[Impl]:
-        return []
+        dts = ("float64",) if _x64_enabled() else ()
+        dts += ("float32", "float16", "bfloat16")
+        combos = [("linen", norm, layout, mode) for mode in ("eager", "jit") for norm, layout in _LINEN_SET]
+        combos += [("nnx", norm, layout, "eager") for norm, layout in _NNX_SET]
+        combos += [("standardize", norm, "channels_first", "jit") for norm in _STANDARDIZE_SET]
+        out = []
+        for form, norm, layout, mode in combos:
+            s = _spec.get(norm)
+            out.append(
+                Impl(
+                    "jax",
+                    norm,
+                    form,
+                    _function(norm, form, layout, mode),
+                    api=_api(norm, form),
+                    dtypes=dts,
+                    layout=layout,
+                    mode=mode,
+                    running_stats=s.has_running_stats and form != "standardize" and norm != "instance_norm",
+                    stateful=form == "nnx",
+                    notes=_NOTES[form],
+                )
+            )
+        return out
 
 
 ADAPTER = JaxAdapter()

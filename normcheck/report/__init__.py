@@ -1,0 +1,93 @@
+"""A single self-contained HTML report from an audit result document (schema ``normcheck.audit/1``).
+
+:func:`render_html` returns the page as a string, :func:`write_html` writes it, and
+:func:`main_report` renders a saved ``--json`` file (``normcheck report results.json --html PATH``).
+The page has inline CSS and JavaScript only, figures as ``data:`` URIs, and a Content-Security-Policy
+that forbids every fetch, so it works offline and can be mailed or archived as one file. Every string
+from the document is escaped (Jinja2 autoescape); none is ever interpreted as markup or script.
+
+Needs the ``report`` extra (Jinja2 and matplotlib): ``pip install 'normcheck[report]'``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["INSTALL_HINT", "main_report", "render_html", "write_html"]
+
+INSTALL_HINT = "pip install 'normcheck[report]'"
+TEMPLATE = "template.html.j2"
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+
+
+def _require() -> None:
+    missing = []
+    for mod in ("jinja2", "matplotlib"):
+        try:
+            __import__(mod)
+        except ImportError:
+            missing.append(mod)
+    if missing:
+        raise ImportError(f"the HTML report needs {' and '.join(missing)}: {INSTALL_HINT}")
+
+
+def _environment():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env
+
+
+def render_html(doc: Mapping[str, Any]) -> str:
+    """The report for result document ``doc`` as one HTML string (no external resources)."""
+    _require()
+    if not isinstance(doc, Mapping):
+        raise ValueError("a result document must be a JSON object")
+    from normcheck.report import plots, view
+
+    records = [r for r in (doc.get("records") or []) if isinstance(r, Mapping)]
+    ctx = view.build(doc, figures=plots.error_figures(records))
+    ctx["csp"] = CSP
+    ctx["floor"] = view.fmt_units(plots.FLOOR)
+    ctx["ceil"] = view.fmt_units(plots.CEIL)
+    return _environment().get_template(TEMPLATE).render(**ctx)
+
+
+def write_html(doc: Mapping[str, Any], path: str | Path) -> Path:
+    """Render ``doc`` and write it to ``path`` (parent directories are created); returns the path."""
+    html = render_html(doc)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(html, encoding="utf-8")
+    return p
+
+
+def load_document(json_path: str | Path) -> dict[str, Any]:
+    """Load a saved result document; ValueError (one line) if it is not a normcheck document."""
+    p = Path(json_path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}: not JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{p}: not a normcheck result document (top level is not an object)")
+    schema = doc.get("schema")
+    if not isinstance(schema, str) or not schema.startswith("normcheck."):
+        shown = repr(schema) if len(repr(schema)) <= 60 else repr(schema)[:57] + "..."
+        raise ValueError(f"{p}: not a normcheck result document (schema {shown}, expected 'normcheck.*')")
+    return doc
+
+
+def main_report(json_path: str | Path, html_path: str | Path) -> Path:
+    """``normcheck report results.json --html PATH``: render a saved result document to HTML."""
+    return write_html(load_document(json_path), html_path)

@@ -1,0 +1,458 @@
+"""Turn a result document (schema ``normcheck.audit/1``) into the plain values the template shows.
+
+Everything here is pure Python over the JSON document: no Jinja2, no matplotlib. Strings from the
+document are passed through as they are; the template escapes them (autoescape on), so nothing
+here may build markup.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["VERDICTS", "build", "fmt_units", "generic_tables"]
+
+VERDICTS = ("pass", "finding", "fail", "error", "skip")
+SEVERITY = {"skip": 0, "pass": 1, "finding": 2, "error": 3, "fail": 4}
+LABELS = {
+    "pass": "pass",
+    "finding": "registered finding",
+    "fail": "new deviation",
+    "error": "error",
+    "skip": "skipped",
+}
+GLYPHS = {"pass": "✓", "finding": "F", "fail": "✗", "error": "E", "skip": "·"}
+NORM_ORDER = ("batch_norm", "layer_norm", "instance_norm", "group_norm", "rms_norm")
+FRAMEWORK_ORDER = ("numpy", "torch", "jax", "tensorflow", "user")
+OPEN_CARDS = 12  # with more deviations than this the cards start collapsed (their summary lines are the list)
+SMALL_VALUES = 64  # counterexample arrays up to this many elements are shown in full
+_ARRAYS = ("input", "weight", "bias", "running_mean", "running_var")
+
+
+# --- formatting -------------------------------------------------------------------------------------
+
+
+def _num(v: Any) -> float | None:
+    """A record number: float, ``"inf"``/``"-inf"`` strings, or ``None`` (NaN)."""
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    return None
+
+
+def fmt_units(v: Any) -> str:
+    """A compact number for error-model units: ``0``, ``0.604``, ``16``, ``2.27e6``, ``inf``, ``nan``."""
+    x = _num(v)
+    if x is None:
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"
+    text = f"{x:.3g}"
+    if "e" in text:
+        m, e = text.split("e")
+        text = f"{m}e{int(e)}"
+    return text
+
+
+def fmt_seconds(v: Any) -> str:
+    x = _num(v)
+    if x is None or not math.isfinite(x):
+        return "—"
+    if x < 60:
+        return f"{x:.3g} s" if x < 10 else f"{x:.0f} s"
+    m, s = divmod(round(x), 60)
+    if m < 60:
+        return f"{m} min {s} s"
+    h, m = divmod(m, 60)
+    return f"{h} h {m} min"
+
+
+def _text(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return str(v)
+    if isinstance(v, bool | int | float):
+        return str(v)
+    try:
+        return json.dumps(v, ensure_ascii=False, separators=(", ", ": "))
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _slug(*parts: Any) -> str:
+    s = "-".join(re.sub(r"[^A-Za-z0-9_]+", "_", str(p)).strip("_") for p in parts)
+    return s[:80] or "x"
+
+
+def _order(value: str, order: Sequence[str]) -> tuple[int, str]:
+    return (order.index(value) if value in order else len(order), value)
+
+
+# --- records ----------------------------------------------------------------------------------------
+
+
+def _verdict(r: Mapping[str, Any]) -> str:
+    v = str(r.get("verdict") or "error")
+    return v if v in SEVERITY else "error"
+
+
+def _worst_observed(records: Sequence[dict[str, Any]]) -> tuple[float | None, dict[str, Any] | None, bool]:
+    """(largest observed among checks that ran, its record, any NaN observed among deviations)."""
+    best: float | None = None
+    rec = None
+    nan = False
+    for r in records:
+        if r["verdict"] in ("skip", "error"):
+            continue
+        x = _num(r["raw"].get("observed"))
+        if x is None:
+            nan = nan or r["verdict"] in ("fail", "finding")
+            continue
+        if best is None or x > best:
+            best, rec = x, r
+    return best, rec, nan
+
+
+def _array_view(name: str, a: Any) -> dict[str, Any] | None:
+    if not isinstance(a, Mapping):
+        return None
+    shape = a.get("shape")
+    shape_l = list(shape) if isinstance(shape, list | tuple) else []
+    out: dict[str, Any] = {
+        "name": "x" if name == "input" else name,
+        "shape": "[" + ", ".join(_text(s) for s in shape_l) + "]",
+        "dtype": _text(a.get("dtype")),
+        "data": None,
+        "note": "",
+    }
+    vals = a.get("values")
+    if isinstance(vals, list):
+        if len(vals) <= SMALL_VALUES:
+            out["data"] = _format_values(vals, shape_l)
+        else:
+            finite = [v for v in (_num(x) for x in vals) if v is not None]
+            if finite:
+                out["note"] = (
+                    f"{len(vals)} values (full in the repro): min {fmt_units(min(finite))}, "
+                    f"max {fmt_units(max(finite))}, mean {fmt_units(sum(finite) / len(finite))}"
+                )
+            else:
+                out["note"] = f"{len(vals)} values (full in the repro)"
+    elif isinstance(a.get("summary"), Mapping):
+        s = a["summary"]
+        out["note"] = "not saved (too large): " + ", ".join(f"{k} {fmt_units(v)}" for k, v in s.items())
+    return out
+
+
+def _format_values(vals: list[Any], shape: list[Any]) -> str:
+    try:
+        import numpy as np
+
+        arr = np.asarray([_num(v) if _num(v) is not None else math.nan for v in vals], dtype=np.float64)
+        if shape and all(isinstance(s, int) for s in shape) and math.prod(shape) == arr.size:
+            arr = arr.reshape(shape)
+        return np.array2string(arr, precision=8, separator=", ", max_line_width=100, threshold=SMALL_VALUES + 1)
+    except Exception:
+        return "[" + ", ".join(_text(v) for v in vals) + "]"
+
+
+def _case_view(ce: Any) -> dict[str, Any] | None:
+    if not isinstance(ce, Mapping):
+        return None
+    args = ce.get("args") if isinstance(ce.get("args"), Mapping) else {}
+    arrays = [v for v in (_array_view(k, ce.get(k)) for k in _ARRAYS) if v is not None]
+    extra = {k: v for k, v in ce.items() if k not in (*_ARRAYS, "args", "norm", "regime") and v is not None}
+    inp = ce.get("input") if isinstance(ce.get("input"), Mapping) else {}
+    return {
+        "norm": _text(ce.get("norm")),
+        "regime": _text(ce.get("regime")),
+        "shape": _array_view("input", inp)["shape"] if inp else "",
+        "dtype": _text(inp.get("dtype")) if inp else "",
+        "args": [(str(k), _text(v)) for k, v in args.items()],
+        "arrays": arrays,
+        "extra": [(str(k), _text(v)) for k, v in extra.items()],
+    }
+
+
+def _record_view(i: int, raw: Mapping[str, Any], findings: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    v = _verdict(raw)
+    fid = raw.get("finding")
+    finding = findings.get(str(fid)) if fid is not None else None
+    impl = _text(raw.get("impl"))
+    fields = ("impl", "framework", "norm", "form", "layout", "mode", "api", "dtype", "property", "message")
+    text = " ".join(_text(raw.get(k)) for k in fields)
+    text += f" {v} {LABELS[v]} {_text(fid)} {_text(raw.get('version'))} {_text(raw.get('diagnosis'))}"
+    observed, allowed = raw.get("observed"), raw.get("allowed")
+    ran = v not in ("skip", "error")
+    return {
+        "i": i,
+        "raw": raw,
+        "id": f"r{i}",
+        "verdict": v,
+        "label": LABELS[v],
+        "glyph": GLYPHS[v],
+        "impl": impl,
+        "framework": _text(raw.get("framework")) or impl.split("/")[0],
+        "version": _text(raw.get("version")),
+        "norm": _text(raw.get("norm")),
+        "form": _text(raw.get("form")),
+        "layout": _text(raw.get("layout")),
+        "mode": _text(raw.get("mode")),
+        "api": _text(raw.get("api")),
+        "dtype": _text(raw.get("dtype")),
+        "property": _text(raw.get("property")),
+        "observed": fmt_units(observed) if ran else "—",
+        "allowed": fmt_units(allowed) if ran else "—",
+        "over": ran and _exceeds(observed, allowed),
+        "examples": _text(raw.get("examples")),
+        "seconds": fmt_seconds(raw.get("seconds")),
+        "message": _text(raw.get("message")),
+        "finding": _text(fid) if fid is not None else "",
+        "finding_entry": _registry_entry(finding) if finding else None,
+        "case": _case_view(raw.get("counterexample")),
+        "repro": _text(raw.get("repro")) if raw.get("repro") else "",
+        "diagnosis": _text(raw.get("diagnosis")) if raw.get("diagnosis") else "",
+        "search": text.lower(),
+        "issue": v in ("fail", "error", "finding"),
+    }
+
+
+def _registry_entry(f: Mapping[str, Any]) -> dict[str, str]:
+    return {k: _text(f.get(k)) for k in ("id", "package", "versions", "impl", "property", "explanation")}
+
+
+def _exceeds(observed: Any, allowed: Any) -> bool:
+    o, a = _num(observed), _num(allowed)
+    if o is None:
+        return observed is None and allowed is not None
+    return a is not None and o > a
+
+
+# --- generic tables (conventions, bench) -------------------------------------------------------------
+
+
+def _cell(v: Any) -> dict[str, Any]:
+    if isinstance(v, bool) or v is None:
+        return {"text": "—" if v is None else str(v).lower(), "num": False, "code": False}
+    if isinstance(v, int):
+        return {"text": str(v), "num": True, "code": False}
+    if isinstance(v, float):
+        return {"text": f"{v:.4g}" if math.isfinite(v) else str(v), "num": True, "code": False}
+    if isinstance(v, str):
+        return {"text": v, "num": False, "code": False}
+    return {"text": _text(v), "num": False, "code": True}
+
+
+def _table(title: str, rows: Sequence[Any]) -> dict[str, Any]:
+    columns: list[str] = []
+    for r in rows:
+        if isinstance(r, Mapping):
+            columns += [str(k) for k in r if str(k) not in columns]
+    if not columns:
+        return {"title": title, "columns": ["value"], "rows": [[_cell(r)] for r in rows]}
+    body = []
+    for r in rows:
+        if isinstance(r, Mapping):
+            m = {str(k): v for k, v in r.items()}
+            body.append([_cell(m.get(c)) for c in columns])
+        else:
+            body.append([_cell(r)] + [_cell(None)] * (len(columns) - 1))
+    return {"title": title, "columns": columns, "rows": body}
+
+
+def generic_tables(obj: Any, title: str = "") -> list[dict[str, Any]]:
+    """Tables for an arbitrary JSON value.
+
+    A list of dicts is one table (columns: the union of keys, in order of first appearance); a dict
+    whose values are lists is one table per key; a dict of dicts is one table with a ``name`` column;
+    a dict of scalars is a two-column key/value table. Anything nested deeper is shown as JSON text.
+    """
+    if isinstance(obj, list | tuple):
+        return [_table(title, list(obj))]
+    if isinstance(obj, Mapping):
+        if obj and all(isinstance(v, list | tuple) for v in obj.values()):
+            out = []
+            for k, v in obj.items():
+                out += generic_tables(v, f"{title} · {k}" if title else str(k))
+            return out
+        if obj and all(isinstance(v, Mapping) for v in obj.values()):
+            return [_table(title, [{"name": k, **v} for k, v in obj.items()])]
+        return [_table(title, [{"key": k, "value": v} for k, v in obj.items()])]
+    return [_table(title, [obj])]
+
+
+# --- the document -------------------------------------------------------------------------------------
+
+
+def _environment(run: Mapping[str, Any], records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    env = run.get("environment") if isinstance(run.get("environment"), Mapping) else {}
+    rows = []
+    for key, label in (
+        ("normcheck", "normcheck"),
+        ("python", "Python"),
+        ("platform", "OS / platform"),
+        ("machine", "machine"),
+        ("processor", "CPU"),
+        ("cpus", "CPUs"),
+    ):
+        if env.get(key) not in (None, ""):
+            rows.append((label, _text(env.get(key))))
+    known = {"normcheck", "python", "platform", "machine", "processor", "cpus", "frameworks"}
+    rows += [(str(k), _text(v)) for k, v in env.items() if k not in known]
+    fws: dict[str, str] = {}
+    raw_fws = env.get("frameworks")
+    if isinstance(raw_fws, Mapping):
+        for name, info in raw_fws.items():
+            fws[str(name)] = _text(info.get("version") if isinstance(info, Mapping) else info)
+    for r in records:  # a framework with records but missing from the environment
+        if r["framework"] and r["framework"] not in fws and r["version"]:
+            fws[r["framework"]] = r["version"]
+    ordered = sorted(fws.items(), key=lambda kv: _order(kv[0], FRAMEWORK_ORDER))
+    return {"rows": rows, "frameworks": ordered}
+
+
+def _group_view(key: tuple[str, str, str], recs: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    norm, fw, form = key
+    counts = {v: 0 for v in VERDICTS}
+    for r in recs:
+        counts[r["verdict"]] += 1
+    worst = max((r["verdict"] for r in recs), key=SEVERITY.__getitem__)
+    wo, wrec, nan = _worst_observed(recs)
+    by_dtype: dict[str, str] = {}
+    for r in recs:
+        d = r["dtype"]
+        if d not in by_dtype or SEVERITY[r["verdict"]] > SEVERITY[by_dtype[d]]:
+            by_dtype[d] = r["verdict"]
+    title = f"{norm} · {fw}/{form}: " + ", ".join(f"{c} {LABELS[v]}" for v, c in counts.items() if c)
+    if wo is not None:
+        title += f"; worst observed {fmt_units(wo)} u·s ({wrec['property']}, {wrec['dtype']})"
+    title += "; by dtype: " + ", ".join(f"{d} {LABELS[v]}" for d, v in by_dtype.items())
+    recs = sorted(recs, key=lambda r: (-SEVERITY[r["verdict"]], r["property"], r["dtype"], r["impl"]))
+    return {
+        "id": f"g-{_slug(norm, fw, form)}-{n}",
+        "norm": norm,
+        "framework": fw,
+        "form": form,
+        "records": recs,
+        "counts": counts,
+        "worst": worst,
+        "worst_label": LABELS[worst],
+        "worst_glyph": GLYPHS[worst],
+        "worst_observed": "nan" if nan and wo is None else (fmt_units(wo) if wo is not None else "—"),
+        "title": title,
+        "issues": sum(counts[v] for v in ("fail", "error", "finding")),
+    }
+
+
+def build(doc: Mapping[str, Any], *, figures: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The template context for ``doc``."""
+    run = doc.get("run") if isinstance(doc.get("run"), Mapping) else {}
+    raw_findings = doc.get("findings") if isinstance(doc.get("findings"), list) else []
+    registry = {str(f.get("id")): f for f in raw_findings if isinstance(f, Mapping)}
+    raw_records = [r for r in (doc.get("records") or []) if isinstance(r, Mapping)]
+    records = [_record_view(i, r, registry) for i, r in enumerate(raw_records)]
+
+    counts = {v: 0 for v in VERDICTS}
+    for r in records:
+        counts[r["verdict"]] += 1
+    summary = doc.get("summary") if isinstance(doc.get("summary"), Mapping) else {}
+    for v in VERDICTS:  # the document's own counts win (records may have been trimmed)
+        if isinstance(summary.get(v), int) and not isinstance(summary.get(v), bool):
+            counts[v] = summary[v]
+    total = sum(counts.values())
+
+    # the matrix: rows norm, columns framework × form
+    grouped: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        grouped.setdefault((r["norm"], r["framework"], r["form"]), []).append(r)
+    norms = sorted({k[0] for k in grouped}, key=lambda n: _order(n, NORM_ORDER))
+    fw_forms: dict[str, list[str]] = {}
+    for _, fw, form in grouped:
+        fw_forms.setdefault(fw, [])
+        if form not in fw_forms[fw]:
+            fw_forms[fw].append(form)
+    frameworks = sorted(fw_forms, key=lambda f: _order(f, FRAMEWORK_ORDER))
+    columns = [(fw, form) for fw in frameworks for form in fw_forms[fw]]
+    groups = {}
+    for n, key in enumerate(sorted(grouped, key=lambda k: (_order(k[0], NORM_ORDER), _order(k[1], FRAMEWORK_ORDER)))):
+        groups[key] = _group_view(key, grouped[key], n)
+        for r in grouped[key]:
+            r["group"] = groups[key]["id"]
+    versions = {r["framework"]: r["version"] for r in records if r["version"]}
+    matrix = {
+        "frameworks": [{"name": fw, "forms": fw_forms[fw], "version": versions.get(fw, "")} for fw in frameworks],
+        "columns": columns,
+        "rows": [{"norm": nm, "cells": [groups.get((nm, fw, form)) for fw, form in columns]} for nm in norms],
+    }
+
+    issues = sorted(
+        (r for r in records if r["issue"]),
+        key=lambda r: (
+            -SEVERITY[r["verdict"]],
+            _order(r["norm"], NORM_ORDER),
+            _order(r["framework"], FRAMEWORK_ORDER),
+            r["i"],
+        ),
+    )
+    new = counts["fail"] + counts["error"]
+    extras = []
+    for key, title in (("conventions", "Conventions"), ("bench", "Benchmarks")):
+        if key in doc and doc[key] is not None:
+            extras.append({"id": key, "title": title, "tables": generic_tables(doc[key])})
+    return {
+        "schema": _text(doc.get("schema")),
+        "run": {
+            "command": _text(run.get("command")),
+            "profile": _text(run.get("profile")) or "—",
+            "seed": _text(run.get("seed")) if run.get("seed") is not None else "random",
+            "started": _text(run.get("started")) or "—",
+            "seconds": fmt_seconds(run.get("seconds")),
+        },
+        "environment": _environment(run, records),
+        "counts": counts,
+        "total": total,
+        "labels": LABELS,
+        "tiles": {
+            v: (t if counts[v] == 1 or v in ("pass", "skip") else t + "s")
+            for v, t in (
+                ("pass", "passed"),
+                ("finding", "registered finding"),
+                ("fail", "new deviation"),
+                ("error", "error"),
+                ("skip", "skipped"),
+            )
+        },
+        "glyphs": GLYPHS,
+        "verdicts": VERDICTS,
+        "status": "bad" if new else "good",
+        "status_text": (
+            f"{counts['fail']} new deviation{'s' * (counts['fail'] != 1)} and {counts['error']} "
+            f"error{'s' * (counts['error'] != 1)}: the audit exits 1"
+            if new
+            else "every check passed or matches a registered finding: the audit exits 0"
+        ),
+        "matrix": matrix,
+        "groups": list(groups.values()),
+        "issues": issues,
+        "open_cards": len(issues) <= OPEN_CARDS,
+        "registry": [_registry_entry(f) for f in raw_findings if isinstance(f, Mapping)],
+        "figures": figures or [],
+        "records": records,
+        "filter_frameworks": frameworks,
+        "filter_norms": norms,
+        "extras": extras,
+    }
