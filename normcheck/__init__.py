@@ -9,7 +9,19 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("spec", "reference", "adapters", "case", "error_model", "properties", "strategies", "audit", "findings", "testing", "dtypes")
+_SUBMODULES = (
+    "spec",
+    "reference",
+    "adapters",
+    "case",
+    "error_model",
+    "properties",
+    "strategies",
+    "audit",
+    "findings",
+    "testing",
+    "dtypes",
+)
 
 
 def __getattr__(name: str):

@@ -21,7 +21,7 @@ from normcheck import findings as _findings
 from normcheck import properties as P
 from normcheck import spec as _spec
 
-__all__ = ["SCHEMA", "Record", "run_check", "run_identity", "run_audit", "PROFILE_DTYPES", "exit_status"]
+__all__ = ["PROFILE_DTYPES", "SCHEMA", "Record", "exit_status", "run_audit", "run_check", "run_identity"]
 
 SCHEMA = "normcheck.audit/1"
 MAX_SAMPLES = 200  # observed errors kept per record (for the error-distribution plots)
@@ -164,7 +164,7 @@ def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record
         seconds=round(time.perf_counter() - t0, 3),
     )
     if fail is None and d.hits:  # only registered deviations: report the finding's smallest hit
-        fid, fail = next(iter(d.hits.items()))
+        _, fail = next(iter(d.hits.items()))
     if fail is not None:
         case, r = fail
         f = _findings.match(impl.id, prop_name, dtype, r.case or case) if r.verdict in ("fail", "error") else None
@@ -207,7 +207,9 @@ def run_check(impl, prop_name: str, dtype: str, *, profile=None, seed=None, max_
     if dtype not in impl.dtypes:
         return _skip(impl, dtype, prop_name, f"{impl.api or impl.id} does not support {dtype}")
     prop = P.PROPERTIES[prop_name]
-    strategy = strategy or strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
+    strategy = strategy or strategies.cases(
+        impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False
+    )
     known = _findings.applicable(impl.id, prop_name, dtype)
     drive = _drive(lambda c: prop(impl, c), strategy, _settings(profile, max_examples), seed, known)
     return _record(impl, dtype, prop_name, t0, drive, repro_call=_repro_call(impl))
@@ -294,11 +296,19 @@ def run_audit(
     for impl in impls:
         for dt in dtypes:
             for p in props:
-                jobs.append(lambda impl=impl, dt=dt, p=p: run_check(impl, p, dt, profile=profile, seed=seed, max_examples=max_examples))
+                jobs.append(
+                    lambda impl=impl, dt=dt, p=p: run_check(
+                        impl, p, dt, profile=profile, seed=seed, max_examples=max_examples
+                    )
+                )
     if identities and (properties is None or any(p.startswith("identity") for p in props)):
         for ident, lhs, rhs in identity_pairs(impls):
             for dt in dtypes:
-                jobs.append(lambda i=ident, a=lhs, b=rhs, dt=dt: run_identity(i, a, b, dt, profile=profile, seed=seed, max_examples=max_examples))
+                jobs.append(
+                    lambda i=ident, a=lhs, b=rhs, dt=dt: run_identity(
+                        i, a, b, dt, profile=profile, seed=seed, max_examples=max_examples
+                    )
+                )
     records = []
     for k, job in enumerate(jobs):
         r = job()
@@ -324,7 +334,14 @@ def document(records: list[Record], *, profile, seed, started, argv=()) -> dict[
         },
         "summary": {v: counts.get(v, 0) for v in ("pass", "finding", "fail", "error", "skip")},
         "findings": [
-            {"id": f.id, "package": f.package, "versions": f.versions, "impl": f.impl, "property": f.property, "explanation": f.explanation}
+            {
+                "id": f.id,
+                "package": f.package,
+                "versions": f.versions,
+                "impl": f.impl,
+                "property": f.property,
+                "explanation": f.explanation,
+            }
             for f in _findings.load()
         ],
         "records": [r.to_json() for r in records],

@@ -144,7 +144,7 @@ class Case:
                 "import json, numpy as np",
                 "from normcheck.case import Case",
                 "from normcheck.error_model import compare, scale",
-                *( [setup] if setup else [] ),
+                *([setup] if setup else []),
                 f"case = Case.from_json(json.loads({payload!r}))",
                 f"got = case.call({call})",
                 "ref = case.reference()",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FLOAT_DTYPES", "np_dtype", "dtype_name", "finfo", "unit_roundoff", "is_16bit"]
+__all__ = ["FLOAT_DTYPES", "dtype_name", "finfo", "is_16bit", "np_dtype", "unit_roundoff"]
 
 FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
 

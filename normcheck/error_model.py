@@ -43,7 +43,7 @@ import numpy as np
 from normcheck import dtypes
 from normcheck import spec as _spec
 
-__all__ = ["MODEL", "ErrorModel", "Comparison", "scale", "compare", "running_scale"]
+__all__ = ["MODEL", "Comparison", "ErrorModel", "compare", "running_scale", "scale"]
 
 U64 = dtypes.unit_roundoff("float64")
 

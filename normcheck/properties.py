@@ -35,7 +35,7 @@ from normcheck import dtypes, error_model
 from normcheck.adapters.base import Unsupported
 from normcheck.case import Case, Outcome
 
-__all__ = ["Result", "PROPERTIES", "identity", "agreement", "run_identity_sides"]
+__all__ = ["PROPERTIES", "Result", "agreement", "identity", "run_identity_sides"]
 
 
 @dataclass
@@ -162,12 +162,16 @@ def statistics(impl, case: Case) -> Result:
     mean_s = np.mean(s, axis=p.reduce, keepdims=True)
     comps = []
     if c.spec.center:
-        comps.append(("mean_S(y)", error_model.compare(np.mean(y, axis=p.reduce, keepdims=True), 0 * var, mean_s, c.dtype)))
+        comps.append(
+            ("mean_S(y)", error_model.compare(np.mean(y, axis=p.reduce, keepdims=True), 0 * var, mean_s, c.dtype))
+        )
     # d(y^2) = 2 |y| dy: the mean square may err by 2 mean(|y| s)
     ms_s = 2 * np.mean(np.abs(y) * s, axis=p.reduce, keepdims=True) + mean_s * u
     with np.errstate(invalid="ignore", divide="ignore"):
         expected = var / (var + eps)
-    comps.append(("mean_S(y^2)", error_model.compare(np.mean(y * y, axis=p.reduce, keepdims=True), expected, ms_s, c.dtype)))
+    comps.append(
+        ("mean_S(y^2)", error_model.compare(np.mean(y * y, axis=p.reduce, keepdims=True), expected, ms_s, c.dtype))
+    )
     return _verdict("statistics", comps)
 
 
@@ -190,7 +194,10 @@ def shift_invariance(impl, case: Case) -> Result:
         return Result("", "skip", message="no room to shift in this dtype")
     shifted = case.with_(x=(x64 + c).astype(case.x.dtype))
     a, b = _call(impl, case).y, _call(impl, shifted).y
-    return _verdict("shift_invariance", [("f(x+c) vs f(x)", error_model.compare(b, a.astype(np.float64), _scale(case) + _scale(shifted), case.dtype))])
+    return _verdict(
+        "shift_invariance",
+        [("f(x+c) vs f(x)", error_model.compare(b, a.astype(np.float64), _scale(case) + _scale(shifted), case.dtype))],
+    )
 
 
 @_property
@@ -201,7 +208,10 @@ def scale_equivariance(impl, case: Case) -> Result:
     fi = dtypes.finfo(case.dtype)
     if eps * a * a < float(fi.tiny) or eps * a * a > float(fi.max):
         return Result("", "skip", message="eps a^2 is not representable")
-    kw: dict[str, Any] = {"x": (case.x.astype(np.float64) * a).astype(case.x.dtype), "args": {**case.args, "eps": eps * a * a}}
+    kw: dict[str, Any] = {
+        "x": (case.x.astype(np.float64) * a).astype(case.x.dtype),
+        "args": {**case.args, "eps": eps * a * a},
+    }
     if case.running_mean is not None:
         kw.update(running_mean=(case.running_mean * a).astype(case.running_mean.dtype))
         kw.update(running_var=(case.running_var * a * a).astype(case.running_var.dtype))
@@ -349,12 +359,24 @@ _VIEWS = {
         lambda x: x.reshape(1, x.shape[0] * x.shape[1], *x.shape[2:]),
         lambda y, shape: y.reshape(shape),
     ),
-    "flatten_transpose": (lambda x: np.ascontiguousarray(x.reshape(x.shape[0], -1).T), lambda y, shape: y.T.reshape(shape)),
+    "flatten_transpose": (
+        lambda x: np.ascontiguousarray(x.reshape(x.shape[0], -1).T),
+        lambda y, shape: y.T.reshape(shape),
+    ),
 }
 
 
 def _resolve(v, shape):
-    return {"C": shape[1] if len(shape) > 1 else None, "rest": tuple(shape[1:]), "last": tuple(shape[-1:]), "none": None}.get(v, v) if isinstance(v, str) else v
+    return (
+        {
+            "C": shape[1] if len(shape) > 1 else None,
+            "rest": tuple(shape[1:]),
+            "last": tuple(shape[-1:]),
+            "none": None,
+        }.get(v, v)
+        if isinstance(v, str)
+        else v
+    )
 
 
 def _affine_map(name: str, p, shape):
@@ -399,5 +421,7 @@ def identity(ident, lhs_impl, rhs_impl, case: Case) -> Result:
         stop.result.property = f"identity:{ident.name}"
         return stop.result
     s = _scale(lc) + inv(_scale(rc), case.x.shape)
-    r = _verdict(f"identity:{ident.name}", [(ident.statement, error_model.compare(b, a.astype(np.float64), s, case.dtype))])
+    r = _verdict(
+        f"identity:{ident.name}", [(ident.statement, error_model.compare(b, a.astype(np.float64), s, case.dtype))]
+    )
     return r

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Spec", "Plan", "Identity", "SpecError", "specs_dir", "load", "names", "get", "plan"]
+__all__ = ["Identity", "Plan", "Spec", "SpecError", "get", "load", "names", "plan", "specs_dir"]
 
 
 class SpecError(ValueError):

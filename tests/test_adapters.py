@@ -7,7 +7,6 @@ import pytest
 
 from normcheck import properties
 from normcheck.case import fixed_cases
-
 from normcheck.testing import impl_params
 
 

@@ -26,7 +26,7 @@ def _params():
 
 @pytest.mark.parametrize("finding", _params())
 def test_registered_finding_reproduces(finding):
-    case = Case.from_json({**finding.case, "regime": finding.where and _regime(finding) or "normal"})
+    case = Case.from_json({**finding.case, "regime": (finding.where and _regime(finding)) or "normal"})
     assert finding.covers(case), f"{finding.id}: its own case is outside its `where` region"
     fw = finding.impl[0].split("/")[0]
     impls = [i for i in adapters.get(fw).implementations() if any(fnmatch.fnmatch(i.id, g) for g in finding.impl)]
@@ -54,4 +54,6 @@ def test_where_region_and_versions():
     assert not f.covers(Case("layer_norm", np.zeros((2, 3), np.float32), {"normalized_shape": (3,)}, regime="offset"))
     assert f.applies("numpy/layer_norm/float32", "agreement", "float32")
     assert not f.applies("torch/layer_norm/functional", "agreement", "float32")
-    assert not findings.Finding("x", "numpy", "<1", ("numpy/*",), ("*",), "e").applies("numpy/a/b", "agreement", "float32")
+    assert not findings.Finding("x", "numpy", "<1", ("numpy/*",), ("*",), "e").applies(
+        "numpy/a/b", "agreement", "float32"
+    )

@@ -30,7 +30,9 @@ def test_help_imports_no_framework():
 
 
 def test_reference_and_adapter_registry_import_no_framework():
-    loaded = _modules_after("import normcheck.reference, normcheck.adapters as a\nfor n in a.FRAMEWORKS: a.get(n).available()")
+    loaded = _modules_after(
+        "import normcheck.reference, normcheck.adapters as a\nfor n in a.FRAMEWORKS: a.get(n).available()"
+    )
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 

@@ -39,7 +39,15 @@ def _identity_params():
     for name in adapters.FRAMEWORKS:
         a = adapters.get(name)
         if not a.available():
-            out.append(pytest.param(None, None, None, id=f"{name}/not-installed", marks=pytest.mark.skip(reason=f"{name} is not installed")))
+            out.append(
+                pytest.param(
+                    None,
+                    None,
+                    None,
+                    id=f"{name}/not-installed",
+                    marks=pytest.mark.skip(reason=f"{name} is not installed"),
+                )
+            )
             continue
         for ident, lhs, rhs in audit.identity_pairs(a.implementations()):
             out.append(pytest.param(ident, lhs, rhs, id=f"{lhs.id}-{ident.name}"))

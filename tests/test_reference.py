@@ -77,7 +77,9 @@ def test_rms_norm_hand_computed_and_default_eps():
     # eps=None is the machine epsilon of the computation dtype (float32 here): visible on a tiny input
     x = np.full((1, 1), 1e-4, dtype=np.float32)
     eps32 = float(np.finfo(np.float32).eps)
-    np.testing.assert_allclose(R.rms_norm(x, (1,)), 1e-4 / np.sqrt(np.float64(np.float32(1e-4)) ** 2 + eps32), rtol=1e-6)
+    np.testing.assert_allclose(
+        R.rms_norm(x, (1,)), 1e-4 / np.sqrt(np.float64(np.float32(1e-4)) ** 2 + eps32), rtol=1e-6
+    )
 
 
 def test_eps_is_inside_the_square_root():
@@ -87,7 +89,14 @@ def test_eps_is_inside_the_square_root():
 
 def test_signatures_mirror_torch_functional():
     assert list(inspect.signature(R.batch_norm).parameters) == [
-        "input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps",
+        "input",
+        "running_mean",
+        "running_var",
+        "weight",
+        "bias",
+        "training",
+        "momentum",
+        "eps",
     ]
     assert str(inspect.signature(R.group_norm)) == "(input, num_groups, weight=None, bias=None, eps=1e-05)"
     assert str(inspect.signature(R.rms_norm)) == "(input, normalized_shape, weight=None, eps=None)"

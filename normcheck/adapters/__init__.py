@@ -14,15 +14,15 @@ from normcheck.adapters.base import LAYOUTS, MODES, Adapter, Impl, Unsupported
 
 __all__ = [
     "FRAMEWORKS",
+    "LAYOUTS",
+    "MODES",
     "Adapter",
     "Impl",
     "Unsupported",
-    "LAYOUTS",
-    "MODES",
-    "get",
-    "installed",
-    "implementations",
     "framework_of",
+    "get",
+    "implementations",
+    "installed",
 ]
 
 FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow")

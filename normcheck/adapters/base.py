@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Adapter", "Impl", "Unsupported", "LAYOUTS", "MODES"]
+__all__ = ["LAYOUTS", "MODES", "Adapter", "Impl", "Unsupported"]
 
 LAYOUTS = ("channels_first", "channels_last")
 MODES = ("eager", "jit", "compiled")

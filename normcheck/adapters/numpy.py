@@ -43,7 +43,11 @@ class NumpyAdapter(Adapter):
             s = spec.get(name)
             for form, fn, api in (
                 ("reference", _rounded(reference.function(s)), f"normcheck.reference.{name}"),
-                ("float32", reference.function(s, faithful=True), f"normcheck.reference.function({name!r}, faithful=True)"),
+                (
+                    "float32",
+                    reference.function(s, faithful=True),
+                    f"normcheck.reference.function({name!r}, faithful=True)",
+                ),
             ):
                 out.append(
                     Impl(
