@@ -133,6 +133,24 @@ def test_copy_button(page):
     assert btn.text in ("Copied", "Select and copy")
 
 
+def _rows_when(page, predicate, timeout=5.0):
+    """The visible rows once ``predicate(rows)`` holds (the filter reacts to input events, which
+    a loaded machine may deliver late); the last rows seen if it never does."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    seen = []
+
+    def ready(_):
+        seen[:] = page.execute_script(VISIBLE_ROWS)
+        return predicate(seen)
+
+    try:
+        WebDriverWait(page, timeout, poll_frequency=0.05).until(ready)
+    except Exception:
+        pass
+    return list(seen)
+
+
 def test_filters(page, doc):
     n_fail = sum(r["verdict"] == "fail" for r in doc["records"])
     Select(page.find_element(By.ID, "f-verdict")).select_by_value("fail")
@@ -145,10 +163,10 @@ def test_filters(page, doc):
     Select(page.find_element(By.ID, "f-verdict")).select_by_value("")
     text = page.find_element(By.ID, "f-text")
     text.send_keys(TOKEN)
-    assert len(page.execute_script(VISIBLE_ROWS)) == TOKEN_ROWS
+    assert len(_rows_when(page, lambda rows: len(rows) == TOKEN_ROWS)) == TOKEN_ROWS
     text.clear()
     text.send_keys("日本")
-    assert len(page.execute_script(VISIBLE_ROWS)) == 1
+    assert len(_rows_when(page, lambda rows: len(rows) == 1)) == 1
 
     page.find_element(By.ID, "f-clear").click()
     Select(page.find_element(By.ID, "f-framework")).select_by_value("jax")

@@ -23,7 +23,9 @@ FAST = settings(max_examples=40, deadline=None)
 
 def find(strategy, condition):
     """hypothesis.find without the example database and the (slow) explain phase."""
-    return _find(strategy, condition, settings=settings(database=None, phases=(Phase.generate, Phase.shrink)))
+    return _find(
+        strategy, condition, settings=settings(database=None, max_examples=1000, phases=(Phase.generate, Phase.shrink))
+    )
 
 
 def _check_valid(case: Case, *, dtypes=ALL_DTYPES, max_numel=4096):
