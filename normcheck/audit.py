@@ -273,6 +273,48 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+COST_ORDER = ("jax", "tensorflow", "torch", "numpy")  # slowest first, for the process pool
+
+
+def _framework_records(
+    framework: str, *, norms, dtypes, props, identities, profile, seed, max_examples, emit=None
+) -> list[Record]:
+    """Every check of one framework, in this process; ``emit(event)`` reports progress."""
+    from normcheck import adapters
+
+    impls = adapters.implementations([framework], norms)
+    jobs: list[Callable[[], Record]] = []
+    for impl in impls:
+        for dt in dtypes:
+            for p in props:
+                jobs.append(
+                    lambda impl=impl, dt=dt, p=p: run_check(
+                        impl, p, dt, profile=profile, seed=seed, max_examples=max_examples
+                    )
+                )
+    if identities:
+        for ident, lhs, rhs in identity_pairs(impls):
+            for dt in dtypes:
+                jobs.append(
+                    lambda i=ident, a=lhs, b=rhs, dt=dt: run_identity(
+                        i, a, b, dt, profile=profile, seed=seed, max_examples=max_examples
+                    )
+                )
+    if emit:
+        emit(("total", framework, len(jobs)))
+    records = []
+    for job in jobs:
+        r = job()
+        records.append(r)
+        if emit:
+            emit(("done", framework, r))
+    return records
+
+
+def _worker(framework: str, kwargs: dict[str, Any], queue) -> list[Record]:
+    return _framework_records(framework, **kwargs, emit=queue.put)
+
+
 def run_audit(
     *,
     frameworks=None,
@@ -283,39 +325,66 @@ def run_audit(
     seed: int | None = 0,
     max_examples: int | None = None,
     identities: bool = True,
+    workers: int = 1,
     progress: Callable[[int, int, Record], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the audit matrix and return the result document (see README "Results schema")."""
+    """Run the audit matrix and return the result document (see README "Results schema").
+
+    With ``workers > 1`` each framework runs in its own fresh process (a clean interpreter per
+    framework: no import-order constraints between them), slowest framework first.
+    """
     from normcheck import adapters
 
     t0 = time.time()
-    impls = adapters.implementations(frameworks, norms)
-    dtypes = tuple(dtypes or PROFILE_DTYPES.get(profile, ("float32",)))
-    props = list(properties or P.PROPERTIES)
-    jobs: list[Callable[[], Record]] = []
-    for impl in impls:
-        for dt in dtypes:
-            for p in props:
-                jobs.append(
-                    lambda impl=impl, dt=dt, p=p: run_check(
-                        impl, p, dt, profile=profile, seed=seed, max_examples=max_examples
-                    )
-                )
-    if identities and (properties is None or any(p.startswith("identity") for p in props)):
-        for ident, lhs, rhs in identity_pairs(impls):
-            for dt in dtypes:
-                jobs.append(
-                    lambda i=ident, a=lhs, b=rhs, dt=dt: run_identity(
-                        i, a, b, dt, profile=profile, seed=seed, max_examples=max_examples
-                    )
-                )
-    records = []
-    for k, job in enumerate(jobs):
-        r = job()
-        records.append(r)
+    fws = [a.name for a in adapters.installed(frameworks)]
+    props = [p for p in (properties or P.PROPERTIES) if p in P.PROPERTIES]
+    kwargs = dict(
+        norms=norms,
+        dtypes=tuple(dtypes or PROFILE_DTYPES.get(profile, ("float32",))),
+        props=props,
+        identities=identities and (properties is None or "identity" in properties),
+        profile=profile,
+        seed=seed,
+        max_examples=max_examples,
+    )
+    totals: dict[str, int] = {}
+    done: list[Record] = []
+
+    def on_event(event) -> None:
+        kind, fw, payload = event
+        if kind == "total":
+            totals[fw] = payload
+            return
+        done.append(payload)
         if progress:
-            progress(k + 1, len(jobs), r)
+            expected = sum(totals.values()) if len(totals) == len(fws) else max(len(done) + 1, sum(totals.values()))
+            progress(len(done), expected, payload)
+
+    if workers <= 1 or len(fws) <= 1:
+        by_fw = {fw: _framework_records(fw, **kwargs, emit=on_event) for fw in fws}
+    else:
+        by_fw = _run_parallel(fws, kwargs, workers, on_event)
+    records = [r for fw in fws for r in by_fw[fw]]
     return document(records, profile=profile, seed=seed, started=t0, argv=sys.argv[1:])
+
+
+def _run_parallel(fws, kwargs, workers, on_event) -> dict[str, list[Record]]:
+    import multiprocessing as mp
+    import queue as _queue
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    order = sorted(fws, key=lambda f: COST_ORDER.index(f) if f in COST_ORDER else -1)
+    with ctx.Manager() as manager:
+        q = manager.Queue()
+        with ProcessPoolExecutor(max_workers=min(workers, len(fws)), mp_context=ctx, max_tasks_per_child=1) as pool:
+            futures = {fw: pool.submit(_worker, fw, kwargs, q) for fw in order}
+            while not all(f.done() for f in futures.values()) or not q.empty():
+                try:
+                    on_event(q.get(timeout=0.2))
+                except _queue.Empty:
+                    continue
+            return {fw: f.result() for fw, f in futures.items()}
 
 
 def document(records: list[Record], *, profile, seed, started, argv=()) -> dict[str, Any]:

@@ -69,9 +69,9 @@ REGIMES = ("normal", "offset", "tiny", "huge", "constant", "outliers")
 PROFILES: dict[str, dict[str, Any]] = {
     "dev": {"max_examples": 10, "deadline": None},
     "quick": {"max_examples": 10, "derandomize": True, "deadline": None, "database": None},
-    "ci": {"max_examples": 30, "derandomize": True, "deadline": None, "print_blob": True, "database": None},
-    "default": {"max_examples": 100, "deadline": None},
-    "thorough": {"max_examples": 1000, "deadline": None},
+    "ci": {"max_examples": 15, "derandomize": True, "deadline": None, "print_blob": True, "database": None},
+    "default": {"max_examples": 25, "deadline": None},
+    "thorough": {"max_examples": 500, "deadline": None},
 }
 
 _FRAMEWORK_EPS = (1e-5, 1e-3, 1e-6)  # torch / keras / flax defaults

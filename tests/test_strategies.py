@@ -266,10 +266,10 @@ def test_profiles():
     names = ns.register_profiles()
     assert set(names) == {"dev", "quick", "ci", "default", "thorough"} == set(ns.PROFILES)
     ci = settings.get_profile("ci")
-    assert ci.derandomize and ci.deadline is None and ci.print_blob and ci.max_examples == 30
-    assert settings.get_profile("thorough").max_examples == 1000
+    assert ci.derandomize and ci.deadline is None and ci.print_blob and ci.max_examples == 15
+    assert settings.get_profile("thorough").max_examples == 500
     assert settings.get_profile("quick").derandomize and settings.get_profile("quick").max_examples == 10
-    assert settings.get_profile("dev").max_examples < settings.get_profile("default").max_examples == 100
+    assert settings.get_profile("dev").max_examples < settings.get_profile("default").max_examples == 25
 
 
 @settings(max_examples=30, deadline=None)

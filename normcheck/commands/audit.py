@@ -25,6 +25,9 @@ def add_arguments(p) -> None:
     p.add_argument("--json", metavar="PATH", help="write machine-readable results (schema normcheck.audit/1)")
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument(
+        "--jobs", type=int, default=None, metavar="N", help="processes, one framework each (default: the CPU count)"
+    )
 
 
 _SYMBOL = {"pass": "✓", "finding": "F", "fail": "✗", "error": "E", "skip": "·"}
@@ -92,6 +95,8 @@ def run(args) -> int:
         bad = [p for p in props if p not in PROPERTIES and p != "identity"]
         if bad:
             raise CLIError(f"unknown property {', '.join(bad)}; known: {', '.join([*PROPERTIES, 'identity'])}")
+    if args.jobs is not None and args.jobs < 1:
+        raise CLIError("--jobs must be at least 1")
     if args.max_examples is not None and args.max_examples < 1:
         raise CLIError("--max-examples must be at least 1")
     tty = sys.stderr.isatty() and not args.quiet
@@ -110,12 +115,11 @@ def run(args) -> int:
         frameworks=args.frameworks,
         norms=norms,
         dtypes=args.dtypes,
-        properties=[p for p in props if p != "identity"] + (["identity"] if "identity" in props else [])
-        if props
-        else None,
+        properties=props,
         profile=args.profile,
         seed=args.seed,
         max_examples=args.max_examples,
+        workers=args.jobs or _cpus(),
         progress=progress,
     )
     if tty:
@@ -134,3 +138,9 @@ def run(args) -> int:
             raise CLIError(str(e)) from None
         print(f"report:  {args.html}")
     return audit.exit_status(doc)
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

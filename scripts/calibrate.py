@@ -1,0 +1,72 @@
+"""Calibrate the error model's one constant, lambda (normcheck.error_model.MODEL.lam).
+
+Runs the `agreement` property on every installed native implementation over Hypothesis cases of
+every value regime, and prints, per implementation and dtype, the distribution of observed errors
+in units of u·s. Checks covered by a registered finding are reported apart (they are known
+deviations, not calibration data). Then runs the one-pass LayerNorm double, which must fail.
+lambda is the smallest power of two with every correct implementation's worst case below lambda/2.
+
+    python scripts/calibrate.py [--examples 50] [--frameworks numpy,torch,jax,tensorflow] [--dtypes float32,bfloat16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from normcheck import adapters, audit  # noqa: E402
+from normcheck.error_model import MODEL  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--examples", type=int, default=50)
+    ap.add_argument("--frameworks", default=",".join(adapters.FRAMEWORKS))
+    ap.add_argument("--dtypes", default="float32,bfloat16")
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    t0 = time.time()
+    worst_ok = 0.0
+    print(f"{'implementation':<44} {'dtype':<9} {'n':>5} {'median':>8} {'p99':>8} {'max':>8}  verdict")
+    for impl in adapters.implementations(a.frameworks.split(",")):
+        if impl.form == "reference":
+            continue
+        for dt in a.dtypes.split(","):
+            r = audit.run_check(impl, "agreement", dt, seed=a.seed, max_examples=a.examples, profile="default")
+            if r.verdict == "skip" or not r.samples:
+                continue
+            s = np.array(r.samples)
+            print(
+                f"{impl.id:<44} {dt:<9} {len(s):>5} {np.median(s):>8.3g} {np.quantile(s, 0.99):>8.3g} "
+                f"{s.max():>8.3g}  {r.verdict}{' ' + r.finding if r.finding else ''}"
+            )
+            if r.verdict == "pass":
+                worst_ok = max(worst_ok, float(s.max()))
+    from tests.doubles import layer_norm_one_pass  # the wrong implementation the model must catch
+
+    one = audit.run_check(
+        adapters.Impl("user", "layer_norm", "function", layer_norm_one_pass, dtypes=("float32",)),
+        "agreement",
+        "float32",
+        seed=a.seed,
+        max_examples=a.examples,
+        profile="default",
+    )
+    lam = 2.0 ** math.ceil(math.log2(max(2 * worst_ok, 1.0)))
+    print()
+    print(f"worst observed error of a passing native implementation: {worst_ok:.3g} u·s")
+    print(f"smallest power of two above twice that: lambda = {lam:g}  (in use: {MODEL.lam:g})")
+    print(f"one-pass LayerNorm double: {one.verdict}, {one.message}")
+    print(f"({time.time() - t0:.0f} s)")
+    return 0 if lam <= MODEL.lam and one.verdict == "fail" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
