@@ -4,7 +4,8 @@ Runs the `agreement` property on every installed native implementation over Hypo
 every value regime, and prints, per implementation and dtype, the distribution of observed errors
 in units of u·s. Checks covered by a registered finding are reported apart (they are known
 deviations, not calibration data). Then runs the one-pass LayerNorm double, which must fail.
-lambda is the smallest power of two with every correct implementation's worst case below lambda/2.
+lambda is the smallest power of two at least 4x the worst error of any passing native implementation
+(a margin for the sampling tail and the metamorphic properties, which add two bounds).
 
     python scripts/calibrate.py [--examples 50] [--frameworks numpy,torch,jax,tensorflow] [--dtypes float32,bfloat16]
 """
@@ -59,10 +60,10 @@ def main() -> int:
         max_examples=a.examples,
         profile="default",
     )
-    lam = 2.0 ** math.ceil(math.log2(max(2 * worst_ok, 1.0)))
+    lam = 2.0 ** math.ceil(math.log2(max(4 * worst_ok, 1.0)))
     print()
     print(f"worst observed error of a passing native implementation: {worst_ok:.3g} u·s")
-    print(f"smallest power of two above twice that: lambda = {lam:g}  (in use: {MODEL.lam:g})")
+    print(f"smallest power of two >= 4x that: lambda = {lam:g}  (in use: {MODEL.lam:g})")
     print(f"one-pass LayerNorm double: {one.verdict}, {one.message}")
     print(f"({time.time() - t0:.0f} s)")
     return 0 if lam <= MODEL.lam and one.verdict == "fail" else 1
