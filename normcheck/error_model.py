@@ -30,7 +30,8 @@ calibration run (``python scripts/calibrate.py``: 3.2 u·s, Keras BatchNormaliza
 with the one-pass variance still failing.
 
 Running statistics: ``running_mean`` may err by lambda (u_in sqrt(n) m max|x| + u_buf |new|), and
-``running_var`` by lambda (u_in sqrt(n) m max|x| sigma n/(n-1) + u_buf |new|) per channel: the
+``running_var`` by lambda (u_in m (sqrt(n) max|x| sigma + n u_in max|x|^2) n/(n-1) + u_buf |new|) per
+channel (the second term is the squared error of the mean, all there is on a constant batch): the
 batch statistic may be computed in the input's precision u_in, the kept state only rounds in the
 buffer's u_buf (so rounding float32 buffers to a 16-bit input's precision is a deviation).
 """
@@ -166,7 +167,11 @@ def running_scale(
     if buffer_dtype is not None:
         ratio = max(1.0, dtypes.unit_roundoff(x_dtype) / dtypes.unit_roundoff(buffer_dtype))
     sm = ratio * np.sqrt(n) * m * amax + np.abs(np.asarray(new_mean, np.float64))
-    sv = ratio * np.sqrt(n) * m * amax * sd * (n / max(n - 1, 1)) + np.abs(np.asarray(new_var, np.float64))
+    # a two-pass variance also carries the squared error of its mean, (sqrt(n) u_in max|x|)^2: the
+    # whole error on a constant batch, where sigma = 0 (in u_buf units: ratio m n u_in max|x|^2)
+    u_in = dtypes.unit_roundoff(x_dtype) if x_dtype.kind == "f" else dtypes.unit_roundoff("float64")
+    bessel = n / max(n - 1, 1)
+    sv = ratio * m * bessel * (np.sqrt(n) * amax * sd + n * u_in * amax**2) + np.abs(np.asarray(new_var, np.float64))
     return np.maximum(sm, np.finfo(np.float64).tiny), np.maximum(sv, np.finfo(np.float64).tiny)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["impl_params"]
+__all__ = ["assert_conforms", "impl_params"]
 
 
 def impl_params(norms=None, frameworks=None, **filters):
@@ -27,3 +27,12 @@ def impl_params(norms=None, frameworks=None, **filters):
                 continue
             params.append(pytest.param(impl, id=impl.id))
     return params
+
+
+def assert_conforms(fn, norm, framework=None, **settings):
+    """Check ``fn``, your implementation of ``norm``, with :func:`normcheck.check` (profile "ci"
+    unless given) and raise ``AssertionError(report.summary())`` unless it conforms; returns the report."""
+    __tracebackhide__ = True
+    from normcheck.checker import assert_conforms as _assert_conforms
+
+    return _assert_conforms(fn, norm, framework, **settings)

@@ -1,0 +1,447 @@
+"""Check a user's norm implementation: is it right, and if not, what exactly is wrong.
+
+:func:`check` runs every property of :mod:`normcheck.properties` that applies to the claimed norm
+on the target (a function with the norm's canonical signature, or a torch-style module class; see
+:mod:`normcheck.target`), each driven by Hypothesis through :func:`normcheck.audit.run_check`:
+float32 first, then the profile's other dtypes where a probe call shows the target accepts them.
+The spec identities need a second norm from the same implementation and are reported as skipped.
+For deviations it keeps the shrunk counterexample and a repro snippet, then diagnoses the failing
+cases against the catalogue of known variants (:mod:`normcheck.diagnose`).
+
+The result is a :class:`CheckReport`: ``.conforms``, ``.verdict``, ``.records`` (audit
+:class:`~normcheck.audit.Record` objects), ``.diagnosis``, ``.summary()`` (human-readable) and
+``.to_json()`` (an audit document, schema ``normcheck.audit/1``, so ``normcheck report`` and
+:func:`normcheck.report.write_html` render it; it carries an extra ``"check"`` section).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from normcheck import audit
+from normcheck import spec as _spec
+from normcheck.target import DEFAULT_TIMEOUT, Target, TargetError, TargetHung, repro_setup, wrap
+
+__all__ = ["CheckReport", "TargetError", "assert_conforms", "check"]
+
+SMALL = 32  # counterexample arrays up to this many elements are printed in full
+_ORDER = {"fail": 0, "error": 1, "finding": 2, "pass": 3, "skip": 4}
+
+
+def _dtypes(profile: str, dtypes) -> tuple[str, ...]:
+    if dtypes:
+        chosen = tuple(dtypes)
+    else:
+        chosen = audit.PROFILE_DTYPES.get(profile, ("float32",))
+    return tuple(sorted(dict.fromkeys(chosen), key=lambda d: d != "float32"))  # float32 first
+
+
+def _probe(target: Target, norm: str, dtype: str) -> str | None:
+    """None if the target accepts ``dtype`` inputs, else why not (one line)."""
+    from normcheck.case import fixed_cases
+
+    case = fixed_cases(norm, dtype)[0]
+    try:
+        target(case.x.copy(), **case.kwargs())
+    except TargetHung:
+        return "the target hung"
+    except Exception as e:
+        first = f"{type(e).__name__}: {e}".strip().splitlines()[0][:200]
+        return f"the target does not accept {dtype} inputs (a probe call raised {first})"
+    return None
+
+
+@dataclass
+class CheckReport:
+    """The outcome of :func:`check` (see the module docstring)."""
+
+    target: str
+    norm: str
+    framework: str
+    form: str
+    profile: str
+    seed: int | None
+    records: list[audit.Record]
+    diagnosis: Any = None  # normcheck.diagnose.Diagnosis | None
+    notes: list[str] = field(default_factory=list)
+    hung: str | None = None
+    seconds: float = 0.0
+    started: float = 0.0
+    argv: tuple[str, ...] = ()
+    outputs: dict[int, Any] = field(default_factory=dict, repr=False)  # id(record) -> target output on its case
+
+    # --- verdicts ------------------------------------------------------------------------------
+    @property
+    def failures(self) -> list[audit.Record]:
+        """Records that fail or error, worst first."""
+        return [r for r in self.records if r.verdict in ("fail", "error")]
+
+    @property
+    def conforms(self) -> bool:
+        return not self.failures and not self.hung
+
+    @property
+    def verdict(self) -> str:
+        """One of "conforms", "deviates" (some property fails), "raises" (only errors) or "hangs"."""
+        if self.hung:
+            return "hangs"
+        if any(r.verdict == "fail" for r in self.records):
+            return "deviates"
+        if self.failures:
+            return "raises"
+        return "conforms"
+
+    @property
+    def counterexamples(self) -> list[tuple[str, str, Any]]:
+        """(property, dtype, shrunk Case) for every failing record with a counterexample."""
+        from normcheck.case import Case
+
+        out = []
+        for r in self.failures:
+            if r.counterexample:
+                try:
+                    out.append((r.property, r.dtype, Case.from_json(r.counterexample)))
+                except ValueError:
+                    continue
+        return out
+
+    # --- text ----------------------------------------------------------------------------------
+    def headline(self) -> str:
+        ran = [r for r in self.records if r.verdict != "skip"]
+        v = self.verdict
+        if v == "conforms":
+            return (
+                f"CONFORMS: all {len(ran)} checks pass ({len(self.records) - len(ran)} not applicable) "
+                f"in {self.seconds:.1f} s"
+            )
+        props = list(dict.fromkeys(r.property for r in self.failures))
+        if v == "hangs":
+            return f"HANGS: {self.hung}"
+        n = f"{len(props)} propert{'y' if len(props) == 1 else 'ies'}"
+        if v == "raises":
+            return f"RAISES: {n} end in an error: {self.failures[0].message}"
+        return f"DEVIATES: {n} fail ({', '.join(props)}) in {self.seconds:.1f} s"
+
+    def table(self) -> str:
+        lines = [_row_header()]
+        lines += [_row(r) for r in self.records]
+        return "\n".join(lines)
+
+    def summary(self, *, table: bool = True) -> str:
+        """A compact text: per-property verdicts, then for each failing property its shrunk case
+        (values when small), observed vs allowed error and repro, then the diagnosis."""
+        head = f"normcheck check {self.target} as {self.norm} ({self.framework} {self.form})"
+        out = [head, f"profile {self.profile}, seed {self.seed}" + "".join(f"; {n}" for n in self.notes)]
+        if table:
+            out += ["", self.table()]
+        out += ["", self.headline()]
+        shown: set[str] = set()
+        printed: dict[str, str] = {}  # counterexample -> the property whose details showed it
+        for r in sorted(self.failures, key=lambda r: (r.dtype != "float32", _ORDER[r.verdict])):
+            if r.property in shown:
+                continue
+            shown.add(r.property)
+            out += ["", *self._details(r, printed)]
+        if self.failures:
+            out.append("")
+            if self.diagnosis is not None:
+                out.append(f"diagnosis: {self.diagnosis.text}")
+            elif self.hung:
+                out.append("diagnosis: none (the target hung; it was not called again)")
+            else:
+                out.append(f"diagnosis: {self._plain_diagnosis()}")
+        return "\n".join(out)
+
+    def _plain_diagnosis(self) -> str:
+        msgs = [r.message for r in self.failures]
+        if all(r.verdict == "error" for r in self.failures):
+            return "the target raised on the cases tried; nothing to compare"
+        if any("modified in place" in m for m in msgs):
+            return "the target modifies its input in place"
+        if any("output shape" in m or "output dtype" in m for m in msgs):
+            return "the target returns the wrong shape or dtype (see above)"
+        return "the output agrees with the reference; the deviation is in the property named above"
+
+    def _details(self, r: audit.Record, printed: dict[str, str]) -> list[str]:
+        tag = "FAIL" if r.verdict == "fail" else "ERROR"
+        out = [f"── {tag} {r.property} ({r.dtype}): {r.message}"]
+        if r.verdict == "fail" and math.isfinite(r.observed) and "u·s" not in r.message:
+            out.append(f"   observed {r.observed:.3g} u·s, allowed {r.allowed:g} u·s (error-model units)")
+        if not r.counterexample:
+            return out
+        key = repr(r.counterexample)
+        if key in printed:
+            out.append(f"   shrunk case: the same as {printed[key]}'s above")
+            return out
+        printed[key] = r.property
+        from normcheck.case import Case
+
+        try:
+            case = Case.from_json(r.counterexample)
+        except ValueError:
+            return out
+        out.append(f"   shrunk case: {case.describe()}")
+        if case.x.size <= SMALL:
+            out.append(f"   input:        {_fmt(case.x)}")
+            for k in ("weight", "bias", "running_mean", "running_var"):
+                a = getattr(case, k)
+                if a is not None:
+                    out.append(f"   {k + ':':<13} {_fmt(a)}")
+            got = self.outputs.get(id(r)) if r.property == "agreement" else None
+            if got is not None:
+                try:
+                    with np.errstate(all="ignore"):
+                        ref = case.reference().y
+                    out.append(f"   reference:    {_fmt(ref)}")
+                    out.append(f"   target:       {_fmt(got)}")
+                except ValueError:
+                    pass
+        if r.repro:
+            out.append("   repro:")
+            out += [f"     {line}" for line in r.repro.splitlines()]
+        return out
+
+    # --- JSON ----------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """An audit document (``normcheck.audit/1``) with an extra ``"check"`` section."""
+        doc = audit.document(self.records, profile=self.profile, seed=self.seed, started=self.started, argv=self.argv)
+        doc["run"]["seconds"] = round(self.seconds, 2)
+        d = self.diagnosis
+        doc["check"] = {
+            "target": self.target,
+            "norm": self.norm,
+            "framework": self.framework,
+            "form": self.form,
+            "verdict": self.verdict,
+            "conforms": self.conforms,
+            "notes": list(self.notes),
+            "hung": self.hung,
+            "diagnosis": None
+            if d is None
+            else {
+                "text": d.text,
+                "matches": list(d.matches),
+                "failing_cases": d.failing,
+                "counts": {k: v for k, v in d.counts.items() if v},
+            },
+        }
+        return doc
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _fmt(a) -> str:
+    a = np.asarray(a)
+    with np.errstate(all="ignore"):
+        text = np.array2string(a.astype(np.float64), precision=6, separator=", ", max_line_width=10_000)
+    return " ".join(text.split())
+
+
+def _row_header() -> str:
+    return f"  {'dtype':<9} {'property':<26} {'verdict':<8} {'observed':>9} {'allowed':>8} {'examples':>8} {'time':>7}"
+
+
+def _row(r: audit.Record) -> str:
+    obs = "" if r.verdict in ("skip", "error") else f"{r.observed:.3g}"
+    allowed = f"{r.allowed:g}" if r.verdict in ("pass", "fail") and r.allowed else ""
+    verdict = {"fail": "FAIL", "error": "ERROR"}.get(r.verdict, r.verdict)
+    line = f"  {r.dtype:<9} {r.property:<26} {verdict:<8} {obs:>9} {allowed:>8} {r.examples:>8} {r.seconds:>6.1f}s"
+    if r.verdict in ("skip", "error") and r.message:
+        line += f"  {r.message[:90]}"
+    return line
+
+
+# --- the check ---------------------------------------------------------------------------------------
+
+
+def _clean_message(msg: str) -> str:
+    for prefix in ("raised BadOutput: ", "raised TargetHung: "):
+        if msg.startswith(prefix):
+            rest = msg[len(prefix) :]
+            return ("hang: " + rest) if "TargetHung" in prefix else rest
+    return msg
+
+
+def _finish(r: audit.Record, target: Target, setup: str, version) -> audit.Record:
+    r.impl = r.api = target.label
+    r.framework, r.version, r.form = target.framework, version, target.form
+    r.message = _clean_message(r.message)
+    if r.counterexample:
+        from normcheck.case import Case
+
+        try:
+            r.repro = Case.from_json(r.counterexample).repro("fn", setup=setup)
+        except ValueError:
+            pass
+    return r
+
+
+def _skip(target: Target, norm: str, dtype: str, prop: str, message: str) -> audit.Record:
+    return audit.Record(
+        impl=target.label,
+        framework=target.framework,
+        version=None,
+        norm=norm,
+        form=target.form,
+        layout="channels_first",
+        mode="eager",
+        api=target.label,
+        dtype=dtype,
+        property=prop,
+        verdict="skip",
+        message=message,
+    )
+
+
+def check(
+    fn,
+    norm: str,
+    framework: str | None = None,
+    *,
+    form: str | None = None,
+    profile: str = "default",
+    seed: int | None = 0,
+    max_examples: int | None = None,
+    dtypes=None,
+    properties=None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    diagnose: bool = True,
+    label: str | None = None,
+    progress: Callable[[audit.Record], None] | None = None,
+    argv=(),
+) -> CheckReport:
+    """Check ``fn`` (a callable, a module class, or a ``"module:attr"`` / ``"file.py:attr"``
+    reference) as an implementation of ``norm``; see the module docstring.
+
+    ``framework``/``form`` are inferred when not given; ``profile``/``seed``/``max_examples`` drive
+    Hypothesis (profiles of :mod:`normcheck.strategies`); ``dtypes`` overrides the profile's
+    dtypes; ``properties`` restricts the property suite; ``timeout`` is the per-call limit in
+    seconds. Raises :class:`~normcheck.target.TargetError` for a target that cannot be checked at
+    all (not callable, an unsupported layer kind, an unknown norm); anything the target itself
+    does (raising, returning garbage, hanging) is reported, never raised.
+    """
+    from normcheck import adapters
+    from normcheck import diagnose as _diagnose
+    from normcheck.properties import PROPERTIES
+
+    t0_wall, t0 = time.time(), time.perf_counter()
+    if norm not in _spec.names():
+        raise TargetError(f"unknown norm {norm!r}; known: {', '.join(_spec.names())}")
+    props = list(properties or PROPERTIES)
+    unknown = [p for p in props if p not in PROPERTIES]
+    if unknown:
+        raise TargetError(f"unknown property {', '.join(unknown)}; known: {', '.join(PROPERTIES)}")
+    from normcheck.dtypes import FLOAT_DTYPES
+    from normcheck.strategies import PROFILES
+
+    if profile not in PROFILES:
+        raise TargetError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    bad = [d for d in dtypes or () if d not in FLOAT_DTYPES]
+    if bad:
+        raise TargetError(f"unknown dtype {', '.join(map(str, bad))}; known: {', '.join(FLOAT_DTYPES)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        target = wrap(fn, norm, framework=framework, form=form, timeout=timeout, label=label)
+        ref = fn if isinstance(fn, str) else None
+        setup = repro_setup(target, ref)
+        version = adapters.get(target.framework).version()
+        s = _spec.get(norm)
+        run = _dtypes(profile, dtypes)
+        from normcheck.adapters.base import Impl
+
+        impl = Impl("user", norm, target.form, target, api=target.label, dtypes=run, running_stats=s.has_running_stats)
+        report = CheckReport(
+            target.label, norm, target.framework, target.form, profile, seed, [], notes=list(target.notes)
+        )
+        report.started, report.argv = t0_wall, tuple(argv)
+
+        def add(r: audit.Record) -> None:
+            report.records.append(r)
+            if progress:
+                progress(r)
+
+        for dt in run:
+            why = None if dt == "float32" else _probe(target, norm, dt)
+            for p in props:
+                if target.hung:
+                    add(_skip(target, norm, dt, p, "not run: the target hung"))
+                elif why:
+                    add(_skip(target, norm, dt, p, why))
+                else:
+                    r = audit.run_check(impl, p, dt, profile=profile, seed=seed, max_examples=max_examples)
+                    add(_finish(r, target, setup, version))
+            if dt == "float32" and properties is None:
+                for ident in s.identities:
+                    msg = f"needs {ident.rhs['norm']} from the same implementation (a check has one target)"
+                    add(_skip(target, norm, dt, f"identity:{ident.name}", msg))
+        if target.hung:
+            report.hung = target.hung
+            for r in report.records:
+                if r.message.startswith("hang: ") or "TargetHung" in r.message:
+                    r.verdict = "error"
+        _outputs(report, target)
+        if diagnose and report.failures and not target.hung:
+            report.diagnosis = _run_diagnosis(report, target, _diagnose, seed)
+        if report.diagnosis is not None:
+            for r in report.failures:
+                r.diagnosis = report.diagnosis.text
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _outputs(report: CheckReport, target: Target) -> None:
+    """The target's output on each small counterexample (for the summary), one call each."""
+    from normcheck.case import Case
+
+    seen: dict[str, Any] = {}
+    for r in report.failures:
+        if not r.counterexample or target.hung:
+            continue
+        key = repr(r.counterexample)
+        if key not in seen:
+            try:
+                case = Case.from_json(r.counterexample)
+                seen[key] = None if case.x.size > SMALL else case.call(target).y
+            except Exception:
+                seen[key] = None
+        if seen[key] is not None:
+            report.outputs[id(r)] = seen[key]
+
+
+def _run_diagnosis(report: CheckReport, target: Target, module, seed):
+    from normcheck.case import Case
+
+    fails = [r for r in report.failures if r.counterexample]
+    if not fails:
+        return None
+    dt = "float32" if any(r.dtype == "float32" for r in fails) else fails[0].dtype
+    cases = []
+    for r in fails:
+        if r.dtype == dt:
+            try:
+                cases.append(Case.from_json(r.counterexample))
+            except ValueError:
+                continue
+    try:
+        return module.diagnose(target, report.norm, cases, dtype=dt, seed=0 if seed is None else seed)
+    except Exception as e:  # the diagnosis must never turn a report into a crash
+        report.notes.append(f"the diagnosis could not run: {type(e).__name__}: {e}".splitlines()[0])
+        return None
+
+
+def assert_conforms(fn, norm: str, framework: str | None = None, **settings) -> CheckReport:
+    """Check ``fn`` as ``norm`` (see :func:`check`; ``profile`` defaults to "ci", derandomized) and
+    raise ``AssertionError(report.summary())`` unless it conforms. Returns the report."""
+    settings.setdefault("profile", "ci")
+    report = check(fn, norm, framework, **settings)
+    if not report.conforms:
+        raise AssertionError(report.summary())
+    return report
