@@ -76,10 +76,13 @@ class Finding:
 
 
 def _installed(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    """The installed version of ``package`` (or of its ``-cpu``/``-gpu`` build, as TF ships)."""
+    for dist in (package, f"{package}-cpu", f"{package}-gpu"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _globs(v) -> tuple[str, ...]:
