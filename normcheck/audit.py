@@ -277,12 +277,12 @@ COST_ORDER = ("jax", "tensorflow", "torch", "numpy")  # slowest first, for the p
 
 
 def _framework_records(
-    framework: str, *, norms, dtypes, props, identities, profile, seed, max_examples, emit=None
+    framework: str, *, norms, dtypes, props, identities, profile, seed, max_examples, all_forms=False, emit=None
 ) -> list[Record]:
     """Every check of one framework, in this process; ``emit(event)`` reports progress."""
     from normcheck import adapters
 
-    impls = adapters.implementations([framework], norms)
+    impls = [i for i in adapters.implementations([framework], norms) if all_forms or not i.extended]
     jobs: list[Callable[[], Record]] = []
     for impl in impls:
         for dt in dtypes:
@@ -326,12 +326,14 @@ def run_audit(
     max_examples: int | None = None,
     identities: bool = True,
     workers: int = 1,
+    all_forms: bool | None = None,
     progress: Callable[[int, int, Record], None] | None = None,
 ) -> dict[str, Any]:
     """Run the audit matrix and return the result document (see README "Results schema").
 
     With ``workers > 1`` each framework runs in its own fresh process (a clean interpreter per
-    framework: no import-order constraints between them), slowest framework first.
+    framework: no import-order constraints between them), slowest framework first. Extended
+    implementations (``Impl.extended``) run with ``all_forms``, by default in the thorough profile.
     """
     from normcheck import adapters
 
@@ -346,6 +348,7 @@ def run_audit(
         profile=profile,
         seed=seed,
         max_examples=max_examples,
+        all_forms=profile == "thorough" if all_forms is None else all_forms,
     )
     totals: dict[str, int] = {}
     done: list[Record] = []

@@ -55,6 +55,10 @@ class Impl:
     running_stats: bool = False  # updates running buffers passed to it
     stateful: bool = False  # a layer object (module form) rather than a function
     notes: str = ""
+    # An expensive variant whose code path a cheaper Impl of the same framework already covers
+    # (e.g. op-by-op Flax linen beside linen under jit and nnx): audited by the `thorough`
+    # profile and `--all-forms`, listed by `normcheck frameworks` all the same.
+    extended: bool = False
 
     @property
     def id(self) -> str:

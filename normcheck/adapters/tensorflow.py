@@ -419,6 +419,9 @@ class TensorFlowAdapter(Adapter):
                         running_stats=s.has_running_stats,
                         stateful=True,
                         notes=notes,
+                        # eps and momentum are trace constants: BatchNorm retraces for nearly
+                        # every generated example (~0.3 s each); its eager form covers the layer
+                        extended=mode == "compiled" and norm == "batch_norm",
                     )
                 )
         tfnn_notes = {

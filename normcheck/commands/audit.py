@@ -26,6 +26,12 @@ def add_arguments(p) -> None:
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument(
+        "--all-forms",
+        action="store_true",
+        default=None,
+        help="also the extended variants (op-by-op Flax linen, compiled Keras BatchNorm); the thorough profile does",
+    )
+    p.add_argument(
         "--jobs", type=int, default=None, metavar="N", help="processes, one framework each (default: the CPU count)"
     )
 
@@ -120,6 +126,7 @@ def run(args) -> int:
         seed=args.seed,
         max_examples=args.max_examples,
         workers=args.jobs or _cpus(),
+        all_forms=args.all_forms,
         progress=progress,
     )
     if tty:

@@ -30,11 +30,13 @@ def run(args) -> int:
                 i.form
                 + ("" if i.layout == "channels_first" else f"[{i.layout}]")
                 + ("" if i.mode == "eager" else f"[{i.mode}]")
+                + ("*" if i.extended else "")
             )
         rows.append({"framework": name, "installed": True, "version": a.version(), "devices": devices, "norms": forms})
         print(f"{name:<11} {a.version() or '?':<12} devices: {', '.join(devices)}")
         for norm in spec.names():
             print(f"    {norm:<14} {', '.join(dict.fromkeys(forms.get(norm, []))) or 'unsupported'}")
+    print("* extended variant: audited by the thorough profile or `normcheck audit --all-forms`")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
