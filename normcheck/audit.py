@@ -368,7 +368,29 @@ def run_audit(
     else:
         by_fw = _run_parallel(fws, kwargs, workers, on_event)
     records = [r for fw in fws for r in by_fw[fw]]
-    return document(records, profile=profile, seed=seed, started=t0, argv=sys.argv[1:])
+    doc = document(records, profile=profile, seed=seed, started=t0, argv=sys.argv[1:])
+    doc["conventions"] = _conventions(fws, workers)
+    return doc
+
+
+def _measure(fw: str) -> list[dict[str, Any]]:
+    from normcheck import conventions
+
+    try:
+        return conventions.measure(fw)
+    except Exception as e:
+        return [{"framework": fw, "api": "—", "default_eps": f"could not measure: {type(e).__name__}: {e}"}]
+
+
+def _conventions(fws, workers) -> list[dict[str, Any]]:
+    """The conventions table, measured by running each framework (in its own process if parallel)."""
+    if workers <= 1 or len(fws) <= 1:
+        return [r for fw in fws for r in _measure(fw)]  # FRAMEWORKS order: torch before tensorflow
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(fws)), mp_context=mp.get_context("spawn")) as ex:
+        return [r for part in ex.map(_measure, fws) for r in part]
 
 
 def _run_parallel(fws, kwargs, workers, on_event) -> dict[str, list[Record]]:

@@ -37,7 +37,7 @@ class Finding:
 
     def covers(self, case) -> bool:
         """Does the case fall in the finding's region? ``where`` is a Python expression over
-        ``N, C, G, shape, spatial, numel, args, dtype, regime, running, prod`` (the registry is our own data).
+        ``N, C, G, shape, spatial, numel, args, dtype, regime, running, weight, bias, prod`` (the registry is our own data).
         Failures it covers are counted as this finding and exploration goes on past them."""
         if not self.where:
             return True
@@ -55,6 +55,8 @@ class Finding:
             "dtype": case.dtype,
             "regime": case.regime,
             "running": case.running_mean is not None,
+            "weight": case.weight is not None,
+            "bias": case.bias is not None,
             "prod": math.prod,
         }
         return bool(eval(self.where, {"__builtins__": {}}, names))

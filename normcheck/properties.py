@@ -425,3 +425,13 @@ def identity(ident, lhs_impl, rhs_impl, case: Case) -> Result:
         f"identity:{ident.name}", [(ident.statement, error_model.compare(b, a.astype(np.float64), s, case.dtype))]
     )
     return r
+
+
+# --- running statistics over steps, gradients, folding (their own modules) -------------------
+from normcheck.fold import fold_agreement  # noqa: E402
+from normcheck.gradients import GRADIENT_PROPERTIES  # noqa: E402
+from normcheck.state import STATE_PROPERTIES  # noqa: E402
+
+PROPERTIES.update(STATE_PROPERTIES)
+PROPERTIES.update(GRADIENT_PROPERTIES)
+PROPERTIES["fold_agreement"] = fold_agreement

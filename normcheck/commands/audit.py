@@ -36,13 +36,32 @@ def add_arguments(p) -> None:
     )
 
 
+LABELS = {  # five-character column labels for the table
+    "agreement": "agree",
+    "statistics": "stats",
+    "shift_invariance": "shift",
+    "scale_equivariance": "scale",
+    "batch_independence": "batch",
+    "permutation_equivariance": "perm",
+    "contracts": "contr",
+    "special_values": "nan",
+    "constant_input": "const",
+    "running_stats_steps": "run",
+    "eval_uses_running": "eval",
+    "train_eval_convergence": "conv",
+    "gradient_agreement": "grad",
+    "gradient_sums_to_zero": "g∑0",
+    "gradient_orthogonal": "g⊥ŷ",
+    "fold_agreement": "fold",
+}
+
 _SYMBOL = {"pass": "✓", "finding": "F", "fail": "✗", "error": "E", "skip": "·"}
 
 
 def _print_table(doc) -> None:
     recs = doc["records"]
     props = list(dict.fromkeys(r["property"] for r in recs if not r["property"].startswith("identity")))
-    short = {p: p[:5] for p in props}
+    short = {p: LABELS.get(p, p[:5]) for p in props}
     rows: dict[tuple[str, str], dict[str, dict]] = {}
     for r in recs:
         key = (r["impl"], r["dtype"])

@@ -1,0 +1,336 @@
+r"""Gradients of every norm: a float64 analytic reference, its error model, and the properties
+that judge each framework's autodiff (:mod:`normcheck.autodiff`) against it.
+
+**Reference** (:func:`reference_grads`). For one reduction set S of size n, with
+sigma = sqrt(var_S + eps), y^ = (x - mean_S) / sigma and g = dy * weight (the output cotangent
+through the affine), the input gradient of ``y = y^ * weight + bias`` is
+
+    dx = (g - mean_S(g) - y^ mean_S(g y^)) / sigma            centered norms, batch statistics
+    dx = (g - y^ mean_S(g y^)) / sigma                         RMSNorm (y^ = x / sqrt(mean_S x^2 + eps))
+    dx = g / sigma_running                                     running statistics (BN/IN eval)
+
+(the ``mean_S(g)`` term is the dependence of the mean on x, the ``y^ mean_S(g y^)`` term that of the
+variance: BatchNorm in training mode differentiates through its batch statistics.) The parameter
+gradients are ``dweight = sum dy y^`` and ``dbias = sum dy``, summed over every axis the affine
+parameters are broadcast along. One routine serves every spec: S comes from
+:func:`normcheck.spec.plan`. The formulas are checked against central finite differences of
+:func:`normcheck.reference.normalize` in float64 (tests/test_gradients.py).
+
+**Error model** (:func:`grad_scales`), in the forward model's terms (:mod:`normcheck.error_model`):
+a backward kernel uses the forward statistics, whose errors are those of the forward model --
+sigma has relative error ~ sqrt(n) u kappa_S and y^_i absolute error ~ sqrt(n) u kappa_S (1 + |y^_i|)
+-- and two more length-n reductions, mean_S(g) and mean_S(g y^), each erring by ~ sqrt(n) u
+mean_S(|g| (1 + |y^|)). Propagating each through ``dx = (g - a - y^ b) / sigma`` with
+A = mean_S(|g| (1 + |y^|)) (so |a| + |b| <= A) bounds every term by
+
+    s_i = (1 + sqrt(n) kappa_S) (1 + |y^_i|) (|g_i| + A) / sigma        input gradient
+
+i.e. the gradient's scale |g| (1 + |y^|) sqrt(n) kappa / sigma, with A making it cover the
+cancellation inside ``g - a - y^ b`` (the gradient may be much smaller than its terms). RMSNorm has
+no centring, so kappa_S = 1 there. In eval mode nothing is reduced: s_i = |g_i| / sigma. The
+parameter gradients are sums of N = (elements per parameter) terms dy y^, each carrying y^'s error:
+
+    s_weight = sum |dy| ((1 + sqrt(n) kappa_S) (1 + |y^|) + sqrt(N) |y^|)
+    s_bias   = sqrt(N) sum |dy|
+
+(eval mode: n = 1 and kappa_i = (|x_i| + |running_mean|) / sigma as in the forward model). Every
+scale gets the dtype's smallest normal number added, so a gradient that lands among subnormals is
+allowed its absolute rounding (u * tiny per element). The one constant is the forward model's,
+**lambda = 16**, unchanged: on the calibration run (:func:`calibrate`: every native
+implementation with autodiff, every regime, float32 and bfloat16, 30-60 Hypothesis examples each)
+the worst correct kernel observed 2.3 u s (torch 2.2, TensorFlow 2.3, JAX 2.4 outside its registered
+findings), below lambda/2; a float32 BatchNorm gradient that treats the batch statistics as
+constants is off by 6e4-7e5 u s on 24-192 values per channel.
+
+**Properties** of the true gradient, checked on the reference (float64) and on each framework:
+for centered norms with batch statistics and no affine, the input gradient sums to zero over
+every S (``gradient_sums_to_zero``), and for every norm with batch statistics
+``sum_S dx y^ = (eps / sigma^2) sum_S g y^ / sigma``: orthogonal to the normalized output, up to the
+eps term that vanishes at eps = 0 (``gradient_orthogonal``). Cases with affine parameters are
+checked with them removed.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from normcheck import dtypes, error_model
+from normcheck import spec as _spec
+from normcheck.adapters.base import Unsupported
+from normcheck.case import Case
+from normcheck.state import Result, _property, _Stop, _verdict
+
+__all__ = [
+    "GRADIENT_PROPERTIES",
+    "calibrate",
+    "cotangent",
+    "finite_differences",
+    "grad_scales",
+    "gradient_agreement",
+    "gradient_orthogonal",
+    "gradient_sums_to_zero",
+    "reference_grads",
+]
+
+
+def cotangent(case: Case) -> np.ndarray:
+    """The output cotangent dy the properties use: standard normal in the case dtype, seeded by
+    the case's shape (deterministic, so a counterexample replays)."""
+    seed = zlib.crc32(repr((case.norm, case.x.shape)).encode())
+    return np.random.default_rng(seed).standard_normal(case.x.shape).astype(case.x.dtype)
+
+
+def _normalized(case: Case):
+    """(plan, y^ in the view shape, sigma broadcastable to it, mean used) in float64."""
+    from normcheck.reference import _running_view, moments
+
+    spec, p = case.spec, case.plan()
+    x = case.x.astype(np.float64).reshape(p.view_shape)
+    eps = spec.resolve_eps(case.args.get("eps"), case.x.dtype)
+    if case.use_batch_stats:
+        mean, var = moments(x, p.reduce, center=spec.center)
+    else:
+        mean = _running_view(spec, p, case.running_mean, np.float64)
+        var = _running_view(spec, p, case.running_var, np.float64)
+    sigma = np.sqrt(var + eps)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return p, (x - mean) / sigma, sigma, mean
+
+
+def _affine(case: Case, p, which: str):
+    v = getattr(case, which)
+    return 1.0 if v is None else np.asarray(v, np.float64).reshape(p.affine_broadcast)
+
+
+def _sum_axes(p) -> tuple[int, ...]:
+    return tuple(i for i, d in enumerate(p.affine_broadcast) if d == 1)
+
+
+def reference_grads(norm, case: Case, dy) -> dict[str, np.ndarray]:
+    """Float64 gradients of ``sum(dy * norm(case))`` with respect to the input, and the weight and
+    bias where the case has them: ``{"input", "weight", "bias"}`` (see the module docstring)."""
+    spec = _spec.get(norm) if isinstance(norm, str) else norm
+    if spec.name != case.norm:
+        raise ValueError(f"case is of {case.norm}, not {spec.name}")
+    p, yhat, sigma, _ = _normalized(case)
+    d = np.asarray(dy, np.float64)
+    g = (d * _affine(case, p, "weight")).reshape(p.view_shape)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if case.use_batch_stats:
+            mgy = np.mean(g * yhat, axis=p.reduce, keepdims=True)
+            mg = np.mean(g, axis=p.reduce, keepdims=True) if spec.center else 0.0
+            dx = (g - mg - yhat * mgy) / sigma
+        else:
+            dx = g / sigma
+    out = {"input": dx.reshape(case.x.shape)}
+    ax = _sum_axes(p)
+    if case.weight is not None:
+        out["weight"] = np.sum(d * yhat.reshape(case.x.shape), axis=ax).reshape(p.affine_shape)
+    if case.bias is not None:
+        out["bias"] = np.sum(d, axis=ax).reshape(p.affine_shape)
+    return out
+
+
+def grad_scales(case: Case, dy) -> dict[str, np.ndarray]:
+    """Per-element scales s of each gradient (the module docstring): allowed error lambda u s."""
+    spec = case.spec
+    p, yhat, sigma, mean = _normalized(case)
+    d = np.abs(np.asarray(dy, np.float64))
+    x = np.abs(case.x.astype(np.float64)).reshape(p.view_shape)
+    ay = np.abs(yhat)
+    g = (d * np.abs(_affine(case, p, "weight"))).reshape(p.view_shape)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if case.use_batch_stats:
+            n = p.reduce_size
+            kappa = np.max(x, axis=p.reduce, keepdims=True) / sigma if spec.center else 1.0
+            big_a = np.mean(g * (1 + ay), axis=p.reduce, keepdims=True)
+            s_in = (1 + np.sqrt(n) * kappa) * (1 + ay) * (g + big_a) / sigma
+        else:
+            n, kappa = 1, (x + np.abs(mean)) / sigma
+            s_in = g / sigma
+        tiny = float(dtypes.finfo(case.dtype).tiny)
+        out = {"input": s_in.reshape(case.x.shape) + tiny}
+        ax = _sum_axes(p)
+        count = case.x.size // max(int(np.prod(p.affine_shape)), 1)
+        per = ((1 + np.sqrt(n) * kappa) * (1 + ay) + np.sqrt(count) * ay).reshape(case.x.shape)
+        if case.weight is not None:
+            out["weight"] = np.sum(d * per, axis=ax).reshape(p.affine_shape) + tiny
+        if case.bias is not None:
+            out["bias"] = np.sqrt(count) * np.sum(d, axis=ax).reshape(p.affine_shape) + tiny
+    return out
+
+
+def finite_differences(case: Case, dy, *, h: float = 1e-6) -> dict[str, np.ndarray]:
+    """Central finite differences of ``sum(dy * reference(case))`` in float64 (for the tests):
+    each element of the input, weight and bias perturbed by ``h * max(1, |v|)``."""
+    d = np.asarray(dy, np.float64)
+    base = {k: None if getattr(case, k) is None else getattr(case, k).astype(np.float64) for k in ("weight", "bias")}
+    c64 = case.with_(
+        x=case.x.astype(np.float64),
+        running_mean=None if case.running_mean is None else case.running_mean.astype(np.float64),
+        running_var=None if case.running_var is None else case.running_var.astype(np.float64),
+        **base,
+    )
+
+    def loss(c: Case) -> float:
+        return float(np.sum(d * c.reference().y))
+
+    out = {}
+    for k in ("input", "weight", "bias"):
+        attr = "x" if k == "input" else k
+        v = getattr(c64, attr)
+        if v is None:
+            continue
+        grad = np.zeros(v.shape)
+        for i in np.ndindex(v.shape):
+            step = h * max(1.0, abs(float(v[i])))
+            hi, lo = v.copy(), v.copy()
+            hi[i] += step
+            lo[i] -= step
+            grad[i] = (loss(c64.with_(**{attr: hi})) - loss(c64.with_(**{attr: lo}))) / (2 * step)
+        out[k] = grad
+    return out
+
+
+# --- properties ------------------------------------------------------------------------------
+
+
+def _native(impl, case: Case, dy) -> dict[str, np.ndarray]:
+    """The implementation's own gradients, or a skip/error Result (as properties._call does)."""
+    from normcheck import autodiff
+
+    try:
+        got = autodiff.vjp(impl, case, dy)
+    except Unsupported as e:
+        raise _Stop(Result("", "skip", message=f"unsupported: {e}")) from None
+    except Exception as e:
+        msg = f"{type(e).__name__}: {e}".strip().splitlines()[0][:300]
+        raise _Stop(Result("", "error", message=f"gradient raised {msg}", case=case)) from None
+    for k, v in got.items():
+        want = (case.x if k == "input" else getattr(case, k)).shape
+        if np.shape(v) != want:
+            lam = error_model.MODEL.lam
+            raise _Stop(Result("", "fail", np.inf, lam, f"d{k} has shape {np.shape(v)}, expected {want}", case=case))
+    return got
+
+
+def _representable(case: Case, ref: dict[str, np.ndarray]) -> None:
+    big = float(dtypes.finfo(case.dtype).max) / 4
+    for k, v in ref.items():
+        if not np.isfinite(v).all() or (v.size and float(np.max(np.abs(v))) > big):
+            raise _Stop(Result("", "skip", message=f"the true d{k} is not representable in {case.dtype}"))
+
+
+@_property
+def gradient_agreement(impl, case: Case) -> Result:
+    """The framework's input, weight and bias gradients equal the float64 reference's."""
+    dy = cotangent(case)
+    ref = reference_grads(case.norm, case, dy)
+    _representable(case, ref)
+    got = _native(impl, case, dy)
+    s = grad_scales(case, dy)
+    return _verdict(
+        "gradient_agreement",
+        [(f"d{k}", error_model.compare(got[k], ref[k], s[k], case.dtype)) for k in ref if k in got],
+    )
+
+
+def _plain(case: Case, *, centered: bool) -> Case:
+    if centered and not case.spec.center:
+        raise _Stop(Result("", "skip", message="uncentered norm: the gradient need not sum to zero"))
+    if not case.use_batch_stats:
+        raise _Stop(Result("", "skip", message="eval mode: the statistics do not depend on the input"))
+    return case.with_(weight=None, bias=None)
+
+
+def _set_sums(case: Case, dx, s, weight_fn):
+    """(sum_S dx w, sum_S s |w|, expected) per set, with w = weight_fn(y^, sigma, g)."""
+    p, yhat, sigma, _ = _normalized(case)
+    dyv = cotangent(case).astype(np.float64).reshape(p.view_shape)
+    w, expected = weight_fn(yhat, sigma, dyv, p)
+    v = np.asarray(dx, np.float64).reshape(p.view_shape)
+    sv = np.asarray(s, np.float64).reshape(p.view_shape)
+    bound = np.sum(sv * np.abs(w), axis=p.reduce, keepdims=True)
+    tiny = float(dtypes.finfo(case.dtype).tiny)  # all y^ = 0 (a constant set): nothing to weigh
+    return np.sum(v * w, axis=p.reduce, keepdims=True), np.maximum(bound, tiny), expected
+
+
+def _identity_check(name: str, impl, case: Case, weight_fn) -> Result:
+    dy = cotangent(case)
+    ref = reference_grads(case.norm, case, dy)
+    _representable(case, ref)
+    got = _native(impl, case, dy)
+    s = grad_scales(case, dy)["input"]
+    comps = []
+    for who, dx, dt in (("reference", ref["input"], "float64"), ("implementation", got["input"], case.dtype)):
+        total, bound, expected = _set_sums(case, dx, s, weight_fn)
+        comps.append((who, error_model.compare(total, expected, bound, dt)))
+    return _verdict(name, comps)
+
+
+@_property
+def gradient_sums_to_zero(impl, case: Case) -> Result:
+    """Centered norms, batch statistics, no affine: sum_S dx = 0 over every set S."""
+    c = _plain(case, centered=True)
+
+    def ones(yhat, sigma, g, p):
+        return np.ones_like(yhat), np.zeros(p.stat_shape)
+
+    return _identity_check("gradient_sums_to_zero", impl, c, ones)
+
+
+@_property
+def gradient_orthogonal(impl, case: Case) -> Result:
+    """Batch statistics, no affine: sum_S dx y^ = (eps / sigma^2) sum_S g y^ / sigma (orthogonal
+    to the normalized output up to the eps term)."""
+    c = _plain(case, centered=False)
+    eps = c.spec.resolve_eps(c.args.get("eps"), c.x.dtype)
+
+    def along_yhat(yhat, sigma, g, p):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            return yhat, eps / sigma**2 * np.sum(g * yhat, axis=p.reduce, keepdims=True) / sigma
+
+    return _identity_check("gradient_orthogonal", impl, c, along_yhat)
+
+
+GRADIENT_PROPERTIES = {f.__name__: f for f in (gradient_agreement, gradient_sums_to_zero, gradient_orthogonal)}
+
+
+def calibrate(*, examples: int = 40, dtypes_=("float32", "bfloat16"), seed: int = 0, frameworks=None) -> dict:
+    """Observed gradient errors (model units) of every native implementation with autodiff on
+    random cases of every regime: ``{impl id: (worst observed, worst case description)}``."""
+    import hypothesis
+    from hypothesis import HealthCheck, given
+
+    from normcheck import adapters, strategies
+
+    worst: dict[str, tuple[float, str]] = {}
+    for impl in adapters.implementations([f for f in (frameworks or autodiff_frameworks())]):
+        for dt in dtypes_:
+            if dt not in impl.dtypes:
+                continue
+
+            record = _recorder(impl, f"{impl.id}[{dt}]", worst)
+            strategy = strategies.cases(impl.norm, dtypes=(dt,), running_stats=None if impl.running_stats else False)
+            settings = hypothesis.settings(
+                max_examples=examples, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+            )
+            hypothesis.seed(seed)(settings(given(strategy)(record)))()
+    return worst
+
+
+def _recorder(impl, key: str, worst: dict):
+    def record(case):
+        r = gradient_agreement(impl, case)
+        if r.verdict in ("pass", "fail") and r.observed > worst.get(key, (-1.0, ""))[0]:
+            worst[key] = (r.observed, f"{case.describe()}: {r.message}")
+
+    return record
+
+
+def autodiff_frameworks() -> tuple[str, ...]:
+    from normcheck import autodiff
+
+    return tuple(autodiff.FRAMEWORKS)

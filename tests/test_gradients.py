@@ -1,0 +1,124 @@
+"""Gradients: the float64 analytic reference against finite differences, the true gradient's
+identities, each framework's autodiff against the reference, and a wrong gradient caught."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from normcheck import adapters, gradients
+from normcheck.adapters import Impl
+from normcheck.case import Case, fixed_cases
+from normcheck.spec import names
+
+NORMS = names()
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_reference_matches_finite_differences(norm):
+    for case in fixed_cases(norm, "float64")[:4]:
+        dy = gradients.cotangent(case)
+        ref = gradients.reference_grads(norm, case, dy)
+        fd = gradients.finite_differences(case, dy)
+        assert set(ref) == set(fd)
+        for k in ref:
+            err = np.max(np.abs(ref[k] - fd[k])) / max(1.0, float(np.max(np.abs(fd[k]))))
+            assert err < 1e-7, f"{case.describe()}: d{k} differs from finite differences by {err:.2e}"
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_reference_identities(norm):
+    """Of the reference itself: sum_S dx = 0 (centered) and sum_S dx y^ = eps-term, in float64."""
+    numpy_ref = next(i for i in adapters.get("numpy").implementations() if i.norm == norm and i.form == "reference")
+    for case in fixed_cases(norm, "float64"):
+        for prop in (gradients.gradient_sums_to_zero, gradients.gradient_orthogonal):
+            r = prop(numpy_ref, case)
+            assert r.verdict == "skip", r  # NumPy has no autodiff: the implementation side is skipped ...
+        c = case.with_(weight=None, bias=None)
+        if not c.use_batch_stats:
+            continue
+        dy = gradients.cotangent(c)
+        dx = gradients.reference_grads(norm, c, dy)["input"]
+        p = c.plan()
+        v = dx.reshape(p.view_shape)
+        scale = float(np.max(np.abs(v))) * p.reduce_size * 1e-12
+        if c.spec.center:  # ... and the reference's identities hold to float64 rounding
+            assert np.max(np.abs(v.sum(axis=p.reduce))) <= scale
+
+
+def _autodiff_impls(max_jax=None):
+    out = []
+    for impl in adapters.implementations(["torch", "jax", "tensorflow"]):
+        if impl.framework == "jax" and (impl.mode == "jit" and impl.form != "standardize"):
+            continue  # the jit variants run the same kernels as eager; keep the file fast
+        out.append(pytest.param(impl, id=impl.id))
+    return out
+
+
+@pytest.mark.parametrize("impl", _autodiff_impls())
+def test_native_gradients_agree(impl):
+    """Fixed cases of a benign input (mean 0.5, std 2): every framework's autodiff agrees with the
+    reference under the error model, and the identities hold."""
+    for case in fixed_cases(impl.norm, "float32")[:3]:
+        for prop in gradients.GRADIENT_PROPERTIES.values():
+            r = prop(impl, case)
+            assert r.verdict in ("pass", "skip"), f"{impl.id} {r.property} on {case.describe()}: {r.message}"
+
+
+def test_numpy_has_no_autodiff():
+    impl = next(i for i in adapters.get("numpy").implementations() if i.norm == "layer_norm")
+    r = gradients.gradient_agreement(impl, fixed_cases("layer_norm")[0])
+    assert r.verdict == "skip" and "autodiff" in r.message
+
+
+def _constant_statistics_vjp(impl, case, dy):
+    """A wrong backward: BN in training differentiated as if the batch statistics were constants."""
+    p = case.plan()
+    x = case.x.astype(np.float64).reshape(p.view_shape)
+    var = x.var(axis=p.reduce, keepdims=True)
+    eps = case.spec.resolve_eps(case.args.get("eps"), case.x.dtype)
+    w = 1.0 if case.weight is None else case.weight.astype(np.float64).reshape(p.affine_broadcast)
+    dx = (dy.astype(np.float64) * w).reshape(p.view_shape) / np.sqrt(var + eps)
+    return {"input": dx.reshape(case.x.shape).astype(case.x.dtype)}
+
+
+def test_gradient_ignoring_batch_statistics_is_caught(monkeypatch):
+    from normcheck import audit, autodiff
+
+    monkeypatch.setitem(autodiff.FRAMEWORKS, "user", _constant_statistics_vjp)  # "user": no adapter lookup
+    impl = Impl("user", "batch_norm", "function", lambda *a, **k: None, dtypes=("float32",))
+    case = Case("batch_norm", np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32), {"training": True})
+    for prop in ("gradient_agreement", "gradient_sums_to_zero"):
+        assert gradients.GRADIENT_PROPERTIES[prop](impl, case).verdict == "fail"
+    from normcheck import properties
+
+    monkeypatch.setattr(properties, "PROPERTIES", {**properties.PROPERTIES, **gradients.GRADIENT_PROPERTIES})
+    monkeypatch.setattr(audit.P, "PROPERTIES", properties.PROPERTIES)
+    rec = audit.run_check(impl, "gradient_agreement", "float32", profile="quick", seed=0)
+    assert rec.verdict == "fail" and rec.counterexample is not None
+
+
+def test_torch_module_weight_gradient_reaches_the_leaf():
+    impl = next(i for i in adapters.get("torch").implementations() if i.id == "torch/group_norm/module")
+    case = fixed_cases("group_norm")[0]
+    assert case.weight is not None
+    got = __import__("normcheck.autodiff", fromlist=["vjp"]).vjp(impl, case, gradients.cotangent(case))
+    assert np.abs(got["weight"]).max() > 0 and got["weight"].shape == case.weight.shape
+
+
+def test_jax_rsqrt_gradient_underflow_finding():
+    """Finding: JAX differentiates rsqrt(var + eps) through var^(-3/2), which underflows float32
+    once var > ~1e26 (|x| ~ 1e13): the variance term of the gradient is lost. Smallest case:
+    layer_norm of float32 [1e13, -1e13] with dy = [1, 0] gives dx = [0.5, -0.5]/sigma, true [0, 0]."""
+    pytest.importorskip("flax")
+    impl = next(i for i in adapters.get("jax").implementations() if i.id == "jax/layer_norm/linen")
+    case = Case("layer_norm", np.array([[1e13, -1e13]], np.float32), {"normalized_shape": (2,), "eps": 1e-5})
+    from normcheck import autodiff
+
+    dy = np.array([[1.0, 0.0]], np.float32)
+    got = autodiff.vjp(impl, case, dy)["input"]
+    ref = gradients.reference_grads("layer_norm", case, dy)["input"]
+    assert np.allclose(ref, 0, atol=1e-20)
+    assert abs(float(got[0, 0])) > 1e-14  # 0.5 / 1e13: the variance term is gone
+    torch_impl = next(i for i in adapters.get("torch").implementations() if i.id == "torch/layer_norm/functional")
+    assert np.allclose(autodiff.vjp(torch_impl, case, dy)["input"], 0, atol=1e-20)
