@@ -484,16 +484,21 @@ def infer_framework(obj, norm: str, *, form: str = "function", guard: Guard | No
     """(framework, how it was decided) for a target, importing no framework.
 
     A torch.nn.Module subclass is torch. Otherwise the frameworks already imported (those the
-    target's module names first, NumPy last) are tried on one small float32 case; the first whose
+    target's module names first; NumPy first if it is the only one named, else last) are tried on
+    one small float32 case; the first whose
     own array type comes back wins. When no call succeeds, the framework the target's module
     names (or NumPy) is assumed, so the check can still report what the target does.
     """
     if form == "module" and _module_kind(obj) == "torch":
         return "torch", "a torch.nn.Module subclass"
     guard = guard or Guard(DEFAULT_TIMEOUT)
-    named = [fw for fw in _named_frameworks(obj) if fw != "numpy"]
+    names = _named_frameworks(obj)
+    named = [fw for fw in names if fw != "numpy"]
     loaded = [fw for fw in _loaded_frameworks() if fw != "numpy"]
-    order = list(dict.fromkeys([*named, *loaded, "numpy"]))
+    # the module's own frameworks first; a module that names only NumPy is NumPy code, even when
+    # another framework happens to be imported in this process (its arrays may pass through NumPy code)
+    first = named or (["numpy"] if "numpy" in names else [])
+    order = list(dict.fromkeys([*first, *loaded, "numpy"]))
     case = _probe_case(norm)
     failures = []
     for fw in order:

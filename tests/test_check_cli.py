@@ -217,3 +217,22 @@ def test_hanging_target_does_not_keep_the_process_alive(tmp_path):
     assert p.returncode == 1, p.stderr
     assert "HANGS" in p.stdout
     assert time.perf_counter() - t0 < 55  # the abandoned call sleeps 60 s: exit did not wait for it
+
+
+def test_numpy_target_is_numpy_even_with_jax_imported(tmp_path):
+    """Regression (seen under pytest-xdist): with jax already imported, a NumPy function that
+    passes jax arrays through was inferred as jax."""
+    pytest.importorskip("jax")
+    import jax  # noqa: F401
+
+    from normcheck.target import infer_framework, load
+
+    f = tmp_path / "np_norm.py"
+    f.write_text(
+        "import numpy as np\n\n"
+        "def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):\n"
+        "    v = x.reshape(x.shape[0], num_groups, -1)\n"
+        "    y = (v - v.mean(-1, keepdims=True)) / np.sqrt(v.var(-1, keepdims=True) + eps)\n"
+        "    return y.reshape(x.shape)\n"
+    )
+    assert infer_framework(load(f"{f}:group_norm"), "group_norm")[0] == "numpy"
