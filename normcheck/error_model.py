@@ -45,7 +45,7 @@ import numpy as np
 from normcheck import dtypes
 from normcheck import spec as _spec
 
-__all__ = ["MODEL", "Comparison", "ErrorModel", "compare", "running_scale", "scale"]
+__all__ = ["MODEL", "Comparison", "ErrorModel", "compare", "running_scale", "running_scales_of", "scale"]
 
 U64 = dtypes.unit_roundoff("float64")
 
@@ -173,6 +173,22 @@ def running_scale(
     bessel = n / max(n - 1, 1)
     sv = ratio * m * bessel * (np.sqrt(n) * amax * sd + n * u_in * amax**2) + np.abs(np.asarray(new_var, np.float64))
     return np.maximum(sm, np.finfo(np.float64).tiny), np.maximum(sv, np.finfo(np.float64).tiny)
+
+
+def running_scales_of(case, new_mean, new_var, *, momentum=None, buffer_dtype=None):
+    """:func:`running_scale` for a :class:`normcheck.case.Case` (its norm, input, groups, momentum
+    and buffer dtype); ``momentum`` and ``buffer_dtype`` override the case's."""
+    if buffer_dtype is None:
+        buffer_dtype = case.running_mean.dtype if case.running_mean is not None else np.float32
+    return running_scale(
+        case.norm,
+        case.x,
+        new_mean,
+        new_var,
+        momentum=case.args.get("momentum", 0.1) if momentum is None else momentum,
+        num_groups=case.args.get("num_groups"),
+        buffer_dtype=buffer_dtype,
+    )
 
 
 def compare(actual, expected, s, dtype, *, model: ErrorModel = MODEL) -> Comparison:

@@ -128,15 +128,7 @@ def agreement(impl, case: Case) -> Result:
     ref = case.reference()
     comps = [("output", error_model.compare(got.y, ref.y, _scale(case), case.dtype))]
     if case.running_mean is not None and case.use_batch_stats:
-        sm, sv = error_model.running_scale(
-            case.norm,
-            case.x,
-            ref.running_mean,
-            ref.running_var,
-            momentum=case.args.get("momentum", 0.1),
-            num_groups=case.args.get("num_groups"),
-            buffer_dtype=case.running_mean.dtype,
-        )
+        sm, sv = error_model.running_scales_of(case, ref.running_mean, ref.running_var)
         bdt = case.running_mean.dtype.name
         for name, s in (("running_mean", sm), ("running_var", sv)):
             comps.append((name, error_model.compare(getattr(got, name), getattr(ref, name), s, bdt)))
@@ -254,15 +246,7 @@ def permutation_equivariance(impl, case: Case) -> Result:
     comps = [("f(x[p]) vs f(x)[p]", _pair(b.y, a.y[perm], _scale(case)[perm], case.dtype))]
     if a.running_mean is not None and case.use_batch_stats:
         ref = case.reference()
-        sm, sv = error_model.running_scale(
-            case.norm,
-            case.x,
-            ref.running_mean,
-            ref.running_var,
-            momentum=case.args.get("momentum", 0.1),
-            num_groups=case.args.get("num_groups"),
-            buffer_dtype=case.running_mean.dtype,
-        )
+        sm, sv = error_model.running_scales_of(case, ref.running_mean, ref.running_var)
         bdt = case.running_mean.dtype.name
         comps.append(("running_mean", _pair(b.running_mean, a.running_mean, sm, bdt)))
         comps.append(("running_var", _pair(b.running_var, a.running_var, sv, bdt)))

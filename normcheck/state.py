@@ -151,35 +151,9 @@ def _batches(case: Case, k: int) -> list[np.ndarray]:
 
 
 def _running_scales(case: Case, ref_mean, ref_var, momentum: float):
-    """:func:`normcheck.error_model.running_scale`, plus the variance's second-order term.
-
-    A mean that errs by ~ sqrt(n) u max|x| adds its square, n u^2 max|x|^2, to the batch variance;
-    the first-order term of ``running_scale`` is proportional to the standard deviation and
-    vanishes on a constant set, where a correct kernel (torch's channels_last batch_norm) stores a
-    variance of ~ 1e-15 instead of 0. Hence ``+ ratio m n u_in max|x|^2 n/(n-1)`` on the variance
-    (the same term belongs in ``running_scale`` itself, so that ``agreement`` gets it too).
-    """
-    sm, sv = error_model.running_scale(
-        case.norm,
-        case.x,
-        ref_mean,
-        ref_var,
-        momentum=momentum,
-        num_groups=case.args.get("num_groups"),
-        buffer_dtype=_buffer_dtype(case),
-    )
-    p = case.plan()
-    spec = case.spec
-    v = np.abs(case.x.astype(np.float64)).reshape(p.view_shape)
-    amax = np.max(v, axis=p.reduce, keepdims=True)
-    avg = tuple(a for s in spec.running_stats.get("average_over", []) for a in p.symbols[s])
-    if avg:
-        amax = np.max(amax, axis=avg)
-    n = p.reduce_size
-    u_in, u_buf = dtypes.unit_roundoff(case.dtype), dtypes.unit_roundoff(_buffer_dtype(case))
-    ratio = max(1.0, u_in / u_buf)
-    second = ratio * abs(float(momentum)) * n * u_in * amax.reshape(np.shape(sv)) ** 2 * n / max(n - 1, 1)
-    return sm, sv + second
+    """:func:`normcheck.error_model.running_scale` for one step of ``case`` (its second-order
+    term covers a constant set, where a correct kernel stores ~1e-15 instead of 0)."""
+    return error_model.running_scales_of(case, ref_mean, ref_var, momentum=momentum, buffer_dtype=_buffer_dtype(case))
 
 
 def _output_scale(case: Case) -> np.ndarray:
