@@ -1,0 +1,74 @@
+"""`normcheck bench`: time each framework's norms against the copy roof measured in the same run."""
+
+from __future__ import annotations
+
+import json
+
+from normcheck.cli import DTYPES, FRAMEWORKS, CLIError, csv_choices, write_text
+
+HELP = "time the norms: median, GB/s and fraction of the memory-bandwidth roof measured in the same run"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--frameworks", type=csv_choices(FRAMEWORKS), help="comma-separated subset")
+    p.add_argument("--norms", type=str, help="comma-separated subset of the norms in specs/")
+    p.add_argument("--dtypes", type=csv_choices(DTYPES), default=["float32"], help="default float32")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="default: cuda if present")
+    p.add_argument("--shapes", type=str, help="semicolon-separated shapes, e.g. '4096x4096;8x64x64x64'")
+    p.add_argument(
+        "--layouts", type=csv_choices(("channels_first", "channels_last")), default=["channels_first", "channels_last"]
+    )
+    p.add_argument(
+        "--compiled", action="store_true", help="also torch.compile / jax.jit / tf.function(jit_compile=True)"
+    )
+    p.add_argument("--backward", action="store_true", help="also forward+backward")
+    p.add_argument("--small", action="store_true", help="also in-cache shapes, reported as latency")
+    p.add_argument("--quick", action="store_true", help="smaller shapes and fewer repetitions (a smoke run)")
+    p.add_argument("--json", metavar="PATH", help="write the results (schema normcheck.bench/1)")
+
+
+def run(args) -> int:
+    from normcheck import spec
+    from normcheck.bench import native
+    from normcheck.bench import run as bench
+
+    norms = [n.strip() for n in args.norms.split(",")] if args.norms else None
+    if norms and (bad := [n for n in norms if n not in spec.names()]):
+        raise CLIError(f"unknown norm {', '.join(bad)}; known: {', '.join(spec.names())}")
+    device = args.device
+    if device == "auto":
+        device = "cuda" if _cuda() else "cpu"
+    elif device == "cuda" and not _cuda():
+        raise CLIError("no CUDA device here (torch.cuda.is_available() is False); use --device cpu")
+    modes = None
+    if args.compiled:
+        modes = ("eager", "jit", "compiled")
+    shapes = [s for s in args.shapes.split(";") if s.strip()] if args.shapes else None
+    doc = bench.run(
+        frameworks=args.frameworks,
+        norms=norms,
+        dtypes=tuple(args.dtypes),
+        device=device,
+        layouts=tuple(args.layouts),
+        modes=modes,
+        passes=(native.FORWARD, native.FORWARD_BACKWARD) if args.backward else (native.FORWARD,),
+        sizes=("large", "small") if args.small else ("large",),
+        shapes=shapes,
+        quick=args.quick,
+    )
+    print(bench.table(doc))
+    if args.json:
+        write_text(args.json, json.dumps(doc, indent=1, default=str))
+        print(f"results: {args.json}")
+    return 0
+
+
+def _cuda() -> bool:
+    import importlib.util
+    import sys
+
+    if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
