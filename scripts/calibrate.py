@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from normcheck import adapters, audit  # noqa: E402
-from normcheck.error_model import MODEL  # noqa: E402
+from normcheck import adapters, audit
+from normcheck.error_model import MODEL
 
 
 def main() -> int:

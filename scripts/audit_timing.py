@@ -1,0 +1,154 @@
+"""How fast is the audit itself? Prints numbers; asserts nothing but the import hygiene.
+
+1. `normcheck --help`: wall time in a fresh interpreter, and that it imports no framework.
+2. The audit on a profile (default `ci`), one subprocess per framework: wall time and examples
+   checked per second per framework.
+3. Harness overhead: for generated cases, the time of the bare adapter call vs the full
+   `agreement` property (generation excluded), as a ratio.
+4. JAX: op-by-op (eager nnx) vs jit (linen) on a stream of varying shapes, examples per second.
+
+    python scripts/audit_timing.py [--profile ci] [--frameworks numpy,torch,jax,tensorflow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+HEAVY = {"torch", "jax", "flax", "tensorflow", "keras"}
+
+
+def help_time() -> None:
+    code = (
+        "import time, sys; t = time.perf_counter(); from normcheck import cli\n"
+        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('@@', time.perf_counter() - t, ' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    wall = time.perf_counter() - t0
+    line = next(ln for ln in out.splitlines() if ln.startswith("@@"))
+    inner, mods = float(line.split()[1]), set(line.split()[2:])
+    heavy = sorted(HEAVY & mods)
+    print(
+        f"normcheck --help: {wall:.2f} s wall with interpreter start, {inner * 1e3:.0f} ms in normcheck; frameworks imported: {heavy or 'none'}"
+    )
+    assert not heavy, heavy
+
+
+def audit_time(profile: str, frameworks: list[str]) -> None:
+    for fw in frameworks:
+        with tempfile.TemporaryDirectory() as d:
+            out = Path(d) / "a.json"
+            t0 = time.perf_counter()
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "normcheck.cli",
+                    "audit",
+                    "--profile",
+                    profile,
+                    "--frameworks",
+                    fw,
+                    "--quiet",
+                    "--json",
+                    str(out),
+                ],
+                capture_output=True,
+                text=True,
+            )
+            wall = time.perf_counter() - t0
+            doc = json.loads(out.read_text())
+        n = sum(r["examples"] for r in doc["records"])
+        print(
+            f"audit --profile {profile} --frameworks {fw}: {wall:.0f} s wall, {len(doc['records'])} checks, {n} examples, {n / wall:.1f} examples/s, summary {doc['summary']}"
+        )
+
+
+def _sample(strategy, n: int) -> list:
+    import hypothesis
+
+    out = []
+
+    @hypothesis.settings(max_examples=n, database=None, derandomize=True, deadline=None)
+    @hypothesis.given(strategy)
+    def collect(c):
+        out.append(c)
+
+    collect()
+    return out
+
+
+def overhead(frameworks: list[str], n: int = 40) -> None:
+    from normcheck import adapters, properties, strategies
+
+    for fw in frameworks:
+        impls = [
+            i for i in adapters.get(fw).implementations() if not i.extended and i.norm in ("layer_norm", "group_norm")
+        ]
+        bare = full = 0.0
+        for impl in impls:
+            cases = _sample(strategies.cases(impl.norm, dtypes=("float32",), regimes=("normal",)), n)
+            for c in cases:  # warm: compile caches filled for both measurements
+                try:
+                    c.call(impl)
+                except Exception:
+                    continue
+            for c in cases:
+                t = time.perf_counter()
+                try:
+                    c.call(impl)
+                except Exception:
+                    continue
+                bare += time.perf_counter() - t
+                t = time.perf_counter()
+                properties.agreement(impl, c)
+                full += time.perf_counter() - t
+        print(
+            f"harness overhead {fw}: agreement property / bare adapter call = {full / bare:.2f}x (same {n} cases per impl, warm)"
+        )
+
+
+def jax_modes(n: int = 30) -> None:
+    import numpy as np
+
+    from normcheck import adapters
+
+    impls = {i.id: i for i in adapters.get("jax").implementations()}
+    rng = np.random.default_rng(0)
+    # Each mode gets its own shapes (disjoint widths), so none profits from another's compile caches.
+    for k, key in enumerate(("jax/layer_norm/nnx", "jax/layer_norm/linen/jit", "jax/layer_norm/linen")):
+        shapes = [(int(rng.integers(1, 6)), 100 * (k + 1) + int(rng.integers(1, 64))) for _ in range(n)]
+        t = time.perf_counter()
+        for s in shapes:
+            impls[key](rng.normal(size=s).astype(np.float32), (s[-1],))
+        dt = time.perf_counter() - t
+        print(f"jax {key}: {n} calls on {len(set(shapes))} distinct shapes in {dt:.2f} s ({n / dt:.1f} calls/s)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", default="ci")
+    ap.add_argument("--frameworks", default="numpy,torch,jax,tensorflow")
+    ap.add_argument("--skip-audit", action="store_true")
+    a = ap.parse_args()
+    fws = a.frameworks.split(",")
+    help_time()
+    if not a.skip_audit:
+        audit_time(a.profile, fws)
+    overhead([f for f in fws if f != "numpy"] or fws)
+    if "jax" in fws:
+        jax_modes()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
