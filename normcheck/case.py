@@ -17,7 +17,7 @@ from normcheck import spec as _spec
 
 __all__ = ["Case", "Outcome", "fixed_cases"]
 
-_ARRAYS = ("weight", "bias", "running_mean", "running_var")
+_ARRAYS = ("weight", "bias", "running_mean", "running_var", "mean_weight", "var_weight")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class Case:
     running_mean: np.ndarray | None = None
     running_var: np.ndarray | None = None
     regime: str = "normal"
+    mean_weight: np.ndarray | None = None  # mixture importance logits (switchable_norm)
+    var_weight: np.ndarray | None = None
 
     @property
     def spec(self) -> _spec.Spec:
@@ -169,8 +171,11 @@ def _running(c, dtype):
     return rng.normal(size=c).astype(bdt), rng.uniform(0.5, 2.0, size=c).astype(bdt)
 
 
-def fixed_cases(norm: str, dtype: str = "float32", *, seed: int = 0) -> list[Case]:
-    """A few fixed random cases of several ranks, with and without affine, train and eval."""
+def fixed_cases(norm: str, dtype: str = "float32", *, seed: int = 0, axes=None) -> list[Case]:
+    """A few fixed random cases of several ranks, with and without affine, train and eval.
+
+    With ``axes`` (an axis-set variant): statistics over those axes, batch statistics only.
+    """
     s = _spec.get(norm)
     rng = np.random.default_rng(seed)
     dt = dtypes.np_dtype(dtype)
@@ -179,23 +184,44 @@ def fixed_cases(norm: str, dtype: str = "float32", *, seed: int = 0) -> list[Cas
     for i, shape in enumerate(shapes):
         if len(shape) < s.min_rank:
             continue
+        if axes is not None:
+            red = (
+                tuple(sorted({a % len(shape) for a in axes}))
+                if all(-len(shape) <= a < len(shape) for a in axes)
+                else None
+            )
+            if red is None:
+                continue
         x = (rng.normal(size=shape) * 2 + 0.5).astype(dt)
         args: dict[str, Any] = {"eps": 1e-5}
         if s.batch_stats_flag:
             args[s.batch_stats_flag] = True
         c = shape[1]
-        if s.shape_arg == "normalized_shape":
+        if axes is not None:
+            args["reduce_axes"] = red
+            if s.shape_arg == "normalized_shape":
+                args["normalized_shape"] = tuple(shape[a] for a in red)
+        elif s.shape_arg == "normalized_shape":
             args["normalized_shape"] = tuple(shape[1 + i % (len(shape) - 1) :])
         elif s.shape_arg == "num_groups":
             divisors = [g for g in range(1, c + 1) if c % g == 0]
             args["num_groups"] = divisors[(i + 1) % len(divisors)]
         affine = i % 2 == 0
-        p = _spec.plan(s, shape, normalized_shape=args.get("normalized_shape"), num_groups=args.get("num_groups"))
+        p = _spec.plan(
+            s,
+            shape,
+            normalized_shape=args.get("normalized_shape"),
+            num_groups=args.get("num_groups"),
+            reduce_axes=args.get("reduce_axes"),
+        )
         w = (rng.normal(size=p.affine_shape) + 1).astype(dt) if affine else None
         b = rng.normal(size=p.affine_shape).astype(dt) if affine and s.has_bias else None
-        base = Case(norm, x, args, weight=w, bias=b)
+        logits = {}
+        if s.mix:  # importance logits, in the case dtype like the other parameters
+            logits = {k: rng.normal(size=len(s.mix)).astype(dt) for k in ("mean_weight", "var_weight")}
+        base = Case(norm, x, args, weight=w, bias=b, **logits)
         out.append(base)
-        if s.has_running_stats:
+        if s.has_running_stats and axes is None:
             rm, rv = _running(c, dtype)
             flag = s.batch_stats_flag
             out.append(base.with_(running_mean=rm, running_var=rv, args={**args, flag: True, "momentum": 0.3}))

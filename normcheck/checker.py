@@ -43,11 +43,11 @@ def _dtypes(profile: str, dtypes) -> tuple[str, ...]:
     return tuple(sorted(dict.fromkeys(chosen), key=lambda d: d != "float32"))  # float32 first
 
 
-def _probe(target: Target, norm: str, dtype: str) -> str | None:
+def _probe(target: Target, norm: str, dtype: str, axes=None) -> str | None:
     """None if the target accepts ``dtype`` inputs, else why not (one line)."""
     from normcheck.case import fixed_cases
 
-    case = fixed_cases(norm, dtype)[0]
+    case = fixed_cases(norm, dtype, axes=axes)[0]
     try:
         target(case.x.copy(), **case.kwargs())
     except TargetHung:
@@ -317,6 +317,7 @@ def check(
     label: str | None = None,
     progress: Callable[[audit.Record], None] | None = None,
     argv=(),
+    axes=None,
 ) -> CheckReport:
     """Check ``fn`` (a callable, a module class, or a ``"module:attr"`` / ``"file.py:attr"``
     reference) as an implementation of ``norm``; see the module docstring.
@@ -324,7 +325,9 @@ def check(
     ``framework``/``form`` are inferred when not given; ``profile``/``seed``/``max_examples`` drive
     Hypothesis (profiles of :mod:`normcheck.strategies`); ``dtypes`` overrides the profile's
     dtypes; ``properties`` restricts the property suite; ``timeout`` is the per-call limit in
-    seconds. Raises :class:`~normcheck.target.TargetError` for a target that cannot be checked at
+    seconds; ``axes`` (a tuple of input axes) judges an axis-set variant: the statistics over those
+    axes instead of the spec's set S (``axes=(1,)`` with ``"layer_norm"``: ConvNeXt's channels-first
+    LayerNorm, called with ``normalized_shape`` = the sizes of those axes). Raises :class:`~normcheck.target.TargetError` for a target that cannot be checked at
     all (not callable, an unsupported layer kind, an unknown norm); anything the target itself
     does (raising, returning garbage, hanging) is reported, never raised.
     """
@@ -357,6 +360,21 @@ def check(
         run = _dtypes(profile, dtypes)
         from normcheck.adapters.base import Impl
 
+        strategy_for = None
+        if axes is not None:
+            from hypothesis.errors import InvalidArgument
+
+            from normcheck import strategies
+
+            axes = (axes,) if isinstance(axes, int) else tuple(int(a) for a in axes)
+            try:
+                strategies.cases(norm, axes=axes).validate()
+            except InvalidArgument as e:
+                raise TargetError(str(e)) from None
+
+            def strategy_for(dt):
+                return strategies.cases(norm, dtypes=(dt,), axes=axes)
+
         impl = Impl("user", norm, target.form, target, api=target.label, dtypes=run, running_stats=s.has_running_stats)
         report = CheckReport(
             target.label, norm, target.framework, target.form, profile, seed, [], notes=list(target.notes)
@@ -369,16 +387,24 @@ def check(
                 progress(r)
 
         for dt in run:
-            why = None if dt == "float32" else _probe(target, norm, dt)
+            why = None if dt == "float32" else _probe(target, norm, dt, axes)
             for p in props:
                 if target.hung:
                     add(_skip(target, norm, dt, p, "not run: the target hung"))
                 elif why:
                     add(_skip(target, norm, dt, p, why))
                 else:
-                    r = audit.run_check(impl, p, dt, profile=profile, seed=seed, max_examples=max_examples)
+                    r = audit.run_check(
+                        impl,
+                        p,
+                        dt,
+                        profile=profile,
+                        seed=seed,
+                        max_examples=max_examples,
+                        strategy=strategy_for(dt) if strategy_for else None,
+                    )
                     add(_finish(r, target, setup, version))
-            if dt == "float32" and properties is None:
+            if dt == "float32" and properties is None and axes is None:
                 for ident in s.identities:
                     msg = f"needs {ident.rhs['norm']} from the same implementation (a check has one target)"
                     add(_skip(target, norm, dt, f"identity:{ident.name}", msg))

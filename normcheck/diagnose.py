@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -112,9 +112,39 @@ def _groups_differ(c: Case) -> bool:
     return c.use_batch_stats and 1 < g < ch
 
 
+def _single_axis_applies(case: Case, a: int) -> bool:
+    """Statistics over axis ``a`` alone differ from the case's own set and from the last axis's, and the
+    affine parameters (if any) fit along that axis."""
+    if a >= case.x.ndim or case.plan().reduce == (a,) or not _batch_stats(case):
+        return False
+    return all(getattr(case, k) is None or getattr(case, k).size in (1, case.x.shape[a]) for k in ("weight", "bias"))
+
+
+def _on_axes(case: Case, axes: tuple[int, ...]) -> Case:
+    """The case as an axis-set variant over ``axes``; γ, β laid along them (flattened, or broadcast
+    from a single value, as ``w.reshape(-1, 1, ...)`` in the user's code would)."""
+    sizes = tuple(case.x.shape[a] for a in axes)
+    args = {**case.args, "reduce_axes": axes}
+    if case.spec.shape_arg == "normalized_shape":
+        args["normalized_shape"] = sizes
+    lay = {
+        k: np.broadcast_to(getattr(case, k).reshape(-1), (math.prod(sizes),)).reshape(sizes).copy()
+        for k in ("weight", "bias")
+        if getattr(case, k) is not None
+    }
+    return case.with_(args=args, **lay)
+
+
 def variants(norm: str) -> list[Variant]:
     """The catalogue for ``norm``, most likely first (the order in which matches are reported)."""
     s = _spec.get(norm)
+    if s.mix:  # the output-side variants are defined for a single set S; the buffers' are generic
+        keep = ("running_var_biased", "momentum_swapped")
+        return [
+            replace(v, description=v.description.replace("batch_norm", norm))
+            for v in variants("batch_norm")
+            if v.name in keep
+        ]
     gn = s.split and s.shape_arg == "num_groups"
     out = [
         Variant(
@@ -183,6 +213,18 @@ def variants(norm: str) -> list[Variant]:
             _rank2,
         ),
     ]
+    if set(s.affine_axes) <= set(s.reduce) and not s.mix:  # LayerNorm-like: any one axis can be the set
+        for a in (1, 2, 3):
+            out.append(
+                Variant(
+                    f"axes_{a}",
+                    f"{norm} over axis {a} only, with γ, β along that axis"
+                    + (" (the channels-first LayerNorm of ConvNeXt)" if a == 1 else "")
+                    + f"; if that is intended, check it with --axes {a}",
+                    {"axes": (a,)},
+                    lambda c, a=a: _single_axis_applies(c, a),
+                )
+            )
     own = {"instance_norm": "axes_instance", "batch_norm": "axes_batch"}.get(norm)
     own_set = "(" + ", ".join(s.reduce) + ")"
     for key, desc, grouping, applies in axis_sets:
@@ -286,7 +328,8 @@ def outcome(case: Case, **options) -> Outcome:
 
 def _compute(case: Case, *, grouping: Grouping | None = None, center=None, variance: str = "biased",
              eps_mode: str = "inside", affine: str = "channel", eval_stats: str = "running",
-             stored: str = "unbiased", momentum: str = "torch") -> tuple[Outcome, np.ndarray, np.ndarray]:  # fmt: skip
+             stored: str = "unbiased", momentum: str = "torch",
+             axes: tuple[int, ...] | None = None) -> tuple[Outcome, np.ndarray, np.ndarray]:  # fmt: skip
     """(outcome, the error model's scale for this computation, where the variant is undefined).
 
     A variant is undefined where it divides 0 by 0 (eps ignored on a constant set): any output
@@ -297,6 +340,10 @@ def _compute(case: Case, *, grouping: Grouping | None = None, center=None, varia
     deviation ``1 / inv`` (eps outside, ignored or clamped changes how much a rounding error in
     the mean is amplified). For the reference options it equals :func:`error_model.scale`.
     """
+    if axes is not None:  # an axis-set variant: the reference over those axes
+        case = _on_axes(case, axes)
+    if case.spec.mix:  # a mixture: the reference output; only the running-buffer variants differ
+        return _mixture_outcome(case, stored, momentum)
     s = case.spec
     p = case.plan()
     x = case.x.astype(F64)
@@ -362,6 +409,17 @@ def _compute(case: Case, *, grouping: Grouping | None = None, center=None, varia
             y = y + b
     sc = np.maximum(np.nan_to_num(sc, nan=np.inf), np.finfo(F64).tiny)
     return Outcome(y, rm, rv), sc, undefined
+
+
+def _mixture_outcome(case: Case, stored: str, momentum: str):
+    ref = case.reference()
+    sc = error_model.scale(case.norm, case.x, use_batch_stats=case.use_batch_stats, **case.kwargs())
+    rm, rv = ref.running_mean, ref.running_var
+    if case.running_mean is not None and case.use_batch_stats:
+        p = case.plan()  # the running component's set (the spec's S)
+        m0, v0 = moments(case.x.astype(F64).reshape(p.view_shape), p.reduce, center=True)
+        rm, rv = _updated(case, p, m0, v0, stored, momentum)
+    return Outcome(ref.y, rm, rv), sc, np.zeros(case.x.shape, bool)
 
 
 def _updated(case: Case, p: _spec.Plan, mean, var_b, stored: str, momentum: str):
@@ -550,15 +608,22 @@ def diagnose(
     if not pairs:
         return None
     cat = variants(norm)
-    counts = {v.name: sum(matches(c, got, v) for c, got in pairs) for v in cat}
+    # A wrong output shape is a contract violation no variant explains: the variants are judged on
+    # the failing cases where the shape is right, and the wrong shapes are reported beside.
+    shaped = [(c, got) for c, got in pairs if np.shape(got.y) == c.x.shape]
+    judged = shaped if shaped and len(shaped) < len(pairs) else pairs
+    counts = {v.name: sum(matches(c, got, v) for c, got in judged) for v in cat}
     desc = {v.name: v.description for v in cat}
-    n = len(pairs)
+    n = len(judged)
     full = [v for v in cat if counts[v.name] == n]
     strict = [v.name for v in full if not v.loose]
     names = strict or [v.name for v in full]
-    d = Diagnosis(norm, n, counts, desc, names, cases=[c for c, _ in pairs])
+    d = Diagnosis(norm, n, counts, desc, names, cases=[c for c, _ in judged])
     if names:
         text = f"matches {desc[names[0]]} on {n}/{n} failing cases"
+        if judged is not pairs:
+            d.symptoms = _symptoms(pairs)
+            text = "; ".join(d.symptoms) + f"; on the other failing cases it {text} (with the right shape)"
         if len(names) > 1:
             text += "; equally consistent with: " + "; ".join(desc[k] for k in names[1:])
     else:

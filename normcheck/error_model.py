@@ -38,6 +38,7 @@ buffer's u_buf (so rounding float32 buffers to a 16-bit input's precision is a d
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,7 +113,11 @@ def scale(
     p = _spec.plan(spec, x.shape, normalized_shape=normalized_shape, num_groups=num_groups, reduce_axes=reduce_axes)
     x64 = x.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
-        if use_batch_stats:
+        if spec.mix:
+            n, kappa, sigma, yhat = _mixture_terms(
+                spec, p, x64, eps, use_batch_stats, running_mean, running_var, _ignored
+            )
+        elif use_batch_stats:
             from normcheck.reference import moments
 
             mean, var = moments(x64.reshape(p.view_shape), p.reduce, center=spec.center)
@@ -132,12 +137,43 @@ def scale(
         w = 1.0 if weight is None else np.abs(np.asarray(weight, np.float64)).reshape(p.affine_broadcast)
         b = 0.0 if bias is None else np.abs(np.asarray(bias, np.float64)).reshape(p.affine_broadcast)
         ay = np.abs(yhat)
-        if spec.center or not use_batch_stats:
+        if spec.center or not use_batch_stats or spec.mix:
             s = np.sqrt(n) * kappa * (1 + ay) * w + ay * w + b
         else:
             s = np.sqrt(n) * ay * w + ay * w + b
     # A scale of exactly 0 (zero weight, zero bias) still allows the output's own rounding.
     return np.maximum(s, np.finfo(np.float64).tiny)
+
+
+def _mixture_terms(spec, p, x64, eps, use_batch, running_mean, running_var, kw):
+    """(n, kappa, sigma, yhat) for a mixture of statistics (Switchable Normalization).
+
+    The mixed mean and variance are convex combinations of the components' (the softmax weights
+    sum to 1, and carry a relative rounding error u of their own), so their errors are bounded by
+    the worst component's: n is the largest component set, and kappa takes, per element, the
+    largest max|x| over the sets that contain it (plus |running_mean| for the running component in
+    eval mode), over the *mixed* sigma, which is what divides.
+    """
+    from normcheck.reference import _mixture, _running_view
+
+    v = x64.reshape(p.view_shape)
+    rm = rv = None
+    if not use_batch:
+        rm, rv = running_mean, running_var
+    mean, var = _mixture(spec, p, v, kw.get("mean_weight"), kw.get("var_weight"), rm, rv, use_batch, 0.0, np.float64)
+    sigma_v = np.sqrt(var + eps)
+    amax = np.zeros(p.view_shape)
+    n = 1
+    for c, axes in zip(spec.mix, _spec.component_axes(spec, p), strict=True):
+        if c.running and not use_batch:
+            amax = np.maximum(amax, np.abs(v) + np.abs(_running_view(spec, p, running_mean, np.float64)))
+            continue
+        amax = np.maximum(amax, np.max(np.abs(v), axis=axes, keepdims=True))
+        n = max(n, math.prod(p.view_shape[a] for a in axes))
+    shape = x64.shape
+    sigma = np.broadcast_to(sigma_v, p.view_shape).reshape(shape)
+    yhat = ((v - mean) / sigma_v).reshape(shape)
+    return n, amax.reshape(shape) / sigma, sigma, yhat
 
 
 def running_scale(

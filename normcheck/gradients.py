@@ -223,9 +223,15 @@ def _representable(case: Case, ref: dict[str, np.ndarray]) -> None:
             raise _Stop(Result("", "skip", message=f"the true d{k} is not representable in {case.dtype}"))
 
 
+def _single_set(case: Case) -> None:
+    if case.spec.mix:  # the analytic reference covers one set S; a mixture couples three
+        raise _Stop(Result("", "skip", message="no analytic reference gradient for a mixture of statistics yet"))
+
+
 @_property
 def gradient_agreement(impl, case: Case) -> Result:
     """The framework's input, weight and bias gradients equal the float64 reference's."""
+    _single_set(case)
     dy = cotangent(case)
     ref = reference_grads(case.norm, case, dy)
     _representable(case, ref)
@@ -238,6 +244,7 @@ def gradient_agreement(impl, case: Case) -> Result:
 
 
 def _plain(case: Case, *, centered: bool) -> Case:
+    _single_set(case)
     if centered and not case.spec.center:
         raise _Stop(Result("", "skip", message="uncentered norm: the gradient need not sum to zero"))
     if not case.use_batch_stats:

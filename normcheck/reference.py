@@ -18,7 +18,7 @@ import numpy as np
 
 from normcheck import spec as _spec
 
-__all__ = ["normalize", "moments", "function", *_spec.names()]
+__all__ = ["normalize", "moments", "softmax", "function", *_spec.names()]
 
 
 def moments(v: np.ndarray, axes: tuple[int, ...], *, center: bool = True, dtype=np.float64):
@@ -78,6 +78,33 @@ def _update_running(spec, plan, mean, var, running_mean, running_var, momentum):
         buf[...] = new.astype(buf.dtype)
 
 
+def softmax(logits, dtype=np.float64) -> np.ndarray:
+    """``exp(l - max l) / sum exp(l - max l)`` (a logit of -inf gets exactly 0)."""
+    z = np.asarray(logits).astype(dtype).ravel()
+    e = np.exp(z - np.max(z))
+    return e / np.sum(e)
+
+
+def _mixture(spec, p, v, mean_weight, var_weight, running_mean, running_var, use_batch, momentum, dtype):
+    """The softmax-weighted mean and variance over the spec's components (see :func:`normalize`)."""
+    k = len(spec.mix)
+    for name, lg in (("mean_weight", mean_weight), ("var_weight", var_weight)):
+        if lg is None or np.shape(lg) != (k,):
+            raise ValueError(f"{spec.name}: {name} must be {k} logits (one per component), got {np.shape(lg)}")
+    wm, wv = softmax(mean_weight, dtype), softmax(var_weight, dtype)
+    mean = var = np.asarray(0, dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for i, (c, axes) in enumerate(zip(spec.mix, _spec.component_axes(spec, p), strict=True)):
+            if c.running and not use_batch:
+                mk, vk = _running_view(spec, p, running_mean, dtype), _running_view(spec, p, running_var, dtype)
+            else:
+                mk, vk = moments(v, axes, center=spec.center, dtype=dtype)
+                if c.running and (running_mean is not None or running_var is not None):
+                    _update_running(spec, p, mk, vk, running_mean, running_var, momentum)
+            mean, var = mean + wm[i] * mk, var + wv[i] * vk
+    return mean, var
+
+
 def normalize(
     norm,
     input,
@@ -92,12 +119,17 @@ def normalize(
     use_batch_stats: bool = True,
     momentum: float | None = 0.1,
     reduce_axes=None,
+    mean_weight=None,
+    var_weight=None,
     dtype=np.float64,
 ) -> np.ndarray:
     """Normalize ``input`` over the spec's axis set S (or ``reduce_axes``), in float64.
 
     ``y = (x - mean_S) / sqrt(var_S + eps) * weight + bias``; with ``use_batch_stats=False`` the
     running statistics replace the batch's; with it and running buffers given, they are updated.
+    For a mixture spec (``spec.mix``: Switchable Normalization) the mean and variance are
+    ``sum_k softmax(mean_weight)_k mean_k`` and ``sum_k softmax(var_weight)_k var_k`` over the
+    components' sets; without batch statistics only the running component is replaced.
     ``dtype`` is the computation dtype (float64 for the reference; the NumPy adapter's
     float32-faithful form passes float32) and the dtype of the result.
     """
@@ -108,19 +140,23 @@ def normalize(
     _check_affine("weight", weight, p)
     _check_affine("bias", bias, p)
     v = x.astype(dtype).reshape(p.view_shape)
-    if use_batch_stats:
-        if p.reduce_size < spec.min_reduce_size_training:
-            raise ValueError(
-                f"{spec.name}: expected more than 1 value per statistic when using batch statistics, "
-                f"got input shape {x.shape}"
-            )
+    buffers = running_mean is not None or running_var is not None
+    if use_batch_stats and p.reduce_size < spec.min_reduce_size_training:
+        raise ValueError(
+            f"{spec.name}: expected more than 1 value per statistic when using batch statistics, "
+            f"got input shape {x.shape}"
+        )
+    if not use_batch_stats and (running_mean is None or running_var is None):
+        raise ValueError(f"{spec.name}: running_mean and running_var are needed without batch statistics")
+    if spec.mix:
+        mean, var = _mixture(spec, p, v, mean_weight, var_weight, running_mean, running_var, use_batch_stats,
+                             momentum, dtype)  # fmt: skip
+    elif use_batch_stats:
         with np.errstate(invalid="ignore", over="ignore"):
             mean, var = moments(v, p.reduce, center=spec.center, dtype=dtype)
-        if running_mean is not None or running_var is not None:
+        if buffers:
             _update_running(spec, p, mean, var, running_mean, running_var, momentum)
     else:
-        if running_mean is None or running_var is None:
-            raise ValueError(f"{spec.name}: running_mean and running_var are needed without batch statistics")
         mean, var = _running_view(spec, p, running_mean, dtype), _running_view(spec, p, running_var, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN/Inf propagate by design
         y = ((v - mean) / np.sqrt(var + np.asarray(eps, dtype))).reshape(x.shape)
@@ -131,14 +167,28 @@ def normalize(
     return y
 
 
-_ROLE_ARGS = ("weight", "bias", "eps", "normalized_shape", "num_groups", "running_mean", "running_var", "momentum")
+_ROLE_ARGS = (
+    "weight",
+    "bias",
+    "eps",
+    "normalized_shape",
+    "num_groups",
+    "running_mean",
+    "running_var",
+    "momentum",
+    "mean_weight",
+    "var_weight",
+)
 
 
-def function(norm, *, faithful: bool = False):
+def function(norm, *, faithful: bool = False, axes=None):
     """The reference function of a spec, with the spec's (torch-mirroring) signature.
 
     ``faithful=True`` gives the float32-faithful variant instead: computed in the input's dtype
     promoted to at least float32, and returned in the input's dtype (the NumPy adapter's form).
+    ``axes`` makes it an axis-set variant: the statistics run over those input axes instead of the
+    spec's set S (``function("layer_norm", axes=(1,))`` is ConvNeXt's channels-first LayerNorm;
+    ``normalized_shape`` then gives the sizes of those axes).
     """
     spec = _spec.get(norm) if isinstance(norm, str) else norm
     params = []
@@ -161,6 +211,8 @@ def function(norm, *, faithful: bool = False):
         if spec.batch_stats_flag == "training" and not use_batch and a.get("running_mean") is None:
             raise ValueError(f"{spec.name}: running_mean and running_var are needed when training=False")
         kw = {k: a[k] for k in _ROLE_ARGS if k in a}
+        if axes is not None:
+            kw["reduce_axes"] = tuple(axes) if not isinstance(axes, int) else (axes,)
         if not faithful:
             return normalize(spec, a["input"], use_batch_stats=use_batch, **kw)
         x = np.asarray(a["input"])

@@ -16,7 +16,20 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Identity", "Plan", "Spec", "SpecError", "get", "load", "names", "plan", "specs_dir"]
+__all__ = [
+    "STANDARD_ARRAYS",
+    "Component",
+    "Identity",
+    "Plan",
+    "Spec",
+    "SpecError",
+    "component_axes",
+    "get",
+    "load",
+    "names",
+    "plan",
+    "specs_dir",
+]
 
 
 class SpecError(ValueError):
@@ -43,6 +56,19 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class Component:
+    """One statistics component of a mixture norm (Switchable Normalization): its own set S."""
+
+    name: str
+    reduce: tuple[str, ...]
+    running: bool = False  # eval mode replaces it by the running statistics
+
+
+#: Array-valued arguments every spec may have (the statistics' buffers and the affine parameters).
+STANDARD_ARRAYS = ("weight", "bias", "running_mean", "running_var")
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     title: str
@@ -61,6 +87,13 @@ class Spec:
     running_stats: dict[str, Any] | None
     identities: tuple[Identity, ...]
     raw: dict[str, Any] = field(repr=False, compare=False)
+    mix: tuple[Component, ...] = ()  # non-empty: the statistics are a softmax-weighted mixture
+    extra_arrays: tuple[str, ...] = ()  # array arguments beyond STANDARD_ARRAYS (mixture logits)
+
+    @property
+    def array_params(self) -> tuple[str, ...]:
+        """The array-valued arguments of the signature (weight, running buffers, mixture logits ...)."""
+        return tuple(p for p in self.param_names if p in STANDARD_ARRAYS or p in self.extra_arrays)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -144,6 +177,10 @@ def _parse(raw: dict[str, Any]) -> Spec:
             running_stats=raw.get("running_stats"),
             identities=identities,
             raw=raw,
+            mix=tuple(
+                Component(m["name"], tuple(m["reduce"]), bool(m.get("running", False))) for m in raw.get("mix", [])
+            ),
+            extra_arrays=tuple(raw["signature"].get("arrays", ())),
         )
     except KeyError as e:
         raise SpecError(f"spec {raw.get('name', '?')!r} lacks the key {e}") from None
@@ -243,7 +280,14 @@ def plan(spec: Spec | str, shape, *, normalized_shape=None, num_groups=None, red
             raise SpecError(f"{spec.name} needs normalized_shape")
         ns = (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(int(d) for d in normalized_shape)
         k = len(ns)
-        if k == 0 or k > len(shape) or shape[len(shape) - k :] != ns:
+        if reduce_axes is not None:  # an explicit set: normalized_shape gives the sizes of its axes
+            sizes = tuple(shape[a % len(shape)] for a in sorted({a % max(len(shape), 1) for a in reduce_axes}))
+            if ns != sizes:
+                raise SpecError(
+                    f"normalized_shape {ns} does not match the sizes {sizes} of axes {tuple(reduce_axes)} "
+                    f"of input shape {shape}"
+                )
+        elif k == 0 or k > len(shape) or shape[len(shape) - k :] != ns:
             raise SpecError(f"normalized_shape {ns} does not match the trailing axes of input shape {shape}")
     sym = _expand(spec.layout, shape, k)
 
@@ -268,14 +312,30 @@ def plan(spec: Spec | str, shape, *, normalized_shape=None, num_groups=None, red
             view_shape += [shape[a] for a in sym[s]]
 
     if reduce_axes is not None:
+        if any(not -len(shape) <= int(a) < len(shape) for a in reduce_axes) or not len(reduce_axes):
+            raise SpecError(f"axes {tuple(reduce_axes)} are not a non-empty set of axes of input shape {shape}")
+        if spec.mix:
+            raise SpecError(f"{spec.name}: an explicit axis set cannot be combined with a mixture of statistics")
         if spec.split:
             raise SpecError(f"{spec.name}: an explicit axis set cannot be combined with grouped channels")
         red = tuple(sorted({a % len(shape) for a in reduce_axes}))
         view_shape, view_axes = list(shape), {s: a for s, a in sym.items()}
-        aff = red  # the affine parameters live on the normalized axes
+        if set(spec.affine_axes) <= set(spec.reduce):
+            aff = red  # LayerNorm-like: the affine parameters live on the normalized axes
+        else:  # BatchNorm-like: per "channel", every axis neither reduced nor the batch axis
+            aff = tuple(a for a in range(len(shape)) if a not in red and a != 0)
+            for s in spec.affine_axes:  # running statistics are kept per channel too
+                view_axes[s] = aff
+            if "N" in view_axes:
+                view_axes["N"] = () if 0 in red else (0,)
     else:
         red = tuple(a for s in spec.reduce for a in view_axes[s])
         aff = tuple(a for s in spec.affine_axes for a in sym[s])
     affine_shape = tuple(shape[a] for a in aff)
     affine_broadcast = tuple(shape[a] if a in aff else 1 for a in range(len(shape)))
     return Plan(shape, tuple(view_shape), red, view_axes, affine_shape, affine_broadcast)
+
+
+def component_axes(spec: Spec, plan: Plan) -> tuple[tuple[int, ...], ...]:
+    """The reduction axes (of ``plan.view_shape``) of each mixture component, in ``spec.mix`` order."""
+    return tuple(tuple(a for s in c.reduce for a in plan.symbols[s]) for c in spec.mix)

@@ -57,6 +57,7 @@ __all__ = [
     "inputs",
     "layouts",
     "make_input",
+    "mixture_logits",
     "momenta",
     "regimes",
     "register_profiles",
@@ -151,9 +152,16 @@ class Layout(NamedTuple):
     shape: tuple[int, ...]
     normalized_shape: tuple[int, ...] | None = None
     num_groups: int | None = None
+    reduce_axes: tuple[int, ...] | None = None  # an explicit axis set S (axis-set variants)
 
     def plan(self, norm) -> _spec.Plan:
-        return _spec.plan(norm, self.shape, normalized_shape=self.normalized_shape, num_groups=self.num_groups)
+        return _spec.plan(
+            norm,
+            self.shape,
+            normalized_shape=self.normalized_shape,
+            num_groups=self.num_groups,
+            reduce_axes=self.reduce_axes,
+        )
 
 
 @st.composite
@@ -190,7 +198,11 @@ def _divisors(n: int) -> list[int]:
 
 
 @st.composite
-def _layout_for(draw, spec, shape):
+def _layout_for(draw, spec, shape, axes=None):
+    if axes is not None:  # the set S is given: normalized_shape (if any) names the sizes of its axes
+        red = tuple(sorted({a % len(shape) for a in axes}))
+        ns = tuple(shape[a] for a in red) if spec.shape_arg == "normalized_shape" else None
+        return Layout(shape, normalized_shape=ns, reduce_axes=red)
     if spec.shape_arg == "normalized_shape":
         k = draw(st.integers(1, min(3, len(shape))))
         return Layout(shape, normalized_shape=tuple(shape[len(shape) - k :]))
@@ -229,16 +241,18 @@ def _grow(spec, layout: Layout, need: int, max_side: int, max_numel: int) -> Lay
     p = layout.plan(spec)
     if p.reduce_size >= need:
         return layout
-    to_input = _view_to_input(spec, p)
+    to_input = {a: a for a in range(len(layout.shape))} if layout.reduce_axes else _view_to_input(spec, p)
     for a in reversed([to_input[v] for v in p.reduce if v in to_input]):
         shape = list(layout.shape)
         shape[a] = -(-shape[a] * need // p.reduce_size)
         if shape[a] > max_side or math.prod(shape) > max_numel:
             continue
         ns = layout.normalized_shape
-        if ns is not None:
+        if ns is not None and layout.reduce_axes:
+            ns = tuple(shape[a] for a in layout.reduce_axes)
+        elif ns is not None:
             ns = tuple(shape[len(shape) - len(ns) :])
-        new = Layout(tuple(shape), ns, layout.num_groups)
+        new = Layout(tuple(shape), ns, layout.num_groups, layout.reduce_axes)
         if new.plan(spec).reduce_size >= need:
             return new
     return None
@@ -263,6 +277,19 @@ def eps_values(*, spec=None) -> st.SearchStrategy[float | None]:
     fixed += [e for e in _FRAMEWORK_EPS if e not in fixed]
     log_uniform = st.floats(-12.0, 0.0).map(lambda e: float(10.0**e))
     return st.one_of(st.sampled_from(fixed), log_uniform)
+
+
+def mixture_logits(k: int, *, dtype="float32") -> st.SearchStrategy[np.ndarray]:
+    """Importance logits of a k-component mixture (Switchable Normalization), in ``dtype``.
+
+    Equal weights (all 0) first, then one-hot (0 and -inf: softmax is exactly one-hot), then
+    logits in [-4, 4] (weights from ~e^-8 to 1). Shrinks towards equal weights.
+    """
+    dt = _dt.np_dtype(dtype)
+    equal = st.just(np.zeros(k))
+    onehot = st.integers(0, k - 1).map(lambda i: np.where(np.arange(k) == i, 0.0, -np.inf))
+    spread = st.lists(st.floats(-4.0, 4.0), min_size=k, max_size=k).map(np.array)
+    return st.one_of(equal, onehot, spread).map(lambda a: a.astype(dt))
 
 
 def momenta() -> st.SearchStrategy[float]:
@@ -442,12 +469,15 @@ def _build(
         args["normalized_shape"] = layout.normalized_shape
     if layout.num_groups is not None:
         args["num_groups"] = layout.num_groups
+    if layout.reduce_axes is not None:
+        args["reduce_axes"] = layout.reduce_axes
     args["eps"] = draw(eps) if isinstance(eps, st.SearchStrategy) else eps
     if spec.batch_stats_flag is not None:
         args[spec.batch_stats_flag] = use_batch
     if has_running:
         args["momentum"] = draw(momenta())
-    args.update(fixed_args)
+    fixed_arrays = {k: v for k, v in fixed_args.items() if k in spec.extra_arrays}
+    args.update({k: v for k, v in fixed_args.items() if k not in fixed_arrays})
 
     x, regime = draw(_inputs(p, dtype, regimes))
     if center_last:
@@ -466,7 +496,24 @@ def _build(
     rm = rv = None
     if has_running:
         rm, rv = _buffers(seed, spec, p, dtype)
-    return Case(spec.name, x, args, weight=w, bias=b, running_mean=rm, running_var=rv, regime=regime)
+    extra = {}
+    if spec.mix:
+        extra = {k: draw(mixture_logits(len(spec.mix), dtype=dtype)) for k in ("mean_weight", "var_weight")}
+    extra.update({k: np.asarray(v, dtype=np.float64).astype(_dt.np_dtype(dtype)) for k, v in fixed_arrays.items()})
+    return Case(spec.name, x, args, weight=w, bias=b, running_mean=rm, running_var=rv, regime=regime, **extra)
+
+
+def _check_axes(spec, axes) -> tuple[int, ...]:
+    if isinstance(axes, int):
+        axes = (axes,)
+    axes = tuple(axes)
+    if not axes or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
+        raise InvalidArgument(f"axes={axes!r} must be a non-empty tuple of ints")
+    if len({a for a in axes}) != len(axes):
+        raise InvalidArgument(f"axes={axes!r} repeats an axis")
+    if spec.split or spec.mix:
+        raise InvalidArgument(f"{spec.name}: an explicit axis set does not apply (grouped or mixed statistics)")
+    return axes
 
 
 def _eps_strategy(spec, eps):
@@ -492,8 +539,15 @@ def cases(
     max_rank: int = 5,
     max_side: int = 6,
     max_numel: int = 4096,
+    axes: tuple[int, ...] | None = None,
 ) -> st.SearchStrategy[Case]:
     """Valid cases of ``norm``: shape, arguments, input (by regime), affine parameters, running buffers.
+
+    - ``axes``: an explicit axis set S instead of the spec's (an axis-set variant, e.g. ``(1,)`` for
+      ConvNeXt's channels-first LayerNorm): the rank is at least ``max(axes) + 1``, the cases carry
+      ``reduce_axes`` (never passed to the implementation) and ``normalized_shape`` names the sizes of
+      those axes; the affine parameters live on S for LayerNorm-like specs, else on every axis
+      neither reduced nor the batch axis. Such cases use batch statistics and no running buffers.
 
     - ``dtypes``: the case dtypes to draw from (the input, weight and bias dtype).
     - ``regimes``: input regimes to draw from (:data:`REGIMES`).
@@ -513,9 +567,19 @@ def cases(
     spec = _get_spec(norm)
     dtypes = _check_names("dtypes", dtypes, _dt.FLOAT_DTYPES)
     regimes = _check_names("regimes", regimes, REGIMES)
+    if axes is not None:  # an axis-set variant is judged on its batch statistics, without buffers
+        if running_stats or batch_stats is False:
+            raise InvalidArgument("an explicit axis set is checked with batch statistics and no running buffers")
+        running_stats, batch_stats = False, True
     modes = _modes(spec, running_stats, batch_stats)
     eps_s = _eps_strategy(spec, eps)
-    lay = layouts(spec, min_rank=min_rank, max_rank=max_rank, max_side=max_side, max_numel=max_numel)
+    if axes is None:
+        lay = layouts(spec, min_rank=min_rank, max_rank=max_rank, max_side=max_side, max_numel=max_numel)
+    else:
+        axes = _check_axes(spec, axes)
+        need_rank = max(max(a + 1 if a >= 0 else -a for a in axes), min_rank or 1, 2)
+        lay = shapes(spec, min_rank=max(need_rank, spec.min_rank), max_rank=max(max_rank, need_rank),
+                     max_side=max_side, max_numel=max_numel).flatmap(lambda shape: _layout_for(spec, shape, axes))  # fmt: skip
 
     @st.composite
     def _case(draw):

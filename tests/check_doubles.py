@@ -351,3 +351,79 @@ def group_norm_hangs(input, num_groups, weight=None, bias=None, eps=1e-5):
 
 
 not_callable = 42
+
+
+# --- axis-set variants and switchable norm (issue 8) ------------------------------------------------
+
+
+def layer_norm_channels_first(input, normalized_shape, weight=None, bias=None, eps=1e-6):
+    """ConvNeXt's channels-first LayerNorm, as its authors wrote it (statistics over axis 1 only):
+    ``u = x.mean(1); s = (x - u).pow(2).mean(1); x = (x - u) / sqrt(s + eps); w[:, None, None] * x + b``."""
+    x = np.asarray(input).astype(F32)
+    u = x.mean(1, keepdims=True)
+    s = ((x - u) ** 2).mean(1, keepdims=True)
+    y = (x - u) / np.sqrt(s + F32(eps))
+    shape = (-1,) + (1,) * (x.ndim - 2)
+    return _affine(y, weight, bias, shape).astype(np.asarray(input).dtype)
+
+
+def _softmax(z):
+    z = np.asarray(z).astype(F32)
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def _two_pass(x, axes):
+    m = x.mean(axes, keepdims=True)
+    return m, ((x - m) ** 2).mean(axes, keepdims=True)
+
+
+def switchable_norm(input, mean_weight, var_weight, running_mean, running_var, weight=None, bias=None,
+                    training=False, momentum=0.1, eps=1e-5, *, stored="unbiased", derived=False):  # fmt: skip
+    """Switchable Normalization in float32: IN, LN and BN statistics each two-pass over their own set.
+
+    ``derived=True`` is the authors' SwitchNorm2d shortcut: LN and BN statistics derived from the IN
+    ones, ``var = mean(var_in + mean_in^2) - mean^2`` -- a one-pass formula over the IN means, which
+    cancels catastrophically when |mean| >> std. ``stored="biased"`` keeps the biased batch variance
+    in running_var, as the authors' code does."""
+    x = np.asarray(input).astype(F32)
+    sp = tuple(range(2, x.ndim))
+    m_in, v_in = _two_pass(x, sp)
+    if derived:
+        temp = v_in + m_in**2
+        m_ln = m_in.mean(1, keepdims=True)
+        v_ln = temp.mean(1, keepdims=True) - m_ln**2
+        m_bn = m_in.mean(0, keepdims=True)
+        v_bn = temp.mean(0, keepdims=True) - m_bn**2
+    else:
+        m_ln, v_ln = _two_pass(x, (1, *sp))
+        m_bn, v_bn = _two_pass(x, (0, *sp))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    if training:
+        if running_mean is not None:
+            n = x.size // x.shape[1]
+            v_store = v_bn if stored == "biased" else v_bn * F32(n / max(n - 1, 1))
+            running_mean[...] = ((1 - momentum) * running_mean + momentum * m_bn.reshape(-1)).astype(running_mean.dtype)
+            running_var[...] = ((1 - momentum) * running_var + momentum * v_store.reshape(-1)).astype(running_var.dtype)
+    else:
+        m_bn = _f32(running_mean).reshape(shape)
+        v_bn = _f32(running_var).reshape(shape)
+    wm, wv = _softmax(mean_weight), _softmax(var_weight)
+    mean = wm[0] * m_in + wm[1] * m_ln + wm[2] * m_bn
+    var = wv[0] * v_in + wv[1] * v_ln + wv[2] * v_bn
+    y = (x - mean) / np.sqrt(var + F32(eps))
+    return _affine(y, weight, bias, shape).astype(np.asarray(input).dtype)
+
+
+def switchable_norm_derived(input, mean_weight, var_weight, running_mean, running_var, weight=None, bias=None,
+                            training=False, momentum=0.1, eps=1e-5):  # fmt: skip
+    """The authors' derivation of the LN/BN statistics from the IN ones (see :func:`switchable_norm`)."""
+    return switchable_norm(input, mean_weight, var_weight, running_mean, running_var, weight, bias, training,
+                           momentum, eps, derived=True)  # fmt: skip
+
+
+def switchable_norm_authors_buffers(input, mean_weight, var_weight, running_mean, running_var, weight=None,
+                                    bias=None, training=False, momentum=0.1, eps=1e-5):  # fmt: skip
+    """The authors' running-statistics convention: biased batch variance stored."""
+    return switchable_norm(input, mean_weight, var_weight, running_mean, running_var, weight, bias, training,
+                           momentum, eps, stored="biased")  # fmt: skip

@@ -10,7 +10,8 @@ import argparse
 import json
 import sys
 
-from normcheck.cli import DTYPES, FRAMEWORKS, PROFILES, CLIError, csv_choices, write_text
+from normcheck.cli import DTYPES, PROFILES, CLIError, csv_choices, write_text
+from normcheck.target import TARGET_FRAMEWORKS
 
 HELP = "check your own implementation of a norm (a function or a torch-style module class)"
 
@@ -30,7 +31,14 @@ def add_arguments(p) -> None:
         help="the norm the target implements: batch_norm, layer_norm, instance_norm, group_norm, rms_norm "
         "(or any norm in specs/)",
     )
-    p.add_argument("--framework", choices=FRAMEWORKS, help="the target's framework (default: inferred)")
+    p.add_argument(
+        "--axes",
+        type=_axes,
+        metavar="LIST",
+        help="judge an axis-set variant: statistics over these comma-separated input axes instead of the "
+        "norm's own set (e.g. --norm layer_norm --axes 1: ConvNeXt's channels-first LayerNorm)",
+    )
+    p.add_argument("--framework", choices=TARGET_FRAMEWORKS, help="the target's framework (default: inferred)")
     p.add_argument("--form", choices=FORMS, help="function or module (default: module for a class)")
     p.add_argument(
         "--profile", choices=PROFILES, default="default", help="Hypothesis settings profile (default: default)"
@@ -55,6 +63,16 @@ def add_arguments(p) -> None:
     p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
 
 
+def _axes(text: str) -> tuple[int, ...]:
+    try:
+        axes = tuple(int(a) for a in text.split(",") if a.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if not axes or len(set(axes)) != len(axes):
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more distinct axes")
+    return axes
+
+
 def _command(args) -> list[str]:
     out = ["check", args.target, "--norm", args.norm]
     for flag in ("framework", "form", "profile", "max_examples", "seed", "properties", "timeout"):
@@ -63,6 +81,8 @@ def _command(args) -> list[str]:
             out += [f"--{flag.replace('_', '-')}", str(v)]
     if args.dtypes:
         out += ["--dtypes", ",".join(args.dtypes)]
+    if args.axes:
+        out += ["--axes", ",".join(map(str, args.axes))]
     return out
 
 
@@ -108,7 +128,10 @@ def run(args) -> int:
                 print(f"      input: {checker._fmt(case.x)}", flush=True)
 
     if not args.quiet:
-        print(f"normcheck check {args.target} as {args.norm}, profile {args.profile}, seed {args.seed}", flush=True)
+        over = f" over axes {args.axes}" if args.axes else ""
+        print(
+            f"normcheck check {args.target} as {args.norm}{over}, profile {args.profile}, seed {args.seed}", flush=True
+        )
     try:
         report = checker.check(
             args.target,
@@ -124,6 +147,7 @@ def run(args) -> int:
             diagnose=not args.no_diagnosis,
             progress=progress,
             argv=_command(args),
+            axes=args.axes,
         )
     except TargetError as e:
         if verbose and (e.__cause__ is not None):
