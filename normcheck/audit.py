@@ -273,13 +273,30 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-COST_ORDER = ("jax", "tensorflow", "torch", "numpy")  # slowest first, for the process pool
+COST_ORDER = ("jax", "tensorflow", "torch", "onnxruntime", "numpy")  # slowest first, for the process pool
+
+
+#: Processes a framework's checks are split over when the audit runs in parallel (every k-th check),
+#: so that the slowest framework (JAX compiles per new shape) is not the critical path alone.
+SHARDS = {"jax": 2}
 
 
 def _framework_records(
-    framework: str, *, norms, dtypes, props, identities, profile, seed, max_examples, all_forms=False, emit=None
+    framework: str,
+    *,
+    norms,
+    dtypes,
+    props,
+    identities,
+    profile,
+    seed,
+    max_examples,
+    all_forms=False,
+    emit=None,
+    shard=(0, 1),
 ) -> list[Record]:
-    """Every check of one framework, in this process; ``emit(event)`` reports progress."""
+    """Every check of one framework (or the ``shard = (k, K)`` part of them: every K-th check from
+    the k-th), in this process; ``emit(event)`` reports progress."""
     from normcheck import adapters
 
     impls = [i for i in adapters.implementations([framework], norms) if all_forms or not i.extended]
@@ -300,19 +317,22 @@ def _framework_records(
                         i, a, b, dt, profile=profile, seed=seed, max_examples=max_examples
                     )
                 )
+    k, total = shard
+    jobs = jobs[k::total]
+    unit = framework if total == 1 else f"{framework}#{k}"
     if emit:
-        emit(("total", framework, len(jobs)))
+        emit(("total", unit, len(jobs)))
     records = []
     for job in jobs:
         r = job()
         records.append(r)
         if emit:
-            emit(("done", framework, r))
+            emit(("done", unit, r))
     return records
 
 
-def _worker(framework: str, kwargs: dict[str, Any], queue) -> list[Record]:
-    return _framework_records(framework, **kwargs, emit=queue.put)
+def _worker(framework: str, shard: tuple[int, int], kwargs: dict[str, Any], queue) -> list[Record]:
+    return _framework_records(framework, **kwargs, emit=queue.put, shard=shard)
 
 
 def run_audit(
@@ -360,7 +380,8 @@ def run_audit(
             return
         done.append(payload)
         if progress:
-            expected = sum(totals.values()) if len(totals) == len(fws) else max(len(done) + 1, sum(totals.values()))
+            units = sum(SHARDS.get(f, 1) for f in fws) if workers > 1 and len(fws) > 1 else len(fws)
+            expected = sum(totals.values()) if len(totals) == units else max(len(done) + 1, sum(totals.values()))
             progress(len(done), expected, payload)
 
     if workers <= 1 or len(fws) <= 1:
@@ -400,16 +421,22 @@ def _run_parallel(fws, kwargs, workers, on_event) -> dict[str, list[Record]]:
 
     ctx = mp.get_context("spawn")
     order = sorted(fws, key=lambda f: COST_ORDER.index(f) if f in COST_ORDER else -1)
+    units = [(fw, (k, SHARDS.get(fw, 1))) for fw in order for k in range(SHARDS.get(fw, 1))]
     with ctx.Manager() as manager:
         q = manager.Queue()
-        with ProcessPoolExecutor(max_workers=min(workers, len(fws)), mp_context=ctx, max_tasks_per_child=1) as pool:
-            futures = {fw: pool.submit(_worker, fw, kwargs, q) for fw in order}
+        with ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=ctx, max_tasks_per_child=1) as pool:
+            futures = {u: pool.submit(_worker, u[0], u[1], kwargs, q) for u in units}
             while not all(f.done() for f in futures.values()) or not q.empty():
                 try:
                     on_event(q.get(timeout=0.2))
                 except _queue.Empty:
                     continue
-            return {fw: f.result() for fw, f in futures.items()}
+            # every framework's records in its own (unsharded) order
+            out: dict[str, list[Record]] = {}
+            for fw in fws:
+                parts = [futures[(fw, (k, SHARDS.get(fw, 1)))].result() for k in range(SHARDS.get(fw, 1))]
+                out[fw] = [r for i in range(max(map(len, parts))) for part in parts if i < len(part) for r in [part[i]]]
+            return out
 
 
 def document(records: list[Record], *, profile, seed, started, argv=()) -> dict[str, Any]:

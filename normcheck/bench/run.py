@@ -45,7 +45,7 @@ def run(
     """Benchmark every supported combination; see the module docstring for the document."""
     from normcheck import adapters, spec
 
-    fws = [a.name for a in adapters.installed(frameworks)]
+    fws = [a.name for a in adapters.installed(frameworks) if a.name in native.MODES]
     norms = list(norms or spec.names())
     llc_bytes, _ = roof.llc(device)
     roof_doc = roof.measure_roof(device, quick=quick, frameworks=fws)
