@@ -242,6 +242,10 @@ class Guard:
 
 # --- frameworks --------------------------------------------------------------------------------
 
+# The frameworks a *target* (your implementation) may be written in. onnxruntime is an audited
+# engine (normcheck.adapters.FRAMEWORKS) but not a target framework: ORT runs ONNX graphs, not
+# Python functions over its own array type.
+TARGET_FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow")
 _FRAMEWORK_MODULES = {"numpy": "numpy", "torch": "torch", "jax": "jax", "tensorflow": "tensorflow"}
 _IMMUTABLE = ("jax", "tensorflow")
 
@@ -280,9 +284,7 @@ def _named_frameworks(obj) -> list[str]:
 
 
 def _loaded_frameworks() -> list[str]:
-    from normcheck.adapters import FRAMEWORKS
-
-    return [fw for fw in FRAMEWORKS if _FRAMEWORK_MODULES[fw] in sys.modules]
+    return [fw for fw in TARGET_FRAMEWORKS if _FRAMEWORK_MODULES[fw] in sys.modules]
 
 
 def _module_kind(obj) -> str | None:
@@ -535,8 +537,6 @@ def wrap(
     checked: not callable, an unknown norm, framework or form, a framework that is not installed,
     a Keras/Flax layer class, a torch.nn.Module instance.
     """
-    from normcheck.adapters import FRAMEWORKS
-
     if isinstance(obj, str):
         label = label or obj
         obj = load(obj)
@@ -548,8 +548,8 @@ def wrap(
         form = "module" if inspect.isclass(obj) else "function"
     if form not in FORMS:
         raise TargetError(f"unknown form {form!r}; choose from {', '.join(FORMS)}")
-    if framework is not None and framework not in FRAMEWORKS:
-        raise TargetError(f"unknown framework {framework!r}; choose from {', '.join(FRAMEWORKS)}")
+    if framework is not None and framework not in TARGET_FRAMEWORKS:
+        raise TargetError(f"unknown framework {framework!r}; choose from {', '.join(TARGET_FRAMEWORKS)}")
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(obj, torch.nn.Module):
         raise TargetError(
