@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow")
+FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow", "onnxruntime")
 PROFILES = ("quick", "dev", "ci", "default", "thorough")
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 

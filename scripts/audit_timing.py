@@ -7,7 +7,7 @@
    `agreement` property (generation excluded), as a ratio.
 4. JAX: op-by-op (eager nnx) vs jit (linen) on a stream of varying shapes, examples per second.
 
-    python scripts/audit_timing.py [--profile ci] [--frameworks numpy,torch,jax,tensorflow]
+    python scripts/audit_timing.py [--profile ci] [--frameworks numpy,torch,jax,tensorflow,onnxruntime]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-HEAVY = {"torch", "jax", "flax", "tensorflow", "keras"}
+HEAVY = {"torch", "jax", "flax", "tensorflow", "keras", "onnx", "onnxruntime"}
 
 
 def help_time() -> None:
@@ -137,7 +137,7 @@ def jax_modes(n: int = 30) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", default="ci")
-    ap.add_argument("--frameworks", default="numpy,torch,jax,tensorflow")
+    ap.add_argument("--frameworks", default="numpy,torch,jax,tensorflow,onnxruntime")
     ap.add_argument("--skip-audit", action="store_true")
     a = ap.parse_args()
     fws = a.frameworks.split(",")

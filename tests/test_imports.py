@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("torch", "jax", "flax", "tensorflow", "keras")
+HEAVY = ("torch", "jax", "flax", "tensorflow", "keras", "onnx", "onnxruntime")
 
 
 def _modules_after(code: str) -> set[str]:

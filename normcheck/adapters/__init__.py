@@ -25,7 +25,7 @@ __all__ = [
     "installed",
 ]
 
-FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow")
+FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow", "onnxruntime")
 
 
 def get(name: str) -> Adapter:

@@ -55,7 +55,7 @@ def _impl_label(rec: Mapping[str, Any]) -> str:
     return "/".join(parts) or str(rec.get("framework") or "?")
 
 
-_FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow", "user")
+_FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow", "onnxruntime", "user")
 
 
 def _impl_order(label: str) -> tuple[int, str]:

@@ -26,7 +26,7 @@ LABELS = {
 }
 GLYPHS = {"pass": "✓", "finding": "F", "fail": "✗", "error": "E", "skip": "·"}
 NORM_ORDER = ("batch_norm", "layer_norm", "instance_norm", "group_norm", "rms_norm")
-FRAMEWORK_ORDER = ("numpy", "torch", "jax", "tensorflow", "user")
+FRAMEWORK_ORDER = ("numpy", "torch", "jax", "tensorflow", "onnxruntime", "user")
 OPEN_CARDS = 12  # with more deviations than this the cards start collapsed (their summary lines are the list)
 SMALL_VALUES = 64  # counterexample arrays up to this many elements are shown in full
 _ARRAYS = ("input", "weight", "bias", "running_mean", "running_var")
