@@ -13,7 +13,13 @@ through the affine), the input gradient of ``y = y^ * weight + bias`` is
 variance: BatchNorm in training mode differentiates through its batch statistics.) The parameter
 gradients are ``dweight = sum dy y^`` and ``dbias = sum dy``, summed over every axis the affine
 parameters are broadcast along. One routine serves every spec: S comes from
-:func:`normcheck.spec.plan`. The formulas are checked against central finite differences of
+:func:`normcheck.spec.plan`. A mixture of statistics (Switchable Norm: mean = sum_k a_k mean_k,
+var = sum_k c_k var_k over sets S_k, a and c the softmax weights) differentiates each component:
+
+    dx = g / sigma - sum_k [ a_k mean_{S_k}(g / sigma) + c_k (x - mean_k) mean_{S_k}(g y^ / sigma^2) ]
+
+over the components that depend on the input (the running one is constant in eval mode); with one
+component (a = c = 1, sigma constant over S) this is the centered formula above. The formulas are checked against central finite differences of
 :func:`normcheck.reference.normalize` in float64 (tests/test_gradients.py).
 
 **Error model** (:func:`grad_scales`), in the forward model's terms (:mod:`normcheck.error_model`):
@@ -52,7 +58,9 @@ checked with them removed.
 
 from __future__ import annotations
 
+import math
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -82,18 +90,50 @@ def cotangent(case: Case) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(case.x.shape).astype(case.x.dtype)
 
 
-def _normalized(case: Case):
-    """(plan, y^ in the view shape, sigma broadcastable to it, mean used) in float64."""
-    from normcheck.reference import _running_view, moments
+@dataclass(frozen=True)
+class _Term:
+    """One set of statistics the normalization divides by: its axes (of the view), its weights in
+    the mixed mean and variance (1 and 1 for a single-set norm), its mean, and whether it depends
+    on the input (batch statistics) or is a constant (running statistics)."""
+
+    axes: tuple[int, ...]
+    a: float
+    c: float
+    mean: np.ndarray
+    varying: bool
+
+
+def _terms(case: Case):
+    """(plan, x in the view shape, the statistics' terms, mixed mean, mixed variance) in float64.
+
+    A single-set norm has one term; a mixture (Switchable Norm) one per component, weighted by
+    the softmax of its importance logits, the running component constant in eval mode."""
+    from normcheck.reference import _running_view, moments, softmax
 
     spec, p = case.spec, case.plan()
     x = case.x.astype(np.float64).reshape(p.view_shape)
-    eps = spec.resolve_eps(case.args.get("eps"), case.x.dtype)
-    if case.use_batch_stats:
-        mean, var = moments(x, p.reduce, center=spec.center)
+    if spec.mix:
+        comps = [(c.running, axes) for c, axes in zip(spec.mix, _spec.component_axes(spec, p), strict=True)]
+        wm, wv = softmax(case.mean_weight), softmax(case.var_weight)
     else:
-        mean = _running_view(spec, p, case.running_mean, np.float64)
-        var = _running_view(spec, p, case.running_var, np.float64)
+        comps, wm, wv = [(True, p.reduce)], [1.0], [1.0]
+    terms, mean, var = [], 0.0, 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        for (running, axes), a, c in zip(comps, wm, wv, strict=True):
+            if running and not case.use_batch_stats:
+                mk = _running_view(spec, p, case.running_mean, np.float64)
+                vk = _running_view(spec, p, case.running_var, np.float64)
+            else:
+                mk, vk = moments(x, axes, center=spec.center)
+            terms.append(_Term(axes, float(a), float(c), mk, not (running and not case.use_batch_stats)))
+            mean, var = mean + a * mk, var + c * vk
+    return p, x, terms, mean, var
+
+
+def _normalized(case: Case):
+    """(plan, y^ in the view shape, sigma broadcastable to it, mean used) in float64."""
+    p, x, _, mean, var = _terms(case)
+    eps = case.spec.resolve_eps(case.args.get("eps"), case.x.dtype)
     sigma = np.sqrt(var + eps)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return p, (x - mean) / sigma, sigma, mean
@@ -114,16 +154,18 @@ def reference_grads(norm, case: Case, dy) -> dict[str, np.ndarray]:
     spec = _spec.get(norm) if isinstance(norm, str) else norm
     if spec.name != case.norm:
         raise ValueError(f"case is of {case.norm}, not {spec.name}")
-    p, yhat, sigma, _ = _normalized(case)
+    p, x, terms, mean, var = _terms(case)
+    eps = spec.resolve_eps(case.args.get("eps"), case.x.dtype)
     d = np.asarray(dy, np.float64)
     g = (d * _affine(case, p, "weight")).reshape(p.view_shape)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        if case.use_batch_stats:
-            mgy = np.mean(g * yhat, axis=p.reduce, keepdims=True)
-            mg = np.mean(g, axis=p.reduce, keepdims=True) if spec.center else 0.0
-            dx = (g - mg - yhat * mgy) / sigma
-        else:
-            dx = g / sigma
+        sigma = np.sqrt(var + eps)
+        yhat = (x - mean) / sigma
+        dx = g / sigma
+        for t in (t for t in terms if t.varying):  # each input-dependent mean and variance
+            if spec.center:
+                dx = dx - t.a * np.mean(g / sigma, axis=t.axes, keepdims=True)
+            dx = dx - t.c * (x - t.mean) * np.mean(g * yhat / sigma**2, axis=t.axes, keepdims=True)
     out = {"input": dx.reshape(case.x.shape)}
     ax = _sum_axes(p)
     if case.weight is not None:
@@ -136,19 +178,31 @@ def reference_grads(norm, case: Case, dy) -> dict[str, np.ndarray]:
 def grad_scales(case: Case, dy) -> dict[str, np.ndarray]:
     """Per-element scales s of each gradient (the module docstring): allowed error lambda u s."""
     spec = case.spec
-    p, yhat, sigma, mean = _normalized(case)
+    p, x64, terms, mean, var = _terms(case)
+    eps = spec.resolve_eps(case.args.get("eps"), case.x.dtype)
     d = np.abs(np.asarray(dy, np.float64))
-    x = np.abs(case.x.astype(np.float64)).reshape(p.view_shape)
-    ay = np.abs(yhat)
+    x = np.abs(x64)
     g = (d * np.abs(_affine(case, p, "weight"))).reshape(p.view_shape)
+    varying = [t for t in terms if t.varying]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        if case.use_batch_stats:
-            n = p.reduce_size
-            kappa = np.max(x, axis=p.reduce, keepdims=True) / sigma if spec.center else 1.0
-            big_a = np.mean(g * (1 + ay), axis=p.reduce, keepdims=True)
+        sigma = np.sqrt(var + eps)
+        ay = np.abs((x64 - mean) / sigma)
+        kappa = 0.0  # per element, the worst term's (a mixture's components, the running ones too)
+        for t in terms:
+            if not t.varying:
+                kappa = np.maximum(kappa, (x + np.abs(t.mean)) / sigma)
+            elif spec.center:
+                kappa = np.maximum(kappa, np.max(x, axis=t.axes, keepdims=True) / sigma)
+            else:
+                kappa = np.maximum(kappa, 1.0)
+        if varying:
+            n = max(math.prod(p.view_shape[a] for a in t.axes) for t in varying)
+            big_a = 0.0
+            for t in varying:
+                big_a = np.maximum(big_a, np.mean(g * (1 + ay), axis=t.axes, keepdims=True))
             s_in = (1 + np.sqrt(n) * kappa) * (1 + ay) * (g + big_a) / sigma
         else:
-            n, kappa = 1, (x + np.abs(mean)) / sigma
+            n = 1
             s_in = g / sigma
         tiny = float(dtypes.finfo(case.dtype).tiny)
         out = {"input": s_in.reshape(case.x.shape) + tiny}
@@ -224,14 +278,13 @@ def _representable(case: Case, ref: dict[str, np.ndarray]) -> None:
 
 
 def _single_set(case: Case) -> None:
-    if case.spec.mix:  # the analytic reference covers one set S; a mixture couples three
-        raise _Stop(Result("", "skip", message="no analytic reference gradient for a mixture of statistics yet"))
+    if case.spec.mix:  # shifting or scaling one component's set moves the others' statistics too
+        raise _Stop(Result("", "skip", message="a mixture of statistics has no set S the gradient sums over"))
 
 
 @_property
 def gradient_agreement(impl, case: Case) -> Result:
     """The framework's input, weight and bias gradients equal the float64 reference's."""
-    _single_set(case)
     dy = cotangent(case)
     ref = reference_grads(case.norm, case, dy)
     _representable(case, ref)

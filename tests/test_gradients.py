@@ -41,6 +41,16 @@ def test_reference_identities(norm):
         dx = gradients.reference_grads(norm, c, dy)["input"]
         p = c.plan()
         v = dx.reshape(p.view_shape)
+        if c.spec.mix:
+            # A mixture has no set S of its own, but shifting the whole input moves every component's
+            # mean alike (sum dx = 0) and scaling it every sigma (sum dx x = eps sum g y^ / sigma^2).
+            _, yhat, sigma, _ = gradients._normalized(c)
+            eps = c.args["eps"]
+            scale = float(np.max(np.abs(dx * c.x))) * c.x.size * 1e-12
+            assert abs(float(np.sum(dx))) <= float(np.max(np.abs(dx))) * c.x.size * 1e-12
+            want = eps * float(np.sum(dy.reshape(p.view_shape) * yhat / sigma**2))
+            assert abs(float(np.sum(dx * c.x)) - want) <= scale
+            continue
         scale = float(np.max(np.abs(v))) * p.reduce_size * 1e-12
         if c.spec.center:  # ... and the reference's identities hold to float64 rounding
             assert np.max(np.abs(v.sum(axis=p.reduce))) <= scale
