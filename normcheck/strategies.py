@@ -236,15 +236,31 @@ def _view_to_input(spec, p) -> dict[int, int]:
     return out
 
 
-def _grow(spec, layout: Layout, need: int, max_side: int, max_numel: int) -> Layout | None:
-    """The layout with a reduced axis grown so every reduction set has >= ``need`` elements, or None."""
-    p = layout.plan(spec)
-    if p.reduce_size >= need:
-        return layout
+def _grow(
+    spec, layout: Layout, need: int, max_side: int, max_numel: int, *, every_component: bool = False
+) -> Layout | None:
+    """The layout with reduced axes grown so every reduction set has >= ``need`` elements, or None.
+
+    ``every_component``: a mixture's component sets too (an identity whose other side normalizes
+    over one of them), not only the set S of the spec."""
+    for _ in range(1 + len(spec.mix)):
+        p = layout.plan(spec)
+        sets = [p.reduce, *(_spec.component_axes(spec, p) if every_component else ())]
+        size, axes = min((math.prod(p.view_shape[a] for a in axes), axes) for axes in sets)
+        if size >= need:
+            return layout
+        layout = _grow_set(spec, layout, p, axes, size, need, max_side, max_numel)
+        if layout is None:
+            return None
+    return None
+
+
+def _grow_set(spec, layout: Layout, p, axes, size: int, need: int, max_side: int, max_numel: int) -> Layout | None:
+    """Grow one input axis of the view axes ``axes`` (a set of ``size`` elements) to reach ``need``."""
     to_input = {a: a for a in range(len(layout.shape))} if layout.reduce_axes else _view_to_input(spec, p)
-    for a in reversed([to_input[v] for v in p.reduce if v in to_input]):
+    for a in reversed([to_input[v] for v in axes if v in to_input]):
         shape = list(layout.shape)
-        shape[a] = -(-shape[a] * need // p.reduce_size)
+        shape[a] = -(-shape[a] * need // size)
         if shape[a] > max_side or math.prod(shape) > max_numel:
             continue
         ns = layout.normalized_shape
@@ -253,7 +269,7 @@ def _grow(spec, layout: Layout, need: int, max_side: int, max_numel: int) -> Lay
         elif ns is not None:
             ns = tuple(shape[len(shape) - len(ns) :])
         new = Layout(tuple(shape), ns, layout.num_groups, layout.reduce_axes)
-        if new.plan(spec).reduce_size >= need:
+        if math.prod(new.plan(spec).view_shape[v] for v in axes) >= need:
             return new
     return None
 
@@ -654,7 +670,8 @@ def identity_cases(
     shape[1], "rest" -> shape[1:], "last" -> shape[-1:]); the rank is at least ``identity.min_rank``.
     The lhs uses batch statistics (its flag at the spec default unless the identity sets it) and no
     running buffers unless it needs them. Identities map reduction sets onto reduction sets, so the
-    lhs sets are made large enough for whichever side uses batch statistics. Identities with
+    lhs sets (and a mixture's component sets, which a one-hot identity maps onto the rhs's) are made
+    large enough for whichever side uses batch statistics. Identities with
     ``affine = "none"`` get no weight or bias; ``input = "center_last"`` subtracts the mean over the
     last axis (in float64, twice, then cast) so that the input has zero mean there up to rounding.
     """
@@ -680,7 +697,7 @@ def identity_cases(
         layout = draw(shp.flatmap(lambda shape: _layout_for(spec, shape)))
         fixed = {k: _resolve(v, layout.shape) for k, v in ident.args.items()}
         layout = layout._replace(**{k: fixed[k] for k in ("normalized_shape", "num_groups") if k in fixed})
-        grown = _grow(spec, layout, need, max_side, max_numel)
+        grown = _grow(spec, layout, need, max_side, max_numel, every_component=True)
         assume(grown is not None)
         fixed = {k: _resolve(v, grown.shape) for k, v in ident.args.items()}  # re-resolve on the grown shape
         grown = grown._replace(**{k: fixed[k] for k in ("normalized_shape", "num_groups") if k in fixed})
