@@ -281,7 +281,7 @@ def row(p: Probe, version: str | None) -> dict[str, Any]:
 def _numpy_probes() -> list[Probe]:
     from normcheck import reference
 
-    def fn_probe(norm: str, call: Callable) -> Probe:
+    def fn_probe(norm: str, call: Callable, notes: str = "") -> Probe:
         f = reference.function(norm)
 
         def run(x, training, momentum=DEFAULT, state=None):
@@ -310,9 +310,15 @@ def _numpy_probes() -> list[Probe]:
             f"normcheck.reference.{norm}",
             run,
             axis,
-            switch=("training=" if norm == "batch_norm" else "use_input_stats=") if stateful else "",
+            switch=f"{reference_spec(norm).batch_stats_flag}=" if stateful else "",
             stateful=stateful,
+            notes=notes,
         )
+
+    def reference_spec(norm):
+        from normcheck import spec
+
+        return spec.get(norm)
 
     def bn(f, x, training, **kw):
         return f(x, kw.pop("running_mean", None), kw.pop("running_var", None), training=training, **kw)
@@ -329,12 +335,23 @@ def _numpy_probes() -> list[Probe]:
     def rms(f, x, training, **kw):
         return f(x, x.shape[-1:], **{k: v for k, v in kw.items() if k == "weight"})
 
+    bn_only = np.array([-np.inf, -np.inf, 0.0])  # softmax: exactly one-hot on the BN component
+
+    def sn(f, x, training, **kw):
+        rm, rv = kw.pop("running_mean", None), kw.pop("running_var", None)
+        return f(x, bn_only, bn_only, rm, rv, training=training, **kw)
+
     return [
         fn_probe("batch_norm", bn),
         fn_probe("instance_norm", inn),
         fn_probe("layer_norm", ln),
         fn_probe("group_norm", gn),
         fn_probe("rms_norm", rms),
+        fn_probe(
+            "switchable_norm",
+            sn,
+            notes="probed with one-hot importance logits on the BN component, the one with running statistics",
+        ),
     ]
 
 
