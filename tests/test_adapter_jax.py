@@ -25,6 +25,7 @@ ADAPTER = get("jax")
 IMPLS = ADAPTER.implementations()
 BY_ID = {i.id: i for i in IMPLS}
 
+
 # Real deviations of the framework (reported, never loosened): the test still runs and must fail.
 def _params(dtypes_):
     out = []

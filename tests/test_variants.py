@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis.errors import InvalidArgument
 
-from normcheck import checker, diagnose, error_model, properties, reference, spec, strategies
+from normcheck import checker, error_model, properties, reference, spec, strategies
 from normcheck.adapters.base import Impl
 from normcheck.case import Case, fixed_cases
 
@@ -189,8 +189,10 @@ def test_axes_cli(capsys):
     from normcheck import cli
 
     code = cli.main(
-        ["check", "tests/check_doubles.py:layer_norm_channels_first", "--norm", "layer_norm", "--axes", "1"]
-        + ["--profile", "ci", "--dtypes", "float32", "--quiet"]
+        [
+            *("check", "tests/check_doubles.py:layer_norm_channels_first", "--norm", "layer_norm", "--axes", "1"),
+            *("--profile", "ci", "--dtypes", "float32", "--quiet"),
+        ]
     )
     assert code == 0, capsys.readouterr().out
     with pytest.raises(SystemExit) as e:
