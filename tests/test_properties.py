@@ -65,3 +65,28 @@ def test_every_spec_identity_is_checked_on_some_framework():
     checked = {i.name for i, _, _ in audit.identity_pairs(adapters.implementations())}
     declared = {i.name for n in spec.names() for i in spec.get(n).identities}
     assert declared <= checked, declared - checked
+
+
+def test_statistics_bound_is_consistent_with_the_output_bound():
+    """Two bfloat16 values one ulp apart (kappa ~ 160): a zero output is within the output's own bound
+    (as TensorFlow's tf.nn.moments-based instance norm returns), so the mean square 0 instead of
+    var/(var+eps) ~ 0.28 must be within the statistics bound too (its second-order term), while a
+    well-conditioned set still catches a mean square that is off."""
+    import numpy as np
+
+    from normcheck import properties
+    from normcheck.adapters import Impl
+    from normcheck.case import Case
+    from normcheck.dtypes import np_dtype
+
+    bf16 = np_dtype("bfloat16")
+    x = np.array([0.5859375, 0.58203125]).reshape(1, 1, 2).astype(bf16)
+    case = Case("instance_norm", x, {"eps": 1e-5, "use_input_stats": True})
+    zeros = Impl("user", "instance_norm", "function", lambda x, **kw: np.zeros_like(x))
+    assert properties.agreement(zeros, case).verdict == "pass"
+    assert properties.statistics(zeros, case).verdict == "pass"
+    wide = case.with_(x=np.array([-1.0, 1.0]).reshape(1, 1, 2).astype(bf16))
+    halved = Impl(
+        "user", "instance_norm", "function", lambda x, **kw: (np.sign(x.astype(np.float64)) / 2).astype(x.dtype)
+    )
+    assert properties.statistics(halved, wide).verdict == "fail"
