@@ -60,8 +60,9 @@ def test_performance_finding_rule_on_synthetic_numbers():
     assert len(found) == 1 and "channels_last group_norm" in found[0]["statement"] and "10.0%" in found[0]["statement"]
 
 
-def test_bench_cli_smoke(tmp_path):
-    out = tmp_path / "b.json"
+@pytest.fixture(scope="module")
+def bench_json(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "b.json"
     p = subprocess.run(
         [
             sys.executable,
@@ -81,11 +82,52 @@ def test_bench_cli_smoke(tmp_path):
         timeout=120,
     )
     assert p.returncode == 0, p.stderr
-    doc = json.loads(out.read_text())
+    assert "GB/s" in p.stdout
+    return out
+
+
+def test_bench_cli_smoke(bench_json):
+    doc = json.loads(bench_json.read_text())
     assert doc["schema"] == "normcheck.bench/1" and doc["roof"]["gbps"] > 0
     (r,) = doc["results"]
     assert r["norm"] == "layer_norm" and r["gbps"] > 0 and 0 < r["fraction_of_roof"] < 5
-    assert "GB/s" in p.stdout
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "normcheck.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_bench_results_in_the_audit_report(bench_json, tmp_path):
+    """`audit --bench` and `report --bench` carry a saved bench document into the JSON and the HTML."""
+    pytest.importorskip("jinja2")
+    pytest.importorskip("matplotlib")
+    doc = json.loads(bench_json.read_text())
+    (r,) = doc["results"]
+    a_json, a_html, r_html = tmp_path / "a.json", tmp_path / "a.html", tmp_path / "r.html"
+    p = _cli(
+        *("audit", "--profile", "quick", "--frameworks", "numpy", "--norms", "layer_norm"),
+        *("--properties", "agreement", "--dtypes", "float32", "--quiet"),
+        *("--bench", str(bench_json), "--json", str(a_json), "--html", str(a_html)),
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    section = json.loads(a_json.read_text())["bench"]
+    (row,) = section["results"]
+    assert row["GB/s"] == f"{r['gbps']:.2f}" and row["of roof"] == f"{100 * r['fraction_of_roof']:.1f}%"
+    assert section["machine and roof"][0]["roof GB/s"] == f"{doc['roof']['gbps']:.2f}"
+    for html in (a_html, r_html):
+        if html == r_html:  # the same section, re-rendered from the saved audit JSON plus the bench file
+            q = _cli("report", str(a_json), "--bench", str(bench_json), "--html", str(r_html))
+            assert q.returncode == 0, q.stderr
+        text = html.read_text()
+        assert 'id="bench"' in text and "<caption>results</caption>" in text and f"{r['gbps']:.2f}" in text
+
+
+def test_bad_bench_document_is_one_line(tmp_path):
+    (tmp_path / "x.json").write_text('{"schema": "normcheck.audit/1"}')
+    for path in (tmp_path / "x.json", tmp_path / "missing.json"):
+        p = _cli("audit", "--frameworks", "numpy", "--bench", str(path))
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and str(path) in p.stderr
 
 
 def test_cuda_is_refused_with_a_reason_without_a_gpu():

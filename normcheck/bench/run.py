@@ -21,7 +21,7 @@ from typing import Any
 
 from normcheck.bench import model, native, roof, timer
 
-__all__ = ["SCHEMA", "findings", "report_rows", "run", "table"]
+__all__ = ["SCHEMA", "findings", "load", "report_rows", "report_section", "run", "table"]
 
 SCHEMA = "normcheck.bench/1"
 FINDING_RATIO = 1 / 3
@@ -182,6 +182,44 @@ def report_rows(doc) -> list[dict[str, Any]]:
         }
         for r in doc["results"]
     ]
+
+
+def report_section(doc) -> dict[str, list[dict[str, Any]]]:
+    """The audit report's benchmark section for a bench document: the machine and roof, the
+    results (:func:`report_rows`) and the performance findings, as tables."""
+    m, rf = doc["machine"], doc["roof"]
+    return {
+        "machine and roof": [
+            {
+                "machine": roof.describe(m),
+                "device": rf.get("device", ""),
+                "roof GB/s": f"{rf['gbps']:.2f}",
+                "roof measured with": rf.get("api", ""),
+                "started": doc.get("started", ""),
+            }
+        ],
+        "results": report_rows(doc),
+        "performance findings": [{"statement": f["statement"]} for f in doc.get("findings", [])]
+        or [{"statement": "none: every implementation is within 3x of the best comparable one"}],
+    }
+
+
+def load(path) -> dict[str, Any]:
+    """A saved ``normcheck bench --json`` document; ValueError (one line) if it is not one."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ValueError(f"{p}: cannot read ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}: not JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        got = doc.get("schema") if isinstance(doc, dict) else None
+        raise ValueError(f"{p}: not a benchmark document (schema {got!r}, expected {SCHEMA!r})")
+    return doc
 
 
 def table(doc) -> str:

@@ -24,6 +24,11 @@ def add_arguments(p) -> None:
     p.add_argument("--max-examples", type=int, metavar="N", help="override the profile's examples per check")
     p.add_argument("--json", metavar="PATH", help="write machine-readable results (schema normcheck.audit/1)")
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
+    p.add_argument(
+        "--bench",
+        metavar="BENCH.json",
+        help="attach a saved `normcheck bench --json` document (the report's benchmark section)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument(
         "--all-forms",
@@ -124,6 +129,14 @@ def run(args) -> int:
         raise CLIError("--jobs must be at least 1")
     if args.max_examples is not None and args.max_examples < 1:
         raise CLIError("--max-examples must be at least 1")
+    bench_section = None
+    if args.bench:  # read before the long run, so a wrong path fails at once
+        from normcheck.bench.run import load, report_section
+
+        try:
+            bench_section = report_section(load(args.bench))
+        except ValueError as e:
+            raise CLIError(str(e)) from None
     tty = sys.stderr.isatty() and not args.quiet
 
     def progress(k, n, r):
@@ -150,6 +163,8 @@ def run(args) -> int:
     )
     if tty:
         print(file=sys.stderr)
+    if bench_section is not None:
+        doc["bench"] = bench_section
     _print_table(doc)
     _print_deviations(doc)
     if args.json:

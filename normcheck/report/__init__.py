@@ -88,6 +88,12 @@ def load_document(json_path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def main_report(json_path: str | Path, html_path: str | Path) -> Path:
-    """``normcheck report results.json --html PATH``: render a saved result document to HTML."""
-    return write_html(load_document(json_path), html_path)
+def main_report(json_path: str | Path, html_path: str | Path, *, bench: str | Path | None = None) -> Path:
+    """``normcheck report results.json --html PATH [--bench BENCH.json]``: render a saved result
+    document to HTML, with a saved benchmark document as its benchmark section."""
+    doc = load_document(json_path)
+    if bench is not None:
+        from normcheck.bench.run import load, report_section
+
+        doc["bench"] = report_section(load(bench))
+    return write_html(doc, html_path)
