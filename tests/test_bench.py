@@ -138,3 +138,30 @@ def test_cuda_is_refused_with_a_reason_without_a_gpu():
         [sys.executable, "-m", "normcheck.cli", "bench", "--device", "cuda"], capture_output=True, text=True
     )
     assert p.returncode == 2 and "no CUDA device" in p.stderr
+
+
+@pytest.mark.parametrize("norm", ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm"])
+def test_onnxruntime_bench_call_is_the_native_operator(norm):
+    """The bench's ONNX Runtime call runs the operator on NumPy arrays and computes the norm (checked
+    against the float64 reference under the error model); forward only, CPU only."""
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from normcheck import error_model, reference
+    from normcheck.bench import native
+
+    shape = (4, 8, 3, 5) if norm in native.CHANNEL_NORMS else (6, 40)
+    call = native.build("onnxruntime", norm, shape=shape)
+    assert call.api.startswith("onnx ") and "InferenceSession.run" in call.api
+    y = np.asarray(call.fn())
+    x = native.host_data(int(np.prod(shape))).reshape(shape)
+    w, b = native._params(norm, shape)
+    c = shape[1]
+    ref = native._canonical_call(norm, shape, reference.function(norm), np.zeros(c), np.ones(c))(x, w, b)
+    kw = {"weight": w, "bias": None if norm == "rms_norm" else b, "eps": native.EPS}
+    kw.update({"normalized_shape": shape[-1:]} if norm in ("layer_norm", "rms_norm") else {})
+    kw.update({"num_groups": native.groups(c)} if norm == "group_norm" else {})
+    s = error_model.scale(norm, x, **kw)
+    assert error_model.compare(y, ref, s, "float32").ok
+    assert native.supports("onnxruntime", norm, "channels_first", "eager", native.FORWARD_BACKWARD, "cpu")
+    assert native.supports("onnxruntime", norm, "channels_first", "eager", native.FORWARD, "cuda")

@@ -18,6 +18,9 @@ tensorflow     ``keras.layers.{BatchNormalization,LayerNormalization,GroupNormal
                RMSNormalization}``; instance_norm: ``tf.nn.moments`` + ``tf.nn.batch_normalization``
                (keras has no InstanceNormalization); ``mode="compiled"``:
                ``tf.function(jit_compile=True)``
+onnxruntime    the adapter's one-node ONNX models (``BatchNormalization-15``,
+               ``LayerNormalization-17``, ``GroupNormalization-21``, ...), one cached
+               ``InferenceSession`` per shape, ``run`` on NumPy arrays; CPU provider, forward only
 =============  ==========================================================================
 
 ``pass="forward+backward"`` runs the forward and the gradient of ``sum(y · dy)`` with respect to
@@ -73,6 +76,11 @@ LAYOUTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("tensorflow", "group_norm"): ("channels_first", "channels_last"),
     ("tensorflow", "instance_norm"): ("channels_first", "channels_last"),
     ("tensorflow", "rms_norm"): ("channels_first",),
+    # ONNX tensors are (N, C, D1, ...): channels first only
+    **{
+        ("onnxruntime", n): ("channels_first",)
+        for n in ("batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm")
+    },
 }
 # framework -> execution modes: the default one first.
 MODES: dict[str, tuple[str, ...]] = {
@@ -80,8 +88,9 @@ MODES: dict[str, tuple[str, ...]] = {
     "torch": ("eager", "compiled"),
     "jax": ("jit", "eager"),
     "tensorflow": ("eager", "compiled"),
+    "onnxruntime": ("eager",),  # one InferenceSession.run per call (the adapter's mode)
 }
-_FORMS = {"numpy": "float32", "torch": "functional", "jax": "linen", "tensorflow": "keras"}
+_FORMS = {"numpy": "float32", "torch": "functional", "jax": "linen", "tensorflow": "keras", "onnxruntime": "onnx"}
 _KERAS = {
     "batch_norm": "BatchNormalization",
     "layer_norm": "LayerNormalization",
@@ -117,6 +126,8 @@ def apis(framework: str, norm: str, mode: str = "eager") -> str:
     if framework == "tensorflow":
         api = "tf.nn.moments + tf.nn.batch_normalization" if norm == "instance_norm" else f"keras.layers.{_KERAS[norm]}"
         return f"tf.function({api}, jit_compile=True)" if mode == "compiled" else api
+    if framework == "onnxruntime":
+        return _onnxruntime_impl(norm).api + " (InferenceSession.run)"
     raise ValueError(f"unknown framework {framework!r}")
 
 
@@ -134,6 +145,10 @@ def supports(framework: str, norm: str, layout: str, mode: str, pass_: str, devi
         return "NumPy has no automatic differentiation (forward only)"
     if framework == "numpy" and device != "cpu":
         return "NumPy runs on the CPU only"
+    if framework == "onnxruntime" and pass_ == FORWARD_BACKWARD:
+        return "ONNX Runtime runs inference graphs (no automatic differentiation)"
+    if framework == "onnxruntime" and device != "cpu":
+        return "the ONNX Runtime adapter runs the CPU execution provider only"
     return None
 
 
@@ -217,7 +232,13 @@ def build(
     if why:
         raise ValueError(why)
     shape = tuple(int(d) for d in shape)
-    builder = {"numpy": _numpy, "torch": _torch, "jax": _jax, "tensorflow": _tensorflow}[framework]
+    builder = {
+        "numpy": _numpy,
+        "torch": _torch,
+        "jax": _jax,
+        "tensorflow": _tensorflow,
+        "onnxruntime": _onnxruntime,
+    }[framework]
     return builder(norm, shape, dtype, layout, mode, pass_, device, target)
 
 
@@ -240,6 +261,33 @@ def _numpy(norm, shape, dtype, layout, mode, pass_, device, target):
 
     api = getattr(target, "__qualname__", "target") if target else apis("numpy", norm)
     return Native(run, no_sync, api, lambda out: np.asarray(out))
+
+
+# --- onnxruntime ---------------------------------------------------------------------------------
+def _onnxruntime_impl(norm: str):
+    """The adapter's native-operator form (GroupNormalization-21 for group_norm)."""
+    from normcheck.adapters import onnxruntime as oa
+
+    return next(i for i in oa.ADAPTER.implementations() if i.norm == norm and i.form == "onnx")
+
+
+def _onnxruntime(norm, shape, dtype, layout, mode, pass_, device, target):
+    """ORT takes and returns NumPy arrays: the adapter's call is the native one (a cached session per
+    shape, so the first call builds it and the timed ones only run it; the canonical arguments are
+    translated to the operator's inputs and attributes, a few per-channel values)."""
+    from normcheck import dtypes
+
+    if pass_ != FORWARD:
+        raise ValueError("ONNX Runtime runs inference graphs (no automatic differentiation)")
+    dt = dtypes.np_dtype(dtype)
+    x = host_data(math.prod(shape)).reshape(shape).astype(dt, copy=False)
+    w, b = (p.astype(dt) for p in _params(norm, shape))
+    impl = target or _onnxruntime_impl(norm)
+    c = shape[1] if len(shape) > 1 else shape[0]
+    rm, rv = np.zeros(c, np.float32), np.ones(c, np.float32)
+    call = _canonical_call(norm, shape, lambda a, *r, **k: impl(a, *r, **k), rm, rv)
+    api = _target_api(target) if target else apis("onnxruntime", norm)
+    return Native(lambda: call(x, w, b), no_sync, api, lambda out: np.asarray(out))
 
 
 def _canonical_call(norm: str, shape, fn, running_mean=None, running_var=None):
