@@ -165,3 +165,38 @@ def test_onnxruntime_bench_call_is_the_native_operator(norm):
     assert error_model.compare(y, ref, s, "float32").ok
     assert native.supports("onnxruntime", norm, "channels_first", "eager", native.FORWARD_BACKWARD, "cpu")
     assert native.supports("onnxruntime", norm, "channels_first", "eager", native.FORWARD, "cuda")
+
+
+MY_LAYER_NORM = """
+import torch
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    mean = x.mean(dim=-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
+    y = (x - mean) * torch.rsqrt(var + eps)
+    return y * weight + bias if weight is not None else y
+"""
+
+
+def test_bench_a_target_beside_the_native_norm(tmp_path):
+    pytest.importorskip("torch")
+    (tmp_path / "my_ln.py").write_text(MY_LAYER_NORM)
+    out = tmp_path / "t.json"
+    p = _cli("bench", f"{tmp_path / 'my_ln.py'}:layer_norm", "--norm", "layer_norm", "--quick", "--json", str(out))
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(out.read_text())["results"]
+    native_row, mine = sorted(rows, key=lambda r: r["target"])
+    assert native_row["api"] == "torch.nn.functional.layer_norm" and not native_row["target"]
+    assert mine["target"] and mine["api"].endswith("layer_norm") and mine["shape"] == native_row["shape"]
+    assert mine["gbps"] > 0 and mine["framework"] == "torch"
+
+
+def test_bench_target_arguments_are_checked(tmp_path):
+    for args, needle in (
+        (("--norm", "layer_norm"), "needs both TARGET and --norm"),
+        ((f"{tmp_path / 'none.py'}:f", "--norm", "layer_norm"), "none.py"),
+        (("tests/check_doubles.py:group_norm_two_pass", "--norm", "groupnorm"), "unknown norm"),
+    ):
+        p = _cli("bench", *args)
+        assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr

@@ -42,10 +42,15 @@ def run(
     target=None,
     progress=None,
 ) -> dict[str, Any]:
-    """Benchmark every supported combination; see the module docstring for the document."""
+    """Benchmark every supported combination; see the module docstring for the document.
+
+    ``target`` (a function with the canonical signature taking its framework's arrays; give one
+    framework and one norm) is timed beside the framework's native call on the same cases, in rows
+    with ``target: true``."""
     from normcheck import adapters, spec
 
     fws = [a.name for a in adapters.installed(frameworks) if a.name in native.MODES]
+    whos = (None,) if target is None else (None, target)  # the native call, then the user's
     norms = list(norms or spec.names())
     llc_bytes, _ = roof.llc(device)
     roof_doc = roof.measure_roof(device, quick=quick, frameworks=fws)
@@ -65,7 +70,7 @@ def run(
                     for size_name, shape in cases:
                         for layout in layouts:
                             for mode in [m for m in (modes or native.MODES[fw][:1]) if m in native.MODES[fw]]:
-                                for pass_ in passes:
+                                for pass_, who in [(p, t) for p in passes for t in whos]:
                                     row = dict(
                                         framework=fw,
                                         norm=norm,
@@ -76,9 +81,13 @@ def run(
                                         size=size_name,
                                     )
                                     row["pass"] = pass_
-                                    why = native.supports(fw, norm, layout, mode, pass_, device) or model.shape_fits(
-                                        norm, shape
+                                    row["target"] = who is not None
+                                    why = (
+                                        _target_why(fw, layout)
+                                        if who
+                                        else native.supports(fw, norm, layout, mode, pass_, device)
                                     )
+                                    why = why or model.shape_fits(norm, shape)
                                     if why:
                                         skipped.append({**row, "reason": why})
                                         continue
@@ -92,6 +101,7 @@ def run(
                                             mode=mode,
                                             pass_=pass_,
                                             device=device,
+                                            target=who,
                                         )
                                         t = timer.measure(call.fn, sync=call.sync, **timing)
                                     except Exception as e:  # a framework that cannot run this case here
@@ -115,6 +125,13 @@ def run(
     doc["findings"] = findings(results)
     doc["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return doc
+
+
+def _target_why(fw: str, layout: str) -> str | None:
+    """Why a user's target (canonical, channels-first arrays) cannot run in ``layout``, or None."""
+    if layout == "channels_first" or fw == "torch":  # torch's channels_last is a memory format of NCHW
+        return None
+    return f"a {fw} target takes canonical (channels-first) arrays"
 
 
 def _shape_with(norm: str, numel: int) -> tuple[int, ...]:

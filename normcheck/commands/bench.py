@@ -5,11 +5,21 @@ from __future__ import annotations
 import json
 
 from normcheck.cli import DTYPES, FRAMEWORKS, CLIError, csv_choices, write_text
+from normcheck.target import TARGET_FRAMEWORKS
 
 HELP = "time the norms: median, GB/s and fraction of the memory-bandwidth roof measured in the same run"
 
 
 def add_arguments(p) -> None:
+    p.add_argument(
+        "target",
+        nargs="?",
+        metavar="TARGET",
+        help="optional: your own implementation (package.module:attr or path/file.py:attr, the canonical "
+        "signature on its framework's arrays), timed beside the native norm on the same cases; needs --norm",
+    )
+    p.add_argument("--norm", help="with TARGET: the norm it implements")
+    p.add_argument("--framework", choices=TARGET_FRAMEWORKS, help="with TARGET: its framework (default: inferred)")
     p.add_argument("--frameworks", type=csv_choices(FRAMEWORKS), help="comma-separated subset")
     p.add_argument("--norms", type=str, help="comma-separated subset of the norms in specs/")
     p.add_argument("--dtypes", type=csv_choices(DTYPES), default=["float32"], help="default float32")
@@ -44,8 +54,13 @@ def run(args) -> int:
     if args.compiled:
         modes = ("eager", "jit", "compiled")
     shapes = [s for s in args.shapes.split(";") if s.strip()] if args.shapes else None
+    frameworks, target = args.frameworks, None
+    if args.target is not None or args.norm is not None:
+        target, fw = _target(args)
+        frameworks, norms = [fw], [args.norm]
     doc = bench.run(
-        frameworks=args.frameworks,
+        target=target,
+        frameworks=frameworks,
         norms=norms,
         dtypes=tuple(args.dtypes),
         device=device,
@@ -61,6 +76,26 @@ def run(args) -> int:
         write_text(args.json, json.dumps(doc, indent=1, default=str))
         print(f"results: {args.json}")
     return 0
+
+
+def _target(args):
+    """(the loaded target, its framework) for ``normcheck bench TARGET --norm NAME``; CLIError otherwise."""
+    from normcheck import spec
+    from normcheck.bench import native
+    from normcheck.target import TargetError, infer_framework, load
+
+    if args.target is None or args.norm is None:
+        raise CLIError("a benchmark of your own implementation needs both TARGET and --norm")
+    if args.norm not in spec.names():
+        raise CLIError(f"unknown norm {args.norm}; known: {', '.join(spec.names())}")
+    try:
+        fn = load(args.target)
+    except TargetError as e:
+        raise CLIError(str(e)) from None
+    fw = args.framework or infer_framework(fn, args.norm)[0]
+    if fw not in native.MODES:
+        raise CLIError(f"the bench times {', '.join(native.MODES)} targets, not {fw}")
+    return fn, fw
 
 
 def _cuda() -> bool:
