@@ -19,8 +19,9 @@ var = sum_k c_k var_k over sets S_k, a and c the softmax weights) differentiates
     dx = g / sigma - sum_k [ a_k mean_{S_k}(g / sigma) + c_k (x - mean_k) mean_{S_k}(g y^ / sigma^2) ]
 
 over the components that depend on the input (the running one is constant in eval mode); with one
-component (a = c = 1, sigma constant over S) this is the centered formula above. The formulas are checked against central finite differences of
-:func:`normcheck.reference.normalize` in float64 (tests/test_gradients.py).
+component (a = c = 1, sigma constant over S) this is the centered formula above. The formulas are
+checked against central finite differences of :func:`normcheck.reference.normalize` in float64
+(tests/test_gradients.py).
 
 **Error model** (:func:`grad_scales`), in the forward model's terms (:mod:`normcheck.error_model`):
 a backward kernel uses the forward statistics, whose errors are those of the forward model --
@@ -104,7 +105,7 @@ class _Term:
 
 
 def _terms(case: Case):
-    """(plan, x in the view shape, the statistics' terms, mixed mean, mixed variance) in float64.
+    """(plan, x in the view shape, the statistics' terms, mixed mean, sigma, y^) in float64.
 
     A single-set norm has one term; a mixture (Switchable Norm) one per component, weighted by
     the softmax of its importance logits, the running component constant in eval mode."""
@@ -127,16 +128,15 @@ def _terms(case: Case):
                 mk, vk = moments(x, axes, center=spec.center)
             terms.append(_Term(axes, float(a), float(c), mk, not (running and not case.use_batch_stats)))
             mean, var = mean + a * mk, var + c * vk
-    return p, x, terms, mean, var
+    sigma = np.sqrt(var + spec.resolve_eps(case.args.get("eps"), case.x.dtype))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return p, x, terms, mean, sigma, (x - mean) / sigma
 
 
 def _normalized(case: Case):
     """(plan, y^ in the view shape, sigma broadcastable to it, mean used) in float64."""
-    p, x, _, mean, var = _terms(case)
-    eps = case.spec.resolve_eps(case.args.get("eps"), case.x.dtype)
-    sigma = np.sqrt(var + eps)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        return p, (x - mean) / sigma, sigma, mean
+    p, _, _, mean, sigma, yhat = _terms(case)
+    return p, yhat, sigma, mean
 
 
 def _affine(case: Case, p, which: str):
@@ -154,13 +154,10 @@ def reference_grads(norm, case: Case, dy) -> dict[str, np.ndarray]:
     spec = _spec.get(norm) if isinstance(norm, str) else norm
     if spec.name != case.norm:
         raise ValueError(f"case is of {case.norm}, not {spec.name}")
-    p, x, terms, mean, var = _terms(case)
-    eps = spec.resolve_eps(case.args.get("eps"), case.x.dtype)
+    p, x, terms, _, sigma, yhat = _terms(case)
     d = np.asarray(dy, np.float64)
     g = (d * _affine(case, p, "weight")).reshape(p.view_shape)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        sigma = np.sqrt(var + eps)
-        yhat = (x - mean) / sigma
         dx = g / sigma
         for t in (t for t in terms if t.varying):  # each input-dependent mean and variance
             if spec.center:
@@ -178,15 +175,13 @@ def reference_grads(norm, case: Case, dy) -> dict[str, np.ndarray]:
 def grad_scales(case: Case, dy) -> dict[str, np.ndarray]:
     """Per-element scales s of each gradient (the module docstring): allowed error lambda u s."""
     spec = case.spec
-    p, x64, terms, mean, var = _terms(case)
-    eps = spec.resolve_eps(case.args.get("eps"), case.x.dtype)
+    p, x64, terms, _, sigma, yhat = _terms(case)
     d = np.abs(np.asarray(dy, np.float64))
     x = np.abs(x64)
     g = (d * np.abs(_affine(case, p, "weight"))).reshape(p.view_shape)
     varying = [t for t in terms if t.varying]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        sigma = np.sqrt(var + eps)
-        ay = np.abs((x64 - mean) / sigma)
+        ay = np.abs(yhat)
         kappa = 0.0  # per element, the worst term's (a mixture's components, the running ones too)
         for t in terms:
             if not t.varying:

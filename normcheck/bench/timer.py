@@ -1,10 +1,12 @@
 """A small, framework-neutral timer: warm-up excluded, synchronized, adaptive, median and IQR.
 
 :func:`measure` times ``fn()`` one call at a time: ``t0 = perf_counter(); out = fn(); sync(out);
-t1 = perf_counter()``, where ``sync`` blocks until the framework has really finished (``torch.cuda.
-synchronize()``, ``jax.block_until_ready``, a one-element pull of a TensorFlow result to the host;
-nothing for NumPy and CPU torch, which return finished results). The clock is read only after the
-sync, so asynchronous dispatch never makes a call look faster than it is.
+del out; t1 = perf_counter()``, where ``sync`` blocks until the framework has really finished
+(``torch.cuda.synchronize()``, ``jax.block_until_ready``, a one-element pull of a TensorFlow result
+to the host; nothing for NumPy and CPU torch, which return finished results). The clock is read
+only after the sync, so asynchronous dispatch never makes a call look faster than it is, and after
+the result is released: a caller pays that on every call (freeing a large CPU output unmaps its
+pages), and ``torch.utils.benchmark`` counts it too.
 
 The first call is timed on its own and reported as ``first_s``: for a jitted or compiled function
 it contains tracing and compilation, which :attr:`Timing.compile_s` reports separately
@@ -105,8 +107,8 @@ def measure(
         t0 = clock()
         out = fn()
         sync(out)
+        del out  # releasing the result is part of a call's cost (a large CPU buffer is unmapped)
         dt = clock() - t0
-        del out
         t.times.append(dt)
         total += dt
         n = len(t.times)
