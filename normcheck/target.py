@@ -14,7 +14,10 @@
   (``MyGroupNorm(num_groups, num_channels, eps=..., affine=...)``, see :data:`CONSTRUCTORS`), with
   its ``weight``/``bias``/``running_mean``/``running_var`` set from the case and ``train()`` /
   ``eval()`` driven by normcheck. torch-style modules (and duck-typed classes of other frameworks
-  with the same constructor and attributes) are supported; Keras and Flax layers are not yet.
+  with the same constructor and attributes) are supported, and so are a **Keras layer** class
+  constructed like the ``keras.layers`` layer and a **flax.linen module** class constructed like the
+  ``flax.linen`` one: those are built, given their variables and called in train/eval by the
+  framework's adapter, exactly as the native layer is (``flax.nnx`` classes are not yet).
 
 :func:`wrap` turns the target into a :class:`Target`, a callable with the canonical NumPy
 convention of :mod:`normcheck.adapters.base` (NumPy in, NumPy out, buffers updated in place), so
@@ -288,7 +291,8 @@ def _loaded_frameworks() -> list[str]:
 
 
 def _module_kind(obj) -> str | None:
-    """'torch' for a torch.nn.Module subclass, 'keras'/'flax' for layers we do not drive yet."""
+    """'torch' for a torch.nn.Module subclass, 'keras' for a Keras layer class, 'flax' for a
+    flax.linen.Module class, 'nnx' for a flax.nnx.Module class (not driven yet)."""
     if not inspect.isclass(obj):
         return None
     torch = sys.modules.get("torch")
@@ -297,7 +301,7 @@ def _module_kind(obj) -> str | None:
     for modname, attrs, kind in (
         ("keras", ("Layer",), "keras"),
         ("flax.linen", ("Module",), "flax"),
-        ("flax.nnx", ("Module",), "flax"),
+        ("flax.nnx", ("Module",), "nnx"),
     ):
         m = sys.modules.get(modname)
         if m is None:
@@ -343,6 +347,8 @@ class Target:
     label: str
     guard: Guard = field(default_factory=lambda: Guard(DEFAULT_TIMEOUT))
     notes: list[str] = field(default_factory=list)
+    # a Keras/flax.linen layer class behind its adapter's canonical NumPy function (module form)
+    adapted: Any = None
 
     @property
     def spec(self) -> _spec.Spec:
@@ -358,6 +364,8 @@ class Target:
 
     # the body runs in the worker thread
     def _run(self, a: dict[str, Any]) -> np.ndarray:
+        if self.adapted is not None:  # the adapter builds the layer, sets its variables, translates
+            return np.asarray(self.adapted(**a))
         s, fw = self.spec, self.framework
         ad = _adapter(fw)
         native = {}
@@ -535,7 +543,7 @@ def wrap(
     ``form`` defaults to "module" for a class and "function" otherwise; ``framework`` is inferred
     (:func:`infer_framework`) when not given. Raises :class:`TargetError` for what cannot be
     checked: not callable, an unknown norm, framework or form, a framework that is not installed,
-    a Keras/Flax layer class, a torch.nn.Module instance.
+    a flax.nnx module class, a torch.nn.Module instance.
     """
     if isinstance(obj, str):
         label = label or obj
@@ -557,13 +565,15 @@ def wrap(
             "or at a function with the canonical signature"
         )
     kind = _module_kind(obj)
-    if form == "module" and kind in ("keras", "flax"):
+    if form == "module" and kind == "nnx":
         raise TargetError(
-            f"{kind.capitalize()} layer targets are not supported yet; wrap the layer in a function with "
-            f"the canonical signature of {norm} (see normcheck.reference.{norm})"
+            f"flax.nnx layer targets are not supported yet; check a flax.linen module, or wrap the layer in a "
+            f"function with the canonical signature of {norm} (see normcheck.reference.{norm})"
         )
     guard = Guard(timeout)
     label = label or describe(obj)
+    if form == "module" and kind in _LAYER_FRAMEWORKS:
+        return _layer_target(obj, norm, kind, framework, label, guard)
     notes = []
     if framework is None:
         framework, why = infer_framework(obj, norm, form=form, guard=guard)
@@ -572,6 +582,25 @@ def wrap(
         if not _adapter(framework).available():
             raise TargetError(f"framework {framework} is not installed (pip install 'normcheck[{framework}]')")
     return Target(obj, norm, framework, form, label, guard=guard, notes=notes)
+
+
+#: Layer classes driven through their framework's adapter: kind -> (framework, the layer it mirrors).
+_LAYER_FRAMEWORKS = {"keras": ("tensorflow", "keras.layers"), "flax": ("jax", "flax.linen")}
+
+
+def _layer_target(obj, norm: str, kind: str, framework: str | None, label: str, guard: Guard) -> Target:
+    """A Keras layer or flax.linen module class, constructed and driven like the framework's own
+    layer for ``norm`` by its adapter (constructor arguments, variables, momentum, stored variance,
+    channel axis and train/eval translated in the adapter's one place)."""
+    fw, mirrors = _LAYER_FRAMEWORKS[kind]
+    if framework is not None and framework != fw:
+        raise TargetError(f"a {kind} layer class is {fw} code, not {framework}")
+    if kind == "keras":
+        from normcheck.adapters.tensorflow import keras_layer_function as make
+    else:
+        from normcheck.adapters.jax import linen_layer_function as make
+    note = f"a {kind} layer class, built and driven like {mirrors}'s {norm} layer by the {fw} adapter"
+    return Target(obj, norm, fw, "module", label, guard=guard, notes=[note], adapted=make(norm, obj))
 
 
 def repro_setup(target: Target, ref: str | None) -> str:

@@ -194,21 +194,40 @@ def test_module_instance_is_refused_with_a_hint():
         checker.check(D.TorchGroupNorm(2, 4), "group_norm")
 
 
-def test_keras_and_flax_layers_are_not_supported_yet(monkeypatch):
+def test_nnx_layers_are_not_supported_yet(monkeypatch):
     import types
 
-    class Layer:  # stands in for keras.layers.Layer without importing Keras
+    class Module:  # stands in for flax.nnx.Module without importing Flax
         pass
 
-    fake = types.ModuleType("keras")
-    fake.layers = types.SimpleNamespace(Layer=Layer)
-    monkeypatch.setitem(sys.modules, "keras", fake)
+    fake = types.ModuleType("flax.nnx")
+    fake.Module = Module
+    monkeypatch.setitem(sys.modules, "flax.nnx", fake)
 
-    class MyNorm(Layer):
+    class MyNorm(Module):
         pass
 
-    with pytest.raises(TargetError, match="Keras layer targets are not supported yet"):
-        checker.check(MyNorm, "group_norm")
+    with pytest.raises(TargetError, match=r"flax\.nnx layer targets are not supported yet"):
+        checker.check(MyNorm, "layer_norm")
+
+
+@pytest.mark.parametrize("kind", ["keras", "flax"])
+def test_layer_class_targets(kind):
+    """A Keras layer / flax.linen module class, constructed like the framework's own LayerNorm, is
+    driven by the framework's adapter: a correct one conforms, an unbiased one is diagnosed."""
+    from . import layer_doubles as L
+
+    pytest.importorskip("keras" if kind == "keras" else "flax")
+    make = L.keras_layer_norm if kind == "keras" else L.linen_layer_norm
+    fw = "tensorflow" if kind == "keras" else "jax"
+    good = checker.check(make(), "layer_norm", profile="quick", dtypes=["float32"], timeout=60)
+    assert good.framework == fw and good.form == "module"
+    assert good.conforms, good.summary()
+    bad = checker.check(make(unbiased=True), "layer_norm", profile="quick", dtypes=["float32"], timeout=60)
+    assert not bad.conforms
+    assert bad.diagnosis is not None and "unbiased variance (Bessel" in bad.diagnosis.text, bad.summary()
+    with pytest.raises(TargetError, match=f"is {fw} code"):
+        checker.check(make(), "layer_norm", framework="torch")
 
 
 def test_a_target_cannot_change_another_propertys_verdict():

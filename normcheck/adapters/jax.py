@@ -141,15 +141,21 @@ def _stats_dtype(dt: np.dtype) -> np.dtype:
 # --- running the native layers ---------------------------------------------------------------
 
 
+#: User linen module classes checked as module targets, by their form ("linen:<module.qualname>:<id>").
+_USER_LINEN: dict[str, type] = {}
+
+
 @functools.lru_cache(maxsize=512)
-def _linen_runner(norm: str, layout: str, cfg: tuple, training: bool, mode: str):
-    """``run(variables, x) -> (y, new batch_stats or None)`` for one linen module configuration.
+def _linen_runner(norm: str, layout: str, cfg: tuple, training: bool, mode: str, form: str = "linen"):
+    """``run(variables, x) -> (y, new batch_stats or None)`` for one linen module configuration
+    (``form``: "linen" for flax's own class, a key of :data:`_USER_LINEN` for a user's).
 
     Cached, so the jitted function (and its compilation cache) is reused across calls.
     """
     import flax.linen as nn
 
-    module = getattr(nn, _CLASSES[norm])(**dict(cfg))
+    cls = _USER_LINEN[form] if form != "linen" else getattr(nn, _CLASSES[norm])
+    module = cls(**dict(cfg))
     key = f"linen/{norm}/{layout}"
 
     def run(variables, x):
@@ -167,11 +173,11 @@ def _linen_runner(norm: str, layout: str, cfg: tuple, training: bool, mode: str)
     return run
 
 
-def _run_linen(norm, layout, mode, cfg, x, params, stats, training):
+def _run_linen(norm, layout, mode, cfg, x, params, stats, training, form="linen"):
     variables = {"params": params}
     if stats is not None:
         variables["batch_stats"] = stats
-    run = _linen_runner(norm, layout, tuple(sorted(cfg.items())), training, mode)
+    run = _linen_runner(norm, layout, tuple(sorted(cfg.items())), training, mode, form)
     return run(variables, x)
 
 
@@ -199,8 +205,8 @@ def _native(form, layout, mode, norm, cfg, x, params, stats=None, training=False
     xn = jnp.asarray(np.moveaxis(x, 1, -1) if last else x)
     p = {k: jnp.asarray(v) for k, v in params.items()}
     st = None if stats is None else {k: jnp.asarray(v) for k, v in stats.items()}
-    if form == "linen":
-        y, new = _run_linen(norm, layout, mode, cfg, xn, p, st, training)
+    if form == "linen" or form in _USER_LINEN:
+        y, new = _run_linen(norm, layout, mode, cfg, xn, p, st, training, form)
     elif form == "nnx":
         y, new = _run_nnx(norm, cfg, xn, p, st, num_features)
     else:
@@ -359,6 +365,19 @@ def _function(norm: str, form: str, layout: str, mode: str):
     fn.__name__ = fn.__qualname__ = norm
     fn.__doc__ = f"{s.title} through {_api(norm, form)} ({layout}, {mode}); canonical signature."
     return fn
+
+
+def linen_layer_function(norm: str, cls, *, layout: str | None = None, mode: str = "jit"):
+    """A user's ``flax.linen.Module`` class, constructed like ``flax.linen.<the norm's module>``
+    (``epsilon``, ``use_scale``/``use_bias``, ``axis``/``num_groups``/``reduction_axes``,
+    ``momentum`` in flax's convention, params ``scale``/``bias``, ``batch_stats`` ``mean``/``var``),
+    behind the canonical NumPy signature: the conventions translated as for flax's own module
+    (``normcheck check`` module targets). Channel norms run channels-last, flax's default."""
+    form = f"linen:{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', '?')}:{id(cls)}"
+    _USER_LINEN[form] = cls
+    if layout is None:
+        layout = "channels_last" if norm in ("batch_norm", "group_norm", "instance_norm") else "channels_first"
+    return _function(norm, form, layout, mode)
 
 
 def _api(norm: str, form: str) -> str:

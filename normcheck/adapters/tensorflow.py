@@ -254,7 +254,9 @@ def _assign(var, value) -> None:
     var.assign(np.asarray(value).astype(var.dtype))
 
 
-def _keras_call(s: _spec.Spec, a: dict[str, Any], *, layout: str, mode: str, impl_id: str):
+def _keras_call(s: _spec.Spec, a: dict[str, Any], *, layout: str, mode: str, impl_id: str, cls=None):
+    """The Keras layer of ``s`` (or ``cls``, a user's layer class constructed like it) on canonical
+    NumPy arguments: built once per configuration and shape, its variables assigned per call."""
     norm = s.name
     x = np.asarray(a["input"])
     if (norm, "keras") in NOT_NATIVE:
@@ -272,10 +274,10 @@ def _keras_call(s: _spec.Spec, a: dict[str, Any], *, layout: str, mode: str, imp
     xt = _to_layout(x, layout)
     config = _keras_config(norm, a, layout)
     policy = _policy(x.dtype)
-    cls = getattr(keras.layers, _KERAS_LAYERS[norm])
+    cls = cls or getattr(keras.layers, _KERAS_LAYERS[norm])
     # Compiled functions bake eps and momentum into the trace; eager layers read them per call.
     consts = (eps, momentum) if mode == "compiled" else ()
-    key = (impl_id, tuple(sorted((k, str(v)) for k, v in config.items())), xt.shape, policy, consts)
+    key = (impl_id, cls, tuple(sorted((k, str(v)) for k, v in config.items())), xt.shape, policy, consts)
 
     def make():
         layer = cls(epsilon=eps, dtype=policy, **config)
@@ -444,6 +446,18 @@ class TensorFlowAdapter(Adapter):
                 )
             )
         return out
+
+
+def keras_layer_function(norm: str, cls, *, layout: str | None = None) -> Callable:
+    """A user's Keras layer class, constructed like ``keras.layers.<the norm's layer>`` (``epsilon``,
+    ``axis``, ``center``/``scale``, ``groups``, ``momentum`` in Keras's convention, with the same
+    variable names), behind the canonical NumPy signature: the conventions translated as for the
+    native layer (``normcheck check`` module targets). Channel norms run channels-last (Keras's
+    default data format); LayerNorm/RMSNorm normalize the trailing axes, untransposed."""
+    if layout is None:
+        layout = "channels_last" if norm in ("batch_norm", "group_norm") else "channels_first"
+    impl_id = f"user-keras/{norm}/{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', '?')}/{layout}"
+    return _canonical(norm, _keras_call, layout=layout, mode="eager", impl_id=impl_id, cls=cls)
 
 
 ADAPTER = TensorFlowAdapter()

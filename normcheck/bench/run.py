@@ -223,19 +223,11 @@ def report_section(doc) -> dict[str, list[dict[str, Any]]]:
 
 def load(path) -> dict[str, Any]:
     """A saved ``normcheck bench --json`` document; ValueError (one line) if it is not one."""
-    import json
-    from pathlib import Path
+    from normcheck.report import load_document
 
-    p = Path(path)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ValueError(f"{p}: cannot read ({e.strerror})") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p}: not JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        got = doc.get("schema") if isinstance(doc, dict) else None
-        raise ValueError(f"{p}: not a benchmark document (schema {got!r}, expected {SCHEMA!r})")
+    doc = load_document(path)
+    if doc.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: not a benchmark document (schema {doc.get('schema')!r}, expected {SCHEMA!r})")
     return doc
 
 

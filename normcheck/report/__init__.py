@@ -77,6 +77,8 @@ def load_document(json_path: str | Path) -> dict[str, Any]:
     p = Path(json_path)
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ValueError(f"{p}: cannot read ({e.strerror or type(e).__name__})") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{p}: not JSON ({e.msg} at line {e.lineno})") from None
     if not isinstance(doc, dict):
