@@ -163,18 +163,21 @@ def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record
         samples=samples,
         seconds=round(time.perf_counter() - t0, 3),
     )
+    finding = None
     if fail is None and d.hits:  # only registered deviations: report the finding's smallest hit
-        _, fail = next(iter(d.hits.items()))
+        finding, fail = next(iter(d.hits.items()))  # the finding that covered it (an identity: either side's)
     if fail is not None:
         case, r = fail
-        f = _findings.match(impl.id, prop_name, dtype, r.case or case) if r.verdict in ("fail", "error") else None
+        if finding is None and r.verdict in ("fail", "error"):
+            f = _findings.match(impl.id, prop_name, dtype, r.case or case)
+            finding = f.id if f else None
         return Record(
             **base,
-            verdict="finding" if f else r.verdict,
+            verdict="finding" if finding else r.verdict,
             observed=r.observed,
             allowed=r.allowed,
             message=r.message,
-            finding=f.id if f else None,
+            finding=finding,
             counterexample=case.to_json() if hasattr(case, "to_json") else None,
             repro=case.repro(repro_call) if hasattr(case, "repro") else None,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 
+import numpy as np
 import pytest
 
 from normcheck import adapters, findings, properties
@@ -57,3 +58,27 @@ def test_where_region_and_versions():
     assert not findings.Finding("x", "numpy", "<1", ("numpy/*",), ("*",), "e").applies(
         "numpy/a/b", "agreement", "float32"
     )
+
+
+def test_an_identity_failing_through_the_rhs_is_the_rhs_finding():
+    """GN(G=C) == IN on torch float16 with eps below float16's smallest subnormal: the rhs,
+    F.instance_norm, hits the registered eps-underflow finding (NaN on a constant slice) while
+    F.group_norm is right. The identity record is that finding, not a new deviation."""
+    pytest.importorskip("torch")
+    from hypothesis import strategies as st
+
+    from normcheck import audit, spec
+
+    impls = {i.id: i for i in adapters.get("torch").implementations()}
+    lhs, rhs = impls["torch/group_norm/functional"], impls["torch/instance_norm/functional"]
+    ident = next(i for i in spec.get("group_norm").identities if i.name == "gn_gc_is_in")
+    x = np.repeat(np.array([1.5, -0.5, 0.25]), 4).reshape(1, 3, 4).astype(np.float16)
+    case = Case("group_norm", x, {"num_groups": 3, "eps": 1e-11}, bias=np.array([0.5, -1, 2], np.float16))
+    assert not properties.identity(ident, lhs, rhs, case).ok  # the identity really fails here
+    name = f"identity:{ident.name}"
+    known = findings.applicable(lhs.id, name, "float16") + findings.applicable(rhs.id, name, "float16")
+    drive = audit._drive(
+        lambda c: properties.identity(ident, lhs, rhs, c), st.just(case), audit._settings("quick", 1), 0, known
+    )
+    rec = audit._record(lhs, "float16", name, 0.0, drive, repro_call="fn")
+    assert rec.verdict == "finding" and rec.finding == "torch-half-batch-norm-eps-underflow", rec
