@@ -279,7 +279,7 @@ def _cpu_count() -> int:
 COST_ORDER = ("jax", "tensorflow", "torch", "onnxruntime", "numpy")  # slowest first, for the process pool
 
 
-#: Processes a framework's checks are split over when the audit runs in parallel (every k-th check),
+#: Processes a framework's checks are split over when the audit runs in parallel (by implementation),
 #: so that the slowest framework (JAX compiles per new shape) is not the critical path alone.
 SHARDS = {"jax": 2}
 
@@ -297,45 +297,58 @@ def _framework_records(
     all_forms=False,
     emit=None,
     shard=(0, 1),
-) -> list[Record]:
-    """Every check of one framework (or the ``shard = (k, K)`` part of them: every K-th check from
-    the k-th), in this process; ``emit(event)`` reports progress."""
+    indexed_result=False,
+) -> list:
+    """Every check of one framework (or the ``shard = (k, K)`` part of them: the checks of every
+    K-th implementation from the k-th), in this process; ``emit(event)`` reports progress. With
+    ``indexed_result``: ``(position in the unsharded order, record)`` pairs, for reassembly."""
     from normcheck import adapters
 
     impls = [i for i in adapters.implementations([framework], norms) if all_forms or not i.extended]
-    jobs: list[Callable[[], Record]] = []
+    jobs: list[tuple[str, Callable[[], Record]]] = []  # (the implementation whose caches it uses, job)
     for impl in impls:
         for dt in dtypes:
             for p in props:
                 jobs.append(
-                    lambda impl=impl, dt=dt, p=p: run_check(
-                        impl, p, dt, profile=profile, seed=seed, max_examples=max_examples
+                    (
+                        impl.id,
+                        lambda impl=impl, dt=dt, p=p: run_check(
+                            impl, p, dt, profile=profile, seed=seed, max_examples=max_examples
+                        ),
                     )
                 )
     if identities:
         for ident, lhs, rhs in identity_pairs(impls):
             for dt in dtypes:
                 jobs.append(
-                    lambda i=ident, a=lhs, b=rhs, dt=dt: run_identity(
-                        i, a, b, dt, profile=profile, seed=seed, max_examples=max_examples
+                    (
+                        lhs.id,
+                        lambda i=ident, a=lhs, b=rhs, dt=dt: run_identity(
+                            i, a, b, dt, profile=profile, seed=seed, max_examples=max_examples
+                        ),
                     )
                 )
     k, total = shard
-    jobs = jobs[k::total]
+    # Every check of one implementation stays in one process: a derandomized profile draws the same
+    # shapes for each of its properties, so the compiled programs (JAX) are reused, not rebuilt
+    # in each shard. Implementations are dealt round-robin over the shards.
+    order = list(dict.fromkeys(key for key, _ in jobs))
+    mine = {key for n, key in enumerate(order) if n % total == k}
+    indexed = [(n, job) for n, (key, job) in enumerate(jobs) if key in mine]
     unit = framework if total == 1 else f"{framework}#{k}"
     if emit:
-        emit(("total", unit, len(jobs)))
+        emit(("total", unit, len(indexed)))
     records = []
-    for job in jobs:
+    for n, job in indexed:
         r = job()
-        records.append(r)
+        records.append((n, r))
         if emit:
             emit(("done", unit, r))
-    return records
+    return records if indexed_result else [r for _, r in records]
 
 
-def _worker(framework: str, shard: tuple[int, int], kwargs: dict[str, Any], queue) -> list[Record]:
-    return _framework_records(framework, **kwargs, emit=queue.put, shard=shard)
+def _worker(framework: str, shard: tuple[int, int], kwargs: dict[str, Any], queue) -> list[tuple[int, Record]]:
+    return _framework_records(framework, **kwargs, emit=queue.put, shard=shard, indexed_result=True)
 
 
 def run_audit(
@@ -438,7 +451,7 @@ def _run_parallel(fws, kwargs, workers, on_event) -> dict[str, list[Record]]:
             out: dict[str, list[Record]] = {}
             for fw in fws:
                 parts = [futures[(fw, (k, SHARDS.get(fw, 1)))].result() for k in range(SHARDS.get(fw, 1))]
-                out[fw] = [r for i in range(max(map(len, parts))) for part in parts if i < len(part) for r in [part[i]]]
+                out[fw] = [r for _, r in sorted((pair for part in parts for pair in part), key=lambda p: p[0])]
             return out
 
 
