@@ -243,24 +243,28 @@ def build(
 
 
 # --- numpy ---------------------------------------------------------------------------------------
-def _numpy(norm, shape, dtype, layout, mode, pass_, device, target):
-    from normcheck import dtypes, reference
+def _host(norm, shape, dtype, fn, api: str) -> Native:
+    """A call on NumPy arrays in host memory (NumPy and ONNX Runtime take and return them): ``fn``
+    with the canonical arguments, float32 running buffers, nothing to synchronize."""
+    from normcheck import dtypes
 
-    if pass_ != FORWARD:
-        raise ValueError("NumPy has no automatic differentiation (forward only)")
     dt = dtypes.np_dtype(dtype)
     x = host_data(math.prod(shape)).reshape(shape).astype(dt, copy=False)
     w, b = (p.astype(dt) for p in _params(norm, shape))
-    fn = target or reference.function(norm, faithful=True)
     c = shape[1] if len(shape) > 1 else shape[0]
     rm, rv = np.zeros(c, np.float32), np.ones(c, np.float32)
     call = _canonical_call(norm, shape, lambda a, *r, **k: fn(a, *r, **k), rm, rv)
+    return Native(lambda: call(x, w, b), no_sync, api, lambda out: np.asarray(out))
 
-    def run():
-        return call(x, w, b)
 
+def _numpy(norm, shape, dtype, layout, mode, pass_, device, target):
+    from normcheck import reference
+
+    if pass_ != FORWARD:
+        raise ValueError("NumPy has no automatic differentiation (forward only)")
+    fn = target or reference.function(norm, faithful=True)
     api = getattr(target, "__qualname__", "target") if target else apis("numpy", norm)
-    return Native(run, no_sync, api, lambda out: np.asarray(out))
+    return _host(norm, shape, dtype, fn, api)
 
 
 # --- onnxruntime ---------------------------------------------------------------------------------
@@ -275,19 +279,10 @@ def _onnxruntime(norm, shape, dtype, layout, mode, pass_, device, target):
     """ORT takes and returns NumPy arrays: the adapter's call is the native one (a cached session per
     shape, so the first call builds it and the timed ones only run it; the canonical arguments are
     translated to the operator's inputs and attributes, a few per-channel values)."""
-    from normcheck import dtypes
-
     if pass_ != FORWARD:
         raise ValueError("ONNX Runtime runs inference graphs (no automatic differentiation)")
-    dt = dtypes.np_dtype(dtype)
-    x = host_data(math.prod(shape)).reshape(shape).astype(dt, copy=False)
-    w, b = (p.astype(dt) for p in _params(norm, shape))
-    impl = target or _onnxruntime_impl(norm)
-    c = shape[1] if len(shape) > 1 else shape[0]
-    rm, rv = np.zeros(c, np.float32), np.ones(c, np.float32)
-    call = _canonical_call(norm, shape, lambda a, *r, **k: impl(a, *r, **k), rm, rv)
     api = _target_api(target) if target else apis("onnxruntime", norm)
-    return Native(lambda: call(x, w, b), no_sync, api, lambda out: np.asarray(out))
+    return _host(norm, shape, dtype, target or _onnxruntime_impl(norm), api)
 
 
 def _canonical_call(norm: str, shape, fn, running_mean=None, running_var=None):
