@@ -297,11 +297,10 @@ def _framework_records(
     all_forms=False,
     emit=None,
     shard=(0, 1),
-    indexed_result=False,
-) -> list:
+) -> list[tuple[int, Record]]:
     """Every check of one framework (or the ``shard = (k, K)`` part of them: the checks of every
-    K-th implementation from the k-th), in this process; ``emit(event)`` reports progress. With
-    ``indexed_result``: ``(position in the unsharded order, record)`` pairs, for reassembly."""
+    K-th implementation from the k-th), in this process, as ``(position in the unsharded order,
+    record)`` pairs for reassembly; ``emit(event)`` reports progress."""
     from normcheck import adapters
 
     impls = [i for i in adapters.implementations([framework], norms) if all_forms or not i.extended]
@@ -344,11 +343,11 @@ def _framework_records(
         records.append((n, r))
         if emit:
             emit(("done", unit, r))
-    return records if indexed_result else [r for _, r in records]
+    return records
 
 
 def _worker(framework: str, shard: tuple[int, int], kwargs: dict[str, Any], queue) -> list[tuple[int, Record]]:
-    return _framework_records(framework, **kwargs, emit=queue.put, shard=shard, indexed_result=True)
+    return _framework_records(framework, **kwargs, emit=queue.put, shard=shard)
 
 
 def run_audit(
@@ -401,7 +400,7 @@ def run_audit(
             progress(len(done), expected, payload)
 
     if workers <= 1 or len(fws) <= 1:
-        by_fw = {fw: _framework_records(fw, **kwargs, emit=on_event) for fw in fws}
+        by_fw = {fw: [r for _, r in _framework_records(fw, **kwargs, emit=on_event)] for fw in fws}
     else:
         by_fw = _run_parallel(fws, kwargs, workers, on_event)
     records = [r for fw in fws for r in by_fw[fw]]

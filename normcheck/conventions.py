@@ -279,7 +279,7 @@ def row(p: Probe, version: str | None) -> dict[str, Any]:
 
 
 def _numpy_probes() -> list[Probe]:
-    from normcheck import reference
+    from normcheck import reference, spec
 
     def fn_probe(norm: str, call: Callable, notes: str = "") -> Probe:
         f = reference.function(norm)
@@ -310,15 +310,10 @@ def _numpy_probes() -> list[Probe]:
             f"normcheck.reference.{norm}",
             run,
             axis,
-            switch=f"{reference_spec(norm).batch_stats_flag}=" if stateful else "",
+            switch=f"{spec.get(norm).batch_stats_flag}=" if stateful else "",
             stateful=stateful,
             notes=notes,
         )
-
-    def reference_spec(norm):
-        from normcheck import spec
-
-        return spec.get(norm)
 
     def bn(f, x, training, **kw):
         return f(x, kw.pop("running_mean", None), kw.pop("running_var", None), training=training, **kw)
