@@ -114,21 +114,7 @@ def _drive(body: Callable[[Any], P.Result], strategy, settings, seed: int | None
 
     def test(case):
         r = body(case)
-        d.n += 1
-        if r.verdict == "skip":
-            d.skips += 1
-            d.skip = r.message
-            return
-        if len(d.samples) < MAX_SAMPLES and math.isfinite(r.observed):
-            d.samples.append(float(r.observed))
-        if not r.ok:
-            f = next((f for f in known if f.covers(r.case or case)), None)
-            if f is not None:
-                prev = d.hits.get(f.id)
-                if prev is None or case.x.size < prev[0].x.size:
-                    d.hits[f.id] = (case, r)
-                return
-            d.fail = (case, r)
+        if _judge(d, case, r, known):
             raise _Deviation(r.message)
 
     t = settings(given(strategy)(test))
@@ -140,6 +126,66 @@ def _drive(body: Callable[[Any], P.Result], strategy, settings, seed: int | None
         pass
     except Exception as e:  # Flaky, a strategy that cannot generate, ...
         d.crash = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+    return d
+
+
+def _judge(d: _Drive, case, r: P.Result, known) -> bool:
+    """Account one example's result in ``d``; True when it is a new deviation (the run stops)."""
+    d.n += 1
+    if r.verdict == "skip":
+        d.skips += 1
+        d.skip = r.message
+        return False
+    if len(d.samples) < MAX_SAMPLES and math.isfinite(r.observed):
+        d.samples.append(float(r.observed))
+    if not r.ok:
+        f = next((f for f in known if f.covers(r.case or case)), None)
+        if f is not None:
+            prev = d.hits.get(f.id)
+            if prev is None or case.x.size < prev[0].x.size:
+                d.hits[f.id] = (case, r)
+            return False
+        d.fail = (case, r)
+        return True
+    return False
+
+
+#: The examples a seeded (or derandomized) run draws, by (norm, dtype, buffers, profile, seed,
+#: max_examples): every property of every implementation of a norm sees the same examples, so they
+#: are drawn once per process and replayed (:func:`_replay`) instead of re-generated per property.
+_DRAWN: dict[tuple, tuple | None] = {}
+
+
+def _drawn(key, strategy, settings, seed) -> tuple | None:
+    """The drawn examples (None when drawing itself fails: :func:`_drive` then reports it)."""
+    if key not in _DRAWN:
+        seen: list = []
+
+        def keep(case):
+            seen.append(case)
+            return P.Result("", "pass")
+
+        d = _drive(keep, strategy, settings, seed)
+        if len(_DRAWN) > 64:
+            _DRAWN.clear()
+        _DRAWN[key] = None if d.crash else tuple(seen)
+    return _DRAWN[key]
+
+
+def _replay(body, cases, known) -> _Drive | None:
+    """:func:`_drive` over already drawn ``cases``: the same accounting while every example passes
+    or is a registered finding's hit (Hypothesis would generate exactly these, in this order);
+    None at a new deviation or an exception, which :func:`_drive` then reruns and shrinks."""
+    if cases is None:
+        return None
+    d = _Drive()
+    for case in cases:
+        try:
+            r = body(case)
+        except Exception:
+            return None
+        if _judge(d, case, r, known):
+            return None
     return d
 
 
@@ -210,11 +256,16 @@ def run_check(impl, prop_name: str, dtype: str, *, profile=None, seed=None, max_
     if dtype not in impl.dtypes:
         return _skip(impl, dtype, prop_name, f"{impl.api or impl.id} does not support {dtype}")
     prop = P.PROPERTIES[prop_name]
-    strategy = strategy or strategies.cases(
-        impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False
-    )
+    settings = _settings(profile, max_examples)
     known = _findings.applicable(impl.id, prop_name, dtype)
-    drive = _drive(lambda c: prop(impl, c), strategy, _settings(profile, max_examples), seed, known)
+    drive = None
+    if strategy is None:
+        strategy = strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
+        if seed is not None or settings.derandomize:  # the same examples for every property: replay them
+            key = (impl.norm, dtype, impl.running_stats, profile, seed, max_examples)
+            drive = _replay(lambda c: prop(impl, c), _drawn(key, strategy, settings, seed), known)
+    if drive is None:
+        drive = _drive(lambda c: prop(impl, c), strategy, settings, seed, known)
     return _record(impl, dtype, prop_name, t0, drive, repro_call=_repro_call(impl))
 
 

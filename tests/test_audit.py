@@ -1,0 +1,76 @@
+"""The audit's driver: replayed examples give exactly the records a Hypothesis run per property gives."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import numpy as np
+import pytest
+
+import normcheck
+from normcheck import adapters, audit, properties, strategies
+from normcheck.properties import Result
+
+from .doubles import layer_norm_one_pass
+
+
+@pytest.fixture(autouse=True)
+def _stable_draws():
+    # Hypothesis mixes constants from the source of imported local modules into its draws, so two
+    # runs draw the same examples only with the same normcheck modules imported: import them all.
+    for m in pkgutil.walk_packages(normcheck.__path__, "normcheck."):
+        importlib.import_module(m.name)
+    audit._DRAWN.clear()
+    yield
+    audit._DRAWN.clear()
+
+
+def _plain(impl, prop, dtype):
+    """The record of a Hypothesis run of this property alone (an explicit strategy is never replayed)."""
+    s = strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
+    return audit.run_check(impl, prop, dtype, profile="ci", seed=0, strategy=s)
+
+
+@pytest.mark.parametrize("norm", ["batch_norm", "layer_norm"])
+def test_replayed_examples_give_the_records_of_a_run_per_property(norm):
+    impls = [i for i in adapters.get("numpy").implementations() if i.norm == norm]
+    compared = 0
+    for impl in impls:
+        for prop in properties.PROPERTIES:
+            for dtype in ("float32", "bfloat16"):
+                replayed = audit.run_check(impl, prop, dtype, profile="ci", seed=0).to_json()
+                plain = _plain(impl, prop, dtype).to_json()
+                replayed.pop("seconds"), plain.pop("seconds")
+                assert replayed == plain, (impl.id, prop, dtype)
+                compared += replayed["verdict"] != "skip"
+    assert compared > 20
+    assert any(k[0] == norm for k in audit._DRAWN)  # the replay path was taken
+
+
+def test_a_new_deviation_is_still_shrunk_by_hypothesis():
+    from normcheck.adapters.base import Impl
+
+    impl = Impl("user", "layer_norm", "one_pass", fn=layer_norm_one_pass)
+    replayed = audit.run_check(impl, "agreement", "float32", profile="ci", seed=0)
+    plain = _plain(impl, "agreement", "float32")
+    assert replayed.verdict == plain.verdict == "fail"
+    assert replayed.counterexample == plain.counterexample  # the shrunk example, not the first failing draw
+
+
+def test_an_unseeded_random_run_is_not_replayed():
+    impl = next(i for i in adapters.get("numpy").implementations() if i.norm == "rms_norm")
+    rec = audit.run_check(impl, "agreement", "float32", profile="dev", seed=None)
+    assert rec.verdict == "pass"
+    assert not audit._DRAWN
+
+
+def test_replay_stops_at_an_exception_so_hypothesis_reports_it():
+    case = next(iter(audit._drawn(("t",), strategies.cases("rms_norm"), audit._settings("quick", 3), 0)))
+
+    def boom(c):
+        raise RuntimeError("boom")
+
+    assert audit._replay(boom, (case,), ()) is None
+    assert audit._replay(lambda c: Result("", "pass", 0.5), (case, case), ()).samples == [0.5, 0.5]
+    assert audit._replay(lambda c: Result("", "fail", np.inf, 1.0, "bad"), (case,), ()) is None
