@@ -50,11 +50,13 @@ findings), below lambda/2; a float32 BatchNorm gradient that treats the batch st
 constants is off by 6e4-7e5 u s on 24-192 values per channel.
 
 **Properties** of the true gradient, checked on the reference (float64) and on each framework:
-for centered norms with batch statistics and no affine, the input gradient sums to zero over
+for centered norms with batch statistics, the input gradient sums to zero over
 every S (``gradient_sums_to_zero``), and for every norm with batch statistics
 ``sum_S dx y^ = (eps / sigma^2) sum_S g y^ / sigma``: orthogonal to the normalized output, up to the
-eps term that vanishes at eps = 0 (``gradient_orthogonal``). Cases with affine parameters are
-checked with them removed.
+eps term that vanishes at eps = 0 (``gradient_orthogonal``). Both hold for any affine weight, with
+g = dy * weight in place of dy (the normalization only sees the cotangent through the affine), so
+cases keep their affine parameters: the identities differentiate the same call as
+``gradient_agreement``.
 """
 
 from __future__ import annotations
@@ -292,19 +294,21 @@ def gradient_agreement(impl, case: Case) -> Result:
 
 
 def _plain(case: Case, *, centered: bool) -> Case:
+    """The case itself, affine parameters kept (g = dy weight takes dy's place), so the identities
+    differentiate the very call gradient_agreement does (and reuse its compiled programs)."""
     _single_set(case)
     if centered and not case.spec.center:
         raise _Stop(Result("", "skip", message="uncentered norm: the gradient need not sum to zero"))
     if not case.use_batch_stats:
         raise _Stop(Result("", "skip", message="eval mode: the statistics do not depend on the input"))
-    return case.with_(weight=None, bias=None)
+    return case
 
 
 def _set_sums(case: Case, dx, s, weight_fn):
     """(sum_S dx w, sum_S s |w|, expected) per set, with w = weight_fn(y^, sigma, g)."""
     p, yhat, sigma, _ = _normalized(case)
-    dyv = cotangent(case).astype(np.float64).reshape(p.view_shape)
-    w, expected = weight_fn(yhat, sigma, dyv, p)
+    g = (cotangent(case).astype(np.float64) * _affine(case, p, "weight")).reshape(p.view_shape)
+    w, expected = weight_fn(yhat, sigma, g, p)
     v = np.asarray(dx, np.float64).reshape(p.view_shape)
     sv = np.asarray(s, np.float64).reshape(p.view_shape)
     bound = np.sum(sv * np.abs(w), axis=p.reduce, keepdims=True)
@@ -327,7 +331,7 @@ def _identity_check(name: str, impl, case: Case, weight_fn) -> Result:
 
 @_property
 def gradient_sums_to_zero(impl, case: Case) -> Result:
-    """Centered norms, batch statistics, no affine: sum_S dx = 0 over every set S."""
+    """Centered norms, batch statistics: sum_S dx = 0 over every set S (with or without affine)."""
     c = _plain(case, centered=True)
 
     def ones(yhat, sigma, g, p):
@@ -338,8 +342,8 @@ def gradient_sums_to_zero(impl, case: Case) -> Result:
 
 @_property
 def gradient_orthogonal(impl, case: Case) -> Result:
-    """Batch statistics, no affine: sum_S dx y^ = (eps / sigma^2) sum_S g y^ / sigma (orthogonal
-    to the normalized output up to the eps term)."""
+    """Batch statistics: sum_S dx y^ = (eps / sigma^2) sum_S g y^ / sigma with g = dy weight
+    (orthogonal to the normalized output up to the eps term)."""
     c = _plain(case, centered=False)
     eps = c.spec.resolve_eps(c.args.get("eps"), c.x.dtype)
 

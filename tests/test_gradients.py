@@ -34,26 +34,33 @@ def test_reference_identities(norm):
         for prop in (gradients.gradient_sums_to_zero, gradients.gradient_orthogonal):
             r = prop(numpy_ref, case)
             assert r.verdict == "skip", r  # NumPy has no autodiff: the implementation side is skipped ...
-        c = case.with_(weight=None, bias=None)
-        if not c.use_batch_stats:
-            continue
-        dy = gradients.cotangent(c)
-        dx = gradients.reference_grads(norm, c, dy)["input"]
-        p = c.plan()
-        v = dx.reshape(p.view_shape)
-        if c.spec.mix:
-            # A mixture has no set S of its own, but shifting the whole input moves every component's
-            # mean alike (sum dx = 0) and scaling it every sigma (sum dx x = eps sum g y^ / sigma^2).
-            _, yhat, sigma, _ = gradients._normalized(c)
-            eps = c.args["eps"]
-            scale = float(np.max(np.abs(dx * c.x))) * c.x.size * 1e-12
-            assert abs(float(np.sum(dx))) <= float(np.max(np.abs(dx))) * c.x.size * 1e-12
-            want = eps * float(np.sum(dy.reshape(p.view_shape) * yhat / sigma**2))
-            assert abs(float(np.sum(dx * c.x)) - want) <= scale
-            continue
-        scale = float(np.max(np.abs(v))) * p.reduce_size * 1e-12
-        if c.spec.center:  # ... and the reference's identities hold to float64 rounding
-            assert np.max(np.abs(v.sum(axis=p.reduce))) <= scale
+        for c in (case.with_(weight=None, bias=None), case):  # with affine: g = dy weight takes dy's place
+            if c.use_batch_stats:
+                _assert_reference_identities(norm, c)
+
+
+def _assert_reference_identities(norm, c):
+    dy = gradients.cotangent(c)
+    dx = gradients.reference_grads(norm, c, dy)["input"]
+    p = c.plan()
+    v = dx.reshape(p.view_shape)
+    _, yhat, sigma, _ = gradients._normalized(c)
+    g = (dy * gradients._affine(c, p, "weight")).reshape(p.view_shape)  # the cotangent through the affine
+    eps = c.spec.resolve_eps(c.args.get("eps"), c.x.dtype)
+    if c.spec.mix:
+        # A mixture has no set S of its own, but shifting the whole input moves every component's
+        # mean alike (sum dx = 0) and scaling it every sigma (sum dx x = eps sum g y^ / sigma^2).
+        scale = float(np.max(np.abs(dx * c.x))) * c.x.size * 1e-12
+        assert abs(float(np.sum(dx))) <= float(np.max(np.abs(dx))) * c.x.size * 1e-12
+        want = eps * float(np.sum(g * yhat / sigma**2))
+        assert abs(float(np.sum(dx * c.x)) - want) <= scale
+        return
+    scale = float(np.max(np.abs(v))) * p.reduce_size * 1e-12
+    if c.spec.center:  # ... and the reference's identities hold to float64 rounding
+        assert np.max(np.abs(v.sum(axis=p.reduce))) <= scale
+    want = eps / sigma**2 * np.sum(g * yhat, axis=p.reduce, keepdims=True) / sigma
+    got = np.sum(v * yhat, axis=p.reduce, keepdims=True)
+    assert np.max(np.abs(got - want)) <= float(np.max(np.abs(v * yhat))) * p.reduce_size * 1e-12 + 1e-300
 
 
 def _autodiff_impls(max_jax=None):
