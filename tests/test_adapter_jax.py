@@ -19,6 +19,7 @@ from normcheck import spec as _spec
 from normcheck.adapters import Unsupported, get
 from normcheck.adapters import jax as jax_adapter
 from normcheck.case import Case, fixed_cases
+from normcheck.dtypes import np_dtype
 
 ROOT = Path(__file__).resolve().parent.parent
 ADAPTER = get("jax")
@@ -177,6 +178,32 @@ def test_jit_reuses_the_compiled_apply(impl):
     x, kw = _args(impl.norm, (2, 5, 11), rng)  # a new shape traces once (the counter works)
     impl(x, **kw)
     assert traces[key] == t1 + 1
+
+
+@pytest.mark.parametrize("impl", JIT)
+def test_jit_takes_eps_as_an_argument_bit_identically(impl, monkeypatch):
+    """A new eps on a seen shape reuses the compiled apply, and its output is bit-identical to the
+    program with eps compiled in as a literal (float32 and bfloat16, eps from 1e-12 to 1)."""
+    rng = np.random.default_rng(1)
+    key = f"linen/{impl.norm}/{impl.layout}"
+    x, kw = _args(impl.norm, (4, 6, 5), rng)
+    impl(x, **kw)
+    t = jax_adapter.TRACES[key]
+    calls = []
+    for dt in ("float32", "bfloat16"):
+        xd = x.astype(np_dtype(dt))
+        for eps in (1e-12, 3.3e-7, 1e-5, 0.1234567, 1.0):
+            args = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in kw.items()} | {"eps": eps}
+            calls.append(
+                (xd, args, impl(xd, **{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in args.items()}))
+            )
+    assert jax_adapter.TRACES[key] - t <= 1  # the bfloat16 input is one new program; no eps is
+    monkeypatch.setattr(jax_adapter, "DYNAMIC_EPS", False)
+    for xd, args, dynamic in calls:
+        literal = impl(xd, **args)
+        assert literal.dtype == dynamic.dtype
+        assert np.array_equal(literal.view(np.uint16 if literal.itemsize == 2 else np.uint32),
+                              dynamic.view(np.uint16 if dynamic.itemsize == 2 else np.uint32)), (impl.id, args["eps"])  # fmt: skip
 
 
 # --- canonical interface -----------------------------------------------------------------------

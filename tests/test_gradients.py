@@ -139,3 +139,12 @@ def test_jax_rsqrt_gradient_underflow_finding():
     assert abs(float(got[0, 0])) > 1e-14  # 0.5 / 1e13: the variance term is gone
     torch_impl = next(i for i in adapters.get("torch").implementations() if i.id == "torch/layer_norm/functional")
     assert np.allclose(autodiff.vjp(torch_impl, case, dy)["input"], 0, atol=1e-20)
+
+
+def test_identities_of_an_implementation_without_affine_run_on_the_case_without_it():
+    pytest.importorskip("flax")
+    impl = next(i for i in adapters.get("jax").implementations() if i.id == "jax/layer_norm/standardize/jit")
+    case = next(c for c in fixed_cases("layer_norm", "float32") if c.weight is not None)
+    assert gradients.gradient_agreement(impl, case).verdict == "skip"  # jax.nn.standardize has no affine
+    for prop in (gradients.gradient_sums_to_zero, gradients.gradient_orthogonal):
+        assert prop(impl, case).verdict == "pass"

@@ -101,6 +101,9 @@ _CLASSES = {
     "instance_norm": "InstanceNorm",
 }
 _TRUE = ("1", "true", "t", "yes", "y", "on")
+#: flax's own linen classes under jit take eps as an argument (see :func:`_run_linen`); a test turns
+#: it off to show the outputs are bit-identical to eps compiled in as a literal.
+DYNAMIC_EPS = True
 
 
 def _x64_enabled() -> bool:
@@ -158,13 +161,14 @@ def _linen_runner(norm: str, layout: str, cfg: tuple, training: bool, mode: str,
     module = cls(**dict(cfg))
     key = f"linen/{norm}/{layout}"
 
-    def run(variables, x):
+    def run(variables, x, epsilon=None):
         if mode == "jit":
             TRACES[key] += 1  # runs at trace time only
+        m = module if epsilon is None else cls(**dict(cfg), epsilon=epsilon)
         if training:
-            y, updated = module.apply(variables, x, mutable=["batch_stats"])
+            y, updated = m.apply(variables, x, mutable=["batch_stats"])
             return y, updated["batch_stats"]
-        return module.apply(variables, x), None
+        return m.apply(variables, x), None
 
     if mode == "jit":
         import jax
@@ -174,9 +178,15 @@ def _linen_runner(norm: str, layout: str, cfg: tuple, training: bool, mode: str,
 
 
 def _run_linen(norm, layout, mode, cfg, x, params, stats, training, form="linen"):
+    """Apply the linen module. Under jit, flax's own classes get ``epsilon`` as an argument of the
+    jitted apply (a weakly typed scalar, rounded to float32 as the literal would be: flax only adds
+    it to the float32 variance), so one compiled program serves every eps of a shape."""
     variables = {"params": params}
     if stats is not None:
         variables["batch_stats"] = stats
+    if mode == "jit" and form == "linen" and DYNAMIC_EPS:
+        static = tuple(sorted((k, v) for k, v in cfg.items() if k != "epsilon"))
+        return _linen_runner(norm, layout, static, training, mode, form)(variables, x, cfg["epsilon"])
     run = _linen_runner(norm, layout, tuple(sorted(cfg.items())), training, mode, form)
     return run(variables, x)
 
