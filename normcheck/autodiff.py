@@ -192,7 +192,6 @@ def _linen_vjp_fn(ja, norm: str, cfg: dict[str, Any], training: bool, jit: bool)
 def jax_vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     """``jax.vjp`` through the flax linen/nnx layer or ``jax.nn.standardize`` of ``impl``."""
     import jax
-    import jax.numpy as jnp
 
     from normcheck.adapters import jax as ja
 
@@ -206,8 +205,8 @@ def jax_vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
         if case.norm not in ("batch_norm", "instance_norm", "layer_norm"):
             raise Unsupported(f"{case.norm} is not a standardization")
         axes = case.plan().reduce
-        _, back = jax.vjp(lambda x: jax.nn.standardize(x, axis=axes, epsilon=float(a["eps"])), jnp.asarray(case.x))
-        return {"input": np.array(back(jnp.asarray(dy))[0])}
+        _, back = jax.vjp(lambda x: jax.nn.standardize(x, axis=axes, epsilon=float(a["eps"])), ja.put(case.x))
+        return {"input": np.array(back(ja.put(dy))[0])}
     if case.norm == "batch_norm" and bool(a["training"]) and a.get("running_mean") is not None:
         if case.plan().reduce_size < 2:
             raise Unsupported("training with one value per channel: the unbiased running variance is undefined")
@@ -215,15 +214,15 @@ def jax_vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
         raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
     cfg, params, features = _flax_config(ja, case, a, impl.layout)
     last = impl.layout == "channels_last"
-    x = jnp.asarray(_moveaxis(case.x, last))
-    g = jnp.asarray(_moveaxis(np.asarray(dy), last))
-    p = {k: jnp.asarray(v) for k, v in params.items()}
+    x = ja.put(_moveaxis(case.x, last))
+    g = ja.put(_moveaxis(np.asarray(dy), last))
+    p = {k: ja.put(v) for k, v in params.items()}
     stats = None
     if case.norm == "batch_norm":
         sdt = ja._stats_dtype(case.x.dtype)
         rm = np.zeros(features, sdt) if case.running_mean is None else case.running_mean
         rv = np.ones(features, sdt) if case.running_var is None else case.running_var
-        stats = {"mean": jnp.asarray(rm), "var": jnp.asarray(rv)}
+        stats = {"mean": ja.put(rm), "var": ja.put(rv)}
     training = case.norm == "batch_norm" and bool(a["training"])
     if impl.form == "linen":
         dx, dp = _linen_vjp_fn(ja, case.norm, cfg, training, impl.mode == "jit")(x, p, stats, g)

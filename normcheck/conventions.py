@@ -442,8 +442,9 @@ def _torch_probes() -> list[Probe]:
 def _flax_probes() -> list[Probe]:
     import flax.linen as nn
     import jax
-    import jax.numpy as jnp
     from flax import nnx
+
+    from normcheck.adapters.jax import put
 
     key = jax.random.PRNGKey(0)
 
@@ -458,14 +459,14 @@ def _flax_probes() -> list[Probe]:
             if stateful:
                 kw["use_running_average"] = not training
             m = cls(**kw)
-            variables = dict(m.init(key, jnp.asarray(x)))
+            variables = dict(m.init(key, put(x)))
             if stateful and state is not None:
-                variables["batch_stats"] = {"mean": jnp.asarray(state[0]), "var": jnp.asarray(state[1])}
+                variables["batch_stats"] = {"mean": put(state[0]), "var": put(state[1])}
             if stateful and training:
-                y, upd = m.apply(variables, jnp.asarray(x), mutable=["batch_stats"])
+                y, upd = m.apply(variables, put(x), mutable=["batch_stats"])
                 bs = upd["batch_stats"]
                 return np.asarray(y), (np.asarray(bs["mean"]), np.asarray(bs["var"]))
-            y = m.apply(variables, jnp.asarray(x))
+            y = m.apply(variables, put(x))
             bs = variables.get("batch_stats")
             return np.asarray(y), (np.asarray(bs["mean"]), np.asarray(bs["var"])) if stateful else None
 
@@ -473,7 +474,7 @@ def _flax_probes() -> list[Probe]:
             kw = dict(fixed)
             if stateful:
                 kw["use_running_average"] = False
-            v = cls(**kw).init(key, jnp.zeros((2, 3, 4, 5)))
+            v = cls(**kw).init(key, put(np.zeros((2, 3, 4, 5), np.float32)))
             shape = v["params"]["scale"].shape
             return {(3,): "1", (5,): "-1"}.get(tuple(shape), f"scale shape {tuple(shape)}")
 
@@ -494,10 +495,10 @@ def _flax_probes() -> list[Probe]:
             layer = build(x.shape[-1], momentum)
             if stateful:
                 if state is not None:
-                    layer.mean.set_value(jnp.asarray(state[0]))
-                    layer.var.set_value(jnp.asarray(state[1]))
+                    layer.mean.set_value(put(state[0]))
+                    layer.var.set_value(put(state[1]))
                 layer.train() if training else layer.eval()
-            y = np.asarray(layer(jnp.asarray(x)))
+            y = np.asarray(layer(put(x)))
             new = (np.asarray(layer.mean[...]), np.asarray(layer.var[...])) if stateful else None
             return y, new
 
@@ -505,7 +506,7 @@ def _flax_probes() -> list[Probe]:
             ok = []
             for a, shape in (("1", (2, 3, 4, 5)), ("-1", (2, 5, 4, 3))):
                 try:
-                    build(3)(jnp.zeros(shape))
+                    build(3)(put(np.zeros(shape, np.float32)))
                     ok.append(a)
                 except Exception:
                     pass
@@ -515,11 +516,11 @@ def _flax_probes() -> list[Probe]:
         return Probe("jax", norm, f"flax.nnx.{cls_name}", run, axis, switch, stateful, notes=notes)
 
     def standardize_run(x, training, momentum=DEFAULT, state=None):
-        return np.asarray(jax.nn.standardize(jnp.asarray(x))), None
+        return np.asarray(jax.nn.standardize(put(x))), None
 
     def standardize_axis():
         x = np.random.default_rng(0).normal(size=(2, 3, 4, 5)).astype(np.float32)
-        y = np.asarray(jax.nn.standardize(jnp.asarray(x)))
+        y = np.asarray(jax.nn.standardize(put(x)))
         zero = [a for a in range(4) if np.allclose(y.mean(axis=a), 0, atol=1e-5)]
         return ", ".join(str(a - 4) for a in zero) + " (reduced)"
 
