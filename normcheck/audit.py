@@ -330,9 +330,16 @@ def _cpu_count() -> int:
 COST_ORDER = ("jax", "tensorflow", "torch", "onnxruntime", "numpy")  # slowest first, for the process pool
 
 
-#: Processes a framework's checks are split over when the audit runs in parallel (by implementation),
-#: so that the slowest framework (JAX compiles per new shape) is not the critical path alone.
+#: Processes a framework's checks are split over when the audit runs in parallel, so that the
+#: slowest framework (JAX compiles per new shape) is not the critical path alone. The processes take
+#: whole implementations (each keeps its compile caches) from a shared counter, the costliest first
+#: (:func:`_claim_order`), so they finish together; the later ones start after the other frameworks.
 SHARDS = {"jax": 2}
+
+
+def _claim_order(impl) -> tuple[int, str]:
+    """Eager implementations first: op-by-op dispatch compiles every primitive per new shape."""
+    return (impl.mode != "eager", impl.id)
 
 
 def _framework_records(
@@ -347,11 +354,11 @@ def _framework_records(
     max_examples,
     all_forms=False,
     emit=None,
-    shard=(0, 1),
+    claim=None,
 ) -> list[tuple[int, Record]]:
-    """Every check of one framework (or the ``shard = (k, K)`` part of them: the checks of every
-    K-th implementation from the k-th), in this process, as ``(position in the unsharded order,
-    record)`` pairs for reassembly; ``emit(event)`` reports progress."""
+    """Every check of one framework in this process, as ``(position in the serial order, record)``
+    pairs for reassembly; with ``claim`` (a shared counter's next value), only the implementations
+    whose turn it draws, until none is left. ``emit(event)`` reports progress."""
     from normcheck import adapters
 
     impls = [i for i in adapters.implementations([framework], norms) if all_forms or not i.extended]
@@ -378,27 +385,47 @@ def _framework_records(
                         ),
                     )
                 )
-    k, total = shard
-    # Every check of one implementation stays in one process: a derandomized profile draws the same
-    # shapes for each of its properties, so the compiled programs (JAX) are reused, not rebuilt
-    # in each shard. Implementations are dealt round-robin over the shards.
-    order = list(dict.fromkeys(key for key, _ in jobs))
-    mine = {key for n, key in enumerate(order) if n % total == k}
-    indexed = [(n, job) for n, (key, job) in enumerate(jobs) if key in mine]
-    unit = framework if total == 1 else f"{framework}#{k}"
-    if emit:
-        emit(("total", unit, len(indexed)))
+    # Every check of one implementation stays in one process: all its properties replay the same
+    # examples, so the compiled programs (JAX) are reused, not rebuilt in each process.
+    by_key: dict[str, list[tuple[int, Callable[[], Record]]]] = {}
+    for n, (key, job) in enumerate(jobs):
+        by_key.setdefault(key, []).append((n, job))
+    order = [i.id for i in sorted(impls, key=_claim_order) if i.id in by_key]
+
+    def turns():
+        if claim is None:
+            yield from (by_key[key] for key in order)
+            return
+        while (turn := claim()) < len(order):
+            yield by_key[order[turn]]
+
     records = []
-    for n, job in indexed:
-        r = job()
-        records.append((n, r))
+    for mine in turns():
         if emit:
-            emit(("done", unit, r))
-    return records
+            emit(("more", framework, len(mine)))
+        for n, job in mine:
+            r = job()
+            records.append((n, r))
+            if emit:
+                emit(("done", framework, r))
+    return sorted(records, key=lambda pair: pair[0])
 
 
-def _worker(framework: str, shard: tuple[int, int], kwargs: dict[str, Any], queue) -> list[tuple[int, Record]]:
-    return _framework_records(framework, **kwargs, emit=queue.put, shard=shard)
+class _Counter:
+    """``next()`` of a counter shared by processes (a manager's Value and Lock)."""
+
+    def __init__(self, value, lock):
+        self.value, self.lock = value, lock
+
+    def __call__(self) -> int:
+        with self.lock:
+            n = self.value.value
+            self.value.value = n + 1
+        return n
+
+
+def _worker(framework: str, kwargs: dict[str, Any], queue, claim) -> list[tuple[int, Record]]:
+    return _framework_records(framework, **kwargs, emit=queue.put, claim=claim)
 
 
 def run_audit(
@@ -436,19 +463,17 @@ def run_audit(
         max_examples=max_examples,
         all_forms=profile == "thorough" if all_forms is None else all_forms,
     )
-    totals: dict[str, int] = {}
+    planned: dict[str, int] = {}
     done: list[Record] = []
 
     def on_event(event) -> None:
         kind, fw, payload = event
-        if kind == "total":
-            totals[fw] = payload
+        if kind == "more":
+            planned[fw] = planned.get(fw, 0) + payload
             return
         done.append(payload)
         if progress:
-            units = sum(SHARDS.get(f, 1) for f in fws) if workers > 1 and len(fws) > 1 else len(fws)
-            expected = sum(totals.values()) if len(totals) == units else max(len(done) + 1, sum(totals.values()))
-            progress(len(done), expected, payload)
+            progress(len(done), max(len(done), sum(planned.values())), payload)
 
     if workers <= 1 or len(fws) <= 1:
         by_fw = {fw: [r for _, r in _framework_records(fw, **kwargs, emit=on_event)] for fw in fws}
@@ -481,27 +506,32 @@ def _conventions(fws, workers) -> list[dict[str, Any]]:
 
 
 def _run_parallel(fws, kwargs, workers, on_event) -> dict[str, list[Record]]:
+    """One process per framework (a clean interpreter: no import-order constraints between them),
+    ``SHARDS`` of them for the slowest, taking its implementations from a shared counter. The
+    first of each framework's processes is submitted slowest framework first, the further ones last,
+    so they join once the other frameworks are done."""
     import multiprocessing as mp
     import queue as _queue
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp.get_context("spawn")
     order = sorted(fws, key=lambda f: COST_ORDER.index(f) if f in COST_ORDER else -1)
-    units = [(fw, (k, SHARDS.get(fw, 1))) for fw in order for k in range(SHARDS.get(fw, 1))]
+    units = [(fw, 0) for fw in order] + [(fw, k) for fw in order for k in range(1, SHARDS.get(fw, 1))]
     with ctx.Manager() as manager:
         q = manager.Queue()
+        claims = {fw: _Counter(manager.Value("i", 0), manager.Lock()) for fw in order}
         with ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=ctx, max_tasks_per_child=1) as pool:
-            futures = {u: pool.submit(_worker, u[0], u[1], kwargs, q) for u in units}
+            futures = {u: pool.submit(_worker, u[0], kwargs, q, claims[u[0]]) for u in units}
             while not all(f.done() for f in futures.values()) or not q.empty():
                 try:
                     on_event(q.get(timeout=0.2))
                 except _queue.Empty:
                     continue
-            # every framework's records in its own (unsharded) order
+            # every framework's records in its own (serial) order
             out: dict[str, list[Record]] = {}
             for fw in fws:
-                parts = [futures[(fw, (k, SHARDS.get(fw, 1)))].result() for k in range(SHARDS.get(fw, 1))]
-                out[fw] = [r for _, r in sorted((pair for part in parts for pair in part), key=lambda p: p[0])]
+                pairs = [pair for (f, _), fut in futures.items() if f == fw for pair in fut.result()]
+                out[fw] = [r for _, r in sorted(pairs, key=lambda p: p[0])]
             return out
 
 

@@ -37,4 +37,25 @@ def test_sharded_parallel_audit_keeps_the_serial_order(monkeypatch):
     key = [(r["impl"], r["dtype"], r["property"]) for r in serial]
     assert key == [(r["impl"], r["dtype"], r["property"]) for r in parallel]
     assert [r["verdict"] for r in serial] == [r["verdict"] for r in parallel]
-    assert len({r["impl"] for r in serial if r["framework"] == "numpy"}) >= 4  # both shards had work
+    assert len({r["impl"] for r in serial if r["framework"] == "numpy"}) >= 4
+
+
+def test_processes_claiming_implementations_reassemble_the_serial_order():
+    """Two processes taking turns at the shared counter (here: every other turn each) together run
+    each implementation's checks exactly once, in one process, and reassemble to the serial run."""
+    import itertools
+
+    from normcheck import audit
+
+    kw = dict(norms=["layer_norm", "group_norm"], dtypes=("float32",), props=["agreement", "contracts"])
+    kw |= dict(identities=True, profile="quick", seed=0, max_examples=2)
+    serial = audit._framework_records("numpy", **kw)
+    evens, odds = itertools.count(0, 2), itertools.count(1, 2)
+    a = audit._framework_records("numpy", **kw, claim=lambda: next(evens))
+    b = audit._framework_records("numpy", **kw, claim=lambda: next(odds))
+    assert a and b
+    assert not {r.impl for _, r in a} & {r.impl for _, r in b if not r.property.startswith("identity")}
+    merged = sorted(a + b, key=lambda p: p[0])
+    assert [n for n, _ in merged] == [n for n, _ in serial] == list(range(len(serial)))
+    strip = lambda r: (r.impl, r.dtype, r.property, r.verdict, r.observed)  # noqa: E731
+    assert [strip(r) for _, r in merged] == [strip(r) for _, r in serial]
