@@ -271,6 +271,11 @@ class _TapeGrads:
         return tape.gradient(y, [xv, *self.variables], output_gradients=g)
 
 
+#: Built layers and their (compiled) tape functions by configuration, shape, eps and momentum, so
+#: the gradient properties of one case share one trace; a call only assigns the variables.
+_TF_VJPS: dict[tuple, tuple[Any, Any]] = {}
+
+
 def _keras_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray, layout: str, mode: str) -> dict[str, np.ndarray]:
     s, norm = case.spec, case.norm
     if (norm, "keras") in tfa.NOT_NATIVE:
@@ -285,10 +290,16 @@ def _keras_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray, layout: str, 
     xt = tfa._to_layout(x, layout)
     config = tfa._keras_config(norm, a, layout)
     policy = tfa._policy(x.dtype)
-    layer = getattr(keras.layers, tfa._KERAS_LAYERS[norm])(epsilon=eps, dtype=policy, **config)
-    layer.build(xt.shape)
-    if norm == "batch_norm":
-        layer.momentum = momentum
+    key = (norm, tuple(sorted((k, str(v)) for k, v in config.items())), xt.shape, policy, eps, momentum)
+    key += (bool(use_batch), case.weight is not None, case.bias is not None, mode)
+    cached = _TF_VJPS.get(key)
+    if cached is None:
+        layer = getattr(keras.layers, tfa._KERAS_LAYERS[norm])(epsilon=eps, dtype=policy, **config)
+        layer.build(xt.shape)
+        if norm == "batch_norm":
+            layer.momentum = momentum
+    else:
+        layer, grads = cached
     p = case.plan()
     gamma = layer.scale if norm == "rms_norm" else layer.gamma
     if gamma is not None:
@@ -299,10 +310,15 @@ def _keras_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray, layout: str, 
         rm, rv = a.get("running_mean"), a.get("running_var")
         tfa._assign(layer.moving_mean, np.zeros(p.affine_shape) if rm is None else rm)
         tfa._assign(layer.moving_variance, np.ones(p.affine_shape) if rv is None else rv)
-    variables = [v for v in (gamma if case.weight is not None else None, getattr(layer, "beta", None)) if v is not None]
-    grads = _TapeGrads(tf, layer, variables, bool(use_batch))
-    if mode == "compiled":
-        grads = tf.function(grads, jit_compile=True)
+    if cached is None:
+        weighted = gamma if case.weight is not None else None
+        variables = [v for v in (weighted, getattr(layer, "beta", None)) if v is not None]
+        grads = _TapeGrads(tf, layer, variables, bool(use_batch))
+        if mode == "compiled":
+            grads = tf.function(grads, jit_compile=True)
+        if len(_TF_VJPS) > 128:
+            _TF_VJPS.clear()
+        _TF_VJPS[key] = (layer, grads)
     res = grads(tf.convert_to_tensor(xt), tf.convert_to_tensor(tfa._to_layout(np.asarray(dy), layout)))
     out = {"input": tfa._from_layout(res[0].numpy(), layout)}
     rest = [r.numpy() for r in res[1:]]
