@@ -424,8 +424,11 @@ class _Counter:
         return n
 
 
-def _worker(framework: str, kwargs: dict[str, Any], queue, claim) -> list[tuple[int, Record]]:
-    return _framework_records(framework, **kwargs, emit=queue.put, claim=claim)
+def _worker(framework: str, kwargs: dict[str, Any], queue, claim, conventions: bool):
+    """A framework's share of the records and, from its first process, its conventions rows
+    (measured where the framework is already imported)."""
+    pairs = _framework_records(framework, **kwargs, emit=queue.put, claim=claim)
+    return pairs, _measure(framework) if conventions else []
 
 
 def run_audit(
@@ -477,11 +480,12 @@ def run_audit(
 
     if workers <= 1 or len(fws) <= 1:
         by_fw = {fw: [r for _, r in _framework_records(fw, **kwargs, emit=on_event)] for fw in fws}
+        conventions = [r for fw in fws for r in _measure(fw)]  # FRAMEWORKS order: torch before tensorflow
     else:
-        by_fw = _run_parallel(fws, kwargs, workers, on_event)
+        by_fw, conventions = _run_parallel(fws, kwargs, workers, on_event)
     records = [r for fw in fws for r in by_fw[fw]]
     doc = document(records, profile=profile, seed=seed, started=t0, argv=sys.argv[1:])
-    doc["conventions"] = _conventions(fws, workers)
+    doc["conventions"] = conventions
     return doc
 
 
@@ -494,18 +498,7 @@ def _measure(fw: str) -> list[dict[str, Any]]:
         return [{"framework": fw, "api": "—", "default_eps": f"could not measure: {type(e).__name__}: {e}"}]
 
 
-def _conventions(fws, workers) -> list[dict[str, Any]]:
-    """The conventions table, measured by running each framework (in its own process if parallel)."""
-    if workers <= 1 or len(fws) <= 1:
-        return [r for fw in fws for r in _measure(fw)]  # FRAMEWORKS order: torch before tensorflow
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=min(workers, len(fws)), mp_context=mp.get_context("spawn")) as ex:
-        return [r for part in ex.map(_measure, fws) for r in part]
-
-
-def _run_parallel(fws, kwargs, workers, on_event) -> dict[str, list[Record]]:
+def _run_parallel(fws, kwargs, workers, on_event) -> tuple[dict[str, list[Record]], list[dict[str, Any]]]:
     """One process per framework (a clean interpreter: no import-order constraints between them),
     ``SHARDS`` of them for the slowest, taking its implementations from a shared counter. The
     first of each framework's processes is submitted slowest framework first, the further ones last,
@@ -521,7 +514,7 @@ def _run_parallel(fws, kwargs, workers, on_event) -> dict[str, list[Record]]:
         q = manager.Queue()
         claims = {fw: _Counter(manager.Value("i", 0), manager.Lock()) for fw in order}
         with ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=ctx, max_tasks_per_child=1) as pool:
-            futures = {u: pool.submit(_worker, u[0], kwargs, q, claims[u[0]]) for u in units}
+            futures = {u: pool.submit(_worker, u[0], kwargs, q, claims[u[0]], u[1] == 0) for u in units}
             while not all(f.done() for f in futures.values()) or not q.empty():
                 try:
                     on_event(q.get(timeout=0.2))
@@ -530,9 +523,9 @@ def _run_parallel(fws, kwargs, workers, on_event) -> dict[str, list[Record]]:
             # every framework's records in its own (serial) order
             out: dict[str, list[Record]] = {}
             for fw in fws:
-                pairs = [pair for (f, _), fut in futures.items() if f == fw for pair in fut.result()]
+                pairs = [pair for (f, _), fut in futures.items() if f == fw for pair in fut.result()[0]]
                 out[fw] = [r for _, r in sorted(pairs, key=lambda p: p[0])]
-            return out
+            return out, [row for fw in fws for row in futures[(fw, 0)].result()[1]]
 
 
 def document(records: list[Record], *, profile, seed, started, argv=()) -> dict[str, Any]:

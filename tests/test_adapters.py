@@ -32,8 +32,9 @@ def test_sharded_parallel_audit_keeps_the_serial_order(monkeypatch):
     kw = dict(frameworks=["numpy", "onnxruntime"] if adapters.get("onnxruntime").available() else ["numpy", "torch"])
     kw |= dict(norms=["layer_norm", "group_norm"], properties=["agreement", "contracts", "identity"])
     kw |= dict(profile="quick", max_examples=2, dtypes=["float32"])
-    serial = audit.run_audit(**kw, workers=1)["records"]
-    parallel = audit.run_audit(**kw, workers=2)["records"]
+    serial_doc, parallel_doc = audit.run_audit(**kw, workers=1), audit.run_audit(**kw, workers=2)
+    serial, parallel = serial_doc["records"], parallel_doc["records"]
+    assert serial_doc["conventions"] == parallel_doc["conventions"]  # measured in the workers, same rows
     key = [(r["impl"], r["dtype"], r["property"]) for r in serial]
     assert key == [(r["impl"], r["dtype"], r["property"]) for r in parallel]
     assert [r["verdict"] for r in serial] == [r["verdict"] for r in parallel]
