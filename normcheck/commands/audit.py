@@ -37,7 +37,11 @@ def add_arguments(p) -> None:
         help="also the extended variants (op-by-op Flax linen, compiled Keras BatchNorm); the thorough profile does",
     )
     p.add_argument(
-        "--jobs", type=int, default=None, metavar="N", help="processes, one framework each (default: the CPU count)"
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes: one per framework, two for JAX (default: the CPU count)",
     )
 
 
