@@ -82,3 +82,26 @@ def test_an_identity_failing_through_the_rhs_is_the_rhs_finding():
     )
     rec = audit._record(lhs, "float16", name, 0.0, drive, repro_call="fn")
     assert rec.verdict == "finding" and rec.finding == "torch-half-batch-norm-eps-underflow", rec
+
+
+def test_a_shifted_input_is_judged_as_the_offset_input_it_is():
+    """shift_invariance feeds x + c (c >= 2 max|x|, so |mean| >= 2 std): torch's one-pass
+    channels_last GroupNorm errs 22 u·s there on a normal-regime draw, and the registry's region
+    (offset inputs) covers it because the failing side is recorded as the offset case it is."""
+    pytest.importorskip("torch")
+    import json
+
+    case = Case.from_json(
+        json.loads(
+            '{"norm": "group_norm", "regime": "normal", "args": {"num_groups": 3, "eps": 1e-05}, "input": {"shape": [3, 3, 1, 2], "dtype": "float32", "values": [0.1257302165031433, -0.13210485875606537, 0.6404226422309875, 0.10490011423826218, -0.5356693863868713, 0.3615950644016266, 1.3040000200271606, 0.9470809698104858, -0.7037352323532104, -1.2654215097427368, -0.6232744455337524, 0.04132597893476486, -2.32503080368042, -0.218791663646698, -1.2459110021591187, -0.7322673797607422, -0.5442590117454529, -0.3163001537322998]}, "weight": null, "bias": null, "running_mean": null, "running_var": null, "mean_weight": null, "var_weight": null}'
+        )
+    )
+    impl = next(
+        i for i in adapters.get("torch").implementations() if i.id == "torch/group_norm/functional/channels_last"
+    )
+    r = properties.shift_invariance(impl, case)
+    assert case.regime == "normal" and r.verdict == "fail" and r.case.regime == "offset"
+    f = findings.match(impl.id, "shift_invariance", "float32", r.case)
+    assert f is not None and f.id == "torch-group-norm-channels-last-one-pass-variance"
+    contiguous = next(i for i in adapters.get("torch").implementations() if i.id == "torch/group_norm/functional")
+    assert properties.shift_invariance(contiguous, case).verdict == "pass"
