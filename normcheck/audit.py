@@ -174,8 +174,9 @@ def _drawn(key, strategy, settings, seed) -> tuple | None:
 
 def _replay(body, cases, known) -> _Drive | None:
     """:func:`_drive` over already drawn ``cases``: the same accounting while every example passes
-    or is a registered finding's hit (Hypothesis would generate exactly these, in this order);
-    None at a new deviation or an exception, which :func:`_drive` then reruns and shrinks."""
+    or is a registered finding's hit (Hypothesis would generate exactly these, in this order, with
+    the same modules imported: it mixes their source's constants into its draws); None at a new
+    deviation or an exception, which :func:`_drive` then reruns and shrinks."""
     if cases is None:
         return None
     d = _Drive()
