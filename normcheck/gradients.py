@@ -146,6 +146,11 @@ def _affine(case: Case, p, which: str):
     return 1.0 if v is None else np.asarray(v, np.float64).reshape(p.affine_broadcast)
 
 
+def _through_affine(case: Case, p, dy) -> np.ndarray:
+    """g = dy * weight in the view shape: the cotangent the normalization itself sees (float64)."""
+    return (np.asarray(dy, np.float64) * _affine(case, p, "weight")).reshape(p.view_shape)
+
+
 def _sum_axes(p) -> tuple[int, ...]:
     return tuple(i for i, d in enumerate(p.affine_broadcast) if d == 1)
 
@@ -158,7 +163,7 @@ def reference_grads(norm, case: Case, dy) -> dict[str, np.ndarray]:
         raise ValueError(f"case is of {case.norm}, not {spec.name}")
     p, x, terms, _, sigma, yhat = _terms(case)
     d = np.asarray(dy, np.float64)
-    g = (d * _affine(case, p, "weight")).reshape(p.view_shape)
+    g = _through_affine(case, p, d)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         dx = g / sigma
         for t in (t for t in terms if t.varying):  # each input-dependent mean and variance
@@ -293,7 +298,7 @@ def gradient_agreement(impl, case: Case) -> Result:
     )
 
 
-def _plain(case: Case, *, centered: bool) -> Case:
+def _applicable(case: Case, *, centered: bool) -> Case:
     """The case itself, affine parameters kept (g = dy weight takes dy's place), so the identities
     differentiate the very call gradient_agreement does (and reuse its compiled programs); an
     implementation without affine parameters (jax.nn.standardize) is checked without them."""
@@ -308,7 +313,7 @@ def _plain(case: Case, *, centered: bool) -> Case:
 def _set_sums(case: Case, dx, s, weight_fn):
     """(sum_S dx w, sum_S s |w|, expected) per set, with w = weight_fn(y^, sigma, g)."""
     p, yhat, sigma, _ = _normalized(case)
-    g = (cotangent(case).astype(np.float64) * _affine(case, p, "weight")).reshape(p.view_shape)
+    g = _through_affine(case, p, cotangent(case))
     w, expected = weight_fn(yhat, sigma, g, p)
     v = np.asarray(dx, np.float64).reshape(p.view_shape)
     sv = np.asarray(s, np.float64).reshape(p.view_shape)
@@ -346,7 +351,7 @@ def _identity_on(name: str, impl, case: Case, weight_fn) -> Result:
 @_property
 def gradient_sums_to_zero(impl, case: Case) -> Result:
     """Centered norms, batch statistics: sum_S dx = 0 over every set S (with or without affine)."""
-    c = _plain(case, centered=True)
+    c = _applicable(case, centered=True)
 
     def ones(yhat, sigma, g, p):
         return np.ones_like(yhat), np.zeros(p.stat_shape)
@@ -358,7 +363,7 @@ def gradient_sums_to_zero(impl, case: Case) -> Result:
 def gradient_orthogonal(impl, case: Case) -> Result:
     """Batch statistics: sum_S dx y^ = (eps / sigma^2) sum_S g y^ / sigma with g = dy weight
     (orthogonal to the normalized output up to the eps term)."""
-    c = _plain(case, centered=False)
+    c = _applicable(case, centered=False)
     eps = c.spec.resolve_eps(c.args.get("eps"), c.x.dtype)
 
     def along_yhat(yhat, sigma, g, p):
