@@ -338,9 +338,10 @@ COST_ORDER = ("jax", "tensorflow", "torch", "onnxruntime", "numpy")  # slowest f
 SHARDS = {"jax": 2}
 
 
-def _claim_order(impl) -> tuple[int, str]:
-    """Eager implementations first: op-by-op dispatch compiles every primitive per new shape."""
-    return (impl.mode != "eager", impl.id)
+def _claim_order(impl, checks: int) -> tuple[int, int, str]:
+    """The costliest first, so the processes finish together: eager implementations (op-by-op
+    dispatch compiles every primitive per new shape), then those with more checks."""
+    return (impl.mode != "eager", -checks, impl.id)
 
 
 def _framework_records(
@@ -391,7 +392,7 @@ def _framework_records(
     by_key: dict[str, list[tuple[int, Callable[[], Record]]]] = {}
     for n, (key, job) in enumerate(jobs):
         by_key.setdefault(key, []).append((n, job))
-    order = [i.id for i in sorted(impls, key=_claim_order) if i.id in by_key]
+    order = [i.id for i in sorted(impls, key=lambda i: _claim_order(i, len(by_key.get(i.id, ())))) if i.id in by_key]
 
     def turns():
         if claim is None:

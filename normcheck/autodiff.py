@@ -10,7 +10,8 @@ function per framework:
   freshly built module whose parameters are those leaves (channels_last layouts keep their memory
   format);
 - jax: ``jax.vjp`` over ``module.apply`` (linen; ``jax.jit`` of the whole VJP in the jit mode),
-  over ``nnx.merge(graphdef, params, rest)(x)`` (nnx) and over ``jax.nn.standardize``;
+  over ``nnx.merge(graphdef, params, rest)(x)`` (eager nnx; in the jit mode ``jax.jit`` of the
+  VJP over the layer built from its traced state) and over ``jax.nn.standardize``;
 - tensorflow: ``tf.GradientTape`` over a freshly built Keras layer (under
   ``tf.function(jit_compile=True)`` in the compiled mode) and over the ``tf.nn.moments`` +
   ``tf.nn.batch_normalization`` composition.
@@ -189,6 +190,29 @@ def _linen_vjp_fn(ja, norm: str, cfg: dict[str, Any], training: bool, jit: bool)
     return fn
 
 
+def _nnx_vjp_fn(ja, norm: str, cfg: dict[str, Any], features: int):
+    """``jax.jit`` of the VJP through the nnx layer built inside the trace from its traced state
+    (as :func:`normcheck.adapters.jax._nnx_runner`), ``epsilon`` an argument; cached per configuration."""
+    key = ("nnx", norm, tuple(sorted((k, str(v)) for k, v in cfg.items() if k != "epsilon")), features)
+    fn = _JAX_VJPS.get(key)
+    if fn is not None:
+        return fn
+    import jax
+
+    def run(x, params, stats, dy, epsilon):
+        def f(x, params):
+            return ja.nnx_layer(norm, features, {**cfg, "epsilon": epsilon}, params, stats)(x)
+
+        _, back = jax.vjp(f, x, params)
+        return back(dy)
+
+    fn = jax.jit(run)
+    if len(_JAX_VJPS) > 256:
+        _JAX_VJPS.clear()
+    _JAX_VJPS[key] = fn
+    return fn
+
+
 def jax_vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     """``jax.vjp`` through the flax linen/nnx layer or ``jax.nn.standardize`` of ``impl``."""
     import jax
@@ -226,15 +250,14 @@ def jax_vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     training = case.norm == "batch_norm" and bool(a["training"])
     if impl.form == "linen":
         dx, dp = _linen_vjp_fn(ja, case.norm, cfg, training, impl.mode == "jit")(x, p, stats, g)
+    elif impl.form == "nnx" and impl.mode == "jit":
+        dx, dp = _nnx_vjp_fn(ja, case.norm, cfg, features)(x, p, stats, g, cfg["epsilon"])
+        dp = {k: np.asarray(v).reshape(params[k].shape) for k, v in dp.items()}
     elif impl.form == "nnx":
         from flax import nnx
 
-        layer = getattr(nnx, ja._CLASSES[case.norm])(features, **cfg, rngs=nnx.Rngs(0))
-        for name, value in p.items():
-            getattr(layer, name).set_value(value.reshape(-1))
-        if stats is not None:
-            layer.mean.set_value(stats["mean"])
-            layer.var.set_value(stats["var"])
+        host = {k: ja.put(np.asarray(v).reshape(-1)) for k, v in params.items()}
+        layer = ja.nnx_layer(case.norm, features, cfg, host, stats)
         graphdef, params_state, rest = nnx.split(layer, nnx.Param, ...)
 
         def f(x, params_state):

@@ -6,7 +6,7 @@
    checked per second per framework.
 3. Harness overhead: for generated cases, the time of the bare adapter call vs the full
    `agreement` property (generation excluded), as a ratio.
-4. JAX: op-by-op (eager nnx) vs jit (linen) on a stream of varying shapes, examples per second.
+4. JAX: op-by-op vs jit (nnx and linen) on a stream of varying shapes, forward and forward + VJP, calls per second.
 
     python scripts/audit_timing.py [--profile ci] [--frameworks numpy,torch,jax,tensorflow,onnxruntime]
 """
@@ -141,20 +141,30 @@ def overhead(frameworks: list[str], n: int = 40) -> None:
 
 
 def jax_modes(n: int = 30) -> None:
+    """Each JAX form and mode on a stream of fresh LayerNorm shapes: the forward call, then the
+    forward and its VJP (what gradient_agreement runs), calls per second."""
     import numpy as np
 
-    from normcheck import adapters
+    from normcheck import adapters, autodiff
+    from normcheck.case import Case
 
     impls = {i.id: i for i in adapters.get("jax").implementations()}
     rng = np.random.default_rng(0)
-    # Each mode gets its own shapes (disjoint widths), so none profits from another's compile caches.
-    for k, key in enumerate(("jax/layer_norm/nnx", "jax/layer_norm/linen/jit", "jax/layer_norm/linen")):
+    keys = ("jax/layer_norm/nnx", "jax/layer_norm/nnx/jit", "jax/layer_norm/linen", "jax/layer_norm/linen/jit")
+    # Each run gets its own shapes (disjoint widths), so none profits from another's compile caches.
+    for k, (key, grad) in enumerate((key, grad) for grad in (False, True) for key in keys):
         shapes = [(int(rng.integers(1, 6)), 100 * (k + 1) + int(rng.integers(1, 64))) for _ in range(n)]
         t = time.perf_counter()
         for s in shapes:
-            impls[key](rng.normal(size=s).astype(np.float32), (s[-1],))
+            x = rng.normal(size=s).astype(np.float32)
+            impls[key](x, (s[-1],))
+            if grad:
+                autodiff.jax_vjp(impls[key], Case("layer_norm", x, {"normalized_shape": (s[-1],), "eps": 1e-5}), x)
         dt = time.perf_counter() - t
-        print(f"jax {key}: {n} calls on {len(set(shapes))} distinct shapes in {dt:.2f} s ({n / dt:.1f} calls/s)")
+        what = "forward + VJP" if grad else "forward"
+        print(
+            f"jax {key} ({what}): {n} calls on {len(set(shapes))} distinct shapes in {dt:.2f} s ({n / dt:.1f} calls/s)"
+        )
 
 
 def main() -> int:

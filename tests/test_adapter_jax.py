@@ -139,14 +139,18 @@ def test_fast_variance_deviation_stays_visible():
     """The adapter keeps flax's default use_fast_variance=True: a large common offset must show."""
     x = np.array([10000.0, 10001.0], np.float32)
     case = Case("layer_norm", x, {"normalized_shape": (2,), "eps": 1e-5})
-    for form in ("linen", "linen/jit", "nnx", "standardize/jit"):
+    for form in ("linen", "linen/jit", "nnx", "nnx/jit", "standardize/jit"):
         r = properties.agreement(BY_ID[f"jax/layer_norm/{form}"], case)
         assert r.verdict == "fail", f"{form}: {r.message}"
 
 
 # --- jit: one trace per shape ------------------------------------------------------------------
 
-JIT = [pytest.param(i, id=i.id) for i in IMPLS if i.mode == "jit" and i.form == "linen"]
+JIT = [pytest.param(i, id=i.id) for i in IMPLS if i.mode == "jit" and i.form in ("linen", "nnx")]
+
+
+def _trace_key(impl) -> str:
+    return f"linen/{impl.norm}/{impl.layout}" if impl.form == "linen" else f"nnx/{impl.norm}"
 
 
 def _args(norm, shape, rng):
@@ -165,7 +169,7 @@ def _args(norm, shape, rng):
 @pytest.mark.parametrize("impl", JIT)
 def test_jit_reuses_the_compiled_apply(impl):
     rng = np.random.default_rng(0)
-    key = f"linen/{impl.norm}/{impl.layout}"
+    key = _trace_key(impl)
     traces = jax_adapter.TRACES
     x, kw = _args(impl.norm, (3, 5, 7), rng)
     t0 = traces[key]
@@ -185,7 +189,7 @@ def test_jit_takes_eps_as_an_argument_bit_identically(impl, monkeypatch):
     """A new eps on a seen shape reuses the compiled apply, and its output is bit-identical to the
     program with eps compiled in as a literal (float32 and bfloat16, eps from 1e-12 to 1)."""
     rng = np.random.default_rng(1)
-    key = f"linen/{impl.norm}/{impl.layout}"
+    key = _trace_key(impl)
     x, kw = _args(impl.norm, (4, 6, 5), rng)
     impl(x, **kw)
     t = jax_adapter.TRACES[key]

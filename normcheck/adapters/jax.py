@@ -16,7 +16,14 @@ Forms (each ``Impl.fn`` follows the canonical convention of :mod:`normcheck.adap
   built per call (``rngs=nnx.Rngs(0)``), its ``Param``/``BatchStat`` values set from the canonical
   arguments. nnx stores the LayerNorm/RMSNorm affine flattened, with shape
   ``(prod(normalized_shape),)``, and reshapes it onto the feature axes itself: the canonical weight
-  is handed over as ``weight.reshape(-1)``.
+  is handed over as ``weight.reshape(-1)``. ``mode="jit"`` builds the layer inside one ``jax.jit``
+  from its traced state and calls it (the program ``nnx.jit`` traces for a layer argument), cached
+  per configuration like linen's; ``mode="eager"`` runs op by op.
+- Op-by-op dispatch compiles every primitive for every new shape (some 20 small programs per
+  example with its gradient, 30-45 ms each on this CPU); on a stream of fresh shapes jit runs 2.5x
+  as many calls per second, 3x with the VJP (``scripts/audit_timing.py``). So the audit runs both
+  Flax APIs under ``jax.jit``, as training steps run them, and the eager forms are extended (the
+  thorough profile, ``--all-forms``).
 - ``standardize``: ``jax.nn.standardize(x, axis, epsilon=eps)`` for the axis sets of layer_norm,
   instance_norm and (training, no running buffers) batch_norm, without affine parameters:
   multiplying by a weight in the adapter would not be the native call, so weight/bias raise
@@ -199,16 +206,50 @@ def _run_linen(norm, layout, mode, cfg, x, params, stats, training, form="linen"
     return run(variables, x)
 
 
-def _run_nnx(norm, cfg, x, params, stats, num_features):
+def nnx_layer(norm, num_features, cfg, params, stats):
+    """The ``flax.nnx`` layer of ``cfg`` (``rngs=nnx.Rngs(0)``) with its Param/BatchStat values
+    set from ``params``/``stats`` (device arrays, or tracers inside a jitted function)."""
     from flax import nnx
 
     layer = getattr(nnx, _CLASSES[norm])(num_features, **cfg, rngs=nnx.Rngs(0))
     for name, value in params.items():
         # nnx keeps every affine parameter as a vector of num_features (LayerNorm/RMSNorm: flattened).
-        getattr(layer, name).set_value(put(np.asarray(value).reshape(-1)))
+        getattr(layer, name).set_value(value.reshape(-1))
     if stats is not None:
         layer.mean.set_value(stats["mean"])
         layer.var.set_value(stats["var"])
+    return layer
+
+
+@functools.lru_cache(maxsize=512)
+def _nnx_runner(norm: str, cfg: tuple, num_features: int):
+    """``jax.jit`` of ``run(params, stats, x, epsilon) -> (y, new stats or None)``: the nnx layer
+    built from its state inside the trace and called, the program ``nnx.jit`` traces for a layer
+    argument (the configuration static, the Param/BatchStat values traced), with ``epsilon`` an
+    argument as for linen (:func:`_run_linen`). Cached per configuration."""
+    import jax
+
+    key = f"nnx/{norm}"
+
+    def run(params, stats, x, epsilon):
+        TRACES[key] += 1  # runs at trace time only
+        c = dict(cfg) if epsilon is None else {**dict(cfg), "epsilon": epsilon}
+        layer = nnx_layer(norm, num_features, c, params, stats)
+        y = layer(x)
+        return y, ({"mean": layer.mean[...], "var": layer.var[...]} if stats is not None else None)
+
+    return jax.jit(run)
+
+
+def _run_nnx(norm, mode, cfg, x, params, stats, num_features):
+    if mode == "jit":
+        if DYNAMIC_EPS:
+            static = tuple(sorted((k, v) for k, v in cfg.items() if k != "epsilon"))
+            return _nnx_runner(norm, static, num_features)(params, stats, x, cfg["epsilon"])
+        return _nnx_runner(norm, tuple(sorted(cfg.items())), num_features)(params, stats, x, None)
+    # eager: the affine vectors are flattened on the host (a device reshape compiles per shape)
+    host = {k: put(np.asarray(v).reshape(-1)) for k, v in params.items()}
+    layer = nnx_layer(norm, num_features, cfg, host, stats)
     y = layer(x)
     new = {"mean": layer.mean[...], "var": layer.var[...]} if stats is not None else None
     return y, new
@@ -224,7 +265,7 @@ def _native(form, layout, mode, norm, cfg, x, params, stats=None, training=False
     if form == "linen" or form in _USER_LINEN:
         y, new = _run_linen(norm, layout, mode, cfg, xn, p, st, training, form)
     elif form == "nnx":
-        y, new = _run_nnx(norm, cfg, xn, p, st, num_features)
+        y, new = _run_nnx(norm, mode, cfg, xn, p, st, num_features)
     else:
         raise ValueError(f"unknown form {form!r}")
     y = np.array(y)
@@ -422,7 +463,7 @@ _STANDARDIZE_SET = ("batch_norm", "instance_norm", "layer_norm")
 
 _NOTES = {
     "linen": "flax.linen module.apply; use_fast_variance at its default (True)",
-    "nnx": "flax.nnx layer built per call (rngs=nnx.Rngs(0)); use_fast_variance at its default (True)",
+    "nnx": "flax.nnx layer built per call (rngs=nnx.Rngs(0)), under jit inside the jitted function from its traced state; use_fast_variance at its default (True)",
     "standardize": "jax.nn.standardize (itself jax.jit-decorated), algorithm='fast' (default); no affine, no running stats",
 }
 
@@ -466,7 +507,7 @@ class JaxAdapter(Adapter):
         dts = ("float64",) if _x64_enabled() else ()
         dts += ("float32", "float16", "bfloat16")
         combos = [("linen", norm, layout, mode) for mode in ("eager", "jit") for norm, layout in _LINEN_SET]
-        combos += [("nnx", norm, layout, "eager") for norm, layout in _NNX_SET]
+        combos += [("nnx", norm, layout, mode) for mode in ("eager", "jit") for norm, layout in _NNX_SET]
         combos += [("standardize", norm, "channels_first", "jit") for norm in _STANDARDIZE_SET]
         out = []
         for form, norm, layout, mode in combos:
@@ -484,9 +525,10 @@ class JaxAdapter(Adapter):
                     running_stats=s.has_running_stats and form != "standardize" and norm != "instance_norm",
                     stateful=form == "nnx",
                     notes=_NOTES[form],
-                    # op-by-op linen compiles every primitive per new shape (~0.5 s an example):
-                    # linen under jit and eager nnx cover the same layers at a fifth of the cost
-                    extended=form == "linen" and mode == "eager",
+                    # op-by-op dispatch compiles every primitive per new shape, about 30 programs
+                    # an example with its gradient: the audit runs both Flax APIs under jax.jit
+                    # (as training steps run them), the thorough profile op by op too
+                    extended=form in ("linen", "nnx") and mode == "eager",
                 )
             )
         return out

@@ -34,7 +34,7 @@ def add_arguments(p) -> None:
         "--all-forms",
         action="store_true",
         default=None,
-        help="also the extended variants (op-by-op Flax linen, compiled Keras BatchNorm); the thorough profile does",
+        help="also the extended variants (op-by-op Flax linen and nnx, compiled Keras BatchNorm); the thorough profile does",
     )
     p.add_argument(
         "--jobs",
