@@ -525,7 +525,7 @@ class JaxAdapter(Adapter):
                     running_stats=s.has_running_stats and form != "standardize" and norm != "instance_norm",
                     stateful=form == "nnx",
                     notes=_NOTES[form],
-                    # op-by-op dispatch compiles every primitive per new shape, about 30 programs
+                    # op-by-op dispatch compiles every primitive per new shape, some 20 programs
                     # an example with its gradient: the audit runs both Flax APIs under jax.jit
                     # (as training steps run them), the thorough profile op by op too
                     extended=form in ("linen", "nnx") and mode == "eager",
