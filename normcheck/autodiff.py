@@ -163,54 +163,55 @@ def _flax_config(ja, case: Case, a: dict[str, Any], layout: str) -> tuple[dict[s
 _JAX_VJPS: dict[tuple, Any] = {}
 
 
-def _linen_vjp_fn(ja, norm: str, cfg: dict[str, Any], training: bool, jit: bool):
-    key = (norm, tuple(sorted((k, str(v)) for k, v in cfg.items())), training, jit)
+def _cached(key: tuple, build):
+    """``_JAX_VJPS[key]``, made by ``build()`` on first use (the cache is bounded)."""
     fn = _JAX_VJPS.get(key)
-    if fn is not None:
-        return fn
-    import flax.linen as nn
-    import jax
-
-    module = getattr(nn, ja._CLASSES[norm])(**cfg)
-
-    def run(x, params, stats, dy):
-        def f(x, params):
-            variables = {"params": params, **({"batch_stats": stats} if stats is not None else {})}
-            if training and stats is not None:
-                return module.apply(variables, x, mutable=["batch_stats"])[0]
-            return module.apply(variables, x)
-
-        _, back = jax.vjp(f, x, params)
-        return back(dy)
-
-    fn = jax.jit(run) if jit else run
-    if len(_JAX_VJPS) > 256:
-        _JAX_VJPS.clear()
-    _JAX_VJPS[key] = fn
+    if fn is None:
+        if len(_JAX_VJPS) > 256:
+            _JAX_VJPS.clear()
+        fn = _JAX_VJPS[key] = build()
     return fn
+
+
+def _linen_vjp_fn(ja, norm: str, cfg: dict[str, Any], training: bool, jit: bool):
+    def build():
+        import flax.linen as nn
+        import jax
+
+        module = getattr(nn, ja._CLASSES[norm])(**cfg)
+
+        def run(x, params, stats, dy):
+            def f(x, params):
+                variables = {"params": params, **({"batch_stats": stats} if stats is not None else {})}
+                if training and stats is not None:
+                    return module.apply(variables, x, mutable=["batch_stats"])[0]
+                return module.apply(variables, x)
+
+            _, back = jax.vjp(f, x, params)
+            return back(dy)
+
+        return jax.jit(run) if jit else run
+
+    return _cached((norm, tuple(sorted((k, str(v)) for k, v in cfg.items())), training, jit), build)
 
 
 def _nnx_vjp_fn(ja, norm: str, cfg: dict[str, Any], features: int):
     """``jax.jit`` of the VJP through the nnx layer built inside the trace from its traced state
     (as :func:`normcheck.adapters.jax._nnx_runner`), ``epsilon`` an argument; cached per configuration."""
-    key = ("nnx", norm, tuple(sorted((k, str(v)) for k, v in cfg.items() if k != "epsilon")), features)
-    fn = _JAX_VJPS.get(key)
-    if fn is not None:
-        return fn
-    import jax
 
-    def run(x, params, stats, dy, epsilon):
-        def f(x, params):
-            return ja.nnx_layer(norm, features, {**cfg, "epsilon": epsilon}, params, stats)(x)
+    def build():
+        import jax
 
-        _, back = jax.vjp(f, x, params)
-        return back(dy)
+        def run(x, params, stats, dy, epsilon):
+            def f(x, params):
+                return ja.nnx_layer(norm, features, {**cfg, "epsilon": epsilon}, params, stats)(x)
 
-    fn = jax.jit(run)
-    if len(_JAX_VJPS) > 256:
-        _JAX_VJPS.clear()
-    _JAX_VJPS[key] = fn
-    return fn
+            _, back = jax.vjp(f, x, params)
+            return back(dy)
+
+        return jax.jit(run)
+
+    return _cached(("nnx", norm, tuple(sorted((k, str(v)) for k, v in cfg.items() if k != "epsilon")), features), build)
 
 
 def jax_vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:

@@ -199,11 +199,18 @@ def _run_linen(norm, layout, mode, cfg, x, params, stats, training, form="linen"
     variables = {"params": params}
     if stats is not None:
         variables["batch_stats"] = stats
-    if mode == "jit" and form == "linen" and DYNAMIC_EPS:
-        static = tuple(sorted((k, v) for k, v in cfg.items() if k != "epsilon"))
-        return _linen_runner(norm, layout, static, training, mode, form)(variables, x, cfg["epsilon"])
-    run = _linen_runner(norm, layout, tuple(sorted(cfg.items())), training, mode, form)
-    return run(variables, x)
+    if mode == "jit" and form == "linen":
+        static, eps = _jit_config(cfg)
+        return _linen_runner(norm, layout, static, training, mode, form)(variables, x, eps)
+    return _linen_runner(norm, layout, tuple(sorted(cfg.items())), training, mode, form)(variables, x)
+
+
+def _jit_config(cfg: dict[str, Any]) -> tuple[tuple, float | None]:
+    """(the static part of a jitted layer's configuration, its eps argument): eps is an argument
+    with :data:`DYNAMIC_EPS`, else part of the static configuration (and the argument None)."""
+    if DYNAMIC_EPS:
+        return tuple(sorted((k, v) for k, v in cfg.items() if k != "epsilon")), cfg["epsilon"]
+    return tuple(sorted(cfg.items())), None
 
 
 def nnx_layer(norm, num_features, cfg, params, stats):
@@ -243,10 +250,8 @@ def _nnx_runner(norm: str, cfg: tuple, num_features: int):
 
 def _run_nnx(norm, mode, cfg, x, params, stats, num_features):
     if mode == "jit":
-        if DYNAMIC_EPS:
-            static = tuple(sorted((k, v) for k, v in cfg.items() if k != "epsilon"))
-            return _nnx_runner(norm, static, num_features)(params, stats, x, cfg["epsilon"])
-        return _nnx_runner(norm, tuple(sorted(cfg.items())), num_features)(params, stats, x, None)
+        static, eps = _jit_config(cfg)
+        return _nnx_runner(norm, static, num_features)(params, stats, x, eps)
     # eager: the affine vectors are flattened on the host (a device reshape compiles per shape)
     host = {k: put(np.asarray(v).reshape(-1)) for k, v in params.items()}
     layer = nnx_layer(norm, num_features, cfg, host, stats)
