@@ -60,3 +60,24 @@ def test_processes_claiming_implementations_reassemble_the_serial_order():
     assert [n for n, _ in merged] == [n for n, _ in serial] == list(range(len(serial)))
     strip = lambda r: (r.impl, r.dtype, r.property, r.verdict, r.observed)  # noqa: E731
     assert [strip(r) for _, r in merged] == [strip(r) for _, r in serial]
+
+
+def test_optional_capabilities_live_in_the_adapters():
+    """autodiff and the conventions table dispatch to the adapters' public capabilities; the base
+    class says "not offered"; the generic modules import no framework."""
+    import subprocess
+    import sys
+
+    from normcheck import autodiff
+
+    base = adapters.Adapter()
+    with pytest.raises(adapters.Unsupported):
+        base.vjp(None, None, None)
+    assert base.convention_probes() == [] and not base.has_vjp
+    with_vjp = tuple(n for n in adapters.FRAMEWORKS if adapters.get(n).has_vjp)
+    assert tuple(autodiff.FRAMEWORKS) == with_vjp == ("torch", "jax", "tensorflow")
+    assert autodiff.jax_vjp == adapters.get("jax").vjp  # the former per-framework names still resolve
+    heavy = ("torch", "jax", "flax", "tensorflow", "keras", "onnx", "onnxruntime")
+    code = "import sys, normcheck.autodiff, normcheck.conventions\nprint(' '.join(m.split('.')[0] for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert not set(out) & set(heavy), set(out) & set(heavy)

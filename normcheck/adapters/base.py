@@ -17,20 +17,34 @@ Canonical convention every ``Impl.fn`` follows:
   silent substitute: no InstanceNorm faked with another norm).
 
 All translation (momentum, default eps, channel axis, variance estimator, train/eval) happens in
-the adapter module, in one place per convention.
+the adapter package, in one place per convention.
+
+Optional capabilities, public methods with a default that says "not offered":
+
+- :meth:`Adapter.vjp` ``(impl, case, dy)``: the framework's own autodiff of an implementation
+  (raises :class:`Unsupported` by default; :attr:`Adapter.has_vjp` says whether it is overridden);
+- :meth:`Adapter.convention_probes`: the framework's layers as :class:`normcheck.conventions.Probe`
+  objects for the conventions table (none by default).
+
+An adapter package ``normcheck/adapters/<framework>/`` keeps everything about its framework: the
+adapter in ``__init__.py``, its VJPs in ``autodiff.py``, its convention probes in ``conventions.py``
+(both imported only when asked for). The helpers its VJPs share are the public functions at the end
+of this module.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-__all__ = ["LAYOUTS", "MODES", "Adapter", "Impl", "Unsupported"]
+__all__ = ["LAYOUTS", "MODES", "Adapter", "Impl", "Unsupported", "case_arguments", "gradient_keys", "move_channels"]
 
 LAYOUTS = ("channels_first", "channels_last")
 MODES = ("eager", "jit", "compiled")
@@ -112,5 +126,48 @@ class Adapter:
     def implementations(self) -> list[Impl]:
         raise NotImplementedError
 
+    # --- optional capabilities ---------------------------------------------------------------------
+    def vjp(self, impl: Impl, case, dy: np.ndarray) -> dict[str, np.ndarray]:
+        """The vector-Jacobian product of the native norm ``impl`` exposes, at the
+        :class:`~normcheck.case.Case` ``case``, for the output cotangent ``dy``: ``{"input": dx,
+        "weight": dw, "bias": db}`` (weight/bias only where the case has them), NumPy arrays in the
+        native gradient dtype, channels-first like the case (see :mod:`normcheck.autodiff`)."""
+        raise Unsupported(f"{self.name} has no autodiff")
+
+    @property
+    def has_vjp(self) -> bool:
+        """Does this adapter override :meth:`vjp` (the framework has autodiff)?"""
+        return type(self).vjp is not Adapter.vjp
+
+    def convention_probes(self) -> list:
+        """The framework's layers as :class:`normcheck.conventions.Probe` objects, measured by
+        :func:`normcheck.conventions.measure` (imports the framework)."""
+        return []
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+# --- helpers shared by the adapters' VJPs (framework-free) ----------------------------------------
+
+
+def case_arguments(case) -> dict[str, Any]:
+    """The case's canonical arguments, defaults applied (fresh copies)."""
+    from normcheck import reference
+
+    sig = inspect.signature(reference.function(case.spec))
+    bound = sig.bind(case.x.copy(), **case.kwargs())
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def gradient_keys(case) -> tuple[str, ...]:
+    """The arguments a VJP differentiates for ``case``: the input, and weight/bias where given."""
+    return ("input", *(k for k in ("weight", "bias") if getattr(case, k) is not None))
+
+
+def move_channels(a: np.ndarray, last: bool, back: bool = False) -> np.ndarray:
+    """Channels-first ``a`` to channels-last (``back``: the reverse) when ``last``; rank <= 2 as is."""
+    if not last or a.ndim <= 2:
+        return a
+    return np.ascontiguousarray(np.moveaxis(a, -1, 1) if back else np.moveaxis(a, 1, -1))

@@ -508,6 +508,16 @@ class JaxAdapter(Adapter):
     def to_numpy(self, x):
         return np.array(x)  # a writable copy; bfloat16 comes back as ml_dtypes.bfloat16
 
+    def vjp(self, impl: Impl, case, dy: np.ndarray) -> dict[str, np.ndarray]:
+        from normcheck.adapters.jax import autodiff
+
+        return autodiff.vjp(impl, case, dy)
+
+    def convention_probes(self) -> list:
+        from normcheck.adapters.jax import conventions
+
+        return conventions.probes()
+
     def implementations(self) -> list[Impl]:
         dts = ("float64",) if _x64_enabled() else ()
         dts += ("float32", "float16", "bfloat16")

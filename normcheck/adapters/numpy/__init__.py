@@ -37,6 +37,11 @@ class NumpyAdapter(Adapter):
     def to_numpy(self, x):
         return np.asarray(x)
 
+    def convention_probes(self) -> list:
+        from normcheck.adapters.numpy import conventions
+
+        return conventions.probes()
+
     def implementations(self) -> list[Impl]:
         out = []
         for name in spec.names():

@@ -475,6 +475,11 @@ class OnnxRuntimeAdapter(Adapter):
     def to_numpy(self, x) -> np.ndarray:
         return np.asarray(x)
 
+    def convention_probes(self) -> list:
+        from normcheck.adapters.onnxruntime import conventions
+
+        return conventions.probes()
+
     def implementations(self) -> list[Impl]:
         names = _spec.names()
         out = []

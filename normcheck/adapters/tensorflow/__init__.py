@@ -386,6 +386,16 @@ class TensorFlowAdapter(Adapter):
             return np.asarray(x.numpy())
         return np.asarray(x)
 
+    def vjp(self, impl: Impl, case, dy: np.ndarray) -> dict[str, np.ndarray]:
+        from normcheck.adapters.tensorflow import autodiff
+
+        return autodiff.vjp(impl, case, dy)
+
+    def convention_probes(self) -> list:
+        from normcheck.adapters.tensorflow import conventions
+
+        return conventions.probes()
+
     def implementations(self) -> list[Impl]:
         out = []
         keras_variants = {

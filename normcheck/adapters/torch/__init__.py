@@ -326,6 +326,16 @@ class TorchAdapter(Adapter):
             return t.to(torch.float32).numpy().astype(dtypes.np_dtype("bfloat16"))
         return np.array(t.numpy(), copy=True)
 
+    def vjp(self, impl: Impl, case, dy: np.ndarray) -> dict[str, np.ndarray]:
+        from normcheck.adapters.torch import autodiff
+
+        return autodiff.vjp(impl, case, dy)
+
+    def convention_probes(self) -> list:
+        from normcheck.adapters.torch import conventions
+
+        return conventions.probes()
+
     def implementations(self) -> list[Impl]:
         out = []
         for name in _spec.names():

@@ -1,0 +1,158 @@
+"""TensorFlow's autodiff of its native norms (:meth:`TensorFlowAdapter.vjp`): ``tf.GradientTape``
+over a freshly built Keras layer (under ``tf.function(jit_compile=True)`` in the compiled mode) and
+over the ``tf.nn.moments`` + ``tf.nn.batch_normalization`` composition.
+
+Every convention is the adapter's (:mod:`normcheck.adapters.tensorflow`): its helpers are used, not
+restated. Training mode differentiates through the batch statistics; the running-buffer update is
+not differentiated.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from normcheck.adapters.base import Unsupported, case_arguments, gradient_keys
+from normcheck.case import Case
+
+__all__ = ["vjp"]
+
+
+class _TapeGrads:
+    """``(x, dy) -> [dx, *dvariables]`` through one Keras layer; a callable object rather than a
+    closure, so that ``tf.function`` keys its retracing statistics on each object (as the adapter's
+    ``_Run`` does)."""
+
+    def __init__(self, tf, layer, variables, training: bool):
+        self.tf, self.layer, self.variables, self.training = tf, layer, variables, training
+        self.takes_training = "training" in inspect.signature(layer.call).parameters
+
+    def __call__(self, xv, g):
+        with self.tf.GradientTape() as tape:
+            tape.watch(xv)
+            y = self.layer(xv, training=self.training) if self.takes_training else self.layer(xv)
+        return tape.gradient(y, [xv, *self.variables], output_gradients=g)
+
+
+#: Built layers and their (compiled) tape functions by configuration, shape, eps and momentum, so
+#: the gradient properties of one case share one trace; a call only assigns the variables.
+_TF_VJPS: dict[tuple, tuple[Any, Any]] = {}
+
+
+def _keras_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray, layout: str, mode: str) -> dict[str, np.ndarray]:
+    s, norm = case.spec, case.norm
+    if (norm, "keras") in tfa.NOT_NATIVE:
+        raise Unsupported(tfa.NOT_NATIVE[(norm, "keras")])
+    x = np.asarray(a["input"])
+    eps = s.resolve_eps(a.get("eps"), x.dtype)
+    use_batch = tfa._use_batch(s, a)
+    if s.has_running_stats:
+        tfa._check_buffers(a, use_batch)
+    momentum = tfa._keras_momentum(a["momentum"]) if s.has_running_stats and use_batch else 0.99
+    keras, tf = tfa._keras(), tfa._tf()
+    xt = tfa._to_layout(x, layout)
+    config = tfa._keras_config(norm, a, layout)
+    policy = tfa._policy(x.dtype)
+    key = (norm, tuple(sorted((k, str(v)) for k, v in config.items())), xt.shape, policy, eps, momentum)
+    key += (bool(use_batch), case.weight is not None, case.bias is not None, mode)
+    cached = _TF_VJPS.get(key)
+    if cached is None:
+        layer = getattr(keras.layers, tfa._KERAS_LAYERS[norm])(epsilon=eps, dtype=policy, **config)
+        layer.build(xt.shape)
+        if norm == "batch_norm":
+            layer.momentum = momentum
+    else:
+        layer, grads = cached
+    p = case.plan()
+    gamma = layer.scale if norm == "rms_norm" else layer.gamma
+    if gamma is not None:
+        tfa._assign(gamma, np.ones(p.affine_shape) if case.weight is None else case.weight)
+    if case.bias is not None:
+        tfa._assign(layer.beta, case.bias)
+    if norm == "batch_norm":
+        rm, rv = a.get("running_mean"), a.get("running_var")
+        tfa._assign(layer.moving_mean, np.zeros(p.affine_shape) if rm is None else rm)
+        tfa._assign(layer.moving_variance, np.ones(p.affine_shape) if rv is None else rv)
+    if cached is None:
+        weighted = gamma if case.weight is not None else None
+        variables = [v for v in (weighted, getattr(layer, "beta", None)) if v is not None]
+        grads = _TapeGrads(tf, layer, variables, bool(use_batch))
+        if mode == "compiled":
+            grads = tf.function(grads, jit_compile=True)
+        if len(_TF_VJPS) > 128:
+            _TF_VJPS.clear()
+        _TF_VJPS[key] = (layer, grads)
+    res = grads(tf.convert_to_tensor(xt), tf.convert_to_tensor(tfa._to_layout(np.asarray(dy), layout)))
+    out = {"input": tfa._from_layout(res[0].numpy(), layout)}
+    rest = [r.numpy() for r in res[1:]]
+    if case.weight is not None:
+        out["weight"] = rest.pop(0).reshape(case.weight.shape)
+    if case.bias is not None:
+        out["bias"] = rest.pop(0).reshape(case.bias.shape)
+    return out
+
+
+def _tfnn_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray) -> dict[str, np.ndarray]:
+    """The adapter's tf.nn composition, differentiated: moments over the norm's axes, then
+    batch_normalization; the affine parameters are watched constants of the statistics' dtype."""
+    s, norm = case.spec, case.norm
+    if (norm, "tf.nn") in tfa.NOT_NATIVE:
+        raise Unsupported(tfa.NOT_NATIVE[(norm, "tf.nn")])
+    x = np.asarray(a["input"])
+    use_batch = tfa._use_batch(s, a)
+    rm, rv = a.get("running_mean"), a.get("running_var")
+    if s.has_running_stats:
+        tfa._check_buffers(a, use_batch)
+        if use_batch and (rm is not None or rv is not None):
+            raise Unsupported("tf.nn has no running-statistics update")
+    tf = tfa._tf()
+    p = case.plan()
+    if norm == "group_norm":
+        n, c, g = x.shape[0], x.shape[1], int(a["num_groups"])
+        view, axes, affine = (
+            (n, g, c // g, *x.shape[2:]),
+            list(range(2, x.ndim + 1)),
+            (1, g, c // g) + (1,) * (x.ndim - 2),
+        )
+    elif norm == "layer_norm":
+        view, axes, affine = x.shape, list(p.reduce), p.affine_shape
+    else:
+        view = x.shape
+        axes = [0, *range(2, x.ndim)] if norm == "batch_norm" else list(range(2, x.ndim))
+        affine = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    xt = tf.convert_to_tensor(x)
+    stat_dt = np.float32 if x.dtype.itemsize == 2 and not use_batch else x.dtype
+    consts = {k: tf.convert_to_tensor(np.reshape(getattr(case, k), affine).astype(stat_dt)) for k in gradient_keys(case)[1:]}
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        for t in consts.values():
+            tape.watch(t)
+        xv = tf.reshape(xt, view)
+        if use_batch:
+            mean, var = tf.nn.moments(xv, axes=axes, keepdims=True)
+        else:
+            mean, var = tf.constant(np.reshape(rm, affine)), tf.constant(np.reshape(rv, affine))
+        y = tf.nn.batch_normalization(
+            xv, mean, var, consts.get("bias"), consts.get("weight"), variance_epsilon=s.resolve_eps(a["eps"], x.dtype)
+        )
+        y = tf.reshape(y, x.shape)
+    keys = list(consts)
+    res = tape.gradient(y, [xt, *consts.values()], output_gradients=tf.convert_to_tensor(np.asarray(dy)))
+    out = {"input": res[0].numpy()}
+    for k, r in zip(keys, res[1:]):
+        out[k] = r.numpy().reshape(getattr(case, k).shape)
+    return out
+
+
+def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
+    """``tf.GradientTape`` through the Keras layer or the tf.nn composition of ``impl``."""
+    from normcheck.adapters import tensorflow as tfa
+
+    a = case_arguments(case)
+    if impl.form == "keras":
+        return _keras_vjp(tfa, case, a, dy, impl.layout, impl.mode)
+    if impl.form == "tf.nn":
+        return _tfnn_vjp(tfa, case, a, dy)
+    raise Unsupported(f"no tensorflow autodiff for the {impl.form} form")
