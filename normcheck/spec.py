@@ -9,6 +9,7 @@ the strategies and the properties all go through it, so no module restates which
 
 from __future__ import annotations
 
+import importlib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -37,9 +38,21 @@ class SpecError(ValueError):
 
 
 def specs_dir() -> Path:
-    """``$NORMCHECK_SPECS`` if set, else the ``specs/`` folder beside the package."""
+    """``$NORMCHECK_SPECS`` if set, else the folder of the package ``normcheck.specs``.
+
+    That package is the checkout's top-level ``specs/`` folder (pyproject.toml maps it with
+    ``package-dir``): in a wheel its TOML files are package data, in an editable install the
+    import system resolves it to the checkout's folder.
+    """
     env = os.environ.get("NORMCHECK_SPECS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "specs"
+    if env:
+        return Path(env)
+    try:
+        package = importlib.import_module("normcheck.specs")
+    except ModuleNotFoundError:  # an editable install made before specs/ became a package
+        raise SpecError("no package normcheck.specs: reinstall normcheck (or set NORMCHECK_SPECS)") from None
+    (folder,) = package.__path__
+    return Path(folder)
 
 
 @dataclass(frozen=True)
