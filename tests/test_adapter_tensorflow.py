@@ -117,7 +117,7 @@ def test_translation_helpers():
 
 def test_keras_stores_biased_variance():
     """The fact CONVENTIONS records, checked on the layer itself (not through the adapter)."""
-    tfa._keras()
+    tfa.import_keras()
     import keras
 
     x = np.array([[1.0], [3.0]], np.float32)  # biased variance 1, unbiased 2

@@ -78,6 +78,8 @@ def test_optional_capabilities_live_in_the_adapters():
     assert tuple(autodiff.FRAMEWORKS) == with_vjp == ("torch", "jax", "tensorflow")
     assert autodiff.jax_vjp == adapters.get("jax").vjp  # the former per-framework names still resolve
     heavy = ("torch", "jax", "flax", "tensorflow", "keras", "onnx", "onnxruntime")
-    code = "import sys, normcheck.autodiff, normcheck.conventions\nprint(' '.join(m.split('.')[0] for m in sys.modules))"
+    code = (
+        "import sys, normcheck.autodiff, normcheck.conventions\nprint(' '.join(m.split('.')[0] for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert not set(out) & set(heavy), set(out) & set(heavy)

@@ -34,7 +34,16 @@ import numpy as np
 from normcheck import spec as _spec
 from normcheck.adapters.base import Adapter, Impl, Unsupported
 
-__all__ = ["ADAPTER", "CONVENTIONS", "NOT_NATIVE", "TensorFlowAdapter", "clear_cache", "trace_count"]
+__all__ = [
+    "ADAPTER",
+    "CONVENTIONS",
+    "NOT_NATIVE",
+    "TensorFlowAdapter",
+    "clear_cache",
+    "import_keras",
+    "import_tensorflow",
+    "trace_count",
+]
 
 # --- the one place where TensorFlow's conventions meet the canonical (torch) ones ---------------
 CONVENTIONS: dict[str, Any] = {
@@ -111,7 +120,8 @@ def _from_layout(y: np.ndarray, layout: str) -> np.ndarray:
 
 
 # --- lazy imports -----------------------------------------------------------------------------
-def _tf():
+def import_tensorflow():
+    """``tensorflow``, imported on first use (without letting tensorflow.lite import jax)."""
     tf = sys.modules.get("tensorflow")
     if tf is not None and hasattr(tf, "function"):
         return tf
@@ -127,15 +137,21 @@ def _tf():
     return tf
 
 
-def _keras():
+def import_keras():
+    """``keras`` on the TensorFlow backend, imported on first use (:class:`Unsupported` if keras was
+    already loaded with another backend)."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    _tf()
+    import_tensorflow()
     import keras
 
     backend = keras.backend.backend()
     if backend != "tensorflow":
         raise Unsupported(f"keras was loaded with the {backend} backend; set KERAS_BACKEND=tensorflow")
     return keras
+
+
+#: The former private names, kept while normcheck.port and normcheck.bench.native still use them.
+_tf, _keras = import_tensorflow, import_keras
 
 
 # --- cached layers and traced functions ---------------------------------------------------------
@@ -177,7 +193,7 @@ class _Entry:
         self.layer = layer
         self.fn = _Run(layer)
         if compiled_id is not None:
-            self.fn = _tf().function(_Run(layer, compiled_id), jit_compile=True)
+            self.fn = import_tensorflow().function(_Run(layer, compiled_id), jit_compile=True)
 
     def __call__(self, x, training: bool):
         return self.fn(x, training)
@@ -268,8 +284,8 @@ def _keras_call(s: _spec.Spec, a: dict[str, Any], *, layout: str, mode: str, imp
     if running:
         _check_buffers(a, use_batch)
     momentum = _keras_momentum(a["momentum"]) if running and use_batch else 0.99
-    keras = _keras()
-    tf = _tf()
+    keras = import_keras()
+    tf = import_tensorflow()
 
     xt = _to_layout(x, layout)
     config = _keras_config(norm, a, layout)
@@ -332,7 +348,7 @@ def _tfnn_call(s: _spec.Spec, a: dict[str, Any]):
         _check_buffers(a, use_batch)
         if use_batch and (rm is not None or rv is not None):
             raise Unsupported("tf.nn has no running-statistics update")
-    tf = _tf()
+    tf = import_tensorflow()
 
     # The view tf.nn.moments reduces over, and the shape the per-channel affine takes in it.
     if norm == "group_norm":
@@ -370,11 +386,11 @@ class TensorFlowAdapter(Adapter):
         return tf is not None and hasattr(tf, "Tensor") and isinstance(x, tf.Tensor | tf.Variable)
 
     def devices(self) -> list[str]:
-        tf = _tf()
+        tf = import_tensorflow()
         return [d.name.replace("/physical_device:", "").lower() for d in tf.config.list_physical_devices()]
 
     def to_native(self, a, *, device=None):
-        tf = _tf()
+        tf = import_tensorflow()
         a = np.array(a, copy=True)  # the tensor may alias this buffer: never the caller's
         if device is None:
             return tf.convert_to_tensor(a)

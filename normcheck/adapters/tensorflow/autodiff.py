@@ -51,7 +51,7 @@ def _keras_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray, layout: str, 
     if s.has_running_stats:
         tfa._check_buffers(a, use_batch)
     momentum = tfa._keras_momentum(a["momentum"]) if s.has_running_stats and use_batch else 0.99
-    keras, tf = tfa._keras(), tfa._tf()
+    keras, tf = tfa.import_keras(), tfa.import_tensorflow()
     xt = tfa._to_layout(x, layout)
     config = tfa._keras_config(norm, a, layout)
     policy = tfa._policy(x.dtype)
@@ -107,7 +107,7 @@ def _tfnn_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray) -> dict[str, n
         tfa._check_buffers(a, use_batch)
         if use_batch and (rm is not None or rv is not None):
             raise Unsupported("tf.nn has no running-statistics update")
-    tf = tfa._tf()
+    tf = tfa.import_tensorflow()
     p = case.plan()
     if norm == "group_norm":
         n, c, g = x.shape[0], x.shape[1], int(a["num_groups"])
@@ -124,7 +124,9 @@ def _tfnn_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray) -> dict[str, n
         affine = (1, x.shape[1]) + (1,) * (x.ndim - 2)
     xt = tf.convert_to_tensor(x)
     stat_dt = np.float32 if x.dtype.itemsize == 2 and not use_batch else x.dtype
-    consts = {k: tf.convert_to_tensor(np.reshape(getattr(case, k), affine).astype(stat_dt)) for k in gradient_keys(case)[1:]}
+    consts = {
+        k: tf.convert_to_tensor(np.reshape(getattr(case, k), affine).astype(stat_dt)) for k in gradient_keys(case)[1:]
+    }
     with tf.GradientTape() as tape:
         tape.watch(xt)
         for t in consts.values():

@@ -14,7 +14,7 @@ __all__ = ["probes"]
 def probes() -> list[Probe]:
     from normcheck.adapters import tensorflow as tfa
 
-    keras, tf = tfa._keras(), tfa._tf()
+    keras, tf = tfa.import_keras(), tfa.import_tensorflow()
 
     def keras_probe(norm, cls_name, fixed=None, stateful=False, notes="") -> Probe:
         fixed = fixed or {}
