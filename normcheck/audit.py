@@ -14,6 +14,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -103,6 +104,34 @@ class _Drive:
     hits: dict[str, tuple[Any, P.Result]] = field(default_factory=dict)  # finding id -> smallest hit
 
 
+@contextmanager
+def _no_local_constants():
+    """Draw without Hypothesis's constants from local source. Hypothesis mixes literals of every
+    loaded module outside site-packages into its examples (about 1 draw in 20), so a seeded draw
+    would depend on which normcheck modules happen to be imported, on their source text (any edit
+    to normcheck would change every audit's examples) and on whether normcheck is installed
+    editable or from a wheel. Inside this context a seed draws the same examples wherever it runs;
+    Hypothesis's own global constants (0, ±inf, float limits, ...) are still drawn."""
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # a Hypothesis without this mechanism
+        yield
+        return
+    get = getattr(providers, "_get_local_constants", None)
+    cache = getattr(providers, "CONSTANTS_CACHE", None)
+    if get is None or cache is None or not hasattr(providers, "Constants"):
+        yield
+        return
+    empty = providers.Constants()
+    cache.cache.clear()
+    providers._get_local_constants = lambda: empty
+    try:
+        yield
+    finally:
+        providers._get_local_constants = get
+        cache.cache.clear()
+
+
 def _drive(body: Callable[[Any], P.Result], strategy, settings, seed: int | None, known=()) -> _Drive:
     """Run ``body`` over ``strategy``; collect samples, skips and the shrunk failure. A deviation
     a registered finding covers is counted as a hit (the smallest kept) and exploration goes on,
@@ -121,7 +150,8 @@ def _drive(body: Callable[[Any], P.Result], strategy, settings, seed: int | None
     if seed is not None:
         t = hypothesis.seed(seed)(t)
     try:
-        t()
+        with _no_local_constants():
+            t()
     except _Deviation:
         pass
     except Exception as e:  # Flaky, a strategy that cannot generate, ...
@@ -174,9 +204,9 @@ def _drawn(key, strategy, settings, seed) -> tuple | None:
 
 def _replay(body, cases, known) -> _Drive | None:
     """:func:`_drive` over already drawn ``cases``: the same accounting while every example passes
-    or is a registered finding's hit (Hypothesis would generate exactly these, in this order, with
-    the same modules imported: it mixes their source's constants into its draws); None at a new
-    deviation or an exception, which :func:`_drive` then reruns and shrinks."""
+    or is a registered finding's hit (Hypothesis would generate exactly these, in this order: see
+    :func:`_no_local_constants`); None at a new deviation or an exception, which :func:`_drive`
+    then reruns and shrinks."""
     if cases is None:
         return None
     d = _Drive()

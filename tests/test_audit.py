@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-import normcheck
 from normcheck import adapters, audit, properties, strategies
 from normcheck.properties import Result
 
@@ -17,10 +16,6 @@ from .doubles import layer_norm_one_pass
 
 @pytest.fixture(autouse=True)
 def _stable_draws():
-    # Hypothesis mixes constants from the source of imported local modules into its draws, so two
-    # runs draw the same examples only with the same normcheck modules imported: import them all.
-    for m in pkgutil.walk_packages(normcheck.__path__, "normcheck."):
-        importlib.import_module(m.name)
     audit._DRAWN.clear()
     yield
     audit._DRAWN.clear()
@@ -80,3 +75,33 @@ def test_replay_stops_at_an_exception_so_hypothesis_reports_it():
     assert audit._replay(boom, (case,), ()) is None
     assert audit._replay(lambda c: Result("", "pass", 0.5), (case, case), ()).samples == [0.5, 0.5]
     assert audit._replay(lambda c: Result("", "fail", np.inf, 1.0, "bad"), (case,), ()) is None
+
+
+_DRAW = """
+import json
+{before}
+from normcheck import audit, strategies
+s = strategies.cases("layer_norm", dtypes=("float32",))
+cases = audit._drawn(("layer_norm", "float32", None, "ci", 0, None), s, audit._settings("ci", None), 0)
+print(json.dumps([[c.x.shape, c.x.ravel().tolist(), c.args] for c in cases], default=str))
+"""
+
+
+def test_a_seeded_draw_does_not_depend_on_the_local_modules_imported_before_it(tmp_path):
+    """Hypothesis mixes the literals of loaded local modules into its draws: the same seed must draw
+    the same examples in a process that imported only the audit, in one that had already imported
+    the modules a gradient or diagnosis check loads, and in one that loaded a local module full of
+    constants a draw could pick (0.25, 3.0, 1e4, ...)."""
+    (tmp_path / "lots_of_constants.py").write_text(
+        "C = [" + ", ".join(repr(v) for v in (0.25, 0.5, 3.0, 7.0, 1e4, -2.5, 1e-3, 12345.678, 2, 3, 5, 8)) + "]\n"
+    )
+    outs = []
+    for before in (
+        "",
+        "import normcheck.autodiff, normcheck.properties.gradients, normcheck.diagnose",
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import lots_of_constants",
+    ):
+        run = subprocess.run([sys.executable, "-c", _DRAW.format(before=before)], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        outs.append(run.stdout)
+    assert outs[0] == outs[1] == outs[2]
