@@ -36,7 +36,7 @@ import numpy as np
 from normcheck import error_model
 from normcheck import spec as _spec
 from normcheck.case import Case, Outcome
-from normcheck.reference import _running_view, moments
+from normcheck.reference import moments, running_view
 
 __all__ = ["Diagnosis", "Variant", "diagnose", "failing_cases", "outcome", "variants"]
 
@@ -371,8 +371,8 @@ def _compute(case: Case, *, grouping: Grouping | None = None, center=None, varia
                     rm, rv = _updated(case, p, m0, v0, stored, momentum)
         else:
             n = 1
-            mean = _running_view(s, p, case.running_mean, F64)
-            var = _running_view(s, p, case.running_var, F64)
+            mean = running_view(s, p, case.running_mean, F64)
+            var = running_view(s, p, case.running_var, F64)
         if eps_mode == "inside":
             inv = 1 / np.sqrt(var + eps)
         elif eps_mode == "outside":

@@ -126,10 +126,10 @@ def scale(
             n = p.reduce_size
             kappa = _per_set(np.abs(x64), p, np.max) / sigma
         else:
-            from normcheck.reference import _running_view
+            from normcheck.reference import running_view
 
-            rm = np.broadcast_to(_running_view(spec, p, running_mean, np.float64), p.view_shape).reshape(x.shape)
-            rv = np.broadcast_to(_running_view(spec, p, running_var, np.float64), p.view_shape).reshape(x.shape)
+            rm = np.broadcast_to(running_view(spec, p, running_mean, np.float64), p.view_shape).reshape(x.shape)
+            rv = np.broadcast_to(running_view(spec, p, running_var, np.float64), p.view_shape).reshape(x.shape)
             sigma = np.sqrt(rv + eps)
             yhat = (x64 - rm) / sigma
             n = 1
@@ -154,19 +154,19 @@ def _mixture_terms(spec, p, x64, eps, use_batch, running_mean, running_var, kw):
     largest max|x| over the sets that contain it (plus |running_mean| for the running component in
     eval mode), over the *mixed* sigma, which is what divides.
     """
-    from normcheck.reference import _mixture, _running_view
+    from normcheck.reference import mixture, running_view
 
     v = x64.reshape(p.view_shape)
     rm = rv = None
     if not use_batch:
         rm, rv = running_mean, running_var
-    mean, var = _mixture(spec, p, v, kw.get("mean_weight"), kw.get("var_weight"), rm, rv, use_batch, 0.0, np.float64)
+    mean, var = mixture(spec, p, v, kw.get("mean_weight"), kw.get("var_weight"), rm, rv, use_batch, 0.0, np.float64)
     sigma_v = np.sqrt(var + eps)
     amax = np.zeros(p.view_shape)
     n = 1
     for c, axes in zip(spec.mix, _spec.component_axes(spec, p), strict=True):
         if c.running and not use_batch:
-            amax = np.maximum(amax, np.abs(v) + np.abs(_running_view(spec, p, running_mean, np.float64)))
+            amax = np.maximum(amax, np.abs(v) + np.abs(running_view(spec, p, running_mean, np.float64)))
             continue
         amax = np.maximum(amax, np.max(np.abs(v), axis=axes, keepdims=True))
         n = max(n, math.prod(p.view_shape[a] for a in axes))

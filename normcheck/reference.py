@@ -18,7 +18,7 @@ import numpy as np
 
 from normcheck import spec as _spec
 
-__all__ = ["normalize", "moments", "softmax", "function", *_spec.names()]
+__all__ = ["function", "mixture", "moments", "normalize", "running_view", "softmax", *_spec.names()]
 
 
 def moments(v: np.ndarray, axes: tuple[int, ...], *, center: bool = True, dtype=np.float64):
@@ -51,7 +51,7 @@ def _check_affine(name, p, plan):
         raise ValueError(f"{name} must have shape {plan.affine_shape}, got {tuple(np.shape(p))}")
 
 
-def _running_view(spec, plan, stat, dtype):
+def running_view(spec, plan, stat, dtype):
     """Broadcast a running statistic of shape (C,) into the view's statistic shape."""
     axes = [a for s in spec.running_stats["shape"] for a in plan.symbols[s]]
     shape = [plan.view_shape[a] if a in axes else 1 for a in range(len(plan.view_shape))]
@@ -85,7 +85,7 @@ def softmax(logits, dtype=np.float64) -> np.ndarray:
     return e / np.sum(e)
 
 
-def _mixture(spec, p, v, mean_weight, var_weight, running_mean, running_var, use_batch, momentum, dtype):
+def mixture(spec, p, v, mean_weight, var_weight, running_mean, running_var, use_batch, momentum, dtype):
     """The softmax-weighted mean and variance over the spec's components (see :func:`normalize`)."""
     k = len(spec.mix)
     for name, lg in (("mean_weight", mean_weight), ("var_weight", var_weight)):
@@ -96,7 +96,7 @@ def _mixture(spec, p, v, mean_weight, var_weight, running_mean, running_var, use
     with np.errstate(invalid="ignore", over="ignore"):
         for i, (c, axes) in enumerate(zip(spec.mix, _spec.component_axes(spec, p), strict=True)):
             if c.running and not use_batch:
-                mk, vk = _running_view(spec, p, running_mean, dtype), _running_view(spec, p, running_var, dtype)
+                mk, vk = running_view(spec, p, running_mean, dtype), running_view(spec, p, running_var, dtype)
             else:
                 mk, vk = moments(v, axes, center=spec.center, dtype=dtype)
                 if c.running and (running_mean is not None or running_var is not None):
@@ -149,7 +149,7 @@ def normalize(
     if not use_batch_stats and (running_mean is None or running_var is None):
         raise ValueError(f"{spec.name}: running_mean and running_var are needed without batch statistics")
     if spec.mix:
-        mean, var = _mixture(spec, p, v, mean_weight, var_weight, running_mean, running_var, use_batch_stats,
+        mean, var = mixture(spec, p, v, mean_weight, var_weight, running_mean, running_var, use_batch_stats,
                              momentum, dtype)  # fmt: skip
     elif use_batch_stats:
         with np.errstate(invalid="ignore", over="ignore"):
@@ -157,7 +157,7 @@ def normalize(
         if buffers:
             _update_running(spec, p, mean, var, running_mean, running_var, momentum)
     else:
-        mean, var = _running_view(spec, p, running_mean, dtype), _running_view(spec, p, running_var, dtype)
+        mean, var = running_view(spec, p, running_mean, dtype), running_view(spec, p, running_var, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN/Inf propagate by design
         y = ((v - mean) / np.sqrt(var + np.asarray(eps, dtype))).reshape(x.shape)
     if weight is not None:

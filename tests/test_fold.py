@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
-from normcheck import fold  # noqa: E402
 from normcheck.case import fixed_cases  # noqa: E402
+from normcheck.properties import fold  # noqa: E402
 
 
 @st.composite

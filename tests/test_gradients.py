@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from normcheck import adapters, gradients
+from normcheck import adapters
 from normcheck.adapters import Impl
 from normcheck.case import Case, fixed_cases
+from normcheck.properties import gradients
 from normcheck.spec import names
 
 NORMS = names()

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from normcheck import adapters, audit, properties, state
+from normcheck import adapters, audit, properties
 from normcheck.adapters import Impl
 from normcheck.case import Case, fixed_cases
+from normcheck.properties import state
 
 from . import state_doubles as D
 

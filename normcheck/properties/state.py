@@ -47,49 +47,8 @@ import numpy as np
 
 from normcheck import dtypes, error_model
 from normcheck.case import Case
-
-# --- normcheck.properties' helpers, resolved at call time ---------------------------------------
-# normcheck.properties imports this module (and gradients, fold) to register their properties, so
-# none of them may import it at module level; these shims reach its Result, _Stop, _call, _verdict
-# and _property when a property runs. gradients.py and fold.py import them from here.
-
-
-def _properties():
-    from normcheck import properties
-
-    return properties
-
-
-def Result(*args, **kwargs):  # stands in for the class
-    return _properties().Result(*args, **kwargs)
-
-
-def _Stop(result):
-    return _properties()._Stop(result)
-
-
-def _call(impl, case):
-    return _properties()._call(impl, case)
-
-
-def _verdict(name, comparisons):
-    return _properties()._verdict(name, comparisons)
-
-
-def _property(fn):
-    """``normcheck.properties._property`` applied on first call."""
-    wrapped = []
-
-    def wrapper(impl, case, **kw):
-        if not wrapped:
-            wrapped.append(_properties()._property(fn))
-        return wrapped[0](impl, case, **kw)
-
-    wrapper.__name__ = wrapper.__qualname__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    wrapper.__module__ = fn.__module__
-    return wrapper
-
+from normcheck.properties.core import Result, Stop, call, register, verdict
+from normcheck.reference import moments, running_view
 
 __all__ = ["STATE_PROPERTIES", "STEPS", "eval_uses_running", "running_stats_steps", "train_eval_convergence"]
 
@@ -103,17 +62,17 @@ DEFAULT_MOMENTUM = 0.1
 def _applicable(impl, case: Case, *, updates: bool = True) -> None:
     spec = case.spec
     if not spec.has_running_stats or spec.batch_stats_flag is None:
-        raise _Stop(Result("", "skip", message=f"{case.norm} keeps no running statistics"))
+        raise Stop(Result("", "skip", message=f"{case.norm} keeps no running statistics"))
     if case.args.get("reduce_axes") is not None:
-        raise _Stop(Result("", "skip", message="an axis-set variant is checked without running statistics"))
+        raise Stop(Result("", "skip", message="an axis-set variant is checked without running statistics"))
     if updates and not getattr(impl, "running_stats", True):
-        raise _Stop(
+        raise Stop(
             Result(
                 "", "skip", message=f"{getattr(impl, 'api', '') or 'the implementation'} keeps no running statistics"
             )
         )
     if case.plan().reduce_size < max(2, spec.min_reduce_size_training):
-        raise _Stop(
+        raise Stop(
             Result("", "skip", message="one value per statistic: training is undefined (see `normcheck conventions`)")
         )
 
@@ -165,16 +124,14 @@ def _output_scale(case: Case) -> np.ndarray:
 
 def _eval_scale(case: Case, s_mean, s_var) -> np.ndarray:
     """Eval-mode scale plus the first-order effect of buffer errors (s_mean, s_var)."""
-    from normcheck.reference import _running_view
-
     spec, p = case.spec, case.plan()
     eps = spec.resolve_eps(case.args.get("eps"), case.x.dtype)
-    rm = _running_view(spec, p, case.running_mean, np.float64)
-    rv = _running_view(spec, p, case.running_var, np.float64)
+    rm = running_view(spec, p, case.running_mean, np.float64)
+    rv = running_view(spec, p, case.running_var, np.float64)
     sigma = np.sqrt(rv + eps)
     yhat = np.abs(case.x.astype(np.float64).reshape(p.view_shape) - rm) / sigma
-    sm = _running_view(spec, p, s_mean, np.float64)
-    sv = _running_view(spec, p, s_var, np.float64)
+    sm = running_view(spec, p, s_mean, np.float64)
+    sv = running_view(spec, p, s_var, np.float64)
     w = 1.0 if case.weight is None else np.abs(case.weight.astype(np.float64)).reshape(p.affine_broadcast)
     extra = np.broadcast_to(sm / sigma + yhat * sv / (2 * sigma**2), p.view_shape).reshape(case.x.shape) * w
     return _output_scale(case) + extra
@@ -187,7 +144,7 @@ def _f64(a):
 # --- properties ------------------------------------------------------------------------------
 
 
-@_property
+@register
 def running_stats_steps(impl, case: Case) -> Result:
     """Over STEPS training steps on different batches, the output and the buffers after each step
     equal the float64 reference chain (the implementation's own buffers carried along)."""
@@ -200,11 +157,11 @@ def running_stats_steps(impl, case: Case) -> Result:
     bdt = _buffer_dtype(case).name
     for k, x in enumerate(_batches(case, STEPS), 1):
         step = _mode(case, True, rm, rv, m, x=x)
-        got = _call(impl, step)
+        got = call(impl, step)
         ref = _mode(case, True, ref_m, ref_v, m, x=x).reference()
         comps.append((f"step {k} output", error_model.compare(got.y, ref.y, _output_scale(step), case.dtype)))
         if got.running_mean is None or got.running_var is None:
-            raise _Stop(
+            raise Stop(
                 Result("", "fail", np.inf, error_model.MODEL.lam, "the running buffers were dropped", case=step)
             )
         sm, sv = _running_scales(step, ref.running_mean, ref.running_var, m)
@@ -213,7 +170,7 @@ def running_stats_steps(impl, case: Case) -> Result:
         comps.append((f"step {k} running_var", error_model.compare(got.running_var, ref.running_var, s_v, bdt)))
         rm, rv = got.running_mean.astype(rm.dtype), got.running_var.astype(rv.dtype)
         ref_m, ref_v = ref.running_mean, ref.running_var
-    r = _verdict("running_stats_steps", comps)
+    r = verdict("running_stats_steps", comps)
     r.case = first if r.verdict != "pass" else None
     return r
 
@@ -221,8 +178,6 @@ def running_stats_steps(impl, case: Case) -> Result:
 def _far_buffers(case: Case) -> tuple[np.ndarray, np.ndarray]:
     """Buffers far from the batch's statistics: mean shifted by 1..2 standard deviations (+1),
     variance 2..3 times the batch's (+1), so eval and train outputs differ by O(1)."""
-    from normcheck.reference import moments
-
     spec, p = case.spec, case.plan()
     mean, var = moments(case.x.astype(np.float64).reshape(p.view_shape), p.reduce, center=spec.center)
     keep = [a for s in spec.running_stats["shape"] for a in p.symbols[s]]
@@ -238,7 +193,7 @@ def _far_buffers(case: Case) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(rm, -lim, lim).astype(bdt), np.clip(rv, 0, lim).astype(bdt)
 
 
-@_property
+@register
 def eval_uses_running(impl, case: Case) -> Result:
     """Eval mode normalizes with the running buffers (far from the batch's statistics) and leaves
     them untouched; training mode normalizes with the batch's statistics (with the buffers passed
@@ -248,7 +203,7 @@ def eval_uses_running(impl, case: Case) -> Result:
     _, _, m = _initial(case)
     comps = []
     ev = _mode(case, False, rm, rv, m)
-    got = _call(impl, ev)
+    got = call(impl, ev)
     comps.append(
         (
             "eval output (running statistics)",
@@ -263,11 +218,11 @@ def eval_uses_running(impl, case: Case) -> Result:
             comps.append((f"eval leaves {name} unchanged", error_model.compare(after, before, tiny, bdt.name)))
     updates = getattr(impl, "running_stats", True)
     tr = _mode(case, True, rm if updates else None, rv if updates else None, m)
-    got = _call(impl, tr)
+    got = call(impl, tr)
     comps.append(
         ("train output (batch statistics)", error_model.compare(got.y, tr.reference().y, _output_scale(tr), case.dtype))
     )
-    r = _verdict("eval_uses_running", comps)
+    r = verdict("eval_uses_running", comps)
     r.case = ev if r.verdict != "pass" else None
     return r
 
@@ -280,7 +235,7 @@ def _stat(case: Case) -> tuple[np.ndarray, np.ndarray]:
     return probe.running_mean, probe.running_var
 
 
-@_property
+@register
 def train_eval_convergence(impl, case: Case) -> Result:
     """On one fixed batch: after k steps with momentum m, eval equals the prediction of
     ``running_k = stat + (1 - m)^k (running_0 - stat)``; with m = 1, one step makes eval equal
@@ -294,7 +249,7 @@ def train_eval_convergence(impl, case: Case) -> Result:
     rm, rv = rm0.copy(), rv0.copy()
     s_m = s_v = 0.0
     for k in range(1, STEPS + 1 if m > 0 else 1):
-        got = _call(impl, _mode(case, True, rm, rv, m))
+        got = call(impl, _mode(case, True, rm, rv, m))
         rm, rv = got.running_mean.astype(bdt), got.running_var.astype(bdt)
         # running_k = decay running_0 + (1 - decay) stat, decay = (1 - m)^k: weights computed
         # without cancellation (m may be tiny), and no "stat + decay (running_0 - stat)" form,
@@ -306,7 +261,7 @@ def train_eval_convergence(impl, case: Case) -> Result:
         sm, sv = _running_scales(case, pm, pv, m)
         s_m, s_v = (1 - m) * s_m + sm, (1 - m) * s_v + sv
         ev = _mode(case, False, rm, rv, m)
-        y = _call(impl, ev).y
+        y = call(impl, ev).y
         predicted = _mode(case, False, pm, pv, m)
         expected = predicted.reference().y
         scale = _eval_scale(predicted, s_m, s_v)
@@ -317,10 +272,10 @@ def train_eval_convergence(impl, case: Case) -> Result:
             )
         )
     # (b) momentum 1: one step, eval == train up to Bessel's factor
-    got = _call(impl, _mode(case, True, rm0.copy(), rv0.copy(), 1.0))
+    got = call(impl, _mode(case, True, rm0.copy(), rv0.copy(), 1.0))
     if got.running_mean is None or got.running_var is None:
-        raise _Stop(Result("", "fail", np.inf, error_model.MODEL.lam, "the running buffers were dropped", case=case))
-    y = _call(impl, _mode(case, False, got.running_mean.astype(bdt), got.running_var.astype(bdt), 1.0)).y
+        raise Stop(Result("", "fail", np.inf, error_model.MODEL.lam, "the running buffers were dropped", case=case))
+    y = call(impl, _mode(case, False, got.running_mean.astype(bdt), got.running_var.astype(bdt), 1.0)).y
     one = _mode(case, False, mean, var, 1.0)
     sm, sv = _running_scales(case, mean, var, 1.0)
     n = case.plan().reduce_size
@@ -330,7 +285,7 @@ def train_eval_convergence(impl, case: Case) -> Result:
             error_model.compare(y, one.reference().y, _eval_scale(one, sm, sv), case.dtype),
         )
     )
-    r = _verdict("train_eval_convergence", comps)
+    r = verdict("train_eval_convergence", comps)
     r.case = _mode(case, True, rm0, rv0, m) if r.verdict != "pass" else None
     return r
 

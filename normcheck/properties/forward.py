@@ -1,11 +1,5 @@
-"""Properties of a norm implementation, each a plain function ``(impl, case) -> Result``.
-
-Tests, the audit and the custom-implementation checker all call these. A property never raises
-for a deviation: it returns a :class:`Result` whose ``verdict`` is ``pass``, ``fail``, ``error``
-(the implementation raised or returned garbage) or ``skip`` (the case does not apply, or the
-framework cannot express it: :class:`normcheck.adapters.Unsupported`). Every numeric judgement
-goes through :mod:`normcheck.error_model`: a metamorphic relation between two outputs of the same
-implementation is allowed the sum of both sides' bounds.
+"""Forward properties: one call (or a few related calls) of an implementation against the float64
+reference or against itself. Each is ``(impl, case) -> Result`` (:mod:`normcheck.properties.core`).
 
 =========================  ==================================================================
 property                   statement
@@ -20,122 +14,52 @@ permutation_equivariance   f(x[p]) == f(x)[p] for a permutation p of the batch
 contracts                  shape and dtype kept, input not modified, repeated calls bit-identical
 special_values             NaN / ±Inf in one set turn exactly the reference's sets non-finite
 constant_input             a constant input gives a finite output equal to bias (or 0)
-identity (pairwise)        the spec's identities hold between two implementations
 =========================  ==================================================================
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from normcheck import dtypes, error_model
 from normcheck.adapters.base import Unsupported
-from normcheck.case import Case, Outcome
+from normcheck.case import Case
+from normcheck.properties.core import Result, call, pair, register, scale, verdict
+from normcheck.reference import moments
 
-__all__ = ["PROPERTIES", "Result", "agreement", "identity", "run_identity_sides"]
-
-
-@dataclass
-class Result:
-    property: str
-    verdict: str  # pass | fail | error | skip
-    observed: float = 0.0  # worst error in model units (u·s)
-    allowed: float = 0.0
-    message: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-    case: Case | None = field(default=None, repr=False)  # the exact (derived) case that misbehaved
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict in ("pass", "skip")
-
-
-class _Stop(Exception):
-    """Carries a non-pass Result out of a property's body."""
-
-    def __init__(self, result: Result):
-        self.result = result
-
-
-def _call(impl, case: Case) -> Outcome:
-    """Run ``impl`` on fresh copies of ``case``; turn exceptions into a non-pass Result."""
-    try:
-        out = case.call(impl)
-    except Unsupported as e:
-        raise _Stop(Result("", "skip", message=f"unsupported: {e}")) from None
-    except Exception as e:  # the implementation under test raised
-        msg = f"{type(e).__name__}: {e}".strip().splitlines()[0][:300] if str(e) else type(e).__name__
-        raise _Stop(Result("", "error", message=f"raised {msg}", case=case)) from None
-    lam = error_model.MODEL.lam
-    if out.y.shape != case.x.shape:
-        raise _Stop(Result("", "fail", np.inf, lam, f"output shape {out.y.shape} != input {case.x.shape}", case=case))
-    if out.y.dtype != case.x.dtype:
-        raise _Stop(Result("", "fail", np.inf, lam, f"output dtype {out.y.dtype} != input {case.x.dtype}", case=case))
-    return out
-
-
-def _property(fn):
-    """Wrap a property body: name the Result, turn _Stop into its Result."""
-
-    def wrapper(impl, case: Case, **kw) -> Result:
-        try:
-            r = fn(impl, case, **kw)
-        except _Stop as stop:
-            r = stop.result
-        except ValueError as e:  # the case does not fit this property's transformation
-            r = Result("", "skip", message=f"not applicable: {e}")
-        r.property = fn.__name__
-        return r
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
-
-
-def _scale(case: Case) -> np.ndarray:
-    kw = case.kwargs()
-    ra = case.args.get("reduce_axes")
-    return error_model.scale(
-        case.norm, case.x, use_batch_stats=case.use_batch_stats, **kw, **({"reduce_axes": ra} if ra is not None else {})
-    )
-
-
-def _verdict(name: str, comparisons: list[tuple[str, error_model.Comparison]]) -> Result:
-    failed = [(k, c) for k, c in comparisons if not c.ok]
-    k, c = max(failed or comparisons, key=lambda kc: kc[1].observed)
-    details = {
-        k2: {"observed": c2.observed, "max_abs": c2.max_abs, "max_rel": c2.max_rel, "index": c2.worst_index}
-        for k2, c2 in comparisons
-    }
-    return Result(name, "fail" if failed else "pass", c.observed, c.allowed, f"{k}: {c.describe()}", details)
-
-
-def _pair(a: np.ndarray, b: np.ndarray, s: np.ndarray, dtype) -> error_model.Comparison:
-    """Compare two low-precision outputs that should be equal; each may err by lambda u s."""
-    return error_model.compare(a, np.asarray(b).astype(np.float64), 2 * s, dtype)
+__all__ = [
+    "agreement",
+    "batch_independence",
+    "constant_input",
+    "contracts",
+    "permutation_equivariance",
+    "scale_equivariance",
+    "shift_invariance",
+    "special_values",
+    "statistics",
+]
 
 
 # --- properties ------------------------------------------------------------------------------
 
 
-@_property
+@register
 def agreement(impl, case: Case) -> Result:
     """The output (and any updated running buffers) agree with the float64 reference."""
-    got = _call(impl, case)
+    got = call(impl, case)
     ref = case.reference()
-    comps = [("output", error_model.compare(got.y, ref.y, _scale(case), case.dtype))]
+    comps = [("output", error_model.compare(got.y, ref.y, scale(case), case.dtype))]
     if case.running_mean is not None and case.use_batch_stats:
         sm, sv = error_model.running_scales_of(case, ref.running_mean, ref.running_var)
         bdt = case.running_mean.dtype.name
         for name, s in (("running_mean", sm), ("running_var", sv)):
             comps.append((name, error_model.compare(getattr(got, name), getattr(ref, name), s, bdt)))
-    return _verdict("agreement", comps)
+    return verdict("agreement", comps)
 
 
-@_property
+@register
 def statistics(impl, case: Case) -> Result:
     """Before affine, over every set S: mean 0 (centered norms), mean square var/(var + eps)."""
     if not case.use_batch_stats:
@@ -143,13 +67,11 @@ def statistics(impl, case: Case) -> Result:
     if case.spec.mix:
         return Result("", "skip", message="a mixture of statistics fixes no set's output moments")
     c = case.with_(weight=None, bias=None)
-    got = _call(impl, c).y.astype(np.float64)
+    got = call(impl, c).y.astype(np.float64)
     p = c.plan()
-    s = _scale(c).reshape(p.view_shape)
+    s = scale(c).reshape(p.view_shape)
     y = got.reshape(p.view_shape)
     x = c.x.astype(np.float64).reshape(p.view_shape)
-    from normcheck.reference import moments
-
     _, var = moments(x, p.reduce, center=c.spec.center)
     eps = c.spec.resolve_eps(c.args.get("eps"), c.x.dtype)
     u = dtypes.unit_roundoff(c.dtype)
@@ -169,7 +91,7 @@ def statistics(impl, case: Case) -> Result:
     comps.append(
         ("mean_S(y^2)", error_model.compare(np.mean(y * y, axis=p.reduce, keepdims=True), expected, ms_s, c.dtype))
     )
-    return _verdict("statistics", comps)
+    return verdict("statistics", comps)
 
 
 def _pow2_scale(case: Case) -> float:
@@ -179,7 +101,7 @@ def _pow2_scale(case: Case) -> float:
     return 4.0 if amax * 4 < float(fi.max) / 8 else 0.25
 
 
-@_property
+@register
 def shift_invariance(impl, case: Case) -> Result:
     """f(x + c) == f(x) for a constant c: centered norms, batch statistics only."""
     if not case.spec.center or not case.use_batch_stats:
@@ -191,17 +113,17 @@ def shift_invariance(impl, case: Case) -> Result:
         return Result("", "skip", message="no room to shift in this dtype")
     # x + c has |mean| >= 2 std: an offset input, which is how the registry's regions see it
     shifted = case.with_(x=(x64 + c).astype(case.x.dtype), regime="offset")
-    a, b = _call(impl, case).y, _call(impl, shifted).y
-    r = _verdict(
+    a, b = call(impl, case).y, call(impl, shifted).y
+    r = verdict(
         "shift_invariance",
-        [("f(x+c) vs f(x)", error_model.compare(b, a.astype(np.float64), _scale(case) + _scale(shifted), case.dtype))],
+        [("f(x+c) vs f(x)", error_model.compare(b, a.astype(np.float64), scale(case) + scale(shifted), case.dtype))],
     )
     if not r.ok:
         r.case = shifted
     return r
 
 
-@_property
+@register
 def scale_equivariance(impl, case: Case) -> Result:
     """f(a x; eps a^2) == f(x; eps) for a = 4 or 1/4: exact scaling, so only rounding differs."""
     a = _pow2_scale(case)
@@ -217,8 +139,8 @@ def scale_equivariance(impl, case: Case) -> Result:
         kw.update(running_mean=(case.running_mean * a).astype(case.running_mean.dtype))
         kw.update(running_var=(case.running_var * a * a).astype(case.running_var.dtype))
     scaled = case.with_(**kw)
-    y1, y2 = _call(impl, case).y, _call(impl, scaled).y
-    return _verdict("scale_equivariance", [("f(ax) vs f(x)", _pair(y2, y1, _scale(case), case.dtype))])
+    y1, y2 = call(impl, case).y, call(impl, scaled).y
+    return verdict("scale_equivariance", [("f(ax) vs f(x)", pair(y2, y1, scale(case), case.dtype))])
 
 
 def _batch_axis_free(case: Case) -> bool:
@@ -226,23 +148,23 @@ def _batch_axis_free(case: Case) -> bool:
     return case.x.ndim >= 2 and 0 not in p.reduce and p.view_shape[0] == case.x.shape[0]
 
 
-@_property
+@register
 def batch_independence(impl, case: Case) -> Result:
     """A sample's output is the same computed alone: f(x)[i] == f(x[i:i+1])[0]."""
     if not _batch_axis_free(case):
         return Result("", "skip", message="the statistics run over the batch axis (e.g. BN in training)")
     if case.x.shape[0] < 2:
         return Result("", "skip", message="batch of one")
-    full = _call(impl, case).y
-    s = _scale(case)
+    full = call(impl, case).y
+    s = scale(case)
     comps = []
     for i in sorted({0, case.x.shape[0] - 1}):
         one = case.with_(x=case.x[i : i + 1].copy())
-        comps.append((f"sample {i}", _pair(_call(impl, one).y[0], full[i], s[i], case.dtype)))
-    return _verdict("batch_independence", comps)
+        comps.append((f"sample {i}", pair(call(impl, one).y[0], full[i], s[i], case.dtype)))
+    return verdict("batch_independence", comps)
 
 
-@_property
+@register
 def permutation_equivariance(impl, case: Case) -> Result:
     """f(x[p]) == f(x)[p] for a permutation p of the batch (running buffers too)."""
     if case.x.ndim < 2 or case.x.shape[0] < 2:
@@ -251,18 +173,18 @@ def permutation_equivariance(impl, case: Case) -> Result:
     permuted = {"x": case.x[perm].copy()}
     if case.plan().affine_broadcast[0] > 1:  # the affine parameters span the batch axis too
         permuted.update({k: getattr(case, k)[perm].copy() for k in ("weight", "bias") if getattr(case, k) is not None})
-    a, b = _call(impl, case), _call(impl, case.with_(**permuted))
-    comps = [("f(x[p]) vs f(x)[p]", _pair(b.y, a.y[perm], _scale(case)[perm], case.dtype))]
+    a, b = call(impl, case), call(impl, case.with_(**permuted))
+    comps = [("f(x[p]) vs f(x)[p]", pair(b.y, a.y[perm], scale(case)[perm], case.dtype))]
     if a.running_mean is not None and case.use_batch_stats:
         ref = case.reference()
         sm, sv = error_model.running_scales_of(case, ref.running_mean, ref.running_var)
         bdt = case.running_mean.dtype.name
-        comps.append(("running_mean", _pair(b.running_mean, a.running_mean, sm, bdt)))
-        comps.append(("running_var", _pair(b.running_var, a.running_var, sv, bdt)))
-    return _verdict("permutation_equivariance", comps)
+        comps.append(("running_mean", pair(b.running_mean, a.running_mean, sm, bdt)))
+        comps.append(("running_var", pair(b.running_var, a.running_var, sv, bdt)))
+    return verdict("permutation_equivariance", comps)
 
 
-@_property
+@register
 def contracts(impl, case: Case) -> Result:
     """Output shape and dtype equal the input's, the input is not modified, and two calls on
     equal inputs give bit-identical outputs (CPU determinism)."""
@@ -282,7 +204,7 @@ def contracts(impl, case: Case) -> Result:
             return Result("", "fail", np.inf, 0, f"{k} was modified in place")
     if y1.shape != x.shape or y1.dtype != x.dtype:
         return Result("", "fail", np.inf, 0, f"output {y1.dtype}{list(y1.shape)} != input {x.dtype}{list(x.shape)}")
-    y2 = _call(impl, case).y
+    y2 = call(impl, case).y
     if not np.array_equal(y1, y2, equal_nan=True):
         diff = np.argwhere(~((y1 == y2) | (np.isnan(y1.astype(np.float64)) & np.isnan(y2.astype(np.float64)))))
         idx = tuple(int(i) for i in diff[0])
@@ -295,15 +217,15 @@ def _special(impl, case: Case, value: float) -> Result:
     idx = tuple(int(i) // 2 for i in x.shape)  # an element inside, not on the border
     x[idx] = value
     bad = case.with_(x=x)
-    got = _call(impl, bad).y
+    got = call(impl, bad).y
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         ref = bad.reference().y
-    s = _scale(case)  # the unaffected sets keep the clean input's scale
-    r = _verdict("", [(f"x{list(idx)}={value}", error_model.compare(got, ref, s, case.dtype))])
+    s = scale(case)  # the unaffected sets keep the clean input's scale
+    r = verdict("", [(f"x{list(idx)}={value}", error_model.compare(got, ref, s, case.dtype))])
     return r
 
 
-@_property
+@register
 def special_values(impl, case: Case) -> Result:
     """NaN, +Inf and -Inf at one element make exactly the reference's sets NaN, others unchanged."""
     if not np.isfinite(case.x.astype(np.float64)).all():
@@ -313,7 +235,7 @@ def special_values(impl, case: Case) -> Result:
     return worst
 
 
-@_property
+@register
 def constant_input(impl, case: Case) -> Result:
     """A constant input normalizes to 0: the output is finite and equals bias (or 0)."""
     if not case.use_batch_stats:
@@ -324,107 +246,5 @@ def constant_input(impl, case: Case) -> Result:
     c = case.with_(x=np.full_like(case.x, case.x.flat[0] if case.x.size else 0), regime="constant")
     if not case.spec.center:
         return Result("", "skip", message="uncentered norm: a constant is not normalized to 0")
-    got = _call(impl, c).y
-    return _verdict("constant_input", [("f(const)", error_model.compare(got, c.reference().y, _scale(c), case.dtype))])
-
-
-PROPERTIES = {
-    f.__name__: f
-    for f in (
-        agreement,
-        statistics,
-        shift_invariance,
-        scale_equivariance,
-        batch_independence,
-        permutation_equivariance,
-        contracts,
-        special_values,
-        constant_input,
-    )
-}
-
-
-# --- identities ------------------------------------------------------------------------------
-
-_VIEWS = {
-    # name: (forward on x, inverse on y)
-    "merge_batch_into_channels": (
-        lambda x: x.reshape(1, x.shape[0] * x.shape[1], *x.shape[2:]),
-        lambda y, shape: y.reshape(shape),
-    ),
-    "flatten_transpose": (
-        lambda x: np.ascontiguousarray(x.reshape(x.shape[0], -1).T),
-        lambda y, shape: y.T.reshape(shape),
-    ),
-}
-
-
-def _resolve(v, shape):
-    return (
-        {
-            "C": shape[1] if len(shape) > 1 else None,
-            "rest": tuple(shape[1:]),
-            "last": tuple(shape[-1:]),
-            "none": None,
-        }.get(v, v)
-        if isinstance(v, str)
-        else v
-    )
-
-
-def _affine_map(name: str, p, shape):
-    if p is None:
-        return None
-    if name == "channel_to_rest":
-        return np.ascontiguousarray(np.broadcast_to(p.reshape(-1, *([1] * (len(shape) - 2))), shape[1:]))
-    if name == "tile_batch":
-        return np.tile(p, shape[0])
-    return p  # "same"
-
-
-def run_identity_sides(ident, case: Case) -> tuple[Case, Case, Any]:
-    """The rhs case of ``ident`` for an lhs ``case``, and the inverse view for its output."""
-    shape = case.x.shape
-    rhs = ident.rhs
-    view = rhs.get("view")
-    fwd, inv = _VIEWS[view] if view else (lambda x: x, lambda y, shape: y)
-    args = {k: _resolve(v, shape) for k, v in rhs.get("args", {}).items()}
-    aff = rhs.get("affine", "same")
-    w = None if aff == "none" else _affine_map(aff, case.weight, shape)
-    b = None if aff == "none" else _affine_map(aff, case.bias, shape)
-    buffers = {k: args.pop(k) for k in ("running_mean", "running_var") if k in args}
-    args["eps"] = case.spec.resolve_eps(case.args.get("eps"), case.x.dtype)  # eps=None differs per norm
-    if aff == "none":
-        case = case.with_(weight=None, bias=None)
-    rc = Case(rhs["norm"], fwd(case.x).copy(), args, weight=w, bias=b, regime=case.regime, **buffers)
-    return case, rc, inv
-
-
-def identity(ident, lhs_impl, rhs_impl, case: Case) -> Result:
-    """``lhs_impl(x) == view^-1(rhs_impl(view(x)))`` for the spec identity ``ident``."""
-    lc, rc, inv = run_identity_sides(ident, case)
-    try:
-        rc.reference()
-    except ValueError as e:
-        return Result(f"identity:{ident.name}", "skip", message=f"not applicable: {e}")
-    try:
-        a = _call(lhs_impl, lc).y
-        b = inv(_call(rhs_impl, rc).y, case.x.shape)
-    except _Stop as stop:
-        stop.result.property = f"identity:{ident.name}"
-        return stop.result
-    s = _scale(lc) + inv(_scale(rc), case.x.shape)
-    r = _verdict(
-        f"identity:{ident.name}", [(ident.statement, error_model.compare(b, a.astype(np.float64), s, case.dtype))]
-    )
-    return r
-
-
-# --- running statistics over steps, gradients, folding (their own modules) -------------------
-from normcheck.fold import fold_agreement  # noqa: E402
-from normcheck.gradients import GRADIENT_PROPERTIES  # noqa: E402
-from normcheck.state import STATE_PROPERTIES  # noqa: E402
-
-PROPERTIES.update(STATE_PROPERTIES)
-PROPERTIES.update(GRADIENT_PROPERTIES)
-PROPERTIES["fold_agreement"] = fold_agreement
+    got = call(impl, c).y
+    return verdict("constant_input", [("f(const)", error_model.compare(got, c.reference().y, scale(c), case.dtype))])

@@ -71,7 +71,8 @@ from normcheck import dtypes, error_model
 from normcheck import spec as _spec
 from normcheck.adapters.base import Unsupported
 from normcheck.case import Case
-from normcheck.state import Result, _property, _Stop, _verdict
+from normcheck.properties.core import Result, Stop, register, verdict
+from normcheck.reference import moments, running_view, softmax
 
 __all__ = [
     "GRADIENT_PROPERTIES",
@@ -111,8 +112,6 @@ def _terms(case: Case):
 
     A single-set norm has one term; a mixture (Switchable Norm) one per component, weighted by
     the softmax of its importance logits, the running component constant in eval mode."""
-    from normcheck.reference import _running_view, moments, softmax
-
     spec, p = case.spec, case.plan()
     x = case.x.astype(np.float64).reshape(p.view_shape)
     if spec.mix:
@@ -124,8 +123,8 @@ def _terms(case: Case):
     with np.errstate(invalid="ignore", over="ignore"):
         for (running, axes), a, c in zip(comps, wm, wv, strict=True):
             if running and not case.use_batch_stats:
-                mk = _running_view(spec, p, case.running_mean, np.float64)
-                vk = _running_view(spec, p, case.running_var, np.float64)
+                mk = running_view(spec, p, case.running_mean, np.float64)
+                vk = running_view(spec, p, case.running_var, np.float64)
             else:
                 mk, vk = moments(x, axes, center=spec.center)
             terms.append(_Term(axes, float(a), float(c), mk, not (running and not case.use_batch_stats)))
@@ -254,21 +253,21 @@ def finite_differences(case: Case, dy, *, h: float = 1e-6) -> dict[str, np.ndarr
 
 
 def _native(impl, case: Case, dy) -> dict[str, np.ndarray]:
-    """The implementation's own gradients, or a skip/error Result (as properties._call does)."""
+    """The implementation's own gradients, or a skip/error Result (as :func:`normcheck.properties.core.call` does)."""
     from normcheck import autodiff
 
     try:
         got = autodiff.vjp(impl, case, dy)
     except Unsupported as e:
-        raise _Stop(Result("", "skip", message=f"unsupported: {e}")) from None
+        raise Stop(Result("", "skip", message=f"unsupported: {e}")) from None
     except Exception as e:
         msg = f"{type(e).__name__}: {e}".strip().splitlines()[0][:300]
-        raise _Stop(Result("", "error", message=f"gradient raised {msg}", case=case)) from None
+        raise Stop(Result("", "error", message=f"gradient raised {msg}", case=case)) from None
     for k, v in got.items():
         want = (case.x if k == "input" else getattr(case, k)).shape
         if np.shape(v) != want:
             lam = error_model.MODEL.lam
-            raise _Stop(Result("", "fail", np.inf, lam, f"d{k} has shape {np.shape(v)}, expected {want}", case=case))
+            raise Stop(Result("", "fail", np.inf, lam, f"d{k} has shape {np.shape(v)}, expected {want}", case=case))
     return got
 
 
@@ -276,15 +275,15 @@ def _representable(case: Case, ref: dict[str, np.ndarray]) -> None:
     big = float(dtypes.finfo(case.dtype).max) / 4
     for k, v in ref.items():
         if not np.isfinite(v).all() or (v.size and float(np.max(np.abs(v))) > big):
-            raise _Stop(Result("", "skip", message=f"the true d{k} is not representable in {case.dtype}"))
+            raise Stop(Result("", "skip", message=f"the true d{k} is not representable in {case.dtype}"))
 
 
 def _single_set(case: Case) -> None:
     if case.spec.mix:  # shifting or scaling one component's set moves the others' statistics too
-        raise _Stop(Result("", "skip", message="a mixture of statistics has no set S the gradient sums over"))
+        raise Stop(Result("", "skip", message="a mixture of statistics has no set S the gradient sums over"))
 
 
-@_property
+@register
 def gradient_agreement(impl, case: Case) -> Result:
     """The framework's input, weight and bias gradients equal the float64 reference's."""
     dy = cotangent(case)
@@ -292,7 +291,7 @@ def gradient_agreement(impl, case: Case) -> Result:
     _representable(case, ref)
     got = _native(impl, case, dy)
     s = grad_scales(case, dy)
-    return _verdict(
+    return verdict(
         "gradient_agreement",
         [(f"d{k}", error_model.compare(got[k], ref[k], s[k], case.dtype)) for k in ref if k in got],
     )
@@ -304,9 +303,9 @@ def _applicable(case: Case, *, centered: bool) -> Case:
     implementation without affine parameters (jax.nn.standardize) is checked without them."""
     _single_set(case)
     if centered and not case.spec.center:
-        raise _Stop(Result("", "skip", message="uncentered norm: the gradient need not sum to zero"))
+        raise Stop(Result("", "skip", message="uncentered norm: the gradient need not sum to zero"))
     if not case.use_batch_stats:
-        raise _Stop(Result("", "skip", message="eval mode: the statistics do not depend on the input"))
+        raise Stop(Result("", "skip", message="eval mode: the statistics do not depend on the input"))
     return case
 
 
@@ -324,11 +323,9 @@ def _set_sums(case: Case, dx, s, weight_fn):
 
 def _identity_check(name: str, impl, case: Case, weight_fn) -> Result:
     if case.weight is not None or case.bias is not None:
-        from normcheck import properties  # _Stop's class (see normcheck.state)
-
         try:
             return _identity_on(name, impl, case, weight_fn)
-        except properties._Stop as stop:
+        except Stop as stop:
             if stop.result.verdict != "skip" or not stop.result.message.startswith("unsupported"):
                 raise
         case = case.with_(weight=None, bias=None)  # an implementation without affine parameters
@@ -345,10 +342,10 @@ def _identity_on(name: str, impl, case: Case, weight_fn) -> Result:
     for who, dx, dt in (("reference", ref["input"], "float64"), ("implementation", got["input"], case.dtype)):
         total, bound, expected = _set_sums(case, dx, s, weight_fn)
         comps.append((who, error_model.compare(total, expected, bound, dt)))
-    return _verdict(name, comps)
+    return verdict(name, comps)
 
 
-@_property
+@register
 def gradient_sums_to_zero(impl, case: Case) -> Result:
     """Centered norms, batch statistics: sum_S dx = 0 over every set S (with or without affine)."""
     c = _applicable(case, centered=True)
@@ -359,7 +356,7 @@ def gradient_sums_to_zero(impl, case: Case) -> Result:
     return _identity_check("gradient_sums_to_zero", impl, c, ones)
 
 
-@_property
+@register
 def gradient_orthogonal(impl, case: Case) -> Result:
     """Batch statistics: sum_S dx y^ = (eps / sigma^2) sum_S g y^ / sigma with g = dy weight
     (orthogonal to the normalized output up to the eps term)."""

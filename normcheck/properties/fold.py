@@ -37,7 +37,7 @@ import numpy as np
 
 from normcheck import error_model
 from normcheck.case import Case
-from normcheck.state import Result, _property, _Stop, _verdict
+from normcheck.properties.core import Result, Stop, register, verdict
 
 __all__ = ["FoldError", "check", "fold", "fold_agreement", "fold_scale", "random_layer"]
 
@@ -217,7 +217,7 @@ def _bn_from_case(case: Case, torch_dtype):
     return bn.to(torch_dtype).eval(), rng
 
 
-@_property
+@register
 def fold_agreement(impl, case: Case) -> Result:
     """torch: the conv/linear layer with an eval-mode BN folded in equals conv -> BN (float64)
     under the error model, for a layer drawn from the case; a training-mode BN is refused."""
@@ -234,8 +234,8 @@ def fold_agreement(impl, case: Case) -> Result:
         comp = check(layer, bn, case.x, dtype=case.dtype)
     except RuntimeError as e:
         if "not implemented" in str(e):
-            raise _Stop(Result("", "skip", message=f"unsupported: {str(e).splitlines()[0][:200]}")) from None
-        raise _Stop(
+            raise Stop(Result("", "skip", message=f"unsupported: {str(e).splitlines()[0][:200]}")) from None
+        raise Stop(
             Result("", "error", message=f"raised RuntimeError: {str(e).splitlines()[0][:200]}", case=case)
         ) from None
     comps = [(f"fold({layer}, eval BN)", comp)]
@@ -248,7 +248,7 @@ def fold_agreement(impl, case: Case) -> Result:
         lam = error_model.MODEL.lam
         refused = error_model.Comparison(False, np.inf, lam, 0, 0, None, 0.0, "folded a BN in training mode")
         comps.append(("a training-mode BN is refused", refused))
-    r = _verdict("fold_agreement", comps)
+    r = verdict("fold_agreement", comps)
     if r.verdict != "pass":
         r.case = case
     return r
