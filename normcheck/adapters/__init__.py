@@ -2,7 +2,14 @@
 itself imports torch only when an implementation runs).
 
 Frameworks are listed numpy, torch, jax, tensorflow: torch is always imported before tensorflow in
-one process, as their bundled libraries require.
+one process, as their bundled libraries require. :data:`FRAMEWORKS` is the one list of them
+(``normcheck.cli`` repeats it for argparse, to import no adapter for ``--help``).
+
+Everything about one framework lives in its package ``normcheck/adapters/<framework>/``: the
+:class:`Adapter` subclass and its translation helpers (``__init__.py``), its autodiff
+(``autodiff.py``, behind :meth:`Adapter.vjp`) and its conventions-table probes
+(``conventions.py``, behind :meth:`Adapter.convention_probes`). Modules outside the package reach
+them through :func:`get` and the adapter's public methods and names.
 """
 
 from __future__ import annotations
