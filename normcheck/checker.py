@@ -27,6 +27,7 @@ import numpy as np
 
 from normcheck import audit
 from normcheck import spec as _spec
+from normcheck.profiles import Run
 from normcheck.target import DEFAULT_TIMEOUT, Target, TargetError, TargetHung, repro_setup, wrap
 
 __all__ = ["CheckReport", "TargetError", "assert_conforms", "check"]
@@ -39,7 +40,7 @@ def _dtypes(profile: str, dtypes) -> tuple[str, ...]:
     if dtypes:
         chosen = tuple(dtypes)
     else:
-        chosen = audit.PROFILE_DTYPES.get(profile, ("float32",))
+        chosen = Run(profile).dtypes
     return tuple(sorted(dict.fromkeys(chosen), key=lambda d: d != "float32"))  # float32 first
 
 
@@ -343,7 +344,7 @@ def check(
     if unknown:
         raise TargetError(f"unknown property {', '.join(unknown)}; known: {', '.join(PROPERTIES)}")
     from normcheck.dtypes import FLOAT_DTYPES
-    from normcheck.strategies import PROFILES
+    from normcheck.profiles import PROFILES
 
     if profile not in PROFILES:
         raise TargetError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
@@ -357,7 +358,8 @@ def check(
         setup = repro_setup(target, ref)
         version = adapters.get(target.framework).version()
         s = _spec.get(norm)
-        run = _dtypes(profile, dtypes)
+        run_dtypes = _dtypes(profile, dtypes)
+        config = Run(profile, seed=seed, max_examples=max_examples)
         from normcheck.adapters.base import Impl
 
         strategy_for = None
@@ -375,7 +377,9 @@ def check(
             def strategy_for(dt):
                 return strategies.cases(norm, dtypes=(dt,), axes=axes)
 
-        impl = Impl("user", norm, target.form, target, api=target.label, dtypes=run, running_stats=s.has_running_stats)
+        impl = Impl(
+            "user", norm, target.form, target, api=target.label, dtypes=run_dtypes, running_stats=s.has_running_stats
+        )
         report = CheckReport(
             target.label, norm, target.framework, target.form, profile, seed, [], notes=list(target.notes)
         )
@@ -386,7 +390,7 @@ def check(
             if progress:
                 progress(r)
 
-        for dt in run:
+        for dt in run_dtypes:
             why = None if dt == "float32" else _probe(target, norm, dt, axes)
             for p in props:
                 if target.hung:
@@ -394,15 +398,7 @@ def check(
                 elif why:
                     add(_skip(target, norm, dt, p, why))
                 else:
-                    r = audit.run_check(
-                        impl,
-                        p,
-                        dt,
-                        profile=profile,
-                        seed=seed,
-                        max_examples=max_examples,
-                        strategy=strategy_for(dt) if strategy_for else None,
-                    )
+                    r = audit.run_check(impl, p, dt, config, strategy=strategy_for(dt) if strategy_for else None)
                     add(_finish(r, target, setup, version))
             if dt == "float32" and properties is None and axes is None:
                 for ident in s.identities:

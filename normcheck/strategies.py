@@ -28,8 +28,7 @@ Usage::
     @given(ns.cases("layer_norm", dtypes=("float32", "bfloat16")))
     def test_agrees(case): ...
 
-Settings profiles: :func:`register_profiles` registers :data:`PROFILES` ("dev", "quick", "ci",
-"default", "thorough") with Hypothesis.
+Settings profiles ("dev", "quick", "ci", "default", "thorough") live in :mod:`normcheck.profiles`.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ import math
 from typing import Any, NamedTuple
 
 import numpy as np
-from hypothesis import assume, settings
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
@@ -47,7 +46,6 @@ from normcheck import spec as _spec
 from normcheck.case import Case
 
 __all__ = [
-    "PROFILES",
     "REGIMES",
     "Layout",
     "cases",
@@ -60,39 +58,14 @@ __all__ = [
     "mixture_logits",
     "momenta",
     "regimes",
-    "register_profiles",
     "shapes",
 ]
 
 REGIMES = ("normal", "offset", "tiny", "huge", "constant", "outliers")
 
-#: Hypothesis settings per profile name (keyword arguments of :class:`hypothesis.settings`).
-PROFILES: dict[str, dict[str, Any]] = {
-    "dev": {"max_examples": 10, "deadline": None},
-    "quick": {"max_examples": 10, "derandomize": True, "deadline": None, "database": None},
-    "ci": {"max_examples": 15, "derandomize": True, "deadline": None, "print_blob": True, "database": None},
-    "default": {"max_examples": 25, "deadline": None},
-    "thorough": {"max_examples": 500, "deadline": None},
-}
-
 _FRAMEWORK_EPS = (1e-5, 1e-3, 1e-6)  # torch / keras / flax defaults
 _SEEDS = st.integers(0, 2**32 - 1)
 _OUTLIER = 1e3
-
-
-def register_profiles(load: str | None = None) -> tuple[str, ...]:
-    """Register every profile in :data:`PROFILES` with Hypothesis; load ``load`` if given.
-
-    Select one with ``pytest --hypothesis-profile=ci`` (or ``settings.load_profile("ci")``).
-    Returns the registered names.
-    """
-    for name, kwargs in PROFILES.items():
-        settings.register_profile(name, **kwargs)
-    if load is not None:
-        if load not in PROFILES:
-            raise InvalidArgument(f"unknown profile {load!r}; known: {', '.join(PROFILES)}")
-        settings.load_profile(load)
-    return tuple(PROFILES)
 
 
 # --- validation ------------------------------------------------------------------------------

@@ -35,12 +35,13 @@ def main() -> int:
     a = ap.parse_args()
     t0 = time.time()
     worst_ok = 0.0
+    run = audit.Run("default", seed=a.seed, max_examples=a.examples)
     print(f"{'implementation':<44} {'dtype':<9} {'n':>5} {'median':>8} {'p99':>8} {'max':>8}  verdict")
     for impl in adapters.implementations(a.frameworks.split(",")):
         if impl.form == "reference":
             continue
         for dt in a.dtypes.split(","):
-            r = audit.run_check(impl, "agreement", dt, seed=a.seed, max_examples=a.examples, profile="default")
+            r = audit.run_check(impl, "agreement", dt, run)
             if r.verdict == "skip" or not r.samples:
                 continue
             s = np.array(r.samples)
@@ -56,9 +57,7 @@ def main() -> int:
         adapters.Impl("user", "layer_norm", "function", layer_norm_one_pass, dtypes=("float32",)),
         "agreement",
         "float32",
-        seed=a.seed,
-        max_examples=a.examples,
-        profile="default",
+        run,
     )
     lam = 2.0 ** math.ceil(math.log2(max(4 * worst_ok, 1.0)))
     print()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hypothesis
 
-from normcheck import strategies
+from normcheck import profiles
 
-strategies.register_profiles()
+profiles.register_profiles()
 hypothesis.settings.load_profile("dev")

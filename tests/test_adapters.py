@@ -27,11 +27,12 @@ def test_sharded_parallel_audit_keeps_the_serial_order(monkeypatch):
     """A framework split over processes (by implementation, so each keeps its compile caches) comes
     back in the order of the serial run, record for record."""
     from normcheck import audit
+    from normcheck.audit import schedule
 
-    monkeypatch.setattr(audit, "SHARDS", {"numpy": 2})
+    monkeypatch.setattr(schedule, "SHARDS", {"numpy": 2})
     kw = dict(frameworks=["numpy", "onnxruntime"] if adapters.get("onnxruntime").available() else ["numpy", "torch"])
     kw |= dict(norms=["layer_norm", "group_norm"], properties=["agreement", "contracts", "identity"])
-    kw |= dict(profile="quick", max_examples=2, dtypes=["float32"])
+    kw |= dict(run=audit.Run("quick", max_examples=2), dtypes=["float32"])
     serial_doc, parallel_doc = audit.run_audit(**kw, workers=1), audit.run_audit(**kw, workers=2)
     serial, parallel = serial_doc["records"], parallel_doc["records"]
     assert serial_doc["conventions"] == parallel_doc["conventions"]  # measured in the workers, same rows
@@ -46,14 +47,15 @@ def test_processes_claiming_implementations_reassemble_the_serial_order():
     each implementation's checks exactly once, in one process, and reassemble to the serial run."""
     import itertools
 
-    from normcheck import audit
+    from normcheck.audit import schedule
+    from normcheck.profiles import Run
 
     kw = dict(norms=["layer_norm", "group_norm"], dtypes=("float32",), props=["agreement", "contracts"])
-    kw |= dict(identities=True, profile="quick", seed=0, max_examples=2)
-    serial = audit._framework_records("numpy", **kw)
+    kw |= dict(identities=True, run=Run("quick", seed=0, max_examples=2))
+    serial = schedule._framework_records("numpy", **kw)
     evens, odds = itertools.count(0, 2), itertools.count(1, 2)
-    a = audit._framework_records("numpy", **kw, claim=lambda: next(evens))
-    b = audit._framework_records("numpy", **kw, claim=lambda: next(odds))
+    a = schedule._framework_records("numpy", **kw, claim=lambda: next(evens))
+    b = schedule._framework_records("numpy", **kw, claim=lambda: next(odds))
     assert a and b
     assert not {r.impl for _, r in a} & {r.impl for _, r in b if not r.property.startswith("identity")}
     merged = sorted(a + b, key=lambda p: p[0])

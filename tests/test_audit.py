@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from normcheck import adapters, audit, properties, strategies
+from normcheck.audit import driver
+from normcheck.profiles import Run
 from normcheck.properties import Result
 
 from .doubles import layer_norm_one_pass
@@ -16,15 +18,15 @@ from .doubles import layer_norm_one_pass
 
 @pytest.fixture(autouse=True)
 def _stable_draws():
-    audit._DRAWN.clear()
+    driver._DRAWN.clear()
     yield
-    audit._DRAWN.clear()
+    driver._DRAWN.clear()
 
 
 def _plain(impl, prop, dtype):
     """The record of a Hypothesis run of this property alone (an explicit strategy is never replayed)."""
     s = strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
-    return audit.run_check(impl, prop, dtype, profile="ci", seed=0, strategy=s)
+    return audit.run_check(impl, prop, dtype, Run("ci", seed=0), strategy=s)
 
 
 @pytest.mark.parametrize("norm", ["batch_norm", "layer_norm"])
@@ -34,20 +36,20 @@ def test_replayed_examples_give_the_records_of_a_run_per_property(norm):
     for impl in impls:
         for prop in properties.PROPERTIES:
             for dtype in ("float32", "bfloat16"):
-                replayed = audit.run_check(impl, prop, dtype, profile="ci", seed=0).to_json()
+                replayed = audit.run_check(impl, prop, dtype, Run("ci", seed=0)).to_json()
                 plain = _plain(impl, prop, dtype).to_json()
                 replayed.pop("seconds"), plain.pop("seconds")
                 assert replayed == plain, (impl.id, prop, dtype)
                 compared += replayed["verdict"] != "skip"
     assert compared > 20
-    assert any(k[0] == norm for k in audit._DRAWN)  # the replay path was taken
+    assert any(k[0] == norm for k in driver._DRAWN)  # the replay path was taken
 
 
 def test_a_new_deviation_is_still_shrunk_by_hypothesis():
     from normcheck.adapters.base import Impl
 
     impl = Impl("user", "layer_norm", "one_pass", fn=layer_norm_one_pass)
-    replayed = audit.run_check(impl, "agreement", "float32", profile="ci", seed=0)
+    replayed = audit.run_check(impl, "agreement", "float32", Run("ci", seed=0))
     plain = _plain(impl, "agreement", "float32")
     assert replayed.verdict == plain.verdict == "fail"
     assert replayed.counterexample == plain.counterexample  # the shrunk example, not the first failing draw
@@ -59,30 +61,32 @@ def test_an_unseeded_random_run_is_not_replayed():
     # explicitly random: a registered profile inherits derandomize from the one loaded (pytest's ci)
     hypothesis.settings.register_profile("test-random", max_examples=5, derandomize=False, database=None)
     impl = next(i for i in adapters.get("numpy").implementations() if i.norm == "rms_norm")
-    rec = audit.run_check(impl, "agreement", "float32", profile="test-random", seed=None)
+    rec = audit.run_check(impl, "agreement", "float32", Run("test-random", seed=None))
     assert rec.verdict == "pass" and rec.examples == 5
-    assert not audit._DRAWN
-    audit.run_check(impl, "agreement", "float32", profile="test-random", seed=0)  # seeded: replayable
-    assert audit._DRAWN
+    assert not driver._DRAWN
+    audit.run_check(impl, "agreement", "float32", Run("test-random", seed=0))  # seeded: replayable
+    assert driver._DRAWN
 
 
 def test_replay_stops_at_an_exception_so_hypothesis_reports_it():
-    case = next(iter(audit._drawn(("t",), strategies.cases("rms_norm"), audit._settings("quick", 3), 0)))
+    case = next(iter(driver._drawn(("t",), strategies.cases("rms_norm"), Run("quick", max_examples=3).settings(), 0)))
 
     def boom(c):
         raise RuntimeError("boom")
 
-    assert audit._replay(boom, (case,), ()) is None
-    assert audit._replay(lambda c: Result("", "pass", 0.5), (case, case), ()).samples == [0.5, 0.5]
-    assert audit._replay(lambda c: Result("", "fail", np.inf, 1.0, "bad"), (case,), ()) is None
+    assert driver._replay(boom, (case,), ()) is None
+    assert driver._replay(lambda c: Result("", "pass", 0.5), (case, case), ()).samples == [0.5, 0.5]
+    assert driver._replay(lambda c: Result("", "fail", np.inf, 1.0, "bad"), (case,), ()) is None
 
 
 _DRAW = """
 import json
 {before}
-from normcheck import audit, strategies
+from normcheck import strategies
+from normcheck.audit import driver
+from normcheck.profiles import Run
 s = strategies.cases("layer_norm", dtypes=("float32",))
-cases = audit._drawn(("layer_norm", "float32", None, "ci", 0, None), s, audit._settings("ci", None), 0)
+cases = driver._drawn(("layer_norm", "float32", None), s, Run("ci", seed=0).settings(), 0)
 print(json.dumps([[c.x.shape, c.x.ravel().tolist(), c.args] for c in cases], default=str))
 """
 

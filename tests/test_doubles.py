@@ -7,6 +7,7 @@ import pytest
 
 from normcheck import audit
 from normcheck.adapters import Impl
+from normcheck.profiles import Run
 
 from . import doubles
 
@@ -24,7 +25,7 @@ def _impl(norm, fn):
 
 @pytest.mark.parametrize(("norm", "fn", "why"), WRONG, ids=[w[1].__name__ for w in WRONG])
 def test_wrong_implementation_is_caught(norm, fn, why):
-    rec = audit.run_check(_impl(norm, fn), "agreement", "float32", profile="ci", seed=0)
+    rec = audit.run_check(_impl(norm, fn), "agreement", "float32", Run("ci", seed=0))
     assert rec.verdict == "fail", f"{fn.__name__} ({why}) was not caught: {rec.message}"
     assert rec.counterexample is not None and rec.repro and "Case.from_json" in rec.repro
 
@@ -33,7 +34,7 @@ def test_wrong_implementation_is_caught(norm, fn, why):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_correct_implementation_passes(norm, fn, seed):
     for prop in ("agreement", "statistics", "batch_independence", "special_values"):
-        rec = audit.run_check(_impl(norm, fn), prop, "float32", profile="ci", seed=seed)
+        rec = audit.run_check(_impl(norm, fn), prop, "float32", Run("ci", seed=seed))
         assert rec.verdict in ("pass", "skip"), f"{fn.__name__} {prop}: {rec.message}"
 
 

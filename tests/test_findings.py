@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from normcheck import adapters, findings, properties
+from normcheck.audit import driver
 from normcheck.case import Case
+from normcheck.profiles import Run
 
 
 def _params():
@@ -67,7 +69,7 @@ def test_an_identity_failing_through_the_rhs_is_the_rhs_finding():
     pytest.importorskip("torch")
     from hypothesis import strategies as st
 
-    from normcheck import audit, spec
+    from normcheck import spec
 
     impls = {i.id: i for i in adapters.get("torch").implementations()}
     lhs, rhs = impls["torch/group_norm/functional"], impls["torch/instance_norm/functional"]
@@ -77,10 +79,14 @@ def test_an_identity_failing_through_the_rhs_is_the_rhs_finding():
     assert not properties.identity(ident, lhs, rhs, case).ok  # the identity really fails here
     name = f"identity:{ident.name}"
     known = findings.applicable(lhs.id, name, "float16") + findings.applicable(rhs.id, name, "float16")
-    drive = audit._drive(
-        lambda c: properties.identity(ident, lhs, rhs, c), st.just(case), audit._settings("quick", 1), 0, known
+    drive = driver._drive(
+        lambda c: properties.identity(ident, lhs, rhs, c),
+        st.just(case),
+        Run("quick", max_examples=1).settings(),
+        0,
+        known,
     )
-    rec = audit._record(lhs, "float16", name, 0.0, drive, repro_call="fn")
+    rec = driver._record(lhs, "float16", name, 0.0, drive, repro_call="fn")
     assert rec.verdict == "finding" and rec.finding == "torch-half-batch-norm-eps-underflow", rec
 
 

@@ -9,6 +9,7 @@ import pytest
 from normcheck import adapters
 from normcheck.adapters import Impl
 from normcheck.case import Case, fixed_cases
+from normcheck.profiles import Run
 from normcheck.properties import gradients
 from normcheck.spec import names
 
@@ -108,11 +109,7 @@ def test_gradient_ignoring_batch_statistics_is_caught(monkeypatch):
     case = Case("batch_norm", np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32), {"training": True})
     for prop in ("gradient_agreement", "gradient_sums_to_zero"):
         assert gradients.GRADIENT_PROPERTIES[prop](impl, case).verdict == "fail"
-    from normcheck import properties
-
-    monkeypatch.setattr(properties, "PROPERTIES", {**properties.PROPERTIES, **gradients.GRADIENT_PROPERTIES})
-    monkeypatch.setattr(audit.P, "PROPERTIES", properties.PROPERTIES)
-    rec = audit.run_check(impl, "gradient_agreement", "float32", profile="quick", seed=0)
+    rec = audit.run_check(impl, "gradient_agreement", "float32", Run("quick", seed=0))
     assert rec.verdict == "fail" and rec.counterexample is not None
 
 

@@ -8,6 +8,7 @@ import hypothesis
 import pytest
 
 from normcheck import adapters, audit
+from normcheck.profiles import Run
 from normcheck.properties import PROPERTIES
 from normcheck.testing import impl_params
 
@@ -31,7 +32,7 @@ def _assert_ok(rec):
 def test_property(impl, prop, dtype):
     if dtype != "float32" and prop not in ("agreement", "special_values"):
         pytest.skip("16-bit dtypes run agreement and special values here; the audit runs every property")
-    _assert_ok(audit.run_check(impl, prop, dtype, profile=_profile()))
+    _assert_ok(audit.run_check(impl, prop, dtype, Run(_profile())))
 
 
 def _identity_params():
@@ -56,7 +57,7 @@ def _identity_params():
 
 @pytest.mark.parametrize(("ident", "lhs", "rhs"), _identity_params())
 def test_identity(ident, lhs, rhs):
-    _assert_ok(audit.run_identity(ident, lhs, rhs, "float32", profile=_profile()))
+    _assert_ok(audit.run_identity(ident, lhs, rhs, "float32", Run(_profile())))
 
 
 def test_every_spec_identity_is_checked_on_some_framework():

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from normcheck import adapters, audit, properties
+from normcheck import adapters, audit
 from normcheck.adapters import Impl
 from normcheck.case import Case, fixed_cases
+from normcheck.profiles import Run
 from normcheck.properties import state
 
 from . import state_doubles as D
@@ -23,28 +24,22 @@ WRONG = [
 ]
 
 
-@pytest.fixture
-def registered(monkeypatch):
-    """The state properties in the audit's registry (as properties.py will merge them)."""
-    monkeypatch.setattr(audit.P, "PROPERTIES", {**properties.PROPERTIES, **state.STATE_PROPERTIES})
-
-
 def _impl(fn):
     return Impl("user", "batch_norm", "function", fn, api=fn.__name__, dtypes=("float32",), running_stats=True)
 
 
 @pytest.mark.parametrize(("fn", "catchers"), WRONG, ids=[w[0].__name__ for w in WRONG])
-def test_state_bug_is_caught(registered, fn, catchers):
+def test_state_bug_is_caught(fn, catchers):
     for prop in catchers:
-        rec = audit.run_check(_impl(fn), prop, "float32", profile="ci", seed=0)
+        rec = audit.run_check(_impl(fn), prop, "float32", Run("ci", seed=0))
         assert rec.verdict == "fail", f"{fn.__name__} not caught by {prop}: {rec.message}"
         assert rec.counterexample is not None and "Case.from_json" in rec.repro
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_correct_double_passes(registered, seed):
+def test_correct_double_passes(seed):
     for prop in state.STATE_PROPERTIES:
-        rec = audit.run_check(_impl(D.batch_norm_correct), prop, "float32", profile="ci", seed=seed)
+        rec = audit.run_check(_impl(D.batch_norm_correct), prop, "float32", Run("ci", seed=seed))
         assert rec.verdict == "pass", f"{prop}: {rec.message}"
 
 
@@ -118,7 +113,6 @@ def test_normcheck_check_catches_state_bugs(monkeypatch, capsys, fn, catchers):
     """`normcheck check file.py:fn --norm batch_norm` exits 1 on each state bug, 0 on the correct one."""
     from normcheck import cli
 
-    monkeypatch.setattr(properties, "PROPERTIES", {**properties.PROPERTIES, **state.STATE_PROPERTIES})
     props = ",".join(catchers or state.STATE_PROPERTIES)
     argv = ["check", f"{STATE_DOUBLES}:{fn.__name__}", "--norm", "batch_norm", "--profile", "ci"]
     argv += ["--properties", props, "--dtypes", "float32", "--no-diagnosis", "--quiet"]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from normcheck import dtypes as _dt
-from normcheck import spec
+from normcheck import profiles, spec
 from normcheck import strategies as ns
 from normcheck.case import Case
 from normcheck.properties import run_identity_sides
@@ -267,8 +267,8 @@ def test_identity_gn_g_equals_c():
 
 
 def test_profiles():
-    names = ns.register_profiles()
-    assert set(names) == {"dev", "quick", "ci", "default", "thorough"} == set(ns.PROFILES)
+    names = profiles.register_profiles()
+    assert set(names) == {"dev", "quick", "ci", "default", "thorough"} == set(profiles.PROFILES)
     ci = settings.get_profile("ci")
     assert ci.derandomize and ci.deadline is None and ci.print_blob and ci.max_examples == 15
     assert settings.get_profile("thorough").max_examples == 500

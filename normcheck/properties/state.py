@@ -161,9 +161,7 @@ def running_stats_steps(impl, case: Case) -> Result:
         ref = _mode(case, True, ref_m, ref_v, m, x=x).reference()
         comps.append((f"step {k} output", error_model.compare(got.y, ref.y, _output_scale(step), case.dtype)))
         if got.running_mean is None or got.running_var is None:
-            raise Stop(
-                Result("", "fail", np.inf, error_model.MODEL.lam, "the running buffers were dropped", case=step)
-            )
+            raise Stop(Result("", "fail", np.inf, error_model.MODEL.lam, "the running buffers were dropped", case=step))
         sm, sv = _running_scales(step, ref.running_mean, ref.running_var, m)
         s_m, s_v = (1 - m) * s_m + sm, (1 - m) * s_v + sv
         comps.append((f"step {k} running_mean", error_model.compare(got.running_mean, ref.running_mean, s_m, bdt)))

@@ -1,0 +1,248 @@
+"""Driving one property on one implementation at one dtype with Hypothesis: every example's
+observed error (model units) is recorded; a deviation a registered finding covers is counted and
+exploration goes on; a new deviation is shrunk to its smallest counterexample. A seeded (or
+derandomized) run draws a norm's examples once per process and replays them to every property.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from normcheck import findings as _findings
+from normcheck import properties as P
+from normcheck.audit.records import MAX_SAMPLES, Record
+from normcheck.profiles import Run
+
+__all__ = ["run_check", "run_identity"]
+
+
+class _Deviation(AssertionError):
+    pass
+
+
+@dataclass
+class _Drive:
+    samples: list[float] = field(default_factory=list)
+    n: int = 0
+    skips: int = 0
+    skip: str = ""
+    fail: tuple[Any, P.Result] | None = None
+    crash: str = ""
+    hits: dict[str, tuple[Any, P.Result]] = field(default_factory=dict)  # finding id -> smallest hit
+
+
+@contextmanager
+def _no_local_constants():
+    """Draw without Hypothesis's constants from local source. Hypothesis mixes literals of every
+    loaded module outside site-packages into its examples (about 1 draw in 20), so a seeded draw
+    would depend on which normcheck modules happen to be imported, on their source text (any edit
+    to normcheck would change every audit's examples) and on whether normcheck is installed
+    editable or from a wheel. Inside this context a seed draws the same examples wherever it runs;
+    Hypothesis's own global constants (0, ±inf, float limits, ...) are still drawn."""
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # a Hypothesis without this mechanism
+        yield
+        return
+    get = getattr(providers, "_get_local_constants", None)
+    cache = getattr(providers, "CONSTANTS_CACHE", None)
+    if get is None or cache is None or not hasattr(providers, "Constants"):
+        yield
+        return
+    empty = providers.Constants()
+    cache.cache.clear()
+    providers._get_local_constants = lambda: empty
+    try:
+        yield
+    finally:
+        providers._get_local_constants = get
+        cache.cache.clear()
+
+
+def _drive(body: Callable[[Any], P.Result], strategy, settings, seed: int | None, known=()) -> _Drive:
+    """Run ``body`` over ``strategy``; collect samples, skips and the shrunk failure. A deviation
+    a registered finding covers is counted as a hit (the smallest kept) and exploration goes on,
+    so a known deviation neither costs shrinking time nor hides a new one."""
+    import hypothesis
+    from hypothesis import given
+
+    d = _Drive()
+
+    def test(case):
+        r = body(case)
+        if _judge(d, case, r, known):
+            raise _Deviation(r.message)
+
+    t = settings(given(strategy)(test))
+    if seed is not None:
+        t = hypothesis.seed(seed)(t)
+    try:
+        with _no_local_constants():
+            t()
+    except _Deviation:
+        pass
+    except Exception as e:  # Flaky, a strategy that cannot generate, ...
+        d.crash = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+    return d
+
+
+def _judge(d: _Drive, case, r: P.Result, known) -> bool:
+    """Account one example's result in ``d``; True when it is a new deviation (the run stops)."""
+    d.n += 1
+    if r.verdict == "skip":
+        d.skips += 1
+        d.skip = r.message
+        return False
+    if len(d.samples) < MAX_SAMPLES and math.isfinite(r.observed):
+        d.samples.append(float(r.observed))
+    if not r.ok:
+        f = next((f for f in known if f.covers(r.case or case)), None)
+        if f is not None:
+            prev = d.hits.get(f.id)
+            if prev is None or case.x.size < prev[0].x.size:
+                d.hits[f.id] = (case, r)
+            return False
+        d.fail = (case, r)
+        return True
+    return False
+
+
+#: The examples a seeded (or derandomized) run draws, by (norm, dtype, buffers, run): every property of every implementation of a norm sees the same examples, so they
+#: are drawn once per process and replayed (:func:`_replay`) instead of re-generated per property.
+_DRAWN: dict[tuple, tuple | None] = {}
+
+
+def _drawn(key, strategy, settings, seed) -> tuple | None:
+    """The drawn examples (None when drawing itself fails: :func:`_drive` then reports it)."""
+    if key not in _DRAWN:
+        seen: list = []
+
+        def keep(case):
+            seen.append(case)
+            return P.Result("", "pass")
+
+        d = _drive(keep, strategy, settings, seed)
+        if len(_DRAWN) > 64:
+            _DRAWN.clear()
+        _DRAWN[key] = None if d.crash else tuple(seen)
+    return _DRAWN[key]
+
+
+def _replay(body, cases, known) -> _Drive | None:
+    """:func:`_drive` over already drawn ``cases``: the same accounting while every example passes
+    or is a registered finding's hit (Hypothesis would generate exactly these, in this order: see
+    :func:`_no_local_constants`); None at a new deviation or an exception, which :func:`_drive`
+    then reruns and shrinks."""
+    if cases is None:
+        return None
+    d = _Drive()
+    for case in cases:
+        try:
+            r = body(case)
+        except Exception:
+            return None
+        if _judge(d, case, r, known):
+            return None
+    return d
+
+
+def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record:
+    samples, n, skips, skip_msg, fail, crash = d.samples, d.n, d.skips, d.skip, d.fail, d.crash
+    from normcheck.adapters import get
+
+    version = get(impl.framework).version() if impl.framework != "user" else None
+    base = dict(
+        impl=impl.id,
+        framework=impl.framework,
+        version=version,
+        norm=impl.norm,
+        form=impl.form,
+        layout=impl.layout,
+        mode=impl.mode,
+        api=impl.api,
+        dtype=dtype,
+        property=prop_name,
+        examples=n,
+        samples=samples,
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    finding = None
+    if fail is None and d.hits:  # only registered deviations: report the finding's smallest hit
+        finding, fail = next(iter(d.hits.items()))  # the finding that covered it (an identity: either side's)
+    if fail is not None:
+        case, r = fail
+        if finding is None and r.verdict in ("fail", "error"):
+            f = _findings.match(impl.id, prop_name, dtype, r.case or case)
+            finding = f.id if f else None
+        return Record(
+            **base,
+            verdict="finding" if finding else r.verdict,
+            observed=r.observed,
+            allowed=r.allowed,
+            message=r.message,
+            finding=finding,
+            counterexample=case.to_json() if hasattr(case, "to_json") else None,
+            repro=case.repro(repro_call) if hasattr(case, "repro") else None,
+        )
+    if crash:
+        return Record(**base, verdict="error", message=f"the check could not run: {crash}")
+    if n == skips:
+        return Record(**base, verdict="skip", message=skip_msg or "no applicable example")
+    from normcheck.error_model import MODEL
+
+    return Record(**base, verdict="pass", observed=max(samples, default=0.0), allowed=MODEL.lam)
+
+
+def _skip(impl, dtype: str, prop_name: str, message: str) -> Record:
+    r = _record(impl, dtype, prop_name, time.perf_counter(), _Drive(skip=message), repro_call="")
+    r.message = message
+    return r
+
+
+def _repro_call(impl) -> str:
+    if impl.framework == "user":
+        return "fn"
+    return f"next(i for i in __import__('normcheck.adapters', fromlist=['get']).get({impl.framework!r}).implementations() if i.id == {impl.id!r})"
+
+
+def run_check(impl, prop_name: str, dtype: str, run: Run | None = None, *, strategy=None) -> Record:
+    """One property of one implementation at one dtype, driven by Hypothesis (``run``: the
+    profile, seed and examples; by default the loaded Hypothesis profile, unseeded)."""
+    from normcheck import strategies
+
+    run = run or Run(profile=None, seed=None)
+    t0 = time.perf_counter()
+    if dtype not in impl.dtypes:
+        return _skip(impl, dtype, prop_name, f"{impl.api or impl.id} does not support {dtype}")
+    prop = P.PROPERTIES[prop_name]
+    settings = run.settings()
+    known = _findings.applicable(impl.id, prop_name, dtype)
+    drive = None
+    if strategy is None:
+        strategy = strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
+        if run.seed is not None or settings.derandomize:  # the same examples for every property: replay them
+            key = (impl.norm, dtype, impl.running_stats, run)
+            drive = _replay(lambda c: prop(impl, c), _drawn(key, strategy, settings, run.seed), known)
+    if drive is None:
+        drive = _drive(lambda c: prop(impl, c), strategy, settings, run.seed, known)
+    return _record(impl, dtype, prop_name, t0, drive, repro_call=_repro_call(impl))
+
+
+def run_identity(ident, lhs, rhs, dtype: str, run: Run | None = None) -> Record:
+    """A spec identity between two implementations of one framework/form, driven by Hypothesis."""
+    from normcheck import strategies
+
+    run = run or Run(profile=None, seed=None)
+    t0 = time.perf_counter()
+    name = f"identity:{ident.name}"
+    if dtype not in lhs.dtypes or dtype not in rhs.dtypes:
+        return _skip(lhs, dtype, name, f"{dtype} is not supported by both sides")
+    strategy = strategies.identity_cases(ident, dtypes=(dtype,))
+    known = _findings.applicable(lhs.id, name, dtype) + _findings.applicable(rhs.id, name, dtype)
+    drive = _drive(lambda c: P.identity(ident, lhs, rhs, c), strategy, run.settings(), run.seed, known)
+    return _record(lhs, dtype, name, t0, drive, repro_call=_repro_call(lhs))

@@ -1,0 +1,122 @@
+"""The audit's results: one :class:`Record` per check, and the result document (schema
+``normcheck.audit/1``, documented in docs/schema.md) with the run's environment.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from normcheck import findings as _findings
+
+__all__ = ["MAX_SAMPLES", "SCHEMA", "Record", "document", "environment", "exit_status"]
+
+SCHEMA = "normcheck.audit/1"
+MAX_SAMPLES = 200  # observed errors kept per record (for the error-distribution plots)
+
+
+@dataclass
+class Record:
+    """One check: one property of one implementation at one dtype (a row of the results)."""
+
+    impl: str
+    framework: str
+    version: str | None
+    norm: str
+    form: str
+    layout: str
+    mode: str
+    api: str
+    dtype: str
+    property: str
+    verdict: str  # pass | finding | fail | error | skip
+    observed: float = 0.0  # worst observed error, model units (u·s)
+    allowed: float = 0.0
+    examples: int = 0
+    samples: list[float] = field(default_factory=list)  # every example's observed error (capped)
+    message: str = ""
+    finding: str | None = None
+    counterexample: dict[str, Any] | None = None
+    repro: str | None = None
+    seconds: float = 0.0
+    diagnosis: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("observed", "allowed"):
+            if not math.isfinite(d[k]):
+                d[k] = None if math.isnan(d[k]) else ("inf" if d[k] > 0 else "-inf")
+        d["samples"] = [round(s, 4) for s in d["samples"] if math.isfinite(s)]
+        return d
+
+
+def document(records: list[Record], *, profile, seed, started, argv=()) -> dict[str, Any]:
+    """The result document of ``records`` (docs/schema.md)."""
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    return {
+        "schema": SCHEMA,
+        "run": {
+            "command": "normcheck " + " ".join(argv),
+            "profile": profile,
+            "seed": seed,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "seconds": round(time.time() - started, 2),
+            "environment": environment(),
+        },
+        "summary": {v: counts.get(v, 0) for v in ("pass", "finding", "fail", "error", "skip")},
+        "findings": [
+            {
+                "id": f.id,
+                "package": f.package,
+                "versions": f.versions,
+                "impl": f.impl,
+                "property": f.property,
+                "explanation": f.explanation,
+            }
+            for f in _findings.load()
+        ],
+        "records": [r.to_json() for r in records],
+    }
+
+
+def exit_status(doc: dict[str, Any]) -> int:
+    """0 when everything passed or is a registered finding, 1 on anything new."""
+    s = doc["summary"]
+    return 1 if s.get("fail", 0) or s.get("error", 0) else 0
+
+
+def environment() -> dict[str, Any]:
+    from normcheck import __version__, adapters  # the adapters: which frameworks are installed
+
+    fws = {}
+    for a in adapters.installed():
+        fws[a.name] = {"version": a.version()}
+    return {
+        "normcheck": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": _cpu_name(),
+        "cpus": _cpu_count(),
+        "frameworks": fws,
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -1,0 +1,222 @@
+"""Scheduling the audit: every check of every installed framework, serially or in one process per
+framework (JAX in two), and the result document with the conventions table.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from normcheck import properties as P
+from normcheck import spec as _spec
+from normcheck.audit.driver import run_check, run_identity
+from normcheck.audit.records import Record, document
+from normcheck.profiles import Run
+
+__all__ = ["identity_pairs", "run_audit"]
+
+
+def identity_pairs(impls) -> Iterable[tuple[Any, Any, Any]]:
+    """(identity, lhs impl, rhs impl) for every spec identity both sides of which one
+    framework implements in the same form, layout and mode."""
+    by_key = {(i.framework, i.form, i.layout, i.mode, i.norm): i for i in impls}
+    for (fw, form, layout, mode, norm), lhs in by_key.items():
+        for ident in _spec.get(norm).identities:
+            rhs = by_key.get((fw, form, layout, mode, ident.rhs["norm"]))
+            if rhs is not None:
+                yield ident, lhs, rhs
+
+
+COST_ORDER = ("jax", "tensorflow", "torch", "onnxruntime", "numpy")  # slowest first, for the process pool
+
+
+#: Processes a framework's checks are split over when the audit runs in parallel, so that the
+#: slowest framework (JAX compiles per new shape) is not the critical path alone. The processes take
+#: whole implementations (each keeps its compile caches) from a shared counter, the costliest first
+#: (:func:`_claim_order`), so they finish together; the later ones start after the other frameworks.
+SHARDS = {"jax": 2}
+
+
+def _claim_order(impl, checks: int) -> tuple[int, int, str]:
+    """The costliest first, so the processes finish together: eager implementations (op-by-op
+    dispatch compiles every primitive per new shape), then those with more checks."""
+    return (impl.mode != "eager", -checks, impl.id)
+
+
+def _framework_records(
+    framework: str,
+    *,
+    norms,
+    dtypes,
+    props,
+    identities,
+    run: Run,
+    all_forms=False,
+    emit=None,
+    claim=None,
+) -> list[tuple[int, Record]]:
+    """Every check of one framework in this process, as ``(position in the serial order, record)``
+    pairs for reassembly; with ``claim`` (a shared counter's next value), only the implementations
+    whose turn it draws, until none is left. ``emit(event)`` reports progress."""
+    from normcheck import adapters
+
+    impls = [i for i in adapters.implementations([framework], norms) if all_forms or not i.extended]
+    jobs: list[tuple[str, Callable[[], Record]]] = []  # (the implementation whose caches it uses, job)
+    for impl in impls:
+        for dt in dtypes:
+            for p in props:
+                jobs.append(
+                    (
+                        impl.id,
+                        lambda impl=impl, dt=dt, p=p: run_check(impl, p, dt, run),
+                    )
+                )
+    if identities:
+        for ident, lhs, rhs in identity_pairs(impls):
+            for dt in dtypes:
+                jobs.append(
+                    (
+                        lhs.id,
+                        lambda i=ident, a=lhs, b=rhs, dt=dt: run_identity(i, a, b, dt, run),
+                    )
+                )
+    # Every check of one implementation stays in one process: all its properties replay the same
+    # examples, so the compiled programs (JAX) are reused, not rebuilt in each process.
+    by_key: dict[str, list[tuple[int, Callable[[], Record]]]] = {}
+    for n, (key, job) in enumerate(jobs):
+        by_key.setdefault(key, []).append((n, job))
+    order = [i.id for i in sorted(impls, key=lambda i: _claim_order(i, len(by_key.get(i.id, ())))) if i.id in by_key]
+
+    def turns():
+        if claim is None:
+            yield from (by_key[key] for key in order)
+            return
+        while (turn := claim()) < len(order):
+            yield by_key[order[turn]]
+
+    records = []
+    for mine in turns():
+        if emit:
+            emit(("more", framework, len(mine)))
+        for n, job in mine:
+            r = job()
+            records.append((n, r))
+            if emit:
+                emit(("done", framework, r))
+    return sorted(records, key=lambda pair: pair[0])
+
+
+class _Counter:
+    """``next()`` of a counter shared by processes (a manager's Value and Lock)."""
+
+    def __init__(self, value, lock):
+        self.value, self.lock = value, lock
+
+    def __call__(self) -> int:
+        with self.lock:
+            n = self.value.value
+            self.value.value = n + 1
+        return n
+
+
+def _worker(framework: str, kwargs: dict[str, Any], queue, claim, conventions: bool):
+    """A framework's share of the records and, from its first process, its conventions rows
+    (measured where the framework is already imported)."""
+    pairs = _framework_records(framework, **kwargs, emit=queue.put, claim=claim)
+    return pairs, _measure(framework) if conventions else []
+
+
+def run_audit(
+    *,
+    frameworks=None,
+    norms=None,
+    dtypes=None,
+    properties=None,
+    run: Run | None = None,
+    identities: bool = True,
+    workers: int = 1,
+    all_forms: bool | None = None,
+    progress: Callable[[int, int, Record], None] | None = None,
+) -> dict[str, Any]:
+    """Run the audit matrix and return the result document (docs/schema.md).
+
+    With ``workers > 1`` each framework runs in its own fresh process (a clean interpreter per
+    framework: no import-order constraints between them), slowest framework first. Extended
+    implementations (``Impl.extended``) run with ``all_forms``, by default in the thorough profile.
+    """
+    from normcheck import adapters
+
+    run = run or Run()
+    t0 = time.time()
+    fws = [a.name for a in adapters.installed(frameworks)]
+    props = [p for p in (properties or P.PROPERTIES) if p in P.PROPERTIES]
+    kwargs = dict(
+        norms=norms,
+        dtypes=tuple(dtypes or run.dtypes),
+        props=props,
+        identities=identities and (properties is None or "identity" in properties),
+        run=run,
+        all_forms=run.profile == "thorough" if all_forms is None else all_forms,
+    )
+    planned: dict[str, int] = {}
+    done: list[Record] = []
+
+    def on_event(event) -> None:
+        kind, fw, payload = event
+        if kind == "more":
+            planned[fw] = planned.get(fw, 0) + payload
+            return
+        done.append(payload)
+        if progress:
+            progress(len(done), max(len(done), sum(planned.values())), payload)
+
+    if workers <= 1 or len(fws) <= 1:
+        by_fw = {fw: [r for _, r in _framework_records(fw, **kwargs, emit=on_event)] for fw in fws}
+        conventions = [r for fw in fws for r in _measure(fw)]  # FRAMEWORKS order: torch before tensorflow
+    else:
+        by_fw, conventions = _run_parallel(fws, kwargs, workers, on_event)
+    records = [r for fw in fws for r in by_fw[fw]]
+    doc = document(records, profile=run.profile, seed=run.seed, started=t0, argv=sys.argv[1:])
+    doc["conventions"] = conventions
+    return doc
+
+
+def _measure(fw: str) -> list[dict[str, Any]]:
+    from normcheck import conventions
+
+    try:
+        return conventions.measure(fw)
+    except Exception as e:
+        return [{"framework": fw, "api": "—", "default_eps": f"could not measure: {type(e).__name__}: {e}"}]
+
+
+def _run_parallel(fws, kwargs, workers, on_event) -> tuple[dict[str, list[Record]], list[dict[str, Any]]]:
+    """One process per framework (a clean interpreter: no import-order constraints between them),
+    ``SHARDS`` of them for the slowest, taking its implementations from a shared counter. The
+    first of each framework's processes is submitted slowest framework first, the further ones last,
+    so they join once the other frameworks are done."""
+    import multiprocessing as mp
+    import queue as _queue
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    order = sorted(fws, key=lambda f: COST_ORDER.index(f) if f in COST_ORDER else -1)
+    units = [(fw, 0) for fw in order] + [(fw, k) for fw in order for k in range(1, SHARDS.get(fw, 1))]
+    with ctx.Manager() as manager:
+        q = manager.Queue()
+        claims = {fw: _Counter(manager.Value("i", 0), manager.Lock()) for fw in order}
+        with ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=ctx, max_tasks_per_child=1) as pool:
+            futures = {u: pool.submit(_worker, u[0], kwargs, q, claims[u[0]], u[1] == 0) for u in units}
+            while not all(f.done() for f in futures.values()) or not q.empty():
+                try:
+                    on_event(q.get(timeout=0.2))
+                except _queue.Empty:
+                    continue
+            # every framework's records in its own (serial) order
+            out: dict[str, list[Record]] = {}
+            for fw in fws:
+                pairs = [pair for (f, _), fut in futures.items() if f == fw for pair in fut.result()[0]]
+                out[fw] = [r for _, r in sorted(pairs, key=lambda p: p[0])]
+            return out, [row for fw in fws for row in futures[(fw, 0)].result()[1]]
