@@ -223,7 +223,7 @@ def report_section(doc) -> dict[str, list[dict[str, Any]]]:
 
 def load(path) -> dict[str, Any]:
     """A saved ``normcheck bench --json`` document; ValueError (one line) if it is not one."""
-    from normcheck.report import load_document
+    from normcheck.documents import load_document
 
     doc = load_document(path)
     if doc.get("schema") != SCHEMA:

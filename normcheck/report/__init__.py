@@ -1,7 +1,8 @@
 """A single self-contained HTML report from an audit result document (schema ``normcheck.audit/1``).
 
 :func:`render_html` returns the page as a string, :func:`write_html` writes it, and
-:func:`main_report` renders a saved ``--json`` file (``normcheck report results.json --html PATH``).
+:func:`main_report` renders a saved ``--json`` file (``normcheck report results.json --html PATH``), read
+with :func:`normcheck.documents.load_document` (also importable from here).
 The page has inline CSS and JavaScript only, figures as ``data:`` URIs, and a Content-Security-Policy
 that forbids every fetch, so it works offline and can be mailed or archived as one file. Every string
 from the document is escaped (Jinja2 autoescape); none is ever interpreted as markup or script.
@@ -11,10 +12,11 @@ Needs the ``report`` extra (Jinja2 and matplotlib): ``pip install 'normcheck[rep
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from normcheck.documents import load_document
 
 __all__ = ["INSTALL_HINT", "main_report", "render_html", "write_html"]
 
@@ -70,24 +72,6 @@ def write_html(doc: Mapping[str, Any], path: str | Path) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(html, encoding="utf-8")
     return p
-
-
-def load_document(json_path: str | Path) -> dict[str, Any]:
-    """Load a saved result document; ValueError (one line) if it is not a normcheck document."""
-    p = Path(json_path)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ValueError(f"{p}: cannot read ({e.strerror or type(e).__name__})") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p}: not JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{p}: not a normcheck result document (top level is not an object)")
-    schema = doc.get("schema")
-    if not isinstance(schema, str) or not schema.startswith("normcheck."):
-        shown = repr(schema) if len(repr(schema)) <= 60 else repr(schema)[:57] + "..."
-        raise ValueError(f"{p}: not a normcheck result document (schema {shown}, expected 'normcheck.*')")
-    return doc
 
 
 def main_report(json_path: str | Path, html_path: str | Path, *, bench: str | Path | None = None) -> Path:
