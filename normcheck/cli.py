@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import threading
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow", "onnxruntime")
@@ -37,6 +41,145 @@ def write_text(path: str, text: str) -> None:
     p.write_text(text)
 
 
+#: Logging defaults for the frameworks' native code, set (unless already set) before any of them is
+#: imported; they only change what is logged, never a computation (TF_ENABLE_ONEDNN_OPTS, which
+#: changes TensorFlow's numerics, is deliberately left alone). Worker processes inherit them.
+QUIET_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow/XLA C++ logging (tsl): fatal messages only
+    "GLOG_minloglevel": "2",  # glog users: errors and fatal only
+    "GRPC_VERBOSITY": "ERROR",
+}
+
+#: Lines of the frameworks' native loggers that reach stderr whatever the settings above say:
+#: absl's messages logged before ``absl::InitializeLog()`` (TensorFlow's ``I0000 ... port.cc:153]
+#: oneDNN custom operations are on``, the ``E0000 ... Unable to register cuDNN factory`` of CUDA
+#: builds) and the glog/tsl format with a date. Fatal (``F``) lines are kept.
+NATIVE_LOG_LINE = re.compile(
+    rb"^(?:WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    rb"|[IWE]\d{4} [\d:.]+ +\d+ \S+:\d+\] "
+    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] \S+:\d+\] "
+    rb"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.)"
+)
+
+#: NumPy's floating-point RuntimeWarnings (the code under test computing on NaN, Inf, zero
+#: variance, ...: the checks judge the values, the warnings only repeat them).
+NUMPY_FP_WARNINGS = (
+    "invalid value encountered",
+    "divide by zero encountered",
+    "overflow encountered",
+    "underflow encountered",
+    "Mean of empty slice",
+    "Degrees of freedom <= 0",
+)
+
+
+def quiet_environment() -> None:
+    """Set :data:`QUIET_ENV`'s defaults (an explicit setting wins). Call before any framework import."""
+    for k, v in QUIET_ENV.items():
+        os.environ.setdefault(k, v)
+
+
+@contextmanager
+def numpy_warnings_silenced():
+    """NumPy's floating-point RuntimeWarnings ignored, in this process and (through
+    ``PYTHONWARNINGS``) in the worker processes it starts meanwhile; the previous filters after."""
+    ours = ",".join(f"ignore:{m}:RuntimeWarning" for m in NUMPY_FP_WARNINGS)
+    before = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = ours + ("," + before if before else "")  # the user's own settings win
+    try:
+        with warnings.catch_warnings():
+            for m in NUMPY_FP_WARNINGS:
+                warnings.filterwarnings("ignore", message=re.escape(m), category=RuntimeWarning)
+            yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = before
+
+
+class _NativeLogFilter:
+    """File descriptor 2 (what native code and child processes write to) through a pipe whose
+    lines :data:`NATIVE_LOG_LINE` does not match are copied to the real stderr; Python's own
+    ``sys.stderr`` writes straight to the real stderr (progress bars stay live)."""
+
+    def __init__(self) -> None:
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        self.read = read
+        self.stderr = sys.stderr
+        self.direct = None
+        try:
+            direct = sys.stderr.fileno() == 2
+        except (AttributeError, OSError, ValueError):  # a replaced sys.stderr (pytest's capsys, ...)
+            direct = False
+        if direct:
+            self.direct = sys.stderr = open(  # closed in close(); the descriptor stays open
+                self.saved,
+                "w",
+                buffering=1,
+                encoding=getattr(self.stderr, "encoding", None) or "utf-8",
+                errors="backslashreplace",
+                closefd=False,
+            )
+        self.thread = threading.Thread(target=self._pump, name="normcheck-stderr-filter", daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(self.read, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            self._write(b"".join(line + b"\n" for line in lines if not NATIVE_LOG_LINE.match(line)))
+        if pending and not NATIVE_LOG_LINE.match(pending):
+            self._write(pending)
+        os.close(self.read)
+
+    def _write(self, data: bytes) -> None:
+        while data:
+            try:
+                n = os.write(self.saved, data)
+            except OSError:
+                return
+            data = data[n:]
+
+    def close(self) -> None:
+        if self.direct is not None:
+            try:
+                self.direct.close()  # flushes; closefd=False keeps the descriptor
+            finally:
+                if sys.stderr is self.direct:
+                    sys.stderr = self.stderr
+        os.dup2(self.saved, 2)  # closes this process's end of the pipe: the pump sees EOF
+        self.thread.join(timeout=2.0)  # unless a leftover child process still holds the pipe
+        os.close(self.saved)
+
+
+@contextmanager
+def native_logs_filtered(enabled: bool = True):
+    """Drop the frameworks' native log lines (:data:`NATIVE_LOG_LINE`) from stderr meanwhile."""
+    f = None
+    if enabled:
+        try:
+            f = _NativeLogFilter()
+        except OSError:  # no file descriptor 2 to redirect: nothing to filter either
+            f = None
+    try:
+        yield
+    finally:
+        if f is not None:
+            f.close()
+
+
 def _parser() -> argparse.ArgumentParser:
     from normcheck import __version__, commands
 
@@ -46,7 +189,9 @@ def _parser() -> argparse.ArgumentParser:
         "(BatchNorm, LayerNorm, InstanceNorm, GroupNorm, RMSNorm) across NumPy, PyTorch, JAX and TensorFlow.",
     )
     p.add_argument("--version", action="version", version=f"normcheck {__version__}")
-    p.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
+    p.add_argument(
+        "--verbose", action="store_true", help="show tracebacks on errors and the frameworks' native log lines"
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name in commands.names():
         mod = commands.load(name)
@@ -57,13 +202,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    quiet_environment()  # before anything imports a framework (the workers inherit it)
     parser = _parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 2
+    verbose = args.verbose or bool(os.environ.get("NORMCHECK_DEBUG"))
     try:
-        return args._run(args)
+        with native_logs_filtered(not verbose):
+            return args._run(args)
     except CLIError as e:
         print(f"normcheck {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -74,7 +222,7 @@ def main(argv=None) -> int:
         sys.stderr.close()
         return 0
     except Exception as e:
-        if args.verbose or os.environ.get("NORMCHECK_DEBUG"):
+        if verbose:
             raise
         print(
             f"normcheck {args.command}: error: {type(e).__name__}: {e} (run with --verbose for the traceback)",

@@ -29,7 +29,7 @@ def add_arguments(p) -> None:
         metavar="BENCH.json",
         help="attach a saved `normcheck bench --json` document (the report's benchmark section)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     p.add_argument(
         "--all-forms",
         action="store_true",
@@ -101,15 +101,135 @@ def _print_table(doc) -> None:
 
 
 def _print_deviations(doc) -> None:
+    """Each new deviation and error in full (with its shrunk case)."""
     for r in doc["records"]:
-        if r["verdict"] in ("fail", "error", "finding"):
-            tag = {"fail": "DEVIATION", "error": "ERROR", "finding": f"finding {r['finding']}"}[r["verdict"]]
+        if r["verdict"] in ("fail", "error"):
+            tag = {"fail": "DEVIATION", "error": "ERROR"}[r["verdict"]]
             print(f"\n[{tag}] {r['impl']} {r['dtype']} {r['property']}: {r['message']}")
-            if r.get("counterexample") and r["verdict"] != "finding":
+            if r.get("counterexample"):
                 ce = r["counterexample"]
                 print(
                     f"  shrunk case: {ce['norm']} x {ce['input']['dtype']}{ce['input']['shape']} args {ce['args']} regime {ce['regime']}"
                 )
+
+
+def _scope(impls: list[str]) -> str:
+    """The implementations a finding's records cover, in few characters: the one id; or the ids'
+    common framework and norm with ``/*`` (``torch/group_norm/*``); or, where they differ in the
+    norm or the framework, up to three of those in braces (``jax/{layer_norm,rms_norm}/*``)."""
+    distinct = list(dict.fromkeys(impls))
+    if len(distinct) == 1:
+        return distinct[0]
+    parts = [i.split("/") for i in distinct]
+    common: list[str] = []
+    for segs in zip(*parts):
+        if len(set(segs)) != 1:
+            break
+        common.append(segs[0])
+    if len(common) >= 2:
+        return "/".join(common) + "/*"
+    n = len(common)
+    nxt = sorted({p[n] for p in parts if len(p) > n})
+    if len(nxt) > 3 or any(len(p) <= n for p in parts):
+        return "/".join(common) + "/*" if common else f"{distinct[0]} and {len(distinct) - 1} more"
+    return "/".join([*common, "{" + ",".join(nxt) + "}", "*"])
+
+
+def finding_lines(doc) -> list[str]:
+    """One line per registered finding that records matched: ``F <id>  <n> records (<scope>)``."""
+    by_id: dict[str, list[str]] = {}
+    for r in doc["records"]:
+        if r["verdict"] == "finding":
+            by_id.setdefault(r.get("finding") or "?", []).append(r["impl"])
+    if not by_id:
+        return []
+    width = max(map(len, by_id))
+    count = max(len(str(len(v))) for v in by_id.values())
+    return [
+        f"{_SYMBOL['finding']} {fid:<{width}}  {len(impls):>{count}} record{'s' if len(impls) != 1 else ' '} ({_scope(impls)})"
+        for fid, impls in by_id.items()
+    ]
+
+
+def _print_findings(doc, *, saved: list[str]) -> None:
+    lines = finding_lines(doc)
+    if not lines:
+        return
+    where = " and ".join(saved) if saved else "--json/--html"
+    print(f"\nregistered findings (each record in full: {where}):")
+    print("\n".join(lines))
+
+
+def planned_checks(*, frameworks, norms, dtypes, properties, profile, all_forms) -> int:
+    """The number of records :func:`normcheck.audit.run_audit` will produce for these arguments,
+    counted before it runs (for a progress bar whose total does not move): per installed
+    framework, its implementations × dtypes × properties plus its spec identities × dtypes, the
+    way the audit plans them. Cheap: listing implementations imports no framework."""
+    from normcheck import adapters, audit
+    from normcheck.properties import PROPERTIES
+
+    dts = tuple(dtypes or audit.Run(profile).dtypes)
+    props = [p for p in (properties or PROPERTIES) if p in PROPERTIES]
+    identities = properties is None or "identity" in properties
+    forms = profile == "thorough" if all_forms is None else all_forms
+    n = 0
+    for a in adapters.installed(frameworks):
+        impls = [i for i in adapters.implementations([a.name], norms) if forms or not i.extended]
+        n += len(impls) * len(dts) * len(props)
+        if identities:
+            n += sum(1 for _ in audit.identity_pairs(impls)) * len(dts)
+    return n
+
+
+class Progress:
+    """The audit's progress on stderr: a ``rich`` bar whose total is known before the first check
+    (:func:`planned_checks`), the last finished check beside it; nothing at all when disabled."""
+
+    def __init__(self, total: int, *, enabled: bool, console=None) -> None:
+        self.total, self.done, self.enabled = total, 0, enabled
+        self._bar = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
+
+        self._bar = Bar(
+            TextColumn("audit"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.description}", style="dim"),
+            console=console or Console(stderr=True, highlight=False),
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._task = self._bar.add_task("", total=total)
+
+    def __enter__(self):
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, k: int, n: int, r) -> None:
+        """``run_audit``'s callback; its own running total ``n`` is ignored (it grows as the
+        frameworks plan), unless the audit outruns the plan."""
+        self.done = k
+        if k > self.total:  # planned_checks and the audit disagree: never show more than 100 %
+            self.total = k
+        if self._bar is not None:
+            desc = f"{r.impl} {r.dtype} {r.property}"
+            width = max(10, self._bar.console.width - 66)  # what the columns before it leave
+            if len(desc) > width:
+                desc = desc[: width - 1] + "…"
+            self._bar.update(self._task, completed=k, total=self.total, description=desc)
 
 
 def run(args) -> int:
@@ -141,33 +261,31 @@ def run(args) -> int:
             bench_section = report_section(load(args.bench))
         except ValueError as e:
             raise CLIError(str(e)) from None
-    tty = sys.stderr.isatty() and not args.quiet
-
-    def progress(k, n, r):
-        if args.quiet:
-            return
-        bar = "#" * int(24 * k / n)
-        msg = f"[{bar:<24}] {k}/{n} {r.impl} {r.dtype} {r.property}: {r.verdict}"
-        if tty:
-            print(f"\r{msg[:110]:<110}", end="", file=sys.stderr, flush=True)
-        elif r.verdict in ("fail", "error") or k == n or k % 50 == 0:
-            print(msg, file=sys.stderr, flush=True)
-
-    doc = audit.run_audit(
+    total = planned_checks(
         frameworks=args.frameworks,
         norms=norms,
         dtypes=args.dtypes,
         properties=props,
-        run=audit.Run(args.profile, seed=args.seed, max_examples=args.max_examples),
-        workers=args.jobs or _cpus(),
+        profile=args.profile,
         all_forms=args.all_forms,
-        progress=progress,
     )
-    if tty:
-        print(file=sys.stderr)
+    from normcheck.cli import numpy_warnings_silenced
+
+    with numpy_warnings_silenced(), Progress(total, enabled=_show_progress(args)) as progress:
+        doc = audit.run_audit(
+            frameworks=args.frameworks,
+            norms=norms,
+            dtypes=args.dtypes,
+            properties=props,
+            run=audit.Run(args.profile, seed=args.seed, max_examples=args.max_examples),
+            workers=args.jobs or _cpus(),
+            all_forms=args.all_forms,
+            progress=progress,
+        )
     if bench_section is not None:
         doc["bench"] = bench_section
     _print_table(doc)
+    _print_findings(doc, saved=[p for p in (args.json, args.html) if p])
     _print_deviations(doc)
     if args.json:
         write_text(args.json, json.dumps(doc, indent=1, allow_nan=False))
@@ -181,6 +299,14 @@ def run(args) -> int:
             raise CLIError(str(e)) from None
         print(f"report:  {args.html}")
     return audit.exit_status(doc)
+
+
+def _show_progress(args) -> bool:
+    """A progress bar only on a terminal, and not with --quiet."""
+    try:
+        return not args.quiet and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _cpus() -> int:

@@ -59,8 +59,15 @@ def add_arguments(p) -> None:
     p.add_argument("--no-diagnosis", action="store_true", help="skip the diagnosis of failing cases")
     p.add_argument("--json", metavar="PATH", help="write machine-readable results (schema normcheck.audit/1)")
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
-    p.add_argument("--quiet", action="store_true", help="print only the final summary")
-    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+    p.add_argument(
+        "--quiet", action="store_true", help="print only the final summary (no per-check rows, no verdict table)"
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks on errors and the frameworks' native log lines",
+    )
 
 
 def _axes(text: str) -> tuple[int, ...]:
@@ -88,6 +95,7 @@ def _command(args) -> list[str]:
 
 def run(args) -> int:
     from normcheck import checker, spec
+    from normcheck.cli import numpy_warnings_silenced
     from normcheck.target import TargetError
 
     verbose = bool(getattr(args, "verbose", False))
@@ -133,22 +141,23 @@ def run(args) -> int:
             f"normcheck check {args.target} as {args.norm}{over}, profile {args.profile}, seed {args.seed}", flush=True
         )
     try:
-        report = checker.check(
-            args.target,
-            args.norm,
-            args.framework,
-            form=args.form,
-            profile=args.profile,
-            seed=args.seed,
-            max_examples=args.max_examples,
-            dtypes=args.dtypes,
-            properties=props,
-            timeout=args.timeout or None,
-            diagnose=not args.no_diagnosis,
-            progress=progress,
-            argv=_command(args),
-            axes=args.axes,
-        )
+        with numpy_warnings_silenced():  # the target computing on NaN, Inf, ...: the checks judge it
+            report = checker.check(
+                args.target,
+                args.norm,
+                args.framework,
+                form=args.form,
+                profile=args.profile,
+                seed=args.seed,
+                max_examples=args.max_examples,
+                dtypes=args.dtypes,
+                properties=props,
+                timeout=args.timeout or None,
+                diagnose=not args.no_diagnosis,
+                progress=progress,
+                argv=_command(args),
+                axes=args.axes,
+            )
     except TargetError as e:
         if verbose and (e.__cause__ is not None):
             import traceback
@@ -157,7 +166,7 @@ def run(args) -> int:
         raise CLIError(str(e)) from None
     if not args.quiet:
         print()
-    print(report.summary(table=args.quiet))
+    print(report.summary(table=False))  # the rows were printed as they came (or --quiet asked for none)
     if args.json:
         write_text(args.json, json.dumps(report.to_json(), indent=1, allow_nan=False))
         print(f"\nresults: {args.json}")

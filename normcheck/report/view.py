@@ -257,13 +257,43 @@ def _cell(v: Any) -> dict[str, Any]:
     return {"text": _text(v), "num": False, "code": True}
 
 
+#: Columns of names (a layer, a framework, an implementation id): never wrapped, so a table with
+#: long text beside them cannot squeeze them to a few characters.
+NAME_COLUMNS = frozenset(
+    {"api", "layer", "framework", "impl", "implementation", "norm", "name", "key", "form", "dtype"}
+)
+#: Text columns with a cell longer than this get a minimum width (they wrap, but not to a sliver).
+WIDE_TEXT = 40
+
+
+def _column_class(name: str, cells: list[dict[str, Any]]) -> str:
+    """``id`` (no wrapping: names, one-word identifiers), ``wide`` (long text, wrapped at spaces
+    with a minimum width) or ``""`` (short text and numbers: wrapped only at spaces)."""
+    texts = [c["text"] for c in cells if not c["num"] and not c["code"]]
+    if name in NAME_COLUMNS or (
+        texts
+        and len(texts) == len(cells)
+        and all(len(t) <= WIDE_TEXT and not any(ch.isspace() for ch in t) for t in texts)
+    ):
+        return "id"
+    if any(len(t) > WIDE_TEXT for t in texts):
+        return "wide"
+    return ""
+
+
 def _table(title: str, rows: Sequence[Any]) -> dict[str, Any]:
     columns: list[str] = []
     for r in rows:
         if isinstance(r, Mapping):
             columns += [str(k) for k in r if str(k) not in columns]
     if not columns:
-        return {"title": title, "columns": ["value"], "rows": [[_cell(r)] for r in rows]}
+        body = [[_cell(r)] for r in rows]
+        return {
+            "title": title,
+            "columns": ["value"],
+            "classes": [_column_class("value", [b[0] for b in body])],
+            "rows": body,
+        }
     body = []
     for r in rows:
         if isinstance(r, Mapping):
@@ -271,7 +301,8 @@ def _table(title: str, rows: Sequence[Any]) -> dict[str, Any]:
             body.append([_cell(m.get(c)) for c in columns])
         else:
             body.append([_cell(r)] + [_cell(None)] * (len(columns) - 1))
-    return {"title": title, "columns": columns, "rows": body}
+    classes = [_column_class(c, [row[i] for row in body]) for i, c in enumerate(columns)]
+    return {"title": title, "columns": columns, "classes": classes, "rows": body}
 
 
 def generic_tables(obj: Any, title: str = "") -> list[dict[str, Any]]:
