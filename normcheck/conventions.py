@@ -35,11 +35,13 @@ the adapter packages, ``normcheck/adapters/<framework>/conventions.py``, and are
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from normcheck.adapters.base import DEFAULT, Probe
+
+NA = "—"
 
 __all__ = ["COLUMNS", "DEFAULT", "Probe", "measure", "measure_all", "probes"]
 
@@ -59,37 +61,6 @@ COLUMNS = (
     "one_value_training",
     "untracked_eval",
 )
-
-DEFAULT = object()  # "leave the argument at the layer's default"
-NA = "—"
-
-
-@dataclass
-class Probe:
-    """One layer behind a uniform call.
-
-    ``run(x, training, momentum=DEFAULT, state=None) -> (y, new_state or None)``: build the layer
-    with its defaults (``momentum`` the native argument, when given), load ``state`` = (running
-    mean, running var) if it keeps running statistics, call it on ``x`` (float32, channels where
-    the layer's default puts them) in training or eval mode.
-    """
-
-    framework: str
-    norm: str
-    api: str
-    run: Callable[..., tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]]
-    axis: Callable[[], str] | None = None
-    switch: str = ""  # the train/eval API, "" for a layer without modes
-    stateful: bool = False
-    eps_required: bool = False
-    untracked: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None  # -> (train y, eval y)
-    # training steps on one persistent layer -> running (mean, var), where hidden state (torch's
-    # num_batches_tracked) matters; else ``run`` is chained with the state carried explicitly
-    steps: Callable[[list[np.ndarray], Any], tuple[np.ndarray, np.ndarray]] | None = None
-    modes: bool = True  # a layer that trains (False: a function of given statistics, e.g. tf.nn)
-    notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
 
 # --- crafted inputs ------------------------------------------------------------------------------
 

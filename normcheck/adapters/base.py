@@ -44,7 +44,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LAYOUTS", "MODES", "Adapter", "Impl", "Unsupported", "case_arguments", "gradient_keys", "move_channels"]
+__all__ = [
+    "DEFAULT",
+    "LAYOUTS",
+    "MODES",
+    "Adapter",
+    "Impl",
+    "Probe",
+    "Unsupported",
+    "case_arguments",
+    "gradient_keys",
+    "move_channels",
+]
 
 LAYOUTS = ("channels_first", "channels_last")
 MODES = ("eager", "jit", "compiled")
@@ -171,3 +182,35 @@ def move_channels(a: np.ndarray, last: bool, back: bool = False) -> np.ndarray:
     if not last or a.ndim <= 2:
         return a
     return np.ascontiguousarray(np.moveaxis(a, -1, 1) if back else np.moveaxis(a, 1, -1))
+
+
+# --- conventions probes (normcheck.conventions measures them) ------------------------------------
+
+DEFAULT = object()  # "leave the argument at the layer's default" (a Probe.run momentum)
+
+
+@dataclass
+class Probe:
+    """One layer behind a uniform call.
+
+    ``run(x, training, momentum=DEFAULT, state=None) -> (y, new_state or None)``: build the layer
+    with its defaults (``momentum`` the native argument, when given), load ``state`` = (running
+    mean, running var) if it keeps running statistics, call it on ``x`` (float32, channels where
+    the layer's default puts them) in training or eval mode.
+    """
+
+    framework: str
+    norm: str
+    api: str
+    run: Callable[..., tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]]
+    axis: Callable[[], str] | None = None
+    switch: str = ""  # the train/eval API, "" for a layer without modes
+    stateful: bool = False
+    eps_required: bool = False
+    untracked: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None  # -> (train y, eval y)
+    # training steps on one persistent layer -> running (mean, var), where hidden state (torch's
+    # num_batches_tracked) matters; else ``run`` is chained with the state carried explicitly
+    steps: Callable[[list[np.ndarray], Any], tuple[np.ndarray, np.ndarray]] | None = None
+    modes: bool = True  # a layer that trains (False: a function of given statistics, e.g. tf.nn)
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)

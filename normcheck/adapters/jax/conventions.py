@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from normcheck.conventions import DEFAULT, Probe
+from normcheck.adapters.base import DEFAULT, Probe
 
 __all__ = ["probes"]
 

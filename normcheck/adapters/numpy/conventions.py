@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from normcheck.conventions import DEFAULT, Probe
+from normcheck.adapters.base import DEFAULT, Probe
 
 __all__ = ["probes"]
 
