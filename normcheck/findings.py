@@ -19,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 
 from normcheck.spec import specs_dir
 
-__all__ = ["Finding", "load", "match"]
+__all__ = ["Finding", "applicable", "findings_key", "load", "match"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,9 @@ class Finding:
         return bool(eval(self.where, {"__builtins__": {}}, names))
 
     def applies(self, impl_id: str, prop: str, dtype: str, version: str | None = None) -> bool:
-        if not any(fnmatch.fnmatch(impl_id, g) for g in self.impl):
+        """Does the finding apply to ``impl_id`` (an implementation id, or ``framework/norm/*``:
+        any implementation of that framework's norm, as for a user's target that runs on it)?"""
+        if not any(_id_matches(impl_id, g) for g in self.impl):
             return False
         if not any(fnmatch.fnmatch(prop, g) for g in self.property):
             return False
@@ -75,6 +77,21 @@ class Finding:
             return Version(version) in SpecifierSet(self.versions)
         except InvalidVersion:
             return False
+
+
+def _id_matches(impl_id: str, glob: str) -> bool:
+    if not impl_id.endswith("/*"):
+        return fnmatch.fnmatch(impl_id, glob)
+    fw_norm, parts = impl_id[:-2].split("/"), glob.split("/")  # framework/norm/*: the first two parts
+    return len(parts) >= 2 and all(fnmatch.fnmatch(a, g) for a, g in zip(fw_norm, parts[:2]))
+
+
+def findings_key(impl) -> str:
+    """The id the registry matches for ``impl``: its own, or for a user's target
+    (``impl.framework == "user"``) that runs on a framework (``impl.runs_on``), every registered
+    finding of that framework's norm: ``torch/group_norm/*``."""
+    runs_on = getattr(impl, "runs_on", None)
+    return f"{runs_on}/{impl.norm}/*" if impl.framework == "user" and runs_on else impl.id
 
 
 def _installed(package: str) -> str | None:

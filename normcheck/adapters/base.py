@@ -84,6 +84,8 @@ class Impl:
     # (e.g. op-by-op Flax linen beside linen under jit and nnx): audited by the `thorough`
     # profile and `--all-forms`, listed by `normcheck frameworks` all the same.
     extended: bool = False
+    # A user's target (framework "user"): the framework it runs on, whose registered findings apply
+    runs_on: str | None = None
 
     @property
     def id(self) -> str:

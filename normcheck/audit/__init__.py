@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from normcheck.audit.driver import run_check, run_identity
 from normcheck.audit.records import SCHEMA, Record, document, environment, exit_status
-from normcheck.audit.schedule import identity_pairs, run_audit
+from normcheck.audit.schedule import identity_pairs, plan, run_audit
 from normcheck.profiles import Run
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "environment",
     "exit_status",
     "identity_pairs",
+    "plan",
     "run_audit",
     "run_check",
     "run_identity",

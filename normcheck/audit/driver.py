@@ -34,6 +34,7 @@ class _Drive:
     fail: tuple[Any, P.Result] | None = None
     crash: str = ""
     hits: dict[str, tuple[Any, P.Result]] = field(default_factory=dict)  # finding id -> smallest hit
+    raised: tuple[Any, P.Result] | None = None  # the smallest example that raised (keep_errors)
 
 
 @contextmanager
@@ -64,10 +65,13 @@ def _no_local_constants():
         cache.cache.clear()
 
 
-def _drive(body: Callable[[Any], P.Result], strategy, settings, seed: int | None, known=()) -> _Drive:
+def _drive(
+    body: Callable[[Any], P.Result], strategy, settings, seed: int | None, known=(), *, keep_errors: bool = False
+) -> _Drive:
     """Run ``body`` over ``strategy``; collect samples, skips and the shrunk failure. A deviation
     a registered finding covers is counted as a hit (the smallest kept) and exploration goes on,
-    so a known deviation neither costs shrinking time nor hides a new one."""
+    so a known deviation neither costs shrinking time nor hides a new one; with ``keep_errors``,
+    so does an example on which the implementation raises (the smallest kept)."""
     import hypothesis
     from hypothesis import given
 
@@ -75,7 +79,7 @@ def _drive(body: Callable[[Any], P.Result], strategy, settings, seed: int | None
 
     def test(case):
         r = body(case)
-        if _judge(d, case, r, known):
+        if _judge(d, case, r, known, keep_errors=keep_errors):
             raise _Deviation(r.message)
 
     t = settings(given(strategy)(test))
@@ -91,7 +95,7 @@ def _drive(body: Callable[[Any], P.Result], strategy, settings, seed: int | None
     return d
 
 
-def _judge(d: _Drive, case, r: P.Result, known) -> bool:
+def _judge(d: _Drive, case, r: P.Result, known, *, keep_errors: bool = False) -> bool:
     """Account one example's result in ``d``; True when it is a new deviation (the run stops)."""
     d.n += 1
     if r.verdict == "skip":
@@ -107,13 +111,18 @@ def _judge(d: _Drive, case, r: P.Result, known) -> bool:
             if prev is None or case.x.size < prev[0].x.size:
                 d.hits[f.id] = (case, r)
             return False
+        if keep_errors and r.verdict == "error":
+            if d.raised is None or case.x.size < d.raised[0].x.size:
+                d.raised = (case, r)
+            return False
         d.fail = (case, r)
         return True
     return False
 
 
-#: The examples a seeded (or derandomized) run draws, by (norm, dtype, buffers, run): every property of every implementation of a norm sees the same examples, so they
-#: are drawn once per process and replayed (:func:`_replay`) instead of re-generated per property.
+#: The examples a seeded (or derandomized) run draws, by (norm, dtype, buffers, run): every property
+#: of every implementation of a norm sees the same examples, so they are drawn once per process and
+#: replayed (:func:`_replay`) instead of re-generated per property.
 _DRAWN: dict[tuple, tuple | None] = {}
 
 
@@ -133,7 +142,7 @@ def _drawn(key, strategy, settings, seed) -> tuple | None:
     return _DRAWN[key]
 
 
-def _replay(body, cases, known) -> _Drive | None:
+def _replay(body, cases, known, *, keep_errors: bool = False) -> _Drive | None:
     """:func:`_drive` over already drawn ``cases``: the same accounting while every example passes
     or is a registered finding's hit (Hypothesis would generate exactly these, in this order: see
     :func:`_no_local_constants`); None at a new deviation or an exception, which :func:`_drive`
@@ -146,7 +155,7 @@ def _replay(body, cases, known) -> _Drive | None:
             r = body(case)
         except Exception:
             return None
-        if _judge(d, case, r, known):
+        if _judge(d, case, r, known, keep_errors=keep_errors):
             return None
     return d
 
@@ -172,12 +181,21 @@ def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record
         seconds=round(time.perf_counter() - t0, 3),
     )
     finding = None
+    if d.raised is not None:
+        case, r = d.raised
+        base["raises"] = {
+            "message": r.message,
+            "counterexample": case.to_json() if hasattr(case, "to_json") else None,
+            "repro": case.repro(repro_call) if hasattr(case, "repro") else None,
+        }
+        if fail is None:  # it raised, and deviated nowhere else: the raise is the record's verdict
+            fail = d.raised
     if fail is None and d.hits:  # only registered deviations: report the finding's smallest hit
         finding, fail = next(iter(d.hits.items()))  # the finding that covered it (an identity: either side's)
     if fail is not None:
         case, r = fail
         if finding is None and r.verdict in ("fail", "error"):
-            f = _findings.match(impl.id, prop_name, dtype, r.case or case)
+            f = _findings.match(_findings.findings_key(impl), prop_name, dtype, r.case or case)
             finding = f.id if f else None
         return Record(
             **base,
@@ -210,9 +228,13 @@ def _repro_call(impl) -> str:
     return f"next(i for i in __import__('normcheck.adapters', fromlist=['get']).get({impl.framework!r}).implementations() if i.id == {impl.id!r})"
 
 
-def run_check(impl, prop_name: str, dtype: str, run: Run | None = None, *, strategy=None) -> Record:
+def run_check(
+    impl, prop_name: str, dtype: str, run: Run | None = None, *, strategy=None, keep_errors: bool = False
+) -> Record:
     """One property of one implementation at one dtype, driven by Hypothesis (``run``: the
-    profile, seed and examples; by default the loaded Hypothesis profile, unseeded)."""
+    profile, seed and examples; by default the loaded Hypothesis profile, unseeded). With
+    ``keep_errors`` (a user's target) an example on which the implementation raises does not end
+    the exploration: the smallest is kept in the record's ``raises`` beside any deviation."""
     from normcheck import strategies
 
     run = run or Run(profile=None, seed=None)
@@ -221,15 +243,16 @@ def run_check(impl, prop_name: str, dtype: str, run: Run | None = None, *, strat
         return _skip(impl, dtype, prop_name, f"{impl.api or impl.id} does not support {dtype}")
     prop = P.PROPERTIES[prop_name]
     settings = run.settings()
-    known = _findings.applicable(impl.id, prop_name, dtype)
+    known = _findings.applicable(_findings.findings_key(impl), prop_name, dtype)
     drive = None
     if strategy is None:
         strategy = strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
         if run.seed is not None or settings.derandomize:  # the same examples for every property: replay them
             key = (impl.norm, dtype, impl.running_stats, run)
-            drive = _replay(lambda c: prop(impl, c), _drawn(key, strategy, settings, run.seed), known)
+            cases = _drawn(key, strategy, settings, run.seed)
+            drive = _replay(lambda c: prop(impl, c), cases, known, keep_errors=keep_errors)
     if drive is None:
-        drive = _drive(lambda c: prop(impl, c), strategy, settings, run.seed, known)
+        drive = _drive(lambda c: prop(impl, c), strategy, settings, run.seed, known, keep_errors=keep_errors)
     return _record(impl, dtype, prop_name, t0, drive, repro_call=_repro_call(impl))
 
 

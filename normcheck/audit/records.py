@@ -44,9 +44,14 @@ class Record:
     repro: str | None = None
     seconds: float = 0.0
     diagnosis: str | None = None
+    # a check that keeps exploring after the target raises (``normcheck check``): the smallest case
+    # on which it raised ({"message", "counterexample", "repro"}), reported beside any deviation
+    raises: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
+        if d["raises"] is None:
+            del d["raises"]
         for k in ("observed", "allowed"):
             if not math.isfinite(d[k]):
                 d[k] = None if math.isnan(d[k]) else ("inf" if d[k] > 0 else "-inf")

@@ -15,7 +15,7 @@ from normcheck.audit.driver import run_check, run_identity
 from normcheck.audit.records import Record, document
 from normcheck.profiles import Run
 
-__all__ = ["identity_pairs", "run_audit"]
+__all__ = ["identity_pairs", "plan", "run_audit"]
 
 
 def identity_pairs(impls) -> Iterable[tuple[Any, Any, Any]]:
@@ -45,6 +45,63 @@ def _claim_order(impl, checks: int) -> tuple[int, int, str]:
     return (impl.mode != "eager", -checks, impl.id)
 
 
+def _jobs(framework: str, *, norms, dtypes, props, identities, run: Run, all_forms: bool):
+    """The implementations of ``framework`` the audit runs, and its checks in serial order, each
+    as (the implementation whose caches it uses, a function that runs it)."""
+    from normcheck import adapters
+
+    impls = [i for i in adapters.implementations([framework], norms) if all_forms or not i.extended]
+    jobs: list[tuple[str, Callable[[], Record]]] = []
+    for impl in impls:
+        for dt in dtypes:
+            for p in props:
+                jobs.append((impl.id, lambda impl=impl, dt=dt, p=p: run_check(impl, p, dt, run)))
+    if identities:
+        for ident, lhs, rhs in identity_pairs(impls):
+            for dt in dtypes:
+                jobs.append((lhs.id, lambda i=ident, a=lhs, b=rhs, dt=dt: run_identity(i, a, b, dt, run)))
+    return impls, jobs
+
+
+def _options(*, frameworks, norms, dtypes, properties, run: Run, identities: bool, all_forms) -> tuple[list, dict]:
+    """The installed frameworks to audit, and the options of each one's checks."""
+    from normcheck import adapters
+
+    props = [p for p in (properties or P.PROPERTIES) if p in P.PROPERTIES]
+    return [a.name for a in adapters.installed(frameworks)], dict(
+        norms=norms,
+        dtypes=tuple(dtypes or run.dtypes),
+        props=props,
+        identities=identities and (properties is None or "identity" in properties),
+        run=run,
+        all_forms=run.profile == "thorough" if all_forms is None else all_forms,
+    )
+
+
+def plan(
+    *,
+    frameworks=None,
+    norms=None,
+    dtypes=None,
+    properties=None,
+    run: Run | None = None,
+    identities=True,
+    all_forms=None,
+) -> dict[str, int]:
+    """The number of checks (records) :func:`run_audit` runs per framework with these arguments,
+    counted before it runs; listing implementations imports no framework."""
+    fws, kwargs = _options(
+        frameworks=frameworks,
+        norms=norms,
+        dtypes=dtypes,
+        properties=properties,
+        run=run or Run(),
+        identities=identities,
+        all_forms=all_forms,
+    )
+    return {fw: len(_jobs(fw, **kwargs)[1]) for fw in fws}
+
+
 def _framework_records(
     framework: str,
     *,
@@ -60,28 +117,9 @@ def _framework_records(
     """Every check of one framework in this process, as ``(position in the serial order, record)``
     pairs for reassembly; with ``claim`` (a shared counter's next value), only the implementations
     whose turn it draws, until none is left. ``emit(event)`` reports progress."""
-    from normcheck import adapters
-
-    impls = [i for i in adapters.implementations([framework], norms) if all_forms or not i.extended]
-    jobs: list[tuple[str, Callable[[], Record]]] = []  # (the implementation whose caches it uses, job)
-    for impl in impls:
-        for dt in dtypes:
-            for p in props:
-                jobs.append(
-                    (
-                        impl.id,
-                        lambda impl=impl, dt=dt, p=p: run_check(impl, p, dt, run),
-                    )
-                )
-    if identities:
-        for ident, lhs, rhs in identity_pairs(impls):
-            for dt in dtypes:
-                jobs.append(
-                    (
-                        lhs.id,
-                        lambda i=ident, a=lhs, b=rhs, dt=dt: run_identity(i, a, b, dt, run),
-                    )
-                )
+    impls, jobs = _jobs(
+        framework, norms=norms, dtypes=dtypes, props=props, identities=identities, run=run, all_forms=all_forms
+    )
     # Every check of one implementation stays in one process: all its properties replay the same
     # examples, so the compiled programs (JAX) are reused, not rebuilt in each process.
     by_key: dict[str, list[tuple[int, Callable[[], Record]]]] = {}
@@ -98,8 +136,6 @@ def _framework_records(
 
     records = []
     for mine in turns():
-        if emit:
-            emit(("more", framework, len(mine)))
         for n, job in mine:
             r = job()
             records.append((n, r))
@@ -146,31 +182,26 @@ def run_audit(
     framework: no import-order constraints between them), slowest framework first. Extended
     implementations (``Impl.extended``) run with ``all_forms``, by default in the thorough profile.
     """
-    from normcheck import adapters
-
     run = run or Run()
     t0 = time.time()
-    fws = [a.name for a in adapters.installed(frameworks)]
-    props = [p for p in (properties or P.PROPERTIES) if p in P.PROPERTIES]
-    kwargs = dict(
+    fws, kwargs = _options(
+        frameworks=frameworks,
         norms=norms,
-        dtypes=tuple(dtypes or run.dtypes),
-        props=props,
-        identities=identities and (properties is None or "identity" in properties),
+        dtypes=dtypes,
+        properties=properties,
         run=run,
-        all_forms=run.profile == "thorough" if all_forms is None else all_forms,
+        identities=identities,
+        all_forms=all_forms,
     )
-    planned: dict[str, int] = {}
+    total = sum(len(_jobs(fw, **kwargs)[1]) for fw in fws)
     done: list[Record] = []
 
     def on_event(event) -> None:
-        kind, fw, payload = event
-        if kind == "more":
-            planned[fw] = planned.get(fw, 0) + payload
-            return
-        done.append(payload)
-        if progress:
-            progress(len(done), max(len(done), sum(planned.values())), payload)
+        kind, _, payload = event
+        if kind == "done":
+            done.append(payload)
+            if progress:
+                progress(len(done), total, payload)
 
     if workers <= 1 or len(fws) <= 1:
         by_fw = {fw: [r for _, r in _framework_records(fw, **kwargs, emit=on_event)] for fw in fws}

@@ -164,21 +164,18 @@ def planned_checks(*, frameworks, norms, dtypes, properties, profile, all_forms)
     """The number of records :func:`normcheck.audit.run_audit` will produce for these arguments,
     counted before it runs (for a progress bar whose total does not move): per installed
     framework, its implementations × dtypes × properties plus its spec identities × dtypes, the
-    way the audit plans them. Cheap: listing implementations imports no framework."""
-    from normcheck import adapters, audit
-    from normcheck.properties import PROPERTIES
+    way the audit plans them (:func:`normcheck.audit.plan`)."""
+    from normcheck import audit
 
-    dts = tuple(dtypes or audit.Run(profile).dtypes)
-    props = [p for p in (properties or PROPERTIES) if p in PROPERTIES]
-    identities = properties is None or "identity" in properties
-    forms = profile == "thorough" if all_forms is None else all_forms
-    n = 0
-    for a in adapters.installed(frameworks):
-        impls = [i for i in adapters.implementations([a.name], norms) if forms or not i.extended]
-        n += len(impls) * len(dts) * len(props)
-        if identities:
-            n += sum(1 for _ in audit.identity_pairs(impls)) * len(dts)
-    return n
+    planned = audit.plan(
+        frameworks=frameworks,
+        norms=norms,
+        dtypes=dtypes,
+        properties=properties,
+        run=audit.Run(profile),
+        all_forms=all_forms,
+    )
+    return sum(planned.values())
 
 
 class Progress:
