@@ -378,7 +378,14 @@ def check(
                 return strategies.cases(norm, dtypes=(dt,), axes=axes)
 
         impl = Impl(
-            "user", norm, target.form, target, api=target.label, dtypes=run_dtypes, running_stats=s.has_running_stats
+            "user",
+            norm,
+            target.form,
+            target,
+            api=target.label,
+            dtypes=run_dtypes,
+            running_stats=s.has_running_stats,
+            runs_on=target.framework,  # the framework's registered findings apply to the target
         )
         report = CheckReport(
             target.label, norm, target.framework, target.form, profile, seed, [], notes=list(target.notes)
@@ -398,7 +405,9 @@ def check(
                 elif why:
                     add(_skip(target, norm, dt, p, why))
                 else:
-                    r = audit.run_check(impl, p, dt, config, strategy=strategy_for(dt) if strategy_for else None)
+                    r = audit.run_check(
+                        impl, p, dt, config, strategy=strategy_for(dt) if strategy_for else None, keep_errors=True
+                    )
                     add(_finish(r, target, setup, version))
             if dt == "float32" and properties is None and axes is None:
                 for ident in s.identities:
