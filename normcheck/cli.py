@@ -13,8 +13,11 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from normcheck.profiles import PROFILES as _PROFILES
+
+# normcheck.adapters.FRAMEWORKS, written out so that parsing imports no NumPy (a test keeps them equal)
 FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow", "onnxruntime")
-PROFILES = ("quick", "dev", "ci", "default", "thorough")
+PROFILES = tuple(_PROFILES)
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 
 
@@ -186,7 +189,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="normcheck",
         description="Property testing and numerical audit of normalization layers "
-        "(BatchNorm, LayerNorm, InstanceNorm, GroupNorm, RMSNorm) across NumPy, PyTorch, JAX and TensorFlow.",
+        "(BatchNorm, LayerNorm, InstanceNorm, GroupNorm, RMSNorm) across NumPy, PyTorch, JAX, TensorFlow "
+        "and ONNX Runtime.",
     )
     p.add_argument("--version", action="version", version=f"normcheck {__version__}")
     p.add_argument(

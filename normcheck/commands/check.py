@@ -38,7 +38,12 @@ def add_arguments(p) -> None:
         help="judge an axis-set variant: statistics over these comma-separated input axes instead of the "
         "norm's own set (e.g. --norm layer_norm --axes 1: ConvNeXt's channels-first LayerNorm)",
     )
-    p.add_argument("--framework", choices=TARGET_FRAMEWORKS, help="the target's framework (default: inferred)")
+    p.add_argument(
+        "--framework",
+        choices=TARGET_FRAMEWORKS,
+        help="the target's framework (default: inferred); ONNX Runtime's operators are audited by "
+        "`normcheck audit --frameworks onnxruntime`, not checked as targets",
+    )
     p.add_argument("--form", choices=FORMS, help="function or module (default: module for a class)")
     p.add_argument(
         "--profile", choices=PROFILES, default="default", help="Hypothesis settings profile (default: default)"

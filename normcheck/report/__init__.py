@@ -78,6 +78,11 @@ def main_report(json_path: str | Path, html_path: str | Path, *, bench: str | Pa
     """``normcheck report results.json --html PATH [--bench BENCH.json]``: render a saved result
     document to HTML, with a saved benchmark document as its benchmark section."""
     doc = load_document(json_path)
+    if not str(doc.get("schema", "")).startswith("normcheck.audit/"):
+        raise ValueError(
+            f"{json_path}: a {doc.get('schema')} document, not an audit or check result "
+            "(attach a bench document with --bench)"
+        )
     if bench is not None:
         from normcheck.bench.run import load, report_section
 
