@@ -19,11 +19,27 @@ from packaging.version import InvalidVersion, Version
 
 from normcheck.spec import specs_dir
 
-__all__ = ["Finding", "applicable", "findings_key", "load", "match"]
+__all__ = ["Finding", "Part", "applicable", "findings_key", "load", "match"]
+
+
+@dataclass(frozen=True)
+class Part:
+    """A finding's occurrence in one more framework (same cause): its package, version range,
+    smallest case and what that case gives."""
+
+    framework: str
+    package: str
+    versions: str
+    case: dict[str, Any] = field(default_factory=dict, compare=False)
+    observed: str = ""
 
 
 @dataclass(frozen=True)
 class Finding:
+    """A known deviation. ``package``/``versions``/``case``/``observed`` are those of the framework
+    of ``impl[0]``; a cause shared by other frameworks lists them in ``also`` (one :class:`Part`
+    each, with its own smallest case)."""
+
     id: str
     package: str
     versions: str
@@ -34,6 +50,16 @@ class Finding:
     case: dict[str, Any] = field(default_factory=dict, compare=False)
     observed: str = ""
     where: str = ""  # a condition on the case (see ``covers``); empty: any case
+    also: tuple[Part, ...] = ()
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        """Every framework's occurrence, the first one's from the top-level fields."""
+        first = Part(self.impl[0].split("/")[0], self.package, self.versions, self.case, self.observed)
+        return (first, *self.also)
+
+    def part(self, framework: str) -> Part | None:
+        return next((p for p in self.parts if p.framework == framework), None)
 
     def covers(self, case) -> bool:
         """Does the case fall in the finding's region? ``where`` is a Python expression over
@@ -70,11 +96,14 @@ class Finding:
             return False
         if self.dtypes and dtype not in self.dtypes:
             return False
-        version = version or _installed(self.package)
+        part = self.part(impl_id.split("/")[0])
+        if part is None:
+            return False
+        version = version or _installed(part.package)
         if version is None:
             return False
         try:
-            return Version(version) in SpecifierSet(self.versions)
+            return Version(version) in SpecifierSet(part.versions)
         except InvalidVersion:
             return False
 
@@ -126,6 +155,10 @@ def load(path: str | None = None) -> tuple[Finding, ...]:
             case=f.get("case", {}),
             observed=f.get("observed", ""),
             where=f.get("where", ""),
+            also=tuple(
+                Part(a["framework"], a["package"], a.get("versions", ""), a.get("case", {}), a.get("observed", ""))
+                for a in f.get("also", [])
+            ),
         )
         for f in raw.get("finding", [])
     )

@@ -15,25 +15,31 @@ from normcheck.profiles import Run
 
 
 def _params():
+    """One test per finding and framework it names (a shared cause has a smallest case for each)."""
     out = []
     for f in findings.load():
-        fw = f.impl[0].split("/")[0]
-        a = adapters.get(fw)
-        reason = None if a.available() else f"{fw} is not installed"
-        if reason is None and not f.applies(f.impl[0], f.property[0], (f.dtypes or ("float32",))[0]):
-            reason = f"{f.package} version outside {f.versions}"
-        marks = [pytest.mark.skip(reason=reason)] if reason else []
-        out.append(pytest.param(f, id=f.id, marks=marks))
+        for part in f.parts:
+            fw = part.framework
+            globs = [g for g in f.impl if g.split("/")[0] == fw]
+            reason = None if adapters.get(fw).available() else f"{fw} is not installed"
+            if reason is None and not f.applies(globs[0], f.property[0], (f.dtypes or ("float32",))[0]):
+                reason = f"{part.package} version outside {part.versions}"
+            marks = [pytest.mark.skip(reason=reason)] if reason else []
+            out.append(pytest.param(f, part, id=f"{f.id}-{fw}" if f.also else f.id, marks=marks))
     return out
 
 
-@pytest.mark.parametrize("finding", _params())
-def test_registered_finding_reproduces(finding):
-    case = Case.from_json({**finding.case, "regime": (finding.where and _regime(finding)) or "normal"})
+@pytest.mark.parametrize(("finding", "part"), _params())
+def test_registered_finding_reproduces(finding, part):
+    case = Case.from_json({**part.case, "regime": (finding.where and _regime(finding)) or "normal"})
     assert finding.covers(case), f"{finding.id}: its own case is outside its `where` region"
-    fw = finding.impl[0].split("/")[0]
-    impls = [i for i in adapters.get(fw).implementations() if any(fnmatch.fnmatch(i.id, g) for g in finding.impl)]
-    assert impls, f"{finding.id}: no implementation matches {finding.impl}"
+    fw = part.framework
+    impls = [
+        i
+        for i in adapters.get(fw).implementations()
+        if any(fnmatch.fnmatch(i.id, g) for g in finding.impl) and i.norm == case.norm
+    ]
+    assert impls, f"{finding.id}: no {case.norm} implementation of {fw} matches {finding.impl}"
     name = next(p for p in properties.PROPERTIES if any(fnmatch.fnmatch(p, g) for g in finding.property))
     prop = properties.PROPERTIES[name]
     results = {impl.id: prop(impl, case) for impl in impls}

@@ -75,19 +75,23 @@ def document(records: list[Record], *, profile, seed, started, argv=()) -> dict[
             "environment": environment(),
         },
         "summary": {v: counts.get(v, 0) for v in ("pass", "finding", "fail", "error", "skip")},
-        "findings": [
-            {
-                "id": f.id,
-                "package": f.package,
-                "versions": f.versions,
-                "impl": f.impl,
-                "property": f.property,
-                "explanation": f.explanation,
-            }
-            for f in _findings.load()
-        ],
+        "findings": [_finding_json(f) for f in _findings.load()],
         "records": [r.to_json() for r in records],
     }
+
+
+def _finding_json(f: _findings.Finding) -> dict[str, Any]:
+    out = {
+        "id": f.id,
+        "package": f.package,
+        "versions": f.versions,
+        "impl": f.impl,
+        "property": f.property,
+        "explanation": f.explanation,
+    }
+    if f.also:  # the same cause in other frameworks
+        out["also"] = [{"framework": p.framework, "package": p.package, "versions": p.versions} for p in f.also]
+    return out
 
 
 def exit_status(doc: dict[str, Any]) -> int:
