@@ -1,0 +1,96 @@
+"""Does the registry hold at every seed? Runs `normcheck audit` at several seeds and groups the new
+deviations and errors (by implementation, property, dtype and value regime), printing one smallest
+case per group. Prints numbers and groups; exits 1 when any seed has a new deviation or error.
+
+    python scripts/seed_sweep.py --seeds 0-9 [--profile default] [--out out/sweep] [-- AUDIT OPTIONS]
+
+Each seed's document is kept (``OUT/seed-N.json``), so a sweep can be regrouped with ``--reuse``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def run_seed(seed: int, profile: str, out: Path, extra: list[str]) -> tuple[Path, float]:
+    path = out / f"seed-{seed}.json"
+    cmd = [sys.executable, "-m", "normcheck.cli", "audit", "--profile", profile, "--seed", str(seed)]
+    t0 = time.perf_counter()
+    subprocess.run([*cmd, "--quiet", "--json", str(path), *extra], stdout=subprocess.DEVNULL, check=False)
+    return path, time.perf_counter() - t0
+
+
+def new_ones(doc: dict) -> list[dict]:
+    return [r for r in doc["records"] if r["verdict"] in ("fail", "error")]
+
+
+def group_key(r: dict) -> tuple[str, str, str, str]:
+    regime = (r.get("counterexample") or {}).get("regime", "?")
+    return (r["impl"], r["property"], r["dtype"], regime)
+
+
+def size(r: dict) -> int:
+    shape = ((r.get("counterexample") or {}).get("input") or {}).get("shape") or [10**9]
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=seeds, default=seeds("0-9"))
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--out", type=Path, default=Path("out/sweep"))
+    ap.add_argument("--reuse", action="store_true", help="regroup the documents already in --out")
+    ap.add_argument("extra", nargs="*", help="further `normcheck audit` options (after --)")
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    groups: dict[tuple, list[tuple[int, dict]]] = {}
+    print(f"seed sweep, profile {a.profile}: {len(a.seeds)} seeds")
+    print(f"{'seed':>4} {'passed':>7} {'registered':>10} {'new':>5} {'errors':>6} {'seconds':>8}")
+    for s in a.seeds:
+        path = a.out / f"seed-{s}.json"
+        took = 0.0
+        if not (a.reuse and path.exists()):
+            path, took = run_seed(s, a.profile, a.out, a.extra)
+        if not path.exists():
+            print(f"{s:>4} the audit wrote no document")
+            continue
+        doc = json.loads(path.read_text())
+        sm = doc["summary"]
+        print(
+            f"{s:>4} {sm['pass']:>7} {sm['finding']:>10} {sm['fail']:>5} {sm['error']:>6} {took or doc['run']['seconds']:>8.0f}"
+        )
+        for r in new_ones(doc):
+            groups.setdefault(group_key(r), []).append((s, r))
+    if not groups:
+        print("\nno new deviation and no error at any seed")
+        return 0
+    print(f"\n{len(groups)} groups of new deviations or errors (implementation, property, dtype, regime):")
+    for (impl, prop, dtype, regime), hits in sorted(groups.items()):
+        seed, r = min(hits, key=lambda h: size(h[1]))
+        seeds_hit = sorted({h[0] for h in hits})
+        print(f"\n- {impl} {prop} {dtype} regime={regime}: seeds {seeds_hit}; smallest at seed {seed}")
+        print(f"  {r['verdict']}: {r['message'][:200]}")
+        ce = r.get("counterexample") or {}
+        inp = ce.get("input") or {}
+        print(f"  x {inp.get('dtype')}{inp.get('shape')} = {str(inp.get('values'))[:160]}  args {ce.get('args')}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
