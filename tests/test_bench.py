@@ -155,9 +155,9 @@ def test_onnxruntime_bench_call_is_the_native_operator(norm):
     assert call.api.startswith("onnx ") and "InferenceSession.run" in call.api
     y = np.asarray(call.fn())
     x = native.host_data(int(np.prod(shape))).reshape(shape)
-    w, b = native._params(norm, shape)
+    w, b = native.affine_params(norm, shape)
     c = shape[1]
-    ref = native._canonical_call(norm, shape, reference.function(norm), np.zeros(c), np.ones(c))(x, w, b)
+    ref = native.canonical_call(norm, shape, reference.function(norm), np.zeros(c), np.ones(c))(x, w, b)
     kw = {"weight": w, "bias": None if norm == "rms_norm" else b, "eps": native.EPS}
     kw.update({"normalized_shape": shape[-1:]} if norm in ("layer_norm", "rms_norm") else {})
     kw.update({"num_groups": native.groups(c)} if norm == "group_norm" else {})

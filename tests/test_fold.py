@@ -82,7 +82,9 @@ def test_wrong_fold_is_caught(monkeypatch):
     x = np.random.default_rng(0).normal(size=(2, 2, 8)).astype(np.float32)
     assert fold.check(layer, bn, x).ok
     ref, s = fold.fold_scale(layer, bn, x)
-    monkeypatch.setattr(fold, "_affine64", _wrong_affine)
+    from normcheck.adapters.torch import fold as torch_fold
+
+    monkeypatch.setattr(torch_fold, "affine64", _wrong_affine)
     folded = fold.fold(layer, bn)
     with torch.no_grad():
         got = folded(torch.from_numpy(x)).double().numpy()

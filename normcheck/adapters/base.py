@@ -24,11 +24,23 @@ Optional capabilities, public methods with a default that says "not offered":
 - :meth:`Adapter.vjp` ``(impl, case, dy)``: the framework's own autodiff of an implementation
   (raises :class:`Unsupported` by default; :attr:`Adapter.has_vjp` says whether it is overridden);
 - :meth:`Adapter.convention_probes`: the framework's layers as :class:`normcheck.conventions.Probe`
-  objects for the conventions table (none by default).
+  objects for the conventions table (none by default);
+- :meth:`Adapter.bench_natives`: the framework's part of ``normcheck bench`` (a :class:`BenchNatives`:
+  its native norms called on its own arrays, its copy for the roof), None where the bench times none;
+- :meth:`Adapter.batch_norm_folding`: folding an eval-mode BatchNorm into the layer before it (the
+  ``fold_agreement`` property and :mod:`normcheck.properties.fold`), None by default;
+- :meth:`Adapter.layer_porting`: the framework's side of :mod:`normcheck.port` (torch <-> Keras/Flax
+  norm layers), None by default.
+
+These are reached through :func:`normcheck.adapters.get`; a capability module of an adapter package
+imports nothing above the adapters (no ``normcheck.bench``, ``normcheck.properties``,
+``normcheck.port``): what it shares with them (:class:`BenchNatives`, :class:`FoldError`,
+:class:`PortError`) is defined here, and what the generic side supplies is handed to it in the call.
 
 An adapter package ``normcheck/adapters/<framework>/`` keeps everything about its framework: the
 adapter in ``__init__.py``, its VJPs in ``autodiff.py``, its convention probes in ``conventions.py``
-(both imported only when asked for). The helpers its VJPs share are the public functions at the end
+(both imported only when asked for), and where it offers them its ``bench.py``, ``fold.py`` and
+``port.py``. The helpers its VJPs share are the public functions at the end
 of this module.
 """
 
@@ -38,7 +50,7 @@ import importlib.metadata
 import importlib.util
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +61,10 @@ __all__ = [
     "LAYOUTS",
     "MODES",
     "Adapter",
+    "BenchNatives",
+    "FoldError",
     "Impl",
+    "PortError",
     "Probe",
     "Unsupported",
     "case_arguments",
@@ -63,6 +78,15 @@ MODES = ("eager", "jit", "compiled")
 
 class Unsupported(Exception):
     """The framework has no native way to compute this norm with these arguments."""
+
+
+class FoldError(ValueError):
+    """The BatchNorm cannot be folded into the layer (training mode, no running statistics, or a
+    layer/BN pair that does not fit)."""
+
+
+class PortError(ValueError):
+    """The layer (or one of its settings) has no equivalent on the other side."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +181,23 @@ class Adapter:
         :func:`normcheck.conventions.measure` (imports the framework)."""
         return []
 
+    def bench_natives(self) -> BenchNatives | None:
+        """The framework's part of ``normcheck bench`` (:mod:`normcheck.bench.native`), or None where
+        the bench times none of its calls. Imports no framework (its ``build`` and ``copy`` do)."""
+        return None
+
+    def batch_norm_folding(self):
+        """BatchNorm folding for :mod:`normcheck.properties.fold`, or None where the framework has
+        none: a namespace with ``fold(layer, bn)`` (raising :class:`FoldError`), ``reference(layer,
+        bn, x)`` (the float64 pieces of the error model), ``run(layer, x)``, ``random_layer(rng,
+        x_shape, dtype)``, ``layers_for(case)`` and ``train(bn)``."""
+        return None
+
+    def layer_porting(self):
+        """The framework's side of :mod:`normcheck.port`, or None: a namespace whose functions read,
+        build and run the framework's norm layers (raising :class:`PortError`)."""
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
@@ -216,3 +257,30 @@ class Probe:
     modes: bool = True  # a layer that trains (False: a function of given statistics, e.g. tf.nn)
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- the bench's view of a framework (normcheck.bench.native times it) ------------------------------
+
+
+@dataclass(frozen=True)
+class BenchNatives:
+    """A framework's part of ``normcheck bench`` (:meth:`Adapter.bench_natives`): its native norms
+    called on its own arrays, without the adapter's NumPy conversions.
+
+    ``build(case)`` gets a :class:`normcheck.bench.native.BenchCase` (the norm, shape, dtype,
+    layout, mode, pass, device and an optional user ``target``, with the framework-free pieces every
+    builder shares: host data, affine parameters, the canonical call) and returns
+    ``case.native(fn, sync, api, output)``. ``copy(nbytes, device)`` returns ``(api, fn, sync)``: a
+    copy of ``nbytes`` of float32 between two arrays on ``device``, for the copy roof (``sync`` None:
+    nothing to wait for). ``gpu(device)`` describes a CUDA device: ``{"name", "l2_bytes"}``.
+    """
+
+    modes: tuple[str, ...]  # execution modes, the default first
+    layouts: Mapping[str, tuple[str, ...]]  # norm -> the layouts its native call takes
+    api: Callable[[str, str], str]  # (norm, mode) -> the native call a case times
+    build: Callable[[Any], Any]
+    forward_only: str = ""  # why there is no forward+backward pass ("": there is one)
+    cpu_only: str = ""  # why it runs on the CPU only ("": it does not)
+    layout_notes: Mapping[str, str] = field(default_factory=dict)  # norm -> why a layout is missing
+    copy: Callable[[int, str], tuple[str, Callable, Callable | None]] | None = None
+    gpu: Callable[[str], dict[str, Any]] | None = None

@@ -5,7 +5,9 @@ same device. The roof is a STREAM-like *copy* (``dst[:] = src``) of arrays sever
 last-level cache, counted as STREAM counts it: ``2 · nbytes`` per copy (one read of ``src``, one
 write of ``dst``). On the CPU it is measured with ``numpy.copyto`` and, when torch is installed,
 ``torch.Tensor.copy_``; on CUDA with a device-to-device ``torch.Tensor.copy_`` (or a jitted JAX
-copy without torch). The roof is the best of them: what this machine demonstrably reaches.
+copy without torch). The roof is the best of them: what this machine demonstrably reaches. Each copy
+is its adapter's (:attr:`BenchNatives.copy <normcheck.adapters.base.BenchNatives>`), as is the CUDA
+device's name and L2 size (torch's ``BenchNatives.gpu``).
 
 The last-level cache size is read, never assumed: ``/sys/devices/system/cpu/cpu0/cache/index*/``
 (the highest level holding data), else ``lscpu``, else ``sysconf``; on CUDA the device's L2 size.
@@ -78,12 +80,9 @@ def _llc_sysconf() -> tuple[int, str] | None:
 def llc(device: str = "cpu") -> tuple[int, str]:
     """(last-level cache size in bytes, where it was read) for ``device``."""
     if device.startswith("cuda"):
-        import torch
-
-        props = torch.cuda.get_device_properties(torch.device(device))
-        size = int(getattr(props, "L2_cache_size", 0) or 0)
-        if size:
-            return size, f"torch.cuda.get_device_properties({device!r}).L2_cache_size"
+        gpu = _natives("torch").gpu(device)
+        if gpu["l2_bytes"]:
+            return gpu["l2_bytes"], gpu["l2_source"]
         return 50 * 2**20, "unknown GPU L2: 50 MiB assumed"
     for how in (_llc_sysfs, _llc_lscpu, _llc_sysconf):
         got = how()
@@ -128,9 +127,7 @@ def machine(device: str = "cpu") -> dict[str, Any]:
         "python": platform.python_version(),
     }
     if device.startswith("cuda"):
-        import torch
-
-        out["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        out["gpu"] = _natives("torch").gpu(device)["name"]
     return out
 
 
@@ -151,35 +148,16 @@ def roof_array_bytes(llc_bytes: int, factor: float = 4.0, minimum: int = 64 * 2*
     return -(-n // 4096) * 4096
 
 
-def _copy_numpy(nbytes: int, **timer):
-    import numpy as np
+def _natives(framework: str):
+    from normcheck import adapters
 
-    src = np.ones(nbytes // 4, np.float32)
-    dst = np.empty_like(src)
-    t = measure(lambda: np.copyto(dst, src), sync=no_sync, **timer)
-    return "numpy.copyto", t
+    return adapters.get(framework).bench_natives()
 
 
-def _copy_torch(nbytes: int, device: str, **timer):
-    import torch
-
-    src = torch.ones(nbytes // 4, dtype=torch.float32, device=device)
-    dst = torch.empty_like(src)
-    sync = (lambda _: torch.cuda.synchronize()) if device.startswith("cuda") else no_sync
-    t = measure(lambda: dst.copy_(src), sync=sync, **timer)
-    return "torch.Tensor.copy_", t
-
-
-def _copy_jax(nbytes: int, device: str, **timer):
-    import jax
-    import jax.numpy as jnp
-
-    platform_ = "gpu" if device.startswith("cuda") else "cpu"
-    dev = jax.devices(platform_)[0]
-    src = jax.device_put(jnp.ones(nbytes // 4, jnp.float32), dev)
-    copy = jax.jit(lambda a: a + 0)  # one read, one write
-    t = measure(lambda: copy(src), sync=jax.block_until_ready, **timer)
-    return "jax.jit(lambda a: a + 0)", t
+def _copy(framework: str, nbytes: int, device: str, **timer):
+    """(api, timing) of the framework's copy of ``nbytes`` (its adapter's ``BenchNatives.copy``)."""
+    api, fn, sync = _natives(framework).copy(nbytes, device)
+    return api, measure(fn, sync=sync or no_sync, **timer)
 
 
 def measure_roof(
@@ -193,14 +171,14 @@ def measure_roof(
     copies = []
     makers = []
     if device == "cpu":
-        makers.append(lambda: _copy_numpy(nbytes, **timer))
+        makers.append(lambda: _copy("numpy", nbytes, device, **timer))
         if "torch" in frameworks and _importable("torch"):
-            makers.append(lambda: _copy_torch(nbytes, device, **timer))
+            makers.append(lambda: _copy("torch", nbytes, device, **timer))
     else:
         if _importable("torch"):
-            makers.append(lambda: _copy_torch(nbytes, device, **timer))
+            makers.append(lambda: _copy("torch", nbytes, device, **timer))
         elif _importable("jax"):
-            makers.append(lambda: _copy_jax(nbytes, device, **timer))
+            makers.append(lambda: _copy("jax", nbytes, device, **timer))
     for make in makers:
         api, t = make()
         moved = 2 * nbytes

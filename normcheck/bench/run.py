@@ -49,7 +49,7 @@ def run(
     with ``target: true``."""
     from normcheck import adapters, spec
 
-    fws = [a.name for a in adapters.installed(frameworks) if a.name in native.MODES]
+    fws = [a.name for a in adapters.installed(frameworks) if a.bench_natives() is not None]
     whos = (None,) if target is None else (None, target)  # the native call, then the user's
     norms = list(norms or spec.names())
     llc_bytes, _ = roof.llc(device)
@@ -57,6 +57,7 @@ def run(
     timing = {"min_reps": 3, "min_time": 0.05, "max_time": 5.0} if quick else {"min_reps": 5, "min_time": 0.3}
     results, skipped = [], []
     for fw in fws:
+        fw_modes = native.natives(fw).modes
         for norm in norms:
             for dtype in dtypes:
                 for size in sizes:
@@ -69,7 +70,7 @@ def run(
                         cases = [("small", model.small_shape(norm))]
                     for size_name, shape in cases:
                         for layout in layouts:
-                            for mode in [m for m in (modes or native.MODES[fw][:1]) if m in native.MODES[fw]]:
+                            for mode in [m for m in (modes or fw_modes[:1]) if m in fw_modes]:
                                 for pass_, who in [(p, t) for p in passes for t in whos]:
                                     row = dict(
                                         framework=fw,

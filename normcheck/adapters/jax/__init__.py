@@ -75,7 +75,7 @@ from normcheck import dtypes as _dtypes
 from normcheck import spec as _spec
 from normcheck.adapters.base import Adapter, Impl, Unsupported
 
-__all__ = ["ADAPTER", "CONVENTIONS", "TRACES", "JaxAdapter"]
+__all__ = ["ADAPTER", "CONVENTIONS", "FLAX_CLASSES", "TRACES", "JaxAdapter"]
 
 CONVENTIONS: dict[str, Any] = {
     "stored_variance": "biased",  # flax's running var averages the biased batch variance
@@ -100,13 +100,15 @@ CONVENTIONS: dict[str, Any] = {
 #: runs only while JAX traces, so it stays put when a call reuses the compiled program.
 TRACES: Counter[str] = Counter()
 
-_CLASSES = {
+#: The Flax layer class of each norm (the same name in ``flax.linen`` and ``flax.nnx``).
+FLAX_CLASSES = {
     "batch_norm": "BatchNorm",
     "layer_norm": "LayerNorm",
     "group_norm": "GroupNorm",
     "rms_norm": "RMSNorm",
     "instance_norm": "InstanceNorm",
 }
+_CLASSES = FLAX_CLASSES  # the name autodiff.py reads
 _TRUE = ("1", "true", "t", "yes", "y", "on")
 #: flax's own linen classes under jit take eps as an argument (see :func:`_run_linen`); a test turns
 #: it off to show the outputs are bit-identical to eps compiled in as a literal.
@@ -172,7 +174,7 @@ def _linen_runner(norm: str, layout: str, cfg: tuple, training: bool, mode: str,
     """
     import flax.linen as nn
 
-    cls = _USER_LINEN[form] if form != "linen" else getattr(nn, _CLASSES[norm])
+    cls = _USER_LINEN[form] if form != "linen" else getattr(nn, FLAX_CLASSES[norm])
     module = cls(**dict(cfg))
     key = f"linen/{norm}/{layout}"
 
@@ -218,7 +220,7 @@ def nnx_layer(norm, num_features, cfg, params, stats):
     set from ``params``/``stats`` (device arrays, or tracers inside a jitted function)."""
     from flax import nnx
 
-    layer = getattr(nnx, _CLASSES[norm])(num_features, **cfg, rngs=nnx.Rngs(0))
+    layer = getattr(nnx, FLAX_CLASSES[norm])(num_features, **cfg, rngs=nnx.Rngs(0))
     for name, value in params.items():
         # nnx keeps every affine parameter as a vector of num_features (LayerNorm/RMSNorm: flattened).
         getattr(layer, name).set_value(value.reshape(-1))
@@ -444,7 +446,7 @@ def linen_layer_function(norm: str, cls, *, layout: str | None = None, mode: str
 def _api(norm: str, form: str) -> str:
     if form == "standardize":
         return "jax.nn.standardize"
-    return f"flax.{form}.{_CLASSES[norm]}"
+    return f"flax.{form}.{FLAX_CLASSES[norm]}"
 
 
 # (norm, form, layout, mode): what each native call is exposed as.
@@ -517,6 +519,11 @@ class JaxAdapter(Adapter):
         from normcheck.adapters.jax import conventions
 
         return conventions.probes()
+
+    def bench_natives(self):
+        from normcheck.adapters.jax import bench
+
+        return bench.NATIVES
 
     def implementations(self) -> list[Impl]:
         dts = ("float64",) if _x64_enabled() else ()

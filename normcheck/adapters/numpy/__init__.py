@@ -42,6 +42,11 @@ class NumpyAdapter(Adapter):
 
         return conventions.probes()
 
+    def bench_natives(self):
+        from normcheck.adapters.numpy import bench
+
+        return bench.NATIVES
+
     def implementations(self) -> list[Impl]:
         out = []
         for name in spec.names():

@@ -480,6 +480,11 @@ class OnnxRuntimeAdapter(Adapter):
 
         return conventions.probes()
 
+    def bench_natives(self):
+        from normcheck.adapters.onnxruntime import bench
+
+        return bench.NATIVES
+
     def implementations(self) -> list[Impl]:
         names = _spec.names()
         out = []

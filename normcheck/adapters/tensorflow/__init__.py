@@ -37,6 +37,7 @@ from normcheck.adapters.base import Adapter, Impl, Unsupported
 __all__ = [
     "ADAPTER",
     "CONVENTIONS",
+    "KERAS_LAYERS",
     "NOT_NATIVE",
     "TensorFlowAdapter",
     "clear_cache",
@@ -241,12 +242,14 @@ def _use_batch(s: _spec.Spec, a: dict[str, Any]) -> bool:
 
 
 # --- keras form ---------------------------------------------------------------------------------
-_KERAS_LAYERS = {
+#: The ``keras.layers`` class of each norm (keras has no InstanceNormalization: see :data:`NOT_NATIVE`).
+KERAS_LAYERS = {
     "batch_norm": "BatchNormalization",
     "layer_norm": "LayerNormalization",
     "group_norm": "GroupNormalization",
     "rms_norm": "RMSNormalization",
 }
+_KERAS_LAYERS = KERAS_LAYERS  # the name autodiff.py reads
 
 
 def _keras_config(norm: str, a: dict[str, Any], layout: str) -> dict[str, Any]:
@@ -290,7 +293,7 @@ def _keras_call(s: _spec.Spec, a: dict[str, Any], *, layout: str, mode: str, imp
     xt = _to_layout(x, layout)
     config = _keras_config(norm, a, layout)
     policy = _policy(x.dtype)
-    cls = cls or getattr(keras.layers, _KERAS_LAYERS[norm])
+    cls = cls or getattr(keras.layers, KERAS_LAYERS[norm])
     # Compiled functions bake eps and momentum into the trace; eager layers read them per call.
     consts = (eps, momentum) if mode == "compiled" else ()
     key = (impl_id, cls, tuple(sorted((k, str(v)) for k, v in config.items())), xt.shape, policy, consts)
@@ -412,6 +415,11 @@ class TensorFlowAdapter(Adapter):
 
         return conventions.probes()
 
+    def bench_natives(self):
+        from normcheck.adapters.tensorflow import bench
+
+        return bench.NATIVES
+
     def implementations(self) -> list[Impl]:
         out = []
         keras_variants = {
@@ -425,7 +433,7 @@ class TensorFlowAdapter(Adapter):
             if norm not in names:
                 continue
             s = _spec.get(norm)
-            api = f"keras.layers.{_KERAS_LAYERS[norm]}"
+            api = f"keras.layers.{KERAS_LAYERS[norm]}"
             for layout, mode in variants:
                 impl_id = Impl("tensorflow", norm, "keras", None, layout=layout, mode=mode).id
                 notes = "keras 3 layer on the TensorFlow backend, built once per config and shape, variables assigned"

@@ -336,6 +336,16 @@ class TorchAdapter(Adapter):
 
         return conventions.probes()
 
+    def bench_natives(self):
+        from normcheck.adapters.torch import bench
+
+        return bench.NATIVES
+
+    def batch_norm_folding(self):
+        from normcheck.adapters.torch import fold
+
+        return fold
+
     def implementations(self) -> list[Impl]:
         out = []
         for name in _spec.names():
