@@ -48,7 +48,7 @@ def _probe(target: Target, norm: str, dtype: str, axes=None) -> str | None:
     """None if the target accepts ``dtype`` inputs, else why not (one line)."""
     from normcheck.case import fixed_cases
 
-    case = fixed_cases(norm, dtype, axes=axes)[0]
+    case = target.probe_case(dtype) or fixed_cases(norm, dtype, axes=axes)[0]  # within --rank/--shape/--arg
     try:
         target(case.x.copy(), **case.kwargs())
     except TargetHung:
@@ -319,6 +319,12 @@ def check(
     progress: Callable[[audit.Record], None] | None = None,
     argv=(),
     axes=None,
+    init: str | None = None,
+    args: dict[str, Any] | None = None,
+    no_bias: bool = False,
+    no_affine: bool = False,
+    ranks=None,
+    shape=None,
 ) -> CheckReport:
     """Check ``fn`` (a callable, a module class, or a ``"module:attr"`` / ``"file.py:attr"``
     reference) as an implementation of ``norm``; see the module docstring.
@@ -328,7 +334,9 @@ def check(
     dtypes; ``properties`` restricts the property suite; ``timeout`` is the per-call limit in
     seconds; ``axes`` (a tuple of input axes) judges an axis-set variant: the statistics over those
     axes instead of the spec's set S (``axes=(1,)`` with ``"layer_norm"``: ConvNeXt's channels-first
-    LayerNorm, called with ``normalized_shape`` = the sizes of those axes). Raises :class:`~normcheck.target.TargetError` for a target that cannot be checked at
+    LayerNorm, called with ``normalized_shape`` = the sizes of those axes). ``init``, ``args``,
+    ``no_bias``, ``no_affine``, ``ranks`` and ``shape`` say how a module class is constructed and
+    which inputs the target takes (:func:`~normcheck.target.wrap`). Raises :class:`~normcheck.target.TargetError` for a target that cannot be checked at
     all (not callable, an unsupported layer kind, an unknown norm); anything the target itself
     does (raising, returning garbage, hanging) is reported, never raised.
     """
@@ -353,7 +361,23 @@ def check(
         raise TargetError(f"unknown dtype {', '.join(map(str, bad))}; known: {', '.join(FLOAT_DTYPES)}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        target = wrap(fn, norm, framework=framework, form=form, timeout=timeout, label=label)
+        if axes is not None:
+            axes = (axes,) if isinstance(axes, int) else tuple(int(a) for a in axes)
+        target = wrap(
+            fn,
+            norm,
+            framework=framework,
+            form=form,
+            timeout=timeout,
+            label=label,
+            init=init,
+            args=args,
+            no_bias=no_bias,
+            no_affine=no_affine,
+            ranks=ranks,
+            shape=shape,
+            axes=axes,
+        )
         ref = fn if isinstance(fn, str) else None
         setup = repro_setup(target, ref)
         version = adapters.get(target.framework).version()
@@ -363,19 +387,10 @@ def check(
         from normcheck.adapters.base import Impl
 
         strategy_for = None
-        if axes is not None:
-            from hypothesis.errors import InvalidArgument
-
-            from normcheck import strategies
-
-            axes = (axes,) if isinstance(axes, int) else tuple(int(a) for a in axes)
-            try:
-                strategies.cases(norm, axes=axes).validate()
-            except InvalidArgument as e:
-                raise TargetError(str(e)) from None
+        if target.strategy("float32") is not None:  # axes, ranks, shape, pinned arguments (validated by wrap)
 
             def strategy_for(dt):
-                return strategies.cases(norm, dtypes=(dt,), axes=axes)
+                return target.strategy(dt)
 
         impl = Impl(
             "user",
@@ -384,7 +399,7 @@ def check(
             target,
             api=target.label,
             dtypes=run_dtypes,
-            running_stats=s.has_running_stats,
+            running_stats=s.has_running_stats and target.running_stats,
             runs_on=target.framework,  # the framework's registered findings apply to the target
         )
         report = CheckReport(

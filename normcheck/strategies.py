@@ -444,11 +444,27 @@ def _need(spec, use_batch: bool) -> int:
 
 @st.composite
 def _build(
-    draw, spec, layout, dtypes, regimes, *, mode, need, affine, eps, fixed_args, max_side, max_numel, center_last=False
+    draw,
+    spec,
+    layout,
+    dtypes,
+    regimes,
+    *,
+    mode,
+    need,
+    affine,
+    eps,
+    fixed_args,
+    max_side,
+    max_numel,
+    center_last=False,
+    keep=None,
+    no_bias=False,
 ):
-    """A Case for ``layout`` (grown to ``need`` elements per set, or rejected)."""
+    """A Case for ``layout`` (grown to ``need`` elements per set, or rejected; ``keep``: a predicate
+    the grown layout must satisfy, e.g. pinned sides; ``no_bias``: never a bias)."""
     grown = _grow(spec, layout, need, max_side, max_numel)
-    assume(grown is not None)
+    assume(grown is not None and (keep is None or keep(grown)))
     layout = grown
     p = layout.plan(spec)
     dtype = draw(st.sampled_from(dtypes))
@@ -475,11 +491,12 @@ def _build(
             x64 = x64 - x64.mean(axis=-1, keepdims=True)
         x = x64.astype(x.dtype)
 
+    has_bias = spec.has_bias and not no_bias
     if affine is None:
         weight = draw(st.booleans())
-        bias = spec.has_bias and draw(st.booleans())
+        bias = has_bias and draw(st.booleans())
     else:
-        weight, bias = affine, affine and spec.has_bias
+        weight, bias = affine, affine and has_bias
     seed = draw(_SEEDS)
     w, b = _params(seed, spec, p, dtype, weight=weight, bias=bias)
     rm = rv = None
@@ -529,6 +546,10 @@ def cases(
     max_side: int = 6,
     max_numel: int = 4096,
     axes: tuple[int, ...] | None = None,
+    ranks=None,
+    shape=None,
+    pinned=None,
+    bias: bool | None = None,
 ) -> st.SearchStrategy[Case]:
     """Valid cases of ``norm``: shape, arguments, input (by regime), affine parameters, running buffers.
 
@@ -550,8 +571,20 @@ def cases(
       where the drawn shape is too small).
     - ``eps``: a number, a strategy (e.g. ``st.none()``), or None to draw from :func:`eps_values`.
 
+    Constraints of a target that accepts only some inputs (``normcheck check --rank/--shape/--arg``):
+
+    - ``ranks``: the input ranks to draw (e.g. ``(4,)`` for a layer that takes 4-D input only);
+      ``min_rank``/``max_rank`` are then ignored.
+    - ``shape``: the input shape, an int per axis or None for a free side; its length is the rank.
+    - ``pinned``: canonical arguments every case has: ``num_groups`` (C is drawn as a multiple of it),
+      ``eps``, ``momentum`` (also the momentum a state property uses for a case without buffers),
+      ``normalized_shape`` (a tuple of sizes, None for a free one; its length is the number of
+      normalized axes) and ``C`` (the channel count, input axis 1).
+    - ``bias``: False draws no bias (a layer with a weight but no bias); None or True: as ``affine`` says.
+
     ``momentum`` is drawn (:func:`momenta`) when running buffers are given. Shrinks towards rank
-    ``max(2, spec.min_rank)``, sides 1, the "normal" regime, no affine, no running buffers.
+    ``max(2, spec.min_rank)`` (the smallest of ``ranks``), sides 1, the "normal" regime, no affine,
+    no running buffers.
     """
     spec = _get_spec(norm)
     dtypes = _check_names("dtypes", dtypes, _dt.FLOAT_DTYPES)
@@ -561,11 +594,29 @@ def cases(
             raise InvalidArgument("an explicit axis set is checked with batch statistics and no running buffers")
         running_stats, batch_stats = False, True
     modes = _modes(spec, running_stats, batch_stats)
+    if bias not in (None, True, False):
+        raise InvalidArgument(f"bias={bias!r} must be None, True or False")
+    if axes is not None:
+        axes = _check_axes(spec, axes)
+    cons = _constraints(spec, ranks, shape, pinned, axes, min_rank, max_rank)
+    fixed: dict[str, Any] = {}
+    if cons is not None and "eps" in cons.pinned:
+        if eps is not None:
+            raise InvalidArgument("eps is given twice (eps= and pinned['eps'])")
+        eps = st.just(cons.pinned["eps"])
+    if cons is not None and "momentum" in cons.pinned:
+        fixed["momentum"] = cons.pinned["momentum"]
     eps_s = _eps_strategy(spec, eps)
-    if axes is None:
+    keep = None
+    if cons is not None:
+        lay = _constrained_layouts(spec, cons, axes, max_side, max_numel)
+
+        def keep(layout, cons=cons):
+            return _fits(cons, layout.shape, axes)
+
+    elif axes is None:
         lay = layouts(spec, min_rank=min_rank, max_rank=max_rank, max_side=max_side, max_numel=max_numel)
     else:
-        axes = _check_axes(spec, axes)
         need_rank = max(max(a + 1 if a >= 0 else -a for a in axes), min_rank or 1, 2)
         lay = shapes(spec, min_rank=max(need_rank, spec.min_rank), max_rank=max(max_rank, need_rank),
                      max_side=max_side, max_numel=max_numel).flatmap(lambda shape: _layout_for(spec, shape, axes))  # fmt: skip
@@ -584,13 +635,184 @@ def cases(
                 need=_need(spec, mode[1]),
                 affine=affine,
                 eps=eps_s,
-                fixed_args={},
+                fixed_args=fixed,
                 max_side=max_side,
                 max_numel=max_numel,
+                keep=keep,
+                no_bias=bias is False,
             )
         )
 
     return _case()
+
+
+# --- constraints: ranks, shapes and pinned arguments -----------------------------------------
+
+_PINNABLE = ("C", "num_groups", "eps", "momentum", "normalized_shape")
+
+
+class _Constraints(NamedTuple):
+    ranks: tuple[int, ...]
+    shape: tuple[int | None, ...] | None
+    pinned: dict[str, Any]
+
+
+def _side(name, v) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+        raise InvalidArgument(f"{name}: {v!r} is not a positive int (or None for a free side)")
+    return int(v)
+
+
+def _constraints(spec, ranks, shape, pinned, axes, min_rank, max_rank) -> _Constraints | None:
+    """The validated constraints of :func:`cases` (None when there are none)."""
+    if ranks is None and shape is None and not pinned:
+        return None
+    lo_spec = max(1, spec.min_rank)
+    if shape is not None:
+        if isinstance(shape, str | bytes) or not hasattr(shape, "__len__"):
+            raise InvalidArgument(f"shape={shape!r} must be a tuple of sizes (None for a free side)")
+        shape = tuple(_side("shape", v) for v in shape)
+        if len(shape) < lo_spec:
+            raise InvalidArgument(f"shape={shape}: {spec.name} needs rank >= {lo_spec}")
+    if ranks is not None:
+        ranks = (ranks,) if isinstance(ranks, int) else tuple(ranks)
+        if not ranks:
+            raise InvalidArgument("ranks must not be empty")
+        for r in ranks:
+            _check_int("ranks", r, lo_spec)
+            if r > 8:
+                raise InvalidArgument(f"ranks: {r} is more than 8 axes")
+        ranks = tuple(sorted(set(ranks)))
+        if shape is not None and len(shape) not in ranks:
+            raise InvalidArgument(f"shape={shape} has rank {len(shape)}, not one of ranks={ranks}")
+    if shape is not None:
+        ranks = (len(shape),)
+    if ranks is None:
+        lo = max(2, spec.min_rank) if min_rank is None else min_rank
+        ranks = tuple(range(lo, max(lo, max_rank) + 1))
+    pinned = dict(pinned or {})
+    bad = [k for k in pinned if k not in _PINNABLE]
+    if bad:
+        raise InvalidArgument(f"pinned: unknown {bad}; known: {', '.join(_PINNABLE)}")
+    if "num_groups" in pinned:
+        if spec.shape_arg != "num_groups":
+            raise InvalidArgument(f"pinned num_groups: {spec.name} has no groups")
+        _check_int("pinned num_groups", pinned["num_groups"], 1)
+    if "normalized_shape" in pinned:
+        if spec.shape_arg != "normalized_shape":
+            raise InvalidArgument(f"pinned normalized_shape: {spec.name} takes no normalized_shape")
+        ns = pinned["normalized_shape"]
+        ns = (ns,) if ns is None or isinstance(ns, int) else tuple(ns)
+        ns = tuple(_side("pinned normalized_shape", v) for v in ns)
+        if not ns:
+            raise InvalidArgument("pinned normalized_shape must name at least one axis")
+        if axes is not None and len(ns) != len(axes):
+            raise InvalidArgument(f"pinned normalized_shape {ns} does not match axes={axes}")
+        pinned["normalized_shape"] = ns
+    if "C" in pinned:
+        pinned["C"] = _side("pinned C", pinned["C"])
+        if shape is not None and len(shape) > 1 and shape[1] not in (None, pinned["C"]):
+            raise InvalidArgument(f"pinned C={pinned['C']} contradicts shape={shape}")
+    for k in ("eps", "momentum"):
+        v = pinned.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0):
+            raise InvalidArgument(f"pinned {k}={v!r} must be a non-negative number or None")
+    if "momentum" in pinned and pinned["momentum"] is not None and pinned["momentum"] > 1:
+        raise InvalidArgument(f"pinned momentum={pinned['momentum']} must be in [0, 1]")
+    cons = _Constraints(ranks, shape, pinned)
+    ok = []
+    for r in ranks:
+        sides = _pinned_sides(cons, r, axes)
+        if sides is None:
+            continue
+        g = pinned.get("num_groups")
+        if g and 1 in sides and sides[1] % g:
+            raise InvalidArgument(f"C={sides[1]} is not a multiple of the pinned num_groups={g}")
+        ok.append(r)
+    if not ok:
+        raise InvalidArgument(f"no input rank in {ranks} fits the constraints (shape, normalized_shape, axes)")
+    return cons._replace(ranks=tuple(ok))
+
+
+def _pinned_sides(cons: _Constraints, rank: int, axes) -> dict[int, int] | None:
+    """{input axis: size} the constraints fix at ``rank`` (None: the rank cannot satisfy them)."""
+    sides: dict[int, int] = {}
+
+    def put(i, v):
+        if v is None:
+            return True
+        if sides.get(i, v) != v:
+            return False
+        sides[i] = v
+        return True
+
+    if cons.shape is not None:
+        if len(cons.shape) != rank:
+            return None
+        for i, v in enumerate(cons.shape):
+            put(i, v)
+    if "C" in cons.pinned:
+        if rank < 2 or not put(1, cons.pinned["C"]):
+            return None
+    ns = cons.pinned.get("normalized_shape")
+    if ns is not None:
+        if axes is not None:
+            if not all(-rank <= a < rank for a in axes):
+                return None
+            where = sorted({a % rank for a in axes})
+        else:
+            if len(ns) > rank:
+                return None
+            where = list(range(rank - len(ns), rank))
+        for i, v in zip(where, ns, strict=True):
+            if not put(i, v):
+                return None
+    if axes is not None and not all(-rank <= a < rank for a in axes):
+        return None
+    return sides
+
+
+def _fits(cons: _Constraints, shape, axes) -> bool:
+    sides = _pinned_sides(cons, len(shape), axes)
+    g = cons.pinned.get("num_groups")
+    return (
+        sides is not None
+        and all(shape[i] == v for i, v in sides.items())
+        and not (g and len(shape) > 1 and shape[1] % g)
+    )
+
+
+@st.composite
+def _constrained_layouts(draw, spec, cons: _Constraints, axes, max_side, max_numel):
+    """A Layout under ``cons``: a rank from ``cons.ranks``, pinned sides as given, C a multiple of a
+    pinned num_groups, the other sides drawn (at most ``max_side``, about ``max_numel`` elements)."""
+    rank = draw(st.sampled_from(cons.ranks))
+    sides = _pinned_sides(cons, rank, axes)
+    assume(sides is not None)
+    g = cons.pinned.get("num_groups")
+    numel = math.prod(sides.values())
+    shape = []
+    for i in range(rank):
+        if i in sides:
+            shape.append(sides[i])
+            continue
+        top = max(1, min(max_side, max_numel // max(numel, 1)))
+        m = g if (i == 1 and g) else 1
+        side = m * draw(st.integers(1, max(1, top // m)))
+        shape.append(side)
+        numel *= side
+    shape = tuple(shape)
+    if axes is not None:
+        return draw(_layout_for(spec, shape, axes))
+    if spec.shape_arg == "normalized_shape":
+        ns = cons.pinned.get("normalized_shape")
+        k = len(ns) if ns is not None else draw(st.integers(1, min(3, rank)))
+        return Layout(shape, normalized_shape=tuple(shape[rank - k :]))
+    if spec.shape_arg == "num_groups":
+        return Layout(shape, num_groups=g or draw(st.sampled_from(_divisors(shape[1]))))
+    return Layout(shape)
 
 
 # --- identities ------------------------------------------------------------------------------
