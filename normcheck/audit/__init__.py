@@ -8,6 +8,7 @@ document (:mod:`.records`, schema ``normcheck.audit/1``, docs/schema.md).
 from __future__ import annotations
 
 from normcheck.audit.driver import run_check, run_identity
+from normcheck.audit.merge import merge
 from normcheck.audit.records import SCHEMA, Record, document, environment, exit_status
 from normcheck.audit.schedule import identity_pairs, plan, run_audit
 from normcheck.profiles import Run
@@ -20,6 +21,7 @@ __all__ = [
     "environment",
     "exit_status",
     "identity_pairs",
+    "merge",
     "plan",
     "run_audit",
     "run_check",

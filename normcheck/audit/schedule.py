@@ -15,7 +15,7 @@ from normcheck.audit.driver import run_check, run_identity
 from normcheck.audit.records import Record, document
 from normcheck.profiles import Run
 
-__all__ = ["identity_pairs", "plan", "run_audit"]
+__all__ = ["identity_pairs", "plan", "run_audit", "shard_of"]
 
 
 def identity_pairs(impls) -> Iterable[tuple[Any, Any, Any]]:
@@ -87,6 +87,7 @@ def plan(
     run: Run | None = None,
     identities=True,
     all_forms=None,
+    shard: tuple[int, int] | None = None,
 ) -> dict[str, int]:
     """The number of checks (records) :func:`run_audit` runs per framework with these arguments,
     counted before it runs; listing implementations imports no framework."""
@@ -99,7 +100,24 @@ def plan(
         identities=identities,
         all_forms=all_forms,
     )
-    return {fw: len(_jobs(fw, **kwargs)[1]) for fw in fws}
+    owner = shard_of(fws, kwargs, shard[1]) if shard else None
+    return {fw: sum(owner is None or owner[key] == shard[0] - 1 for key, _ in _jobs(fw, **kwargs)[1]) for fw in fws}
+
+
+def shard_of(fws, kwargs, n: int) -> dict[str, int]:
+    """Each implementation's shard (0..n-1): whole implementations (each keeps its compile caches
+    and replayed draws), the largest first, each to the shard with the fewest checks so far (ties
+    to the lowest index). Deterministic for the same frameworks, norms, dtypes and properties."""
+    sizes: dict[str, int] = {}
+    for fw in fws:
+        for key, _ in _jobs(fw, **kwargs)[1]:
+            sizes[key] = sizes.get(key, 0) + 1
+    load, out = [0] * n, {}
+    for key in sorted(sizes, key=lambda k: (-sizes[k], k)):
+        i = min(range(n), key=lambda j: (load[j], j))
+        out[key] = i
+        load[i] += sizes[key]
+    return out
 
 
 def _framework_records(
@@ -111,12 +129,14 @@ def _framework_records(
     identities,
     run: Run,
     all_forms=False,
+    keep: frozenset[str] | None = None,
     emit=None,
     claim=None,
 ) -> list[tuple[int, Record]]:
     """Every check of one framework in this process, as ``(position in the serial order, record)``
-    pairs for reassembly; with ``claim`` (a shared counter's next value), only the implementations
-    whose turn it draws, until none is left. ``emit(event)`` reports progress."""
+    pairs for reassembly; with ``keep``, only those of the implementations it names (a shard);
+    with ``claim`` (a shared counter's next value), only the implementations whose turn it draws,
+    until none is left. ``emit(event)`` reports progress."""
     impls, jobs = _jobs(
         framework, norms=norms, dtypes=dtypes, props=props, identities=identities, run=run, all_forms=all_forms
     )
@@ -126,6 +146,8 @@ def _framework_records(
     for n, (key, job) in enumerate(jobs):
         by_key.setdefault(key, []).append((n, job))
     order = [i.id for i in sorted(impls, key=lambda i: _claim_order(i, len(by_key.get(i.id, ())))) if i.id in by_key]
+    if keep is not None:
+        order = [key for key in order if key in keep]
 
     def turns():
         if claim is None:
@@ -175,8 +197,13 @@ def run_audit(
     workers: int = 1,
     all_forms: bool | None = None,
     progress: Callable[[int, int, Record], None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Run the audit matrix and return the result document (docs/schema.md).
+
+    ``shard=(i, n)`` (1 <= i <= n) runs the i-th of n deterministic, balanced shares of the checks
+    (:func:`shard_of`); the document then names the shard and each record's position in the
+    unsharded run, so the n documents merge into its records (:func:`normcheck.report.merge`).
 
     With ``workers > 1`` each framework runs in its own fresh process (a clean interpreter per
     framework: no import-order constraints between them), slowest framework first. Extended
@@ -193,7 +220,15 @@ def run_audit(
         identities=identities,
         all_forms=all_forms,
     )
-    total = sum(len(_jobs(fw, **kwargs)[1]) for fw in fws)
+    keys = {fw: [key for key, _ in _jobs(fw, **kwargs)[1]] for fw in fws}
+    total = sum(map(len, keys.values()))
+    if shard is not None:
+        i, n = shard
+        if not 1 <= i <= n:
+            raise ValueError(f"shard {i}/{n}: expected 1 <= i <= n")
+        owner = shard_of(fws, kwargs, n)
+        kwargs["keep"] = frozenset(k for k, s in owner.items() if s == i - 1)
+        total = sum(key in kwargs["keep"] for fw in fws for key in keys[fw])
     done: list[Record] = []
 
     def on_event(event) -> None:
@@ -203,14 +238,19 @@ def run_audit(
             if progress:
                 progress(len(done), total, payload)
 
+    measure = shard is None or shard[0] == 1  # the conventions table: once per audit
     if workers <= 1 or len(fws) <= 1:
-        by_fw = {fw: [r for _, r in _framework_records(fw, **kwargs, emit=on_event)] for fw in fws}
-        conventions = [r for fw in fws for r in _measure(fw)]  # FRAMEWORKS order: torch before tensorflow
+        by_fw = {fw: _framework_records(fw, **kwargs, emit=on_event) for fw in fws}
+        conventions = [r for fw in fws for r in _measure(fw)] if measure else []  # torch before tensorflow
     else:
-        by_fw, conventions = _run_parallel(fws, kwargs, workers, on_event)
-    records = [r for fw in fws for r in by_fw[fw]]
-    doc = document(records, profile=run.profile, seed=run.seed, started=t0, argv=sys.argv[1:])
+        by_fw, conventions = _run_parallel(fws, kwargs, workers, on_event, measure)
+    offsets = dict(zip(fws, [sum(len(keys[f]) for f in fws[:k]) for k in range(len(fws))], strict=True))
+    pairs = [(offsets[fw] + n, r) for fw in fws for n, r in by_fw[fw]]
+    doc = document([r for _, r in pairs], profile=run.profile, seed=run.seed, started=t0, argv=sys.argv[1:])
     doc["conventions"] = conventions
+    if shard is not None:
+        doc["run"]["shard"] = f"{shard[0]}/{shard[1]}"
+        doc["positions"] = [n for n, _ in pairs]
     return doc
 
 
@@ -223,7 +263,7 @@ def _measure(fw: str) -> list[dict[str, Any]]:
         return [{"framework": fw, "api": "—", "default_eps": f"could not measure: {type(e).__name__}: {e}"}]
 
 
-def _run_parallel(fws, kwargs, workers, on_event) -> tuple[dict[str, list[Record]], list[dict[str, Any]]]:
+def _run_parallel(fws, kwargs, workers, on_event, measure=True) -> tuple[dict[str, list], list[dict[str, Any]]]:
     """One process per framework (a clean interpreter: no import-order constraints between them),
     ``SHARDS`` of them for the slowest, taking its implementations from a shared counter. The
     first of each framework's processes is submitted slowest framework first, the further ones last,
@@ -239,15 +279,15 @@ def _run_parallel(fws, kwargs, workers, on_event) -> tuple[dict[str, list[Record
         q = manager.Queue()
         claims = {fw: _Counter(manager.Value("i", 0), manager.Lock()) for fw in order}
         with ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=ctx, max_tasks_per_child=1) as pool:
-            futures = {u: pool.submit(_worker, u[0], kwargs, q, claims[u[0]], u[1] == 0) for u in units}
+            futures = {u: pool.submit(_worker, u[0], kwargs, q, claims[u[0]], measure and u[1] == 0) for u in units}
             while not all(f.done() for f in futures.values()) or not q.empty():
                 try:
                     on_event(q.get(timeout=0.2))
                 except _queue.Empty:
                     continue
-            # every framework's records in its own (serial) order
-            out: dict[str, list[Record]] = {}
+            # every framework's (position, record) pairs in its own (serial) order
+            out: dict[str, list] = {}
             for fw in fws:
                 pairs = [pair for (f, _), fut in futures.items() if f == fw for pair in fut.result()[0]]
-                out[fw] = [r for _, r in sorted(pairs, key=lambda p: p[0])]
+                out[fw] = sorted(pairs, key=lambda p: p[0])
             return out, [row for fw in fws for row in futures[(fw, 0)].result()[1]]

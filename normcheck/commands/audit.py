@@ -37,12 +37,32 @@ def add_arguments(p) -> None:
         help="also the extended variants (op-by-op Flax linen and nnx, compiled Keras BatchNorm); the thorough profile does",
     )
     p.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="run the I-th of N deterministic, balanced shares of the checks (merge the N --json documents "
+        "with `normcheck report`)",
+    )
+    p.add_argument(
         "--jobs",
         type=int,
         default=None,
         metavar="N",
         help="worker processes: one per framework, two for JAX (default: the CPU count)",
     )
+
+
+def _shard(text: str) -> tuple[int, int]:
+    import argparse
+
+    i, _, n = text.partition("/")
+    try:
+        shard = int(i), int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N such as 1/3, got {text!r}") from None
+    if not 1 <= shard[0] <= shard[1]:
+        raise argparse.ArgumentTypeError(f"expected 1 <= I <= N, got {text!r}")
+    return shard
 
 
 LABELS = {  # five-character column labels for the table
@@ -160,7 +180,7 @@ def _print_findings(doc, *, saved: list[str]) -> None:
     print("\n".join(lines))
 
 
-def planned_checks(*, frameworks, norms, dtypes, properties, profile, all_forms) -> int:
+def planned_checks(*, frameworks, norms, dtypes, properties, profile, all_forms, shard=None) -> int:
     """The number of records :func:`normcheck.audit.run_audit` will produce for these arguments,
     counted before it runs (for a progress bar whose total does not move): per installed
     framework, its implementations × dtypes × properties plus its spec identities × dtypes, the
@@ -174,6 +194,7 @@ def planned_checks(*, frameworks, norms, dtypes, properties, profile, all_forms)
         properties=properties,
         run=audit.Run(profile),
         all_forms=all_forms,
+        shard=shard,
     )
     return sum(planned.values())
 
@@ -265,6 +286,7 @@ def run(args) -> int:
         properties=props,
         profile=args.profile,
         all_forms=args.all_forms,
+        shard=args.shard,
     )
     from normcheck.cli import numpy_warnings_silenced
 
@@ -278,6 +300,7 @@ def run(args) -> int:
             workers=args.jobs or _cpus(),
             all_forms=args.all_forms,
             progress=progress,
+            shard=args.shard,
         )
     if bench_section is not None:
         doc["bench"] = bench_section

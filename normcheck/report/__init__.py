@@ -18,7 +18,7 @@ from typing import Any
 
 from normcheck.documents import load_document
 
-__all__ = ["INSTALL_HINT", "main_report", "render_html", "write_html"]
+__all__ = ["INSTALL_HINT", "load_audit", "main_report", "render_html", "write_html"]
 
 INSTALL_HINT = "pip install 'normcheck[report]'"
 TEMPLATE = "template.html.j2"
@@ -74,15 +74,21 @@ def write_html(doc: Mapping[str, Any], path: str | Path) -> Path:
     return p
 
 
-def main_report(json_path: str | Path, html_path: str | Path, *, bench: str | Path | None = None) -> Path:
-    """``normcheck report results.json --html PATH [--bench BENCH.json]``: render a saved result
-    document to HTML, with a saved benchmark document as its benchmark section."""
+def load_audit(json_path: str | Path) -> dict[str, Any]:
+    """A saved audit (or check) result document; ValueError (one line) for anything else."""
     doc = load_document(json_path)
     if not str(doc.get("schema", "")).startswith("normcheck.audit/"):
         raise ValueError(
             f"{json_path}: a {doc.get('schema')} document, not an audit or check result "
             "(attach a bench document with --bench)"
         )
+    return doc
+
+
+def main_report(json_path: str | Path, html_path: str | Path, *, bench: str | Path | None = None) -> Path:
+    """``normcheck report results.json --html PATH [--bench BENCH.json]``: render a saved result
+    document to HTML, with a saved benchmark document as its benchmark section."""
+    doc = load_audit(json_path)
     if bench is not None:
         from normcheck.bench.run import load, report_section
 
