@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,19 +86,62 @@ class CheckReport:
         return [r for r in self.records if r.verdict in ("fail", "error")]
 
     @property
+    def ran(self) -> list[audit.Record]:
+        """Records of checks that ran: a property judged on at least one example (pass or a
+        registered finding; a failing record ran too, see :attr:`failures`)."""
+        return [r for r in self.records if r.verdict in ("pass", "finding") and r.examples > 0]
+
+    @property
+    def tested(self) -> bool:
+        """Did anything run? A check where every record was skipped (or drew no example) tested nothing."""
+        return bool(self.ran or self.failures)
+
+    @property
     def conforms(self) -> bool:
-        return not self.failures and not self.hung
+        """No failure, no hang, and something was tested: a check in which nothing ran is never a pass
+        (``normcheck check`` exits 1 for it, as for a deviation: the target was not shown to conform;
+        2 stays for a target that cannot be loaded or wrong arguments)."""
+        return not self.failures and not self.hung and self.tested
 
     @property
     def verdict(self) -> str:
-        """One of "conforms", "deviates" (some property fails), "raises" (only errors) or "hangs"."""
+        """One of "conforms", "deviates" (some property fails), "raises" (only errors), "hangs" or
+        "untested" (every check was skipped: nothing was tested)."""
         if self.hung:
             return "hangs"
         if any(r.verdict == "fail" for r in self.records):
             return "deviates"
         if self.failures:
             return "raises"
+        if not self.tested:
+            return "untested"
         return "conforms"
+
+    def dtype_status(self) -> dict[str, str]:
+        """Each dtype checked (in order) -> "deviates", "raises", "conforms" or "untested"."""
+        out: dict[str, str] = {}
+        for dt in dict.fromkeys(r.dtype for r in self.records):
+            rs = [r for r in self.records if r.dtype == dt]
+            if any(r.verdict == "fail" for r in rs):
+                out[dt] = "deviates"
+            elif any(r.verdict == "error" for r in rs):
+                out[dt] = "raises"
+            elif any(r.verdict in ("pass", "finding") and r.examples > 0 for r in rs):
+                out[dt] = "conforms"
+            else:
+                out[dt] = "untested"
+        return out
+
+    def untested_reason(self) -> str:
+        """One line: "nothing was tested: all N checks were skipped (the most common reason)"."""
+        skipped = [r for r in self.records if r.verdict == "skip" or (r.verdict == "pass" and not r.examples)]
+        if not skipped:
+            return "nothing was tested: no check ran"
+        reasons = Counter(r.message or "no applicable example" for r in skipped)
+        why, k = reasons.most_common(1)[0]
+        share = "" if k == len(skipped) else f"{k} of them: "
+        n = len(skipped)
+        return f"nothing was tested: {'the' if n == 1 else 'all'} {n} check{'s' * (n != 1)} {'was' if n == 1 else 'were'} skipped ({share}{why})"
 
     @property
     def counterexamples(self) -> list[tuple[str, str, Any]]:
@@ -115,12 +159,16 @@ class CheckReport:
 
     # --- text ----------------------------------------------------------------------------------
     def headline(self) -> str:
-        ran = [r for r in self.records if r.verdict != "skip"]
+        ran = self.ran
+        skipped = len(self.records) - len(ran) - len(self.failures)
         v = self.verdict
+        if v == "untested":
+            return f"UNTESTED: {self.untested_reason()}"
         if v == "conforms":
+            examples = sum(r.examples for r in ran)
             return (
-                f"CONFORMS: all {len(ran)} checks pass ({len(self.records) - len(ran)} not applicable) "
-                f"in {self.seconds:.1f} s"
+                f"CONFORMS: {len(ran)} check{'s' * (len(ran) != 1)} ran ({examples:,} examples), "
+                f"{skipped} not applicable, in {self.seconds:.1f} s"
             )
         props = list(dict.fromkeys(r.property for r in self.failures))
         if v == "hangs":
@@ -157,12 +205,21 @@ class CheckReport:
             elif self.hung:
                 out.append("diagnosis: none (the target hung; it was not called again)")
             else:
-                out.append(f"diagnosis: {self._plain_diagnosis()}")
+                out.append(f"diagnosis: {self._plain_answer()}")
         return "\n".join(out)
 
-    def _plain_diagnosis(self) -> str:
-        msgs = [r.message for r in self.failures]
-        if all(r.verdict == "error" for r in self.failures):
+    def _plain_answer(self) -> str:
+        """The answer across dtypes without a diagnosis: each deviating dtype's plain reason."""
+        from normcheck.diagnose import answer
+
+        status = self.dtype_status()
+        bad = [dt for dt, st in status.items() if st in ("deviates", "raises")]
+        return answer(status, {dt: self._plain_diagnosis(dt) for dt in bad}) or self._plain_diagnosis()
+
+    def _plain_diagnosis(self, dtype: str | None = None) -> str:
+        fails = [r for r in self.failures if dtype is None or r.dtype == dtype]
+        msgs = [r.message for r in fails]
+        if all(r.verdict == "error" for r in fails):
             return "the target raised on the cases tried; nothing to compare"
         if any("modified in place" in m for m in msgs):
             return "the target modifies its input in place"
@@ -224,14 +281,11 @@ class CheckReport:
             "conforms": self.conforms,
             "notes": list(self.notes),
             "hung": self.hung,
-            "diagnosis": None
-            if d is None
-            else {
-                "text": d.text,
-                "matches": list(d.matches),
-                "failing_cases": d.failing,
-                "counts": {k: v for k, v in d.counts.items() if v},
-            },
+            "dtypes": self.dtype_status(),
+            "ran": len(self.ran),
+            "examples": sum(r.examples for r in self.ran),
+            "untested": self.untested_reason() if self.verdict == "untested" else None,
+            "diagnosis": None if d is None else d.to_json(),
         }
         return doc
 
@@ -463,24 +517,45 @@ def _outputs(report: CheckReport, target: Target) -> None:
 
 
 def _run_diagnosis(report: CheckReport, target: Target, module, seed):
+    """Diagnose each deviating dtype on its own failing cases (float16-only failures never enter
+    float32's diagnosis), then join them into one answer (:func:`normcheck.diagnose.combine`)."""
     from normcheck.case import Case
 
-    fails = [r for r in report.failures if r.counterexample]
-    if not fails:
-        return None
-    dt = "float32" if any(r.dtype == "float32" for r in fails) else fails[0].dtype
-    cases = []
-    for r in fails:
-        if r.dtype == dt:
-            try:
-                cases.append(Case.from_json(r.counterexample))
-            except ValueError:
-                continue
-    try:
-        return module.diagnose(target, report.norm, cases, dtype=dt, seed=0 if seed is None else seed)
-    except Exception as e:  # the diagnosis must never turn a report into a crash
-        report.notes.append(f"the diagnosis could not run: {type(e).__name__}: {e}".splitlines()[0])
-        return None
+    status = report.dtype_status()
+    bad = [dt for dt, st in status.items() if st in ("deviates", "raises")]
+    per: dict[str, Any] = {}
+    budget = max(4.0, 12.0 / max(len(bad), 1))  # seconds of fresh cases per dtype
+    for dt in bad:
+        fails = [r for r in report.failures if r.dtype == dt]
+        cases = []
+        for r in fails:
+            if r.counterexample:
+                try:
+                    cases.append(Case.from_json(r.counterexample))
+                except ValueError:
+                    continue
+        if not cases:
+            continue
+        try:
+            strategy = target.strategy(dt) if callable(getattr(target, "strategy", None)) else None
+            d = module.diagnose(
+                target,
+                report.norm,
+                cases,
+                dtype=dt,
+                seed=0 if seed is None else seed,
+                budget_s=budget,
+                properties=list(dict.fromkeys(r.property for r in fails)),
+                strategy=strategy,
+                running=bool(getattr(target, "running_stats", True)),
+            )
+        except Exception as e:  # the diagnosis must never turn a report into a crash
+            report.notes.append(f"the diagnosis could not run: {type(e).__name__}: {e}".splitlines()[0])
+            continue
+        if d is not None:
+            per[dt] = d
+    texts = {dt: per[dt].text if dt in per else report._plain_diagnosis(dt) for dt in bad}
+    return module.combine(per, status, texts)
 
 
 def assert_conforms(fn, norm: str, framework: str | None = None, **settings) -> CheckReport:
