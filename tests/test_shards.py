@@ -78,3 +78,8 @@ def test_other_runs_are_compared_side_by_side(docs):
     key = f"{flipped['impl']} | {flipped['property']} | {flipped['dtype']}"
     assert doc["compare"][key] == ["pass", "fail"]
     assert len(doc["run"]["runs"]) == 2
+    pytest.importorskip("jinja2")
+    from normcheck.report import render_html
+
+    html = render_html(doc)
+    assert "Runs compared" in html and flipped["impl"] in html and "0.0-other" in html

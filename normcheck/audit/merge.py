@@ -50,7 +50,7 @@ def merge_shards(docs: list[dict[str, Any]]) -> dict[str, Any]:
 def _label(doc: dict[str, Any], k: int) -> str:
     env = doc["run"].get("environment", {})
     fws = env.get("frameworks", {})
-    versions = " ".join(f"{name} {v.get('version')}" for name, v in fws.items() if name != "numpy")
+    versions = " ".join(f"{name} {v.get('version')}" for name, v in fws.items())
     return f"run {k + 1}: {versions} on {env.get('machine', '?')} ({doc['run'].get('profile')}, seed {doc['run'].get('seed')})"
 
 

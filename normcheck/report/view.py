@@ -326,6 +326,27 @@ def generic_tables(obj: Any, title: str = "") -> list[dict[str, Any]]:
     return [_table(title, [obj])]
 
 
+def _comparison(doc: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """A merged comparison of runs (:func:`normcheck.audit.merge`): the runs, the checks whose
+    verdict differs between them, and the versions each finding was observed in."""
+    runs = doc.get("run", {}).get("runs") or []
+    names = [f"run {k + 1}" for k in range(len(runs))]
+    differ = [
+        {"check": key, **{n: (c or "—") for n, c in zip(names, cells, strict=False)}}
+        for key, cells in doc["compare"].items()
+        if len({str(c) for c in cells}) > 1
+    ]
+    seen = [
+        {"finding": fid, "observed in": "; ".join(f"{fw} {', '.join(v)}" for fw, v in fws.items())}
+        for fid, fws in (doc.get("finding_versions") or {}).items()
+    ]
+    return {
+        "runs": [{"run": n, "what": r.get("label", "")} for n, r in zip(names, runs, strict=False)],
+        "checks that differ": differ or [{"check": "none: every check has the same verdict in every run"}],
+        "findings by version": seen or [{"finding": "none observed"}],
+    }
+
+
 # --- the document -------------------------------------------------------------------------------------
 
 
@@ -441,6 +462,8 @@ def build(doc: Mapping[str, Any], *, figures: list[dict[str, Any]] | None = None
     )
     new = counts["fail"] + counts["error"]
     extras = []
+    if isinstance(doc.get("compare"), Mapping):
+        extras.append({"id": "compare", "title": "Runs compared", "tables": generic_tables(_comparison(doc))})
     for key, title in (("conventions", "Conventions"), ("bench", "Benchmarks")):
         if key in doc and doc[key] is not None:
             extras.append({"id": key, "title": title, "tables": generic_tables(doc[key])})
