@@ -111,7 +111,7 @@ def test_channels_last_keras_layer_is_refused():
     pytest.importorskip("tensorflow")
     from normcheck.adapters import tensorflow as tfa
 
-    keras = tfa._keras()
+    keras = tfa.import_keras()
     layer = keras.layers.BatchNormalization()  # axis=-1
     layer.build((None, 4, 4, 3))
     with pytest.raises(port.PortError, match="channels-last"):

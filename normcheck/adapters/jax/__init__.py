@@ -525,6 +525,11 @@ class JaxAdapter(Adapter):
 
         return bench.NATIVES
 
+    def layer_porting(self):
+        from normcheck.adapters.jax import port
+
+        return port
+
     def implementations(self) -> list[Impl]:
         dts = ("float64",) if _x64_enabled() else ()
         dts += ("float32", "float16", "bfloat16")

@@ -151,10 +151,6 @@ def import_keras():
     return keras
 
 
-#: The former private names, kept while normcheck.port and normcheck.bench.native still use them.
-_tf, _keras = import_tensorflow, import_keras
-
-
 # --- cached layers and traced functions ---------------------------------------------------------
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_SIZE = 256
@@ -419,6 +415,11 @@ class TensorFlowAdapter(Adapter):
         from normcheck.adapters.tensorflow import bench
 
         return bench.NATIVES
+
+    def layer_porting(self):
+        from normcheck.adapters.tensorflow import port
+
+        return port
 
     def implementations(self) -> list[Impl]:
         out = []

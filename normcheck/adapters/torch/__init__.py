@@ -341,6 +341,11 @@ class TorchAdapter(Adapter):
 
         return bench.NATIVES
 
+    def layer_porting(self):
+        from normcheck.adapters.torch import port
+
+        return port
+
     def batch_norm_folding(self):
         from normcheck.adapters.torch import fold
 
