@@ -282,5 +282,8 @@ class BenchNatives:
     forward_only: str = ""  # why there is no forward+backward pass ("": there is one)
     cpu_only: str = ""  # why it runs on the CPU only ("": it does not)
     layout_notes: Mapping[str, str] = field(default_factory=dict)  # norm -> why a layout is missing
+    # channels_last is a memory format of the same logical (N, C, *spatial) array (torch), so a user's
+    # target, which takes canonical channels-first arrays, runs in every layout
+    layouts_keep_logical_shape: bool = False
     copy: Callable[[int, str], tuple[str, Callable, Callable | None]] | None = None
     gpu: Callable[[str], dict[str, Any]] | None = None

@@ -130,7 +130,7 @@ def run(
 
 def _target_why(fw: str, layout: str) -> str | None:
     """Why a user's target (canonical, channels-first arrays) cannot run in ``layout``, or None."""
-    if layout == "channels_first" or fw == "torch":  # torch's channels_last is a memory format of NCHW
+    if layout == "channels_first" or native.natives(fw).layouts_keep_logical_shape:
         return None
     return f"a {fw} target takes canonical (channels-first) arrays"
 

@@ -109,6 +109,7 @@ NATIVES = BenchNatives(
     },
     api=api,
     build=build,
+    layouts_keep_logical_shape=True,
     copy=copy,
     gpu=gpu,
 )
