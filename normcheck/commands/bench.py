@@ -99,11 +99,8 @@ def _target(args):
 
 
 def _cuda() -> bool:
-    import importlib.util
-    import sys
+    """Is a CUDA device there (asked of the torch adapter; False without torch)?"""
+    from normcheck import adapters
 
-    if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
-    return bool(torch.cuda.is_available())
+    a = adapters.get("torch")
+    return a.available() and "cuda" in a.devices()
