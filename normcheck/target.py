@@ -656,11 +656,11 @@ class Constructor:
         if role == "features":
             if s.shape_arg == "normalized_shape":
                 ns = c.normalized_shape or ()
-                if self.ns_style == "int" or (p is not None and p.name != "normalized_shape"):
+                if self.features_int or (p is not None and p.name != "normalized_shape"):
                     if len(ns) != 1:
                         raise _unsupported(f"{self.name} takes one normalized size, the case has {list(ns)}")
                     return int(ns[0])
-                return list(ns)
+                return int(ns[0]) if self.ns_style == "int" and len(ns) == 1 else list(ns)
             return c.C
         if role == "groups":
             return c.G
@@ -780,7 +780,7 @@ class Constructor:
         if self.mode == "template":
             return f"{self.name}({ast_unparse(self.template[1])})"
         words = {"features": "C", "groups": "G", "track": "track_running_stats"}
-        if self.spec.shape_arg == "normalized_shape":
+        if self.spec.shape_arg == "normalized_shape" and not self.features_int:
             words["features"] = "normalized_shape"
         parts = []
         for p in self.params:
@@ -1356,7 +1356,7 @@ def _prepare_module(t: Target) -> None:
     except TargetHung:
         raise TargetError(f"constructing {ctor.sketch()} did not return within {t.guard.timeout:g} s") from None
     except ConstructionError as e:
-        raise TargetError(f"cannot construct {e}") from e.__cause__
+        raise TargetError(f"cannot construct the layer: {e} (map its arguments with --init or --arg)") from e.__cause__
     except TargetError:
         raise
     except Exception as e:
@@ -1444,7 +1444,6 @@ def _probe_normalized_shape(t: Target) -> None:
     if two is not None:
         why = t._try(two)
         if why is not None:
-            ctor.features_int = ctor.ns_style == "int"
             pins["normalized_shape"] = (None,)
             t.notes.append(f"one normalized axis only (normalized_shape of two axes: {why})")
 

@@ -38,6 +38,38 @@ def add_arguments(p) -> None:
         help="judge an axis-set variant: statistics over these comma-separated input axes instead of the "
         "norm's own set (e.g. --norm layer_norm --axes 1: ConvNeXt's channels-first LayerNorm)",
     )
+    g = p.add_argument_group("how the target is built and which inputs it takes")
+    g.add_argument(
+        "--init",
+        metavar="TEMPLATE",
+        help="a module class's constructor arguments as a template, e.g. 'hidden_size={C}, eps={eps}' "
+        "(placeholders {C} {G} {eps} {momentum} {affine} {normalized_shape} {bias} {track}); "
+        "default: mapped from the class's own signature",
+    )
+    g.add_argument(
+        "--arg",
+        dest="pins",
+        action="append",
+        type=_pin,
+        metavar="NAME=VALUE",
+        help="pin a constructor or canonical argument (repeatable), e.g. --arg num_groups=4, --arg eps=1e-6 "
+        "(the drawn cases use the value too), --arg data_format=channels_first",
+    )
+    g.add_argument("--no-bias", action="store_true", help="the layer has a weight but no bias (cases without one)")
+    g.add_argument("--no-affine", action="store_true", help="the layer has no weight and no bias")
+    g.add_argument(
+        "--rank",
+        action="append",
+        type=_ranks,
+        metavar="N[,N]",
+        help="input ranks the target takes (repeatable; default: inferred for a module class)",
+    )
+    g.add_argument(
+        "--shape",
+        type=_shape,
+        metavar="N,C,H,W",
+        help="input shape: a size per axis, or a letter or * for a free side (e.g. N,64,H,W)",
+    )
     p.add_argument(
         "--framework",
         choices=TARGET_FRAMEWORKS,
@@ -85,6 +117,42 @@ def _axes(text: str) -> tuple[int, ...]:
     return axes
 
 
+def _pin(text: str) -> tuple[str, object]:
+    import ast
+
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    try:
+        v = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        v = value.strip()  # a plain word: a string (data_format=channels_first)
+    return name, v
+
+
+def _ranks(text: str) -> tuple[int, ...]:
+    try:
+        ranks = tuple(int(r) for r in text.split(",") if r.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of ranks") from None
+    if not ranks or min(ranks) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more ranks >= 1")
+    return ranks
+
+
+def _shape(text: str) -> tuple[int | None, ...]:
+    out: list[int | None] = []
+    for tok in (t.strip() for t in text.split(",")):
+        if tok.isdigit() and int(tok) > 0:
+            out.append(int(tok))
+        elif tok == "*" or tok.isidentifier():
+            out.append(None)
+        else:
+            raise argparse.ArgumentTypeError(f"{text!r}: each axis is a size >= 1, a letter or * (e.g. N,64,H,W)")
+    return tuple(out)
+
+
 def _command(args) -> list[str]:
     out = ["check", args.target, "--norm", args.norm]
     for flag in ("framework", "form", "profile", "max_examples", "seed", "properties", "timeout"):
@@ -95,7 +163,36 @@ def _command(args) -> list[str]:
         out += ["--dtypes", ",".join(args.dtypes)]
     if args.axes:
         out += ["--axes", ",".join(map(str, args.axes))]
+    if getattr(args, "init", None):
+        out += ["--init", args.init]
+    for k, v in getattr(args, "pins", None) or ():
+        out += ["--arg", f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}"]
+    for flag in ("no_bias", "no_affine"):
+        if getattr(args, flag, False):
+            out.append(f"--{flag.replace('_', '-')}")
+    for r in getattr(args, "rank", None) or ():
+        out += ["--rank", ",".join(map(str, r))]
+    if getattr(args, "shape", None):
+        out += ["--shape", ",".join("*" if s is None else str(s) for s in args.shape)]
     return out
+
+
+def _drive(args) -> dict:
+    """check()'s options for how the target is built and which inputs it takes."""
+    pins: dict = {}
+    for k, v in getattr(args, "pins", None) or ():
+        if k in pins:
+            raise CLIError(f"--arg {k} is given twice")
+        pins[k] = v
+    ranks = sorted({r for group in getattr(args, "rank", None) or () for r in group})
+    return {
+        "init": getattr(args, "init", None),
+        "args": pins or None,
+        "no_bias": bool(getattr(args, "no_bias", False)),
+        "no_affine": bool(getattr(args, "no_affine", False)),
+        "ranks": tuple(ranks) or None,
+        "shape": getattr(args, "shape", None),
+    }
 
 
 def run(args) -> int:
@@ -162,6 +259,7 @@ def run(args) -> int:
                 progress=progress,
                 argv=_command(args),
                 axes=args.axes,
+                **_drive(args),
             )
     except TargetError as e:
         if verbose and (e.__cause__ is not None):
