@@ -1131,7 +1131,7 @@ class Target:
         # layer follows the case's dtype, as module.to(dtype) does
         pdt = "float32" if c.track and _dtypes.is_16bit(xdt) else xdt
         args, kwargs = ctor.call(c, xdt)
-        key = (ctor.describe(args, kwargs), pdt)
+        key = (repr(args), repr(sorted(kwargs.items())), pdt)
         last, layer = self._last, None
         if c.track and last is not None and last[0] == key:
             if _same(last[2], a["running_mean"]) and _same(last[3], a["running_var"]):

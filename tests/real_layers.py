@@ -247,6 +247,17 @@ if torch is not None:
                 x, self.running_mean, self.running_var, self.weight, self.bias, use_batch, self.momentum, self.eps
             )
 
+    class ParameterFreeRMSNorm(nn.Module):
+        """No weight at all (``F.rms_norm`` without one): conforms with ``--no-affine``; without it
+        normcheck refuses it (exit 2) with that hint."""
+
+        def __init__(self, dim, eps=1e-6):
+            super().__init__()
+            self.dim, self.eps = dim, eps
+
+        def forward(self, x):
+            return F.rms_norm(x, (self.dim,), None, self.eps)
+
     class NeedsConfig(nn.Module):
         """Built from a model config object normcheck cannot invent (exit 2, naming the call)."""
 

@@ -54,6 +54,7 @@ def _draw(strategy, n=30):
         ("KeywordOnlyLayerNorm", "layer_norm", {}),  # (*, dim, eps=1e-5)
         ("AliasLayerNorm", "layer_norm", {}),  # (d_model, epsilon=...), gamma/beta
         ("BiasFreeLayerNorm", "layer_norm", {"no_bias": True}),
+        ("ParameterFreeRMSNorm", "rms_norm", {"no_affine": True}),
         ("ConvNeXtLayerNorm", "layer_norm", {"axes": (1,)}),  # data_format="channels_first", 4-D only
         ("ImageBatchNorm", "batch_norm", {}),  # raises on other ranks
         ("FixedMomentumBatchNorm", "batch_norm", {}),  # no momentum parameter
@@ -166,11 +167,15 @@ def test_init_template_and_pinned_arguments():
         target.wrap(torch.nn.GroupNorm, "group_norm", args={"num_groups": 3}, shape=(2, 8))
 
 
-def test_bias_free_layer_needs_no_bias():
+def test_bias_free_layer_needs_no_bias_and_parameter_free_no_affine():
     with pytest.raises(TargetError, match=r"has a weight but no bias.*--no-bias"):
         target.wrap(R.BiasFreeLayerNorm, "layer_norm")
     t = target.wrap(R.BiasFreeLayerNorm, "layer_norm", no_bias=True)
     assert all(c.bias is None for c in _draw(t.strategy("float32")))
+    with pytest.raises(TargetError, match=r"has no weight or bias.*--no-affine"):
+        target.wrap(R.ParameterFreeRMSNorm, "rms_norm")
+    t = target.wrap(R.ParameterFreeRMSNorm, "rms_norm", no_affine=True)
+    assert all(c.weight is None and c.bias is None for c in _draw(t.strategy("float32")))
 
 
 # --- dtypes, ranks, one instance --------------------------------------------------------------------------
