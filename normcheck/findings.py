@@ -19,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 
 from normcheck.spec import specs_dir
 
-__all__ = ["Finding", "Part", "applicable", "findings_key", "load", "match"]
+__all__ = ["Finding", "Part", "applicable", "findings_key", "load", "match", "range_warnings"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,10 @@ class Part:
     versions: str
     case: dict[str, Any] = field(default_factory=dict, compare=False)
     observed: str = ""
+    # the versions of ``package`` on which the version matrix (scripts/matrix.py) met the finding,
+    # and those on which it ran the finding's checks without meeting it
+    observed_in: tuple[str, ...] = ()
+    absent_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,21 @@ class Finding:
     observed: str = ""
     where: str = ""  # a condition on the case (see ``covers``); empty: any case
     also: tuple[Part, ...] = ()
+    observed_in: tuple[str, ...] = ()  # the first framework's (``Part.observed_in``)
+    absent_in: tuple[str, ...] = ()
 
     @property
     def parts(self) -> tuple[Part, ...]:
         """Every framework's occurrence, the first one's from the top-level fields."""
-        first = Part(self.impl[0].split("/")[0], self.package, self.versions, self.case, self.observed)
+        first = Part(
+            self.impl[0].split("/")[0],
+            self.package,
+            self.versions,
+            self.case,
+            self.observed,
+            self.observed_in,
+            self.absent_in,
+        )
         return (first, *self.also)
 
     def part(self, framework: str) -> Part | None:
@@ -156,9 +170,19 @@ def load(path: str | None = None) -> tuple[Finding, ...]:
             observed=f.get("observed", ""),
             where=f.get("where", ""),
             also=tuple(
-                Part(a["framework"], a["package"], a.get("versions", ""), a.get("case", {}), a.get("observed", ""))
+                Part(
+                    a["framework"],
+                    a["package"],
+                    a.get("versions", ""),
+                    a.get("case", {}),
+                    a.get("observed", ""),
+                    tuple(a.get("observed_in", ())),
+                    tuple(a.get("absent_in", ())),
+                )
                 for a in f.get("also", [])
             ),
+            observed_in=tuple(f.get("observed_in", ())),
+            absent_in=tuple(f.get("absent_in", ())),
         )
         for f in raw.get("finding", [])
     )
@@ -176,3 +200,52 @@ def match(impl_id: str, prop: str, dtype: str, case=None) -> Finding | None:
 def applicable(impl_id: str, prop: str, dtype: str) -> tuple[Finding, ...]:
     """The findings that may explain failures of ``prop`` on ``impl_id`` at ``dtype``."""
     return tuple(f for f in load() if f.applies(impl_id, prop, dtype))
+
+
+def _public(v: str) -> Version | None:
+    try:
+        return Version(Version(v).public)
+    except InvalidVersion:
+        return None
+
+
+def range_warnings(records, versions=None, *, complete: bool = True) -> list[str]:
+    """One line per registered finding met (or not) outside the version range the matrix recorded
+    for it (``observed_in``/``absent_in``), over an audit's record dicts: met on a version on
+    which it was recorded absent (possibly a regression); met on a version outside every recorded
+    observation; not met, though its checks ran, on a version newer than every recorded
+    observation (possibly fixed; decided only over a ``complete`` audit, not over one shard).
+    ``versions``: package -> version (default: the installed ones)."""
+    out = []
+    for f in load():
+        for p in f.parts:
+            if not (p.observed_in or p.absent_in):
+                continue
+            recs = [r for r in records if r.get("framework") == p.framework]
+            version = (versions or {}).get(p.package) if versions is not None else _installed(p.package)
+            v = _public(version) if version else None
+            if not recs or v is None:
+                continue
+            seen = [x for x in map(_public, p.observed_in) if x is not None]
+            absent = [x for x in map(_public, p.absent_in) if x is not None]
+            label = f"{f.id}" + (f" ({p.framework})" if f.also else "")
+            met = any(r.get("verdict") == "finding" and r.get("finding") == f.id for r in recs)
+            if met and v in absent:
+                out.append(
+                    f"{label}: met on {p.package} {v}, a version the matrix recorded it absent on: possibly a regression"
+                )
+            elif met and seen and v not in seen and not min(seen) <= v <= max(seen):
+                out.append(
+                    f"{label}: met on {p.package} {v}, outside its recorded observations "
+                    f"({p.package} {min(seen)} to {max(seen)}): the recorded range can be extended"
+                )
+            elif not met and complete and seen and v > max(seen) and v not in absent:
+                ran = any(
+                    r.get("verdict") != "skip" and f.applies(r["impl"], r["property"], r["dtype"], str(v)) for r in recs
+                )
+                if ran:
+                    out.append(
+                        f"{label}: not met on {p.package} {v}, newer than every version it was observed on "
+                        f"(last {max(seen)}), though its checks ran: possibly fixed"
+                    )
+    return out

@@ -64,6 +64,7 @@ def document(records: list[Record], *, profile, seed, started, argv=()) -> dict[
     counts: dict[str, int] = {}
     for r in records:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    rows = [r.to_json() for r in records]
     return {
         "schema": SCHEMA,
         "run": {
@@ -76,7 +77,9 @@ def document(records: list[Record], *, profile, seed, started, argv=()) -> dict[
         },
         "summary": {v: counts.get(v, 0) for v in ("pass", "finding", "fail", "error", "skip")},
         "findings": [_finding_json(f) for f in _findings.load()],
-        "records": [r.to_json() for r in records],
+        "records": rows,
+        # findings met (or not) outside the versions the matrix recorded for them (one line each)
+        "warnings": _findings.range_warnings(rows),
     }
 
 
@@ -91,6 +94,13 @@ def _finding_json(f: _findings.Finding) -> dict[str, Any]:
     }
     if f.also:  # the same cause in other frameworks
         out["also"] = [{"framework": p.framework, "package": p.package, "versions": p.versions} for p in f.also]
+    ranges = {  # the versions the matrix (scripts/matrix.py) met it on, and ran its checks on without it
+        p.framework: {"package": p.package, "observed_in": list(p.observed_in), "absent_in": list(p.absent_in)}
+        for p in f.parts
+        if p.observed_in or p.absent_in
+    }
+    if ranges:
+        out["verified"] = ranges
     return out
 
 
@@ -114,7 +124,25 @@ def environment() -> dict[str, Any]:
         "processor": _cpu_name(),
         "cpus": _cpu_count(),
         "frameworks": fws,
+        "packages": _packages(),
     }
+
+
+#: The distributions whose versions a run records beside the frameworks' (a framework's version is
+#: one package's: JAX's is jax, not flax): the registry's packages and what they build on.
+PACKAGES = ("flax", "jax", "jaxlib", "keras", "tensorflow-cpu", "tensorflow", "onnxruntime", "onnx", "torch", "numpy")
+
+
+def _packages() -> dict[str, str]:
+    import importlib.metadata
+
+    out = {}
+    for dist in dict.fromkeys([*PACKAGES, *(f.package for f in _findings.load())]):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
 
 
 def _cpu_name() -> str:

@@ -180,6 +180,14 @@ def _print_findings(doc, *, saved: list[str]) -> None:
     print("\n".join(lines))
 
 
+def _print_warnings(doc) -> None:
+    """The findings met (or not) outside the versions the matrix recorded for them, one line each."""
+    lines = doc.get("warnings") or []
+    if lines:
+        print("\nversion-range warnings (the registry's observed_in/absent_in, from scripts/matrix.py):")
+        print("\n".join(f"! {line}" for line in lines))
+
+
 def planned_checks(*, frameworks, norms, dtypes, properties, profile, all_forms, shard=None) -> int:
     """The number of records :func:`normcheck.audit.run_audit` will produce for these arguments,
     counted before it runs (for a progress bar whose total does not move): per installed
@@ -304,8 +312,13 @@ def run(args) -> int:
         )
     if bench_section is not None:
         doc["bench"] = bench_section
+    if args.shard:  # one shard cannot tell a finding fixed: its other checks ran elsewhere
+        from normcheck.findings import range_warnings
+
+        doc["warnings"] = range_warnings(doc["records"], complete=False)
     _print_table(doc)
     _print_findings(doc, saved=[p for p in (args.json, args.html) if p])
+    _print_warnings(doc)
     _print_deviations(doc)
     if args.json:
         write_text(args.json, json.dumps(doc, indent=1, allow_nan=False))
