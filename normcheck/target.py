@@ -545,8 +545,6 @@ class Constructor:
             red = tuple(sorted(axes))
             if red == (1,):
                 self.fixed["data_format"] = "channels_first"  # ConvNeXt's LayerNorm switch
-        if self.mode == "signature":
-            self._check_required()
         feat = [n for n, r in self.assign.items() if r == "features"]
         if s.shape_arg == "normalized_shape" and feat:
             p = self.by_name.get(feat[0])
@@ -561,6 +559,8 @@ class Constructor:
         if self.features_int:
             self.ns_style = "int"
             self.canon_pins.setdefault("normalized_shape", (None,))
+        if self.mode == "signature":
+            self._check_required()
 
     @property
     def by_name(self) -> dict[str, inspect.Parameter]:
@@ -1142,8 +1142,8 @@ class Target:
             layer, _ = self._construct(c, xdt)
             _cast_layer(layer, fw, pdt)
         for k, attr in self.set_attrs.items():  # settings the constructor does not take
-            v = c.eps if k == "eps" else c.momentum
-            if v is not None and getattr(layer, attr, None) != v:
+            v = c.eps if k == "eps" else c.momentum  # eps=None: the layer's own; momentum=None: cumulative
+            if (v is not None or k == "momentum") and getattr(layer, attr, None) != v:
                 setattr(layer, attr, v)
         for k, fill in (("weight", 1.0), ("bias", 0.0)):
             attr = info.params.get(k)

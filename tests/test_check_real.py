@@ -139,6 +139,18 @@ def test_positional_order_where_names_do_not_say_and_star_args():
     assert _check(StarArgs, "group_norm").conforms
 
 
+def test_unmappable_required_parameter_is_one_line_naming_the_call():
+    class KeywordConfig(torch.nn.Module):
+        def __init__(self, dim, *, config, eps=1e-5):
+            super().__init__()
+
+    with pytest.raises(TargetError) as e:
+        target.wrap(KeywordConfig, "layer_norm")
+    msg = str(e.value)
+    assert "KeywordConfig(dim=C, config=?, eps=eps)" in msg and "--arg config=VALUE" in msg
+    assert "\n" not in msg
+
+
 def test_eps_default_is_the_layers_own():
     """eps=None (rms_norm's default) passes no eps; the cases then carry the layer's default."""
     t = target.wrap(R.LlamaRMSNorm, "rms_norm")
