@@ -108,7 +108,6 @@ FLAX_CLASSES = {
     "rms_norm": "RMSNorm",
     "instance_norm": "InstanceNorm",
 }
-_CLASSES = FLAX_CLASSES  # the name autodiff.py reads
 _TRUE = ("1", "true", "t", "yes", "y", "on")
 #: flax's own linen classes under jit take eps as an argument (see :func:`_run_linen`); a test turns
 #: it off to show the outputs are bit-identical to eps compiled in as a literal.

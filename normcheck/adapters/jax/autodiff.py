@@ -72,7 +72,7 @@ def _linen_vjp_fn(ja, norm: str, cfg: dict[str, Any], training: bool, jit: bool)
         import flax.linen as nn
         import jax
 
-        module = getattr(nn, ja._CLASSES[norm])(**cfg)
+        module = getattr(nn, ja.FLAX_CLASSES[norm])(**cfg)
 
         def run(x, params, stats, dy):
             def f(x, params):

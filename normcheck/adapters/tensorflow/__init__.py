@@ -245,7 +245,6 @@ KERAS_LAYERS = {
     "group_norm": "GroupNormalization",
     "rms_norm": "RMSNormalization",
 }
-_KERAS_LAYERS = KERAS_LAYERS  # the name autodiff.py reads
 
 
 def _keras_config(norm: str, a: dict[str, Any], layout: str) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def _keras_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray, layout: str, 
     key += (bool(use_batch), case.weight is not None, case.bias is not None, mode)
     cached = _TF_VJPS.get(key)
     if cached is None:
-        layer = getattr(keras.layers, tfa._KERAS_LAYERS[norm])(epsilon=eps, dtype=policy, **config)
+        layer = getattr(keras.layers, tfa.KERAS_LAYERS[norm])(epsilon=eps, dtype=policy, **config)
         layer.build(xt.shape)
         if norm == "batch_norm":
             layer.momentum = momentum
