@@ -1382,6 +1382,8 @@ def _prepare_module(t: Target) -> None:
             t.running_stats = False
             if not cons.get("no_track"):
                 t.notes.append(f"{ctor.name} keeps no running_mean/running_var: checked with batch statistics only")
+    if t.running_stats and s.has_running_stats:
+        t.notes.append("16-bit cases with running buffers: parameters float32 like the buffers (mixed precision)")
     mapped = ctor.mapped_roles
     user = set(ctor.canon_pins)
     pinned = cons.setdefault("pinned", {})
