@@ -125,14 +125,19 @@ class Finding:
 def _id_matches(impl_id: str, glob: str) -> bool:
     if not impl_id.endswith("/*"):
         return fnmatch.fnmatch(impl_id, glob)
-    fw_norm, parts = impl_id[:-2].split("/"), glob.split("/")  # framework/norm/*: the first two parts
-    return len(parts) >= 2 and all(fnmatch.fnmatch(a, g) for a, g in zip(fw_norm, parts[:2]))
+    # framework/norm/* (a user's target running on that framework): the findings of the framework's
+    # norm in every form ("torch/group_norm/*", "jax/*"), not those of one native API ("jax/layer_norm/linen*")
+    fw_norm, parts = impl_id[:-2].split("/"), glob.split("/")
+    if any(p != "*" for p in parts[2:]):
+        return False
+    return all(fnmatch.fnmatch(a, g) for a, g in zip(fw_norm, [*parts, "*"][:2]))
 
 
 def findings_key(impl) -> str:
     """The id the registry matches for ``impl``: its own, or for a user's target
-    (``impl.framework == "user"``) that runs on a framework (``impl.runs_on``), every registered
-    finding of that framework's norm: ``torch/group_norm/*``."""
+    (``impl.framework == "user"``) that runs on a framework (``impl.runs_on``) ``torch/group_norm/*``:
+    the findings of that framework's norm in every form (a finding of one native API does not
+    explain a user's code)."""
     runs_on = getattr(impl, "runs_on", None)
     return f"{runs_on}/{impl.norm}/*" if impl.framework == "user" and runs_on else impl.id
 

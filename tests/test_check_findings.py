@@ -56,3 +56,23 @@ def test_an_error_does_not_hide_the_deviation_behind_it():
     statistics = by_prop["statistics"]  # runs without affine parameters only: every example raises
     assert statistics.verdict == "error" and "a weight is required" in statistics.message
     assert statistics.to_json()["raises"]["message"] == statistics.message
+
+
+def test_a_target_gets_the_findings_of_its_frameworks_norm_in_every_form_only():
+    """A finding about one native API (Flax linen's fast variance) does not explain a user's JAX
+    LayerNorm; one about the framework's norm in every form (torch's single-value GroupNorm check,
+    the rsqrt gradient underflow of every JAX norm) does."""
+    from types import SimpleNamespace
+
+    from normcheck import findings
+
+    def ids(framework, norm, prop):
+        impl = SimpleNamespace(framework="user", norm=norm, id=f"user/{norm}/function", runs_on=framework)
+        return {f.id for f in findings.load() if f.applies(findings.findings_key(impl), prop, "float32")}
+
+    assert "torch-group-norm-single-value-check" in ids("torch", "group_norm", "agreement")
+    assert "rsqrt-gradient-underflow" in ids("jax", "layer_norm", "gradient_agreement")
+    flax = next(f for f in findings.load() if f.id == "flax-fast-variance")
+    assert flax.applies("jax/layer_norm/linen", "agreement", "float32")  # the native API's finding...
+    assert "flax-fast-variance" not in ids("jax", "layer_norm", "agreement")  # ...is not the user's
+    assert not ids("torch", "layer_norm", "agreement") & {"torch-group-norm-single-value-check"}
