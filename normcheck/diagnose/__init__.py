@@ -2,14 +2,14 @@
 implementation computes, dtype by dtype.
 
 A deviation found by the property suite says *that* a target is wrong; the diagnosis says *how*.
-The catalogue (:mod:`normcheck.diagnose.catalogue`) lists plausible mistakes for a norm, each a
+The catalogue (:mod:`normcheck.diagnose.known`) lists plausible mistakes for a norm, each a
 float64 variant of :func:`normcheck.reference.normalize` with one thing changed
-(:mod:`normcheck.diagnose.compute`):
+(:mod:`normcheck.diagnose.evaluate`):
 
 - the statistics: unbiased variance (Bessel's correction); a one-pass ``E[x²] − E[x]²`` variance in
   float32; no mean subtraction (or, for RMSNorm, a mean subtracted);
 - eps: outside the square root, ignored, used as a clamp ``1 / sqrt(max(var, eps))``, hard-wired
-  (fitted from :data:`~normcheck.diagnose.catalogue.EPS_FITS`), or for eps=None defaulted from the
+  (fitted from :data:`~normcheck.diagnose.known.EPS_FITS`), or for eps=None defaulted from the
   input dtype (``finfo(float16).eps``) instead of the computation dtype;
 - the axis set: another norm's (layer_norm over ``x.shape[1:]`` or the last axis — check it with
   ``--axes=-1`` if that is intended —, instance_norm, batch_norm), one axis only, statistics across
@@ -23,7 +23,7 @@ float64 variant of :func:`normcheck.reference.normalize` with one thing changed
   other way round (Keras/Flax), never updated or replaced by the batch's (momentum=None
   mishandled), batch statistics used in eval mode, frozen statistics (the buffers used in
   training), the buffers updated in eval mode (seen in an ``eval_uses_running`` failure);
-- gradient only (:func:`~normcheck.diagnose.catalogue.gradient_variants`): the mean, variance or
+- gradient only (:func:`~normcheck.diagnose.known.gradient_variants`): the mean, variance or
   rsqrt detached from the graph; the forward output is the reference's, so these are diagnosed from
   gradient failures (gradient properties on user targets: issue 15, item 1).
 
@@ -51,7 +51,8 @@ results rounded to the dtype, sums accumulated wide) and judged with the model's
 
 from __future__ import annotations
 
-from normcheck.diagnose.catalogue import (
+from normcheck.diagnose.evaluate import REFERENCE, compute, judge, matches, outcome
+from normcheck.diagnose.known import (
     EPS_FITS,
     Variant,
     catalogue,
@@ -60,7 +61,6 @@ from normcheck.diagnose.catalogue import (
     gradient_variants,
     variants,
 )
-from normcheck.diagnose.compute import REFERENCE, compute, judge, matches, outcome
 from normcheck.diagnose.search import CLOSEST, Diagnosis, answer, combine, diagnose, failing_cases
 
 _compute = compute  # the name the tests of the variant machinery use

@@ -17,8 +17,8 @@ from normcheck import dtypes as _dt
 from normcheck import error_model
 from normcheck import spec as _spec
 from normcheck.case import Case, Outcome
-from normcheck.diagnose.catalogue import Variant, catalogue, combinable, compose
-from normcheck.diagnose.compute import REFERENCE, matches
+from normcheck.diagnose.evaluate import REFERENCE, explains, matches
+from normcheck.diagnose.known import Variant, catalogue, combinable, compose
 
 __all__ = ["CLOSEST", "Diagnosis", "combine", "diagnose", "failing_cases"]
 
@@ -208,10 +208,36 @@ def _describe(v: Variant, judged, dtype: str) -> str:
     return v.description + _precision_effects(judged, dtype, center=_spec.get(judged[0][0].norm).center)
 
 
-def _precision_effects(judged, dtype: str, *, center: bool) -> str:
+def _square_threshold(dtype: str, *, overflow: bool) -> float:
+    """The smallest |d| representable in ``dtype`` whose square rounds to inf (``overflow``), or the
+    smallest whose square does not round to 0: found by bisection on the rounded arithmetic."""
+    dt = _dt.np_dtype(dtype)
+
+    def q(a):
+        with np.errstate(all="ignore"):
+            return float(np.asarray(a, F64).astype(dt).astype(F64))
+
     fi = _dt.finfo(dtype)
-    big = math.sqrt(float(fi.max))
-    small = math.sqrt(float(getattr(fi, "smallest_subnormal", fi.tiny)))
+    tiny = float(getattr(fi, "smallest_subnormal", fi.tiny))
+    lo, hi = (math.sqrt(float(fi.max)) / 2, math.sqrt(float(fi.max)) * 2) if overflow else (0.0, math.sqrt(tiny) * 2)
+
+    def bad(x):
+        v = q(x)
+        sq = q(v * v)
+        return math.isinf(sq) if overflow else sq > 0
+
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if bad(mid):
+            hi = mid
+        else:
+            lo = mid
+    return q(hi)
+
+
+def _precision_effects(judged, dtype: str, *, center: bool) -> str:
+    big = _square_threshold(dtype, overflow=True)
+    small = _square_threshold(dtype, overflow=False)
     over = under = False
     for c, _ in judged:
         p = c.plan()
@@ -226,7 +252,7 @@ def _precision_effects(judged, dtype: str, *, center: bool) -> str:
     if over:
         effects.append(f"{what} overflows {dtype} for {arg} ≥ {big:.4g}")
     if under:
-        effects.append(f"underflows for {arg} < {small:.2g}")
+        effects.append(f"{'it ' if over else what + ' '}underflows to 0 for {arg} < {small:.2g}")
     head = ": " + ", and ".join(effects) if effects else ""
     return f"{head} (the native kernels accumulate in float32)"
 
@@ -339,10 +365,16 @@ def _search(norm: str, cat: list[Variant], judged, *, deadline: float, sizes=(2,
                     order.insert(0, order.pop(pos))
                     break
             else:
-                found.append(cand)
+                if _supported(cand, judged):
+                    found.append(cand)
         if found:
             return found
     return []
+
+
+def _supported(v: Variant, judged) -> bool:
+    """Is ``v`` defined somewhere on the failing cases it matches (not only 0/0 on every set)?"""
+    return any(explains(c, got, v) == "yes" for c, got in judged)
 
 
 def _consistent(names, desc) -> str:
@@ -390,7 +422,7 @@ def diagnose(
     counts = {v.name: sum(matches(c, got, v) for c, got in judged) for v in cat}
     desc = {v.name: _describe(v, judged, dtype) for v in cat}
     n = len(judged)
-    full = [v for v in cat if counts[v.name] == n]
+    full = [v for v in cat if counts[v.name] == n and _supported(v, judged)]
     searched = False
     if not full:
         searched = True

@@ -1,6 +1,6 @@
 """The catalogue: known wrong variants of each norm, and their compositions.
 
-Each :class:`Variant` is a set of options for :func:`normcheck.diagnose.compute.outcome` (a float64
+Each :class:`Variant` is a set of options for :func:`normcheck.diagnose.evaluate.outcome` (a float64
 variant of :func:`normcheck.reference.normalize` with one thing changed), the cases it applies to,
 the *dimension* it changes (the variance estimator, the eps placement, the eps value, the axis set,
 the affine transform, the precision, the output dtype, one aspect of the running statistics) and a
@@ -58,7 +58,7 @@ def _never(c: Case) -> bool:
 @dataclass(frozen=True)
 class Variant:
     """One known variant of a norm (or a composition of several): ``options`` for
-    :func:`~normcheck.diagnose.compute.outcome`, and when it applies."""
+    :func:`~normcheck.diagnose.evaluate.outcome`, and when it applies."""
 
     name: str
     description: str  # reads after "matches": "group_norm with unbiased variance (Bessel's correction)"

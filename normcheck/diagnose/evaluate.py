@@ -16,10 +16,10 @@ from normcheck import dtypes as _dt
 from normcheck import error_model
 from normcheck import spec as _spec
 from normcheck.case import Case, Outcome
-from normcheck.diagnose.catalogue import Grouping, Variant, on_axes
+from normcheck.diagnose.known import Grouping, Variant, on_axes
 from normcheck.reference import moments, running_view
 
-__all__ = ["REFERENCE", "compute", "judge", "matches", "outcome"]
+__all__ = ["REFERENCE", "compute", "explains", "judge", "matches", "outcome"]
 
 F64 = np.float64
 
@@ -94,7 +94,7 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
             eps_mode: str = "inside", affine: str = "channel", eval_stats: str = "running",
             stored: str = "unbiased", momentum: str = "torch", axes: tuple[int, ...] | None = None,
             gain: str = "weight", eps_value=None, precision: str = "float64", output: str = "same",
-            train_stats: str = "batch", eval_update: bool = False,
+            train_stats: str = "batch", eval_update: bool = False, exact_singletons: bool = False,
             ) -> tuple[Outcome, np.ndarray, np.ndarray]:  # fmt: skip
     """(outcome, the error model's scale for this computation, where the variant is undefined).
 
@@ -117,6 +117,10 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
     computation: its axis set, its input (``affine="before"``), and its effective standard
     deviation ``1 / inv`` (eps outside, ignored or clamped changes how much a rounding error in
     the mean is amplified). For the reference options it equals :func:`error_model.scale`.
+    With ``exact_singletons`` (how :func:`explains` judges every variant but the reference) a set
+    of one element has no κ term: its mean is the element, so the centering is exact in any
+    arithmetic, and ``0 / eps`` must come out as 0 (else a variant with a singleton set and a tiny
+    eps, κ = |x| / eps, would match any output there).
     """
     del output  # judged on the output's dtype, not its values
     if axes is not None:  # an axis-set variant: the reference over those axes
@@ -149,7 +153,9 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
     use_batch = (training and not frozen) or (not training and eval_stats == "batch")
     rm = rv = None
     with np.errstate(all="ignore"):
-        if buffers and (training or eval_update):
+        if buffers and not training and not eval_update:  # eval mode keeps the buffers as they were
+            rm, rv = case.running_mean.astype(F64), case.running_var.astype(F64)
+        elif buffers:
             if frozen:
                 rm, rv = case.running_mean.astype(F64), case.running_var.astype(F64)
             elif grouping is None:
@@ -188,6 +194,8 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
         if use_batch:
             amax = np.max(np.abs(v), axis=red, keepdims=True) if red else np.abs(v)
             kappa = np.broadcast_to(amax * inv, v.shape)
+            if exact_singletons and n == 1:
+                kappa = np.zeros(v.shape)
         else:
             kappa = (np.abs(v) + np.abs(mean)) * inv
         ay = np.abs(yhat)
@@ -295,16 +303,25 @@ def matches(case: Case, got: Outcome, v: Variant) -> bool:
     A composition computes the options of its members that apply to the case (the others compute
     the reference there), and matches only where at least one member applies.
     """
+    return explains(case, got, v) != "no"
+
+
+def explains(case: Case, got: Outcome, v: Variant) -> str:
+    """Says "yes", "no", or "vacuous": a match on a case where the variant is undefined everywhere (0/0
+    on every set, where any output is as good as another), which supports no variant by itself."""
     try:
         if v is REFERENCE:
             opts = {}
         else:
             if not v.active(case):
-                return False
+                return "no"
             opts = v.merged(case)
-        exp, s, undefined = compute(case, **opts)
-        return judge(
+        exp, s, undefined = compute(case, **opts, exact_singletons=v is not REFERENCE)
+        ok = judge(
             case, got, exp, s, undefined, momentum=_effective_momentum(case, opts), output=opts.get("output", "same")
         )
     except (ValueError, ZeroDivisionError, IndexError, KeyError, TypeError, AttributeError, _spec.SpecError):
-        return False
+        return "no"
+    if not ok:
+        return "no"
+    return "vacuous" if undefined.size and undefined.all() else "yes"
