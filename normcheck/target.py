@@ -53,6 +53,7 @@ picks the one whose array type the target returns.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib
@@ -927,49 +928,32 @@ def _inspect_layer(layer, call: str) -> LayerInfo:
     return LayerInfo(params, buffers, settings, values, call)
 
 
-def _torch_dtype(name: str):
-    import torch
-
-    return getattr(torch, name)
-
-
 def _cast_layer(layer, fw: str, dtype: str) -> None:
-    """``layer.to(dtype)`` for a torch module: its floating parameters and buffers follow the case."""
-    if fw != "torch":
-        return
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(layer, torch.nn.Module):
-        layer.to(_torch_dtype(dtype))
+    """``layer.to(dtype)`` where the framework's layers follow a dtype (torch modules)."""
+    drive = _adapter(fw).layer_driving()
+    if drive is not None:
+        drive.cast(layer, dtype)
 
 
 def _put(layer, fw: str, attr: str, t, dtype: str | None = None) -> None:
     """Set ``layer.<attr>`` to ``t`` (cast to ``dtype`` if given, reshaped to the layer's own shape
-    where only the shape differs), as a parameter or buffer of a torch module."""
+    where only the shape differs), as the framework's layers hold it (a torch module's parameter
+    or buffer)."""
+    drive = _adapter(fw).layer_driving()
+    if drive is not None:
+        drive.put(layer, attr, t, dtype)
+        return
     cur = getattr(layer, attr, None)
-    if fw == "torch":
-        import torch
-
-        if dtype is not None and t.is_floating_point():
-            t = t.to(_torch_dtype(dtype))
-        if isinstance(cur, torch.Tensor) and tuple(cur.shape) != tuple(t.shape) and cur.numel() == t.numel():
-            t = t.reshape(cur.shape)
-        if attr in getattr(layer, "_parameters", {}):
-            setattr(layer, attr, torch.nn.Parameter(t, requires_grad=False))
-            return
-        if attr in getattr(layer, "_buffers", {}):
-            layer._buffers[attr] = t
-            return
-    elif _is_array(cur) and tuple(cur.shape) != tuple(t.shape) and int(np.prod(cur.shape)) == int(np.prod(t.shape)):
+    if _is_array(cur) and tuple(cur.shape) != tuple(t.shape) and int(np.prod(cur.shape)) == int(np.prod(t.shape)):
         t = t.reshape(tuple(cur.shape))
     setattr(layer, attr, t)
 
 
 def _filled(cur, value: float, fw: str, dtype: str):
     """An array like the layer's parameter ``cur``, filled with ``value``, in ``dtype``."""
-    if fw == "torch":
-        import torch
-
-        return torch.full(tuple(cur.shape), value, dtype=_torch_dtype(dtype))
+    drive = _adapter(fw).layer_driving()
+    if drive is not None:
+        return drive.full(tuple(cur.shape), value, dtype)
     from normcheck import dtypes as _dtypes
 
     return _adapter(fw).to_native(np.full(tuple(cur.shape), value, _dtypes.np_dtype(dtype)))
@@ -1030,12 +1014,8 @@ class Target:
             if isinstance(v, np.ndarray | np.generic):
                 native[k] = ad.to_native(np.asarray(v))
         self._pending = None
-        if fw == "torch":
-            import torch
-
-            with torch.no_grad():
-                out, buffers = self._invoke(a, native)
-        else:
+        drive = ad.layer_driving()
+        with drive.no_grad() if drive is not None else contextlib.nullcontext():
             out, buffers = self._invoke(a, native)
         y = self._to_numpy(out, "output")
         if fw not in _IMMUTABLE:  # mirror in-place changes of the inputs, as the caller's own arrays would show

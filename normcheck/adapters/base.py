@@ -198,6 +198,13 @@ class Adapter:
         build and run the framework's norm layers (raising :class:`PortError`)."""
         return None
 
+    def layer_driving(self):
+        """How :mod:`normcheck.target` drives a user's layer object of this framework, or None (plain
+        attributes, no grad mode): a namespace with ``no_grad()``, ``cast(layer, dtype)`` (as
+        ``module.to(dtype)``), ``put(layer, attr, t, dtype)`` (a parameter or buffer in place) and
+        ``full(shape, value, dtype)``."""
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 

@@ -351,6 +351,11 @@ class TorchAdapter(Adapter):
 
         return fold
 
+    def layer_driving(self):
+        from normcheck.adapters.torch import layers
+
+        return layers
+
     def implementations(self) -> list[Impl]:
         out = []
         for name in _spec.names():
