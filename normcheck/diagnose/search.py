@@ -143,6 +143,7 @@ class Diagnosis:
     closest: str | None = None  # the variant explaining most (>= CLOSEST) failing cases, when none explains all
     observations: list[str] = field(default_factory=list)  # what the failing cases have in common
     by_dtype: dict[str, Diagnosis] = field(default_factory=dict, repr=False)  # the answer across dtypes
+    pairs: list[tuple[Case, Outcome]] = field(default_factory=list, repr=False)  # (case, target outcome) judged
 
     def __str__(self) -> str:
         return self.text
@@ -252,8 +253,8 @@ def _precision_effects(judged, dtype: str, *, center: bool) -> str:
     if over:
         effects.append(f"{what} overflows {dtype} for {arg} ≥ {big:.4g}")
     if under:
-        effects.append(f"{'it ' if over else what + ' '}underflows to 0 for {arg} < {small:.2g}")
-    head = ": " + ", and ".join(effects) if effects else ""
+        effects.append(f"{'' if over else what + ' '}underflows to 0 for {arg} < {small:.2g}")
+    head = ": " + " and ".join(effects) if effects else ""
     return f"{head} (the native kernels accumulate in float32)"
 
 
@@ -377,11 +378,14 @@ def _supported(v: Variant, judged) -> bool:
     return any(explains(c, got, v) == "yes" for c, got in judged)
 
 
+_CONSISTENT = "; equally consistent with: "
+
+
 def _consistent(names, desc) -> str:
     rest = [desc[k] for k in names[1:]]
     if len(rest) > 3:
         rest = [*rest[:3], f"{len(rest) - 3} more"]
-    return "; equally consistent with: " + "; ".join(rest)
+    return _CONSISTENT + "; ".join(rest)
 
 
 def diagnose(
@@ -432,7 +436,7 @@ def diagnose(
             desc[v.name] = _describe(v, judged, dtype)
     strict = [v.name for v in full if not v.loose]
     names = strict or [v.name for v in full]
-    d = Diagnosis(norm, n, counts, desc, names, cases=[c for c, _ in judged], dtype=dtype)
+    d = Diagnosis(norm, n, counts, desc, names, cases=[c for c, _ in judged], dtype=dtype, pairs=list(judged))
     if names:
         text = f"matches {desc[names[0]]} on {n}/{n} failing cases"
         if judged is not pairs:
@@ -474,6 +478,57 @@ def _group_text(texts: list[str]) -> str:
     return _COUNT.sub(lambda m: "{}/{} failing cases".format(*next(it)), texts[0])
 
 
+def _by_name(norm: str, dtype: str, name: str) -> Variant | None:
+    cat = {v.name: v for v in catalogue(norm, dtype)}
+    parts = [cat.get(p) for p in name.split("+")]
+    if any(p is None for p in parts):
+        return None
+    return parts[0] if len(parts) == 1 else compose(norm, parts)
+
+
+def _unify(per: dict[str, Diagnosis]) -> tuple[dict[str, Diagnosis], dict[str, str]]:
+    """One cause across dtypes, not two answers: where another dtype's match also explains this
+    dtype's failing cases — it is among this dtype's equally consistent matches, or it is a richer
+    composition containing this dtype's match — name it first here too. Returns the diagnoses and,
+    for the dtypes changed, a note on what else explains them in that dtype."""
+    out, notes = dict(per), {}
+    bests = list(dict.fromkeys(d.best for d in per.values() if d.best))
+    for dt, d in per.items():
+        if not d.best or not d.pairs or d.symptoms:
+            continue
+        mine = set(d.best.split("+"))
+        for other in bests:
+            if other == d.best:
+                break  # this dtype's own answer comes first among the others': keep it
+            if other in d.matches:
+                n = d.failing
+                rest = [k for k in d.matches if k != other]
+                notes[dt] = f"in {dt} equally consistent with: " + "; ".join(d.descriptions[k] for k in rest[:3])
+                if len(rest) > 3:
+                    notes[dt] += f"; {len(rest) - 3} more"
+                text = f"matches {d.descriptions[other]} on {n}/{n} failing cases"
+                out[dt] = replace(d, matches=[other, *rest], text=f"{text} ({notes[dt]})")
+                break
+            if not mine < set(other.split("+")):
+                continue
+            v = _by_name(d.norm, dt, other)
+            if v is None or not all(matches(c, got, v) for c, got in d.pairs) or not _supported(v, d.pairs):
+                continue
+            desc = _describe(v, d.pairs, dt)
+            alone = " and ".join(m.short or m.description for m in (_by_name(d.norm, dt, d.best) or v).members)
+            n = d.failing
+            notes[dt] = f"in {dt} {alone} alone explains them too"
+            out[dt] = replace(
+                d,
+                matches=[other, *d.matches],
+                text=f"matches {desc} on {n}/{n} failing cases ({notes[dt]})",
+                descriptions={**d.descriptions, other: desc},
+                counts={**d.counts, other: n},
+            )
+            break
+    return out, notes
+
+
 def combine(per_dtype: dict[str, Diagnosis], status: dict[str, str], texts: dict[str, str]) -> Diagnosis | None:
     """The answer across dtypes: "CONFORMS in float32; DEVIATES in float16, bfloat16: <diagnosis>".
 
@@ -482,20 +537,33 @@ def combine(per_dtype: dict[str, Diagnosis], status: dict[str, str], texts: dict
     ``per_dtype`` holds the :class:`Diagnosis` of the dtypes that have one. Returns the first
     deviating dtype's Diagnosis with this answer as its text and ``by_dtype`` filled in (None when
     no dtype has a Diagnosis). With a single dtype tested the answer is that dtype's text alone.
+    Dtypes that read the same (up to their counts) are grouped, their counts summed.
     """
     if not per_dtype:
         return None
+    per_dtype, notes = _unify(per_dtype)
+    texts = {**texts, **{dt: d.text for dt, d in per_dtype.items()}}
+    for dt, note in notes.items():  # the grouping reads the text without the note
+        texts[dt] = texts[dt].removesuffix(f" ({note})")
+    if sum(st != "untested" for st in status.values()) > 1:  # alternatives become a dtype's note too
+        for dt in per_dtype:
+            head, sep, tail = texts[dt].partition(_CONSISTENT)
+            if sep and dt not in notes:
+                texts[dt], notes[dt] = head, f"in {dt} equally consistent with: {tail}"
     primary = next(per_dtype[dt] for dt in status if dt in per_dtype)
-    return replace(primary, text=answer(status, texts), by_dtype=dict(per_dtype))
+    return replace(primary, text=answer(status, texts, notes), by_dtype=dict(per_dtype))
 
 
-def answer(status: dict[str, str], texts: dict[str, str]) -> str:
-    """See :func:`combine`: the segments by dtype, dtypes with the same diagnosis grouped."""
+def answer(status: dict[str, str], texts: dict[str, str], notes: dict[str, str] | None = None) -> str:
+    """See :func:`combine`: the segments by dtype, dtypes with the same diagnosis grouped (``notes``
+    per dtype go in parentheses after the group's text)."""
+    notes = notes or {}
     tested = [dt for dt, st in status.items() if st != "untested"]
     bad = [dt for dt in tested if status[dt] in ("deviates", "raises")]
     if len(tested) == 1 and bad:
-        return texts.get(bad[0], "")
-    segments: list[tuple[str, list[str], str]] = []  # (verdict, dtypes, text)
+        dt = bad[0]
+        return texts.get(dt, "") + (f" ({notes[dt]})" if dt in notes else "")
+    segments: list[tuple[str, list[str]]] = []  # (verdict, dtypes)
     keyed: dict[tuple[str, str], int] = {}
     for dt in status:
         st = status[dt]
@@ -509,14 +577,16 @@ def answer(status: dict[str, str], texts: dict[str, str]) -> str:
             segments[keyed[key]][1].append(dt)
         else:
             keyed[key] = len(segments)
-            segments.append((key[0], [dt], ""))
+            segments.append((key[0], [dt]))
     out = []
-    for verdict, dts, _ in segments:
+    for verdict, dts in segments:
         head = f"{verdict} in {', '.join(dts)}"
         if verdict == "CONFORMS":
             out.append(head)
-        else:
-            out.append(f"{head}: {_group_text([texts.get(dt, '') for dt in dts])}")
+            continue
+        group_notes = [notes[dt] for dt in dts if dt in notes]
+        text = _group_text([texts.get(dt, "") for dt in dts])
+        out.append(f"{head}: {text}" + (f" ({'; '.join(group_notes)})" if group_notes else ""))
     untested = [dt for dt, st in status.items() if st == "untested"]
     if untested and out:
         out.append(f"not tested in {', '.join(untested)}")
