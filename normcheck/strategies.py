@@ -281,9 +281,15 @@ def mixture_logits(k: int, *, dtype="float32") -> st.SearchStrategy[np.ndarray]:
     return st.one_of(equal, onehot, spread).map(lambda a: a.astype(dt))
 
 
-def momenta() -> st.SearchStrategy[float]:
-    """Running-statistics momentum in (0, 1]: 0.1 (the default) and 1.0, or uniform."""
-    return st.one_of(st.sampled_from([0.1, 1.0]), st.floats(0.0, 1.0, exclude_min=True))
+def momenta(*, none: bool = False) -> st.SearchStrategy[float | None]:
+    """Running-statistics momentum in (0, 1]: 0.1 (the default) and 1.0, or uniform.
+
+    ``none=True`` also draws ``None``, torch's cumulative moving average (a module's
+    ``momentum=None``: the factor is 1 / num_batches_tracked); only for a module target whose
+    constructor accepts it (the canonical function call cannot carry the counter).
+    """
+    fixed = st.one_of(st.sampled_from([0.1, 1.0]), st.floats(0.0, 1.0, exclude_min=True))
+    return st.one_of(fixed, st.none()) if none else fixed
 
 
 def dtypes(*, allowed=("float32", "float16", "bfloat16", "float64")) -> st.SearchStrategy[str]:
@@ -375,15 +381,18 @@ def _regime_params(draw, regime, dtype):
     if regime == "constant":
         value = draw(st.one_of(st.sampled_from([0.0, 1.0]), st.floats(-1e3, 1e3)))
         return {"value": value, "all_sets": draw(st.booleans())}
-    if regime == "outliers":
-        return {"count": draw(st.integers(1, 3))}
-    return {}
+    assert regime == "outliers", regime
+    return {"count": draw(st.integers(1, 3))}
+
+
+#: Regimes whose inputs take drawn parameters (:func:`_regime_params`); the others take none.
+_PARAMETRIZED_REGIMES = ("offset", "huge", "constant", "outliers")
 
 
 @st.composite
 def _inputs(draw, plan, dtype, regimes):
     regime = draw(st.sampled_from(regimes))
-    params = draw(_regime_params(regime, dtype))
+    params = draw(_regime_params(regime, dtype)) if regime in _PARAMETRIZED_REGIMES else {}
     seed = draw(_SEEDS)
     return make_input(plan, dtype, regime, seed=seed, **params), regime
 
@@ -460,6 +469,7 @@ def _build(
     center_last=False,
     keep=None,
     no_bias=False,
+    momentum_none=False,
 ):
     """A Case for ``layout`` (grown to ``need`` elements per set, or rejected; ``keep``: a predicate
     the grown layout must satisfy, e.g. pinned sides; ``no_bias``: never a bias)."""
@@ -480,7 +490,7 @@ def _build(
     if spec.batch_stats_flag is not None:
         args[spec.batch_stats_flag] = use_batch
     if has_running:
-        args["momentum"] = draw(momenta())
+        args["momentum"] = draw(momenta(none=True) if momentum_none else momenta())
     fixed_arrays = {k: v for k, v in fixed_args.items() if k in spec.extra_arrays}
     args.update({k: v for k, v in fixed_args.items() if k not in fixed_arrays})
 
@@ -550,6 +560,7 @@ def cases(
     shape=None,
     pinned=None,
     bias: bool | None = None,
+    momentum_none: bool = False,
 ) -> st.SearchStrategy[Case]:
     """Valid cases of ``norm``: shape, arguments, input (by regime), affine parameters, running buffers.
 
@@ -582,7 +593,9 @@ def cases(
       normalized axes) and ``C`` (the channel count, input axis 1).
     - ``bias``: False draws no bias (a layer with a weight but no bias); None or True: as ``affine`` says.
 
-    ``momentum`` is drawn (:func:`momenta`) when running buffers are given. Shrinks towards rank
+    ``momentum`` is drawn (:func:`momenta`) when running buffers are given; ``momentum_none=True``
+    (a module target whose constructor accepts momentum=None, :meth:`normcheck.target.Target.case_options`)
+    draws ``None`` among the values too (torch's cumulative average; the default draws none). Shrinks towards rank
     ``max(2, spec.min_rank)`` (the smallest of ``ranks``), sides 1, the "normal" regime, no affine,
     no running buffers.
     """
@@ -640,6 +653,7 @@ def cases(
                 max_numel=max_numel,
                 keep=keep,
                 no_bias=bias is False,
+                momentum_none=momentum_none,
             )
         )
 
