@@ -74,14 +74,15 @@ class VersionSet:
     default: bool = True  # in the matrix when no --sets is given
 
 
-#: The default sets span the registry's ranges on Python 3.11: three Flax releases, each with a JAX
-#: of its time; two Keras releases, each with the TensorFlow it was released with (TensorFlow 2.16
+#: The default sets span the registry's ranges on Python 3.11: four Flax releases, each with a JAX
+#: of its time (0.12.0: the first whose nnx layers normcheck's adapter can drive? the matrix tells); two Keras releases, each with the TensorFlow it was released with (TensorFlow 2.16
 #: pins ml-dtypes 0.3, below normcheck's floor, so 2.17 is the oldest); two ONNX Runtime releases,
 #: each with an onnx of its time. Torch only at the CPU build this machine has (another torch pulls
 #: a multi-GB CUDA build): not in the defaults, ask for it with --sets torch-2.13.0.
 SETS: tuple[VersionSet, ...] = (
     VersionSet("flax-0.10.2", "jax", ("flax==0.10.2", "jax==0.4.38", "jaxlib==0.4.38")),
     VersionSet("flax-0.11.2", "jax", ("flax==0.11.2", "jax==0.6.2", "jaxlib==0.6.2")),
+    VersionSet("flax-0.12.0", "jax", ("flax==0.12.0", "jax==0.7.2", "jaxlib==0.7.2")),
     VersionSet("flax-0.12.8", "jax", ("flax==0.12.8", "jax==0.10.2", "jaxlib==0.10.2")),
     VersionSet("keras-3.5.0", "tensorflow", ("keras==3.5.0", "tensorflow-cpu==2.17.1")),
     VersionSet("keras-3.15.1", "tensorflow", ("keras==3.15.1", "tensorflow-cpu==2.21.0")),
@@ -419,11 +420,15 @@ def _run(cmd: list[str], log, *, timeout: float | None = None) -> int:
         return 124 if isinstance(e, subprocess.TimeoutExpired) else 127
 
 
-def _tail(path: Path, pattern: str = r"error|Error|×|No solution|not found|because") -> str:
-    """The log's most telling line (a resolver's or an installer's error), for one-line reports."""
+def _tail(path: Path) -> str:
+    """The log's most telling lines (an installer's error and its cause), for one-line reports."""
     lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    hits = [ln for ln in lines if re.search(pattern, ln) and not ln.startswith("$ ")]
-    return ((hits or lines or [""])[-1])[:300]
+    lines = [ln for ln in lines if not ln.startswith("$ ")]
+    error = next((k for k, ln in enumerate(lines) if re.match(r"(error|×|ERROR)\b", ln)), None)
+    if error is None:
+        return (lines[-1] if lines else "")[:300]
+    cause = next((ln for ln in lines[error + 1 :] if re.search(r"cause|because", ln, re.IGNORECASE)), "")
+    return " ".join(x for x in (lines[error], cause) if x)[:400]
 
 
 def installed_packages(python: Path) -> dict[str, str]:
@@ -496,17 +501,20 @@ def merge(steps: list[Step], opts) -> int:
         return 1
     merged = json.loads(json_out.read_text())
     if len(docs) == 1:  # one document is not a comparison: normcheck report returns it as is
-        merged = {**merged, "run": {**merged["run"], "runs": [{"label": docs[0].set.name}]}}
+        merged = {**merged, "run": {**merged["run"], "runs": [{"label": "run 1"}]}}
     for k, s in enumerate(docs):  # each run named by its set and the package versions it had
         if k < len(merged["run"].get("runs", [])):
             extra = ", ".join(f"{p} {v}" for p, v in s.packages.items() if p not in ("hypothesis", "ml-dtypes"))
-            merged["run"]["runs"][k]["label"] += f" [{s.set.name}: {extra or ', '.join(s.set.pins)}]"
+            merged["run"]["runs"][k]["label"] += f"; set {s.set.name}: {extra or ', '.join(s.set.pins)}"
             merged["run"]["runs"][k]["set"] = s.set.name
     failed = [s for s in steps if s.status not in ("ok", "reused")]
     for s in failed:  # after the runs that have records: the records' run indices stay valid
         merged["run"].setdefault("runs", []).append({"label": f"not run: {set_label(s)}", "set": s.set.name})
     merged["matrix"] = [s.to_json() for s in steps]
-    json_out.write_text(json.dumps(merged, indent=1, allow_nan=False))
+    if opts.slim:  # a report small enough to keep in a repository: no per-example errors, no repro
+        merged["records"] = [{**r, "samples": [], "repro": None} for r in merged["records"] if r["verdict"] != "skip"]
+        merged["run"]["slim"] = "records of skipped checks, per-example errors and repro snippets left out"
+    json_out.write_text(json.dumps(merged, indent=None if opts.slim else 1, allow_nan=False))
     cmd = [*report, "report", str(json_out), "--html", str(html)]
     print("$ " + " ".join(cmd))
     return subprocess.run(cmd, check=False).returncode
@@ -557,6 +565,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json-out", help="the merged document (default <out>/merged.json)")
     p.add_argument("--html", help="the merged report (default <out>/merged.html)")
     p.add_argument("--reuse", action="store_true", help="keep a set's document from an earlier run")
+    p.add_argument(
+        "--slim",
+        action="store_true",
+        help="leave skipped checks, per-example errors and repro snippets out of the merged report "
+        "(the counts, the comparison and the cases stay)",
+    )
     p.add_argument("--install-timeout", type=float, default=1800)
     p.add_argument("--audit-timeout", type=float, default=3600)
     p.add_argument("--plan", action="store_true", help="print the plan (JSON with --json-plan) and exit")

@@ -240,13 +240,13 @@ def test_the_document_carries_the_warnings_and_the_audit_prints_them(registry, c
 # --- the plan ---------------------------------------------------------------------------------------
 
 
-def test_the_default_plan_covers_three_flax_two_keras_two_onnxruntime(tmp_path):
+def test_the_default_plan_covers_four_flax_two_keras_two_onnxruntime(tmp_path):
     opts = matrix.options(["--envs", str(tmp_path / "envs"), "--out", str(tmp_path / "out"), "--installer", "uv"])
     steps = matrix.plan(matrix.select(), opts)
     by_fw = {}
     for s in steps:
         by_fw.setdefault(s.set.framework, []).append(s.set.name)
-    assert len(by_fw["jax"]) == 3 and len(by_fw["tensorflow"]) == 2 and len(by_fw["onnxruntime"]) == 2
+    assert len(by_fw["jax"]) == 4 and len(by_fw["tensorflow"]) == 2 and len(by_fw["onnxruntime"]) == 2
     assert "torch" not in by_fw  # only on request: one CPU build here
     flax = steps[0]
     assert flax.env == tmp_path / "envs" / flax.set.name
@@ -263,7 +263,7 @@ def test_plan_options_restrict_and_pass_through(tmp_path):
     argv = ["--frameworks", "jax", "--norms", "layer_norm", "--max-examples", "5", "--installer", "pip"]
     opts = matrix.options([*argv, "--envs", str(tmp_path)])
     steps = matrix.plan(matrix.select(frameworks=["jax"]), opts)
-    assert [s.set.name for s in steps] == ["flax-0.10.2", "flax-0.11.2", "flax-0.12.8"]
+    assert [s.set.name for s in steps] == ["flax-0.10.2", "flax-0.11.2", "flax-0.12.0", "flax-0.12.8"]
     s = steps[0]
     assert s.create == [sys.executable, "-m", "venv", str(tmp_path / "flax-0.10.2")]
     assert s.install[:4] == [str(tmp_path / "flax-0.10.2" / "bin" / "python"), "-m", "pip", "install"]
@@ -297,3 +297,33 @@ def test_a_set_that_cannot_be_installed_is_reported_not_fatal(tmp_path):
     matrix.execute(step, opts)
     assert step.status == "install failed" and "No solution found" in step.message
     assert "install failed" in matrix.set_label(step)
+
+
+def test_merge_lists_a_set_that_did_not_run_among_the_runs(tmp_path):
+    opts = matrix.options(["--envs", str(tmp_path / "e"), "--out", str(tmp_path), "--slim"])
+    a, b, bad = matrix.plan(
+        [
+            matrix.VersionSet("np-a", "numpy", ("numpy==2.4.6",)),
+            matrix.VersionSet("np-b", "numpy", ("numpy==2.4.6",)),
+            matrix.VersionSet("np-bad", "numpy", ("numpy==0.0",)),
+        ],
+        opts,
+    )
+    fields = dict(norm="layer_norm", form="f", layout="", mode="", api="", dtype="float32", property="agreement")
+    for step, verdict in ((a, "pass"), (b, "fail")):
+        rec = records.Record(impl="numpy/layer_norm/f", framework="numpy", version="2.4.6", verdict=verdict, **fields)
+        skip = records.Record(impl="numpy/layer_norm/g", framework="numpy", version="2.4.6", verdict="skip", **fields)
+        step.document.write_text(json.dumps(records.document([rec, skip], profile="ci", seed=0, started=0.0)))
+        step.status, step.packages = "ok", {"numpy": "2.4.6"}
+    bad.status, bad.message = "install failed", "error: No solution found"
+    assert matrix.merge([a, b, bad], opts) == 0
+    merged = json.loads(Path(opts.json_out).read_text())
+    labels = [r["label"] for r in merged["run"]["runs"]]
+    assert labels[0].endswith("set np-a: numpy 2.4.6") and labels[1].endswith("set np-b: numpy 2.4.6")
+    assert labels[2] == "not run: np-bad (numpy==0.0): install failed: error: No solution found"
+    assert [m["status"] for m in merged["matrix"]] == ["ok", "ok", "install failed"]
+    assert merged["compare"]["numpy/layer_norm/f | agreement | float32"] == ["pass", "fail"]
+    assert all(r["verdict"] != "skip" for r in merged["records"])  # --slim
+    assert merged["summary"]["skip"] == 2  # the counts stay
+    html = Path(opts.html).read_text()
+    assert "not run: np-bad" in html and "Runs compared" in html
