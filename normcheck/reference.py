@@ -7,6 +7,15 @@ new spec file adds) are generated from each spec's ``[signature]``, which mirror
 ``torch.nn.functional``. They accept NumPy arrays of any float dtype, compute in float64 (a
 corrected two-pass variance), return float64, and update ``running_mean``/``running_var`` in place
 exactly as torch does (unbiased stored variance, ``new = (1 - momentum) * old + momentum * batch``).
+
+``momentum=None`` is torch's cumulative moving average (the modules' ``momentum=None``): a
+training step's factor is ``1 / num_batches_tracked`` *after* the step's increment. The counter
+is module state that the canonical function call cannot carry, so :func:`normalize` takes it as
+``num_batches_tracked``, the number of batches tracked *before* the step (0 for a freshly built
+module, whose first step replaces the initial buffers by the batch statistics; the k-th step of a
+fresh module, ``num_batches_tracked=k - 1``, averages k batches equally); without it a step with
+``momentum=None`` is a ``ValueError``, as in the functions of :func:`function`
+(:func:`update_factor`).
 """
 
 from __future__ import annotations
@@ -18,7 +27,16 @@ import numpy as np
 
 from normcheck import spec as _spec
 
-__all__ = ["function", "mixture", "moments", "normalize", "running_view", "softmax", *_spec.names()]
+__all__ = [
+    "function",
+    "mixture",
+    "moments",
+    "normalize",
+    "running_view",
+    "softmax",
+    "update_factor",
+    *_spec.names(),
+]
 
 
 def moments(v: np.ndarray, axes: tuple[int, ...], *, center: bool = True, dtype=np.float64):
@@ -58,7 +76,24 @@ def running_view(spec, plan, stat, dtype):
     return np.asarray(stat).astype(dtype).reshape(shape)
 
 
-def _update_running(spec, plan, mean, var, running_mean, running_var, momentum):
+def update_factor(momentum, num_batches_tracked=None) -> float:
+    """The weight a training step gives the batch statistics: ``momentum``, or for ``momentum=None``
+    (the cumulative moving average) ``1 / (num_batches_tracked + 1)``, ``num_batches_tracked``
+    being the count *before* the step (torch increments it, then divides by it)."""
+    if momentum is not None:
+        return float(momentum)
+    if num_batches_tracked is None:
+        raise ValueError(
+            "momentum=None (a cumulative average) needs num_batches_tracked, the module's count of batches "
+            "before the step; the canonical function call carries no counter"
+        )
+    k = int(num_batches_tracked)
+    if k < 0:
+        raise ValueError(f"num_batches_tracked={k} must be >= 0")
+    return 1.0 / (k + 1)
+
+
+def _update_running(spec, plan, mean, var, running_mean, running_var, momentum, num_batches_tracked=None):
     """Torch's update: per-stat-element batch statistics, averaged over ``average_over``."""
     rs = spec.running_stats
     avg_axes = tuple(a for s in rs.get("average_over", []) for a in plan.symbols[s])
@@ -66,9 +101,7 @@ def _update_running(spec, plan, mean, var, running_mean, running_var, momentum):
     unbiased = var * (n / (n - 1)) if rs["stored_variance"] == "unbiased" and n > 1 else var
     bm = np.mean(mean, axis=avg_axes) if avg_axes else mean
     bv = np.mean(unbiased, axis=avg_axes) if avg_axes else unbiased
-    if momentum is None:
-        raise ValueError("momentum=None (a cumulative average) is the module's; pass 1/num_batches_tracked")
-    m = float(momentum)
+    m = update_factor(momentum, num_batches_tracked)
     for buf, stat in ((running_mean, bm), (running_var, bv)):
         if buf is None:
             continue
@@ -85,7 +118,9 @@ def softmax(logits, dtype=np.float64) -> np.ndarray:
     return e / np.sum(e)
 
 
-def mixture(spec, p, v, mean_weight, var_weight, running_mean, running_var, use_batch, momentum, dtype):
+def mixture(
+    spec, p, v, mean_weight, var_weight, running_mean, running_var, use_batch, momentum, dtype, num_batches_tracked=None
+):
     """The softmax-weighted mean and variance over the spec's components (see :func:`normalize`)."""
     k = len(spec.mix)
     for name, lg in (("mean_weight", mean_weight), ("var_weight", var_weight)):
@@ -100,7 +135,7 @@ def mixture(spec, p, v, mean_weight, var_weight, running_mean, running_var, use_
             else:
                 mk, vk = moments(v, axes, center=spec.center, dtype=dtype)
                 if c.running and (running_mean is not None or running_var is not None):
-                    _update_running(spec, p, mk, vk, running_mean, running_var, momentum)
+                    _update_running(spec, p, mk, vk, running_mean, running_var, momentum, num_batches_tracked)
             mean, var = mean + wm[i] * mk, var + wv[i] * vk
     return mean, var
 
@@ -122,6 +157,7 @@ def normalize(
     mean_weight=None,
     var_weight=None,
     dtype=np.float64,
+    num_batches_tracked: int | None = None,
 ) -> np.ndarray:
     """Normalize ``input`` over the spec's axis set S (or ``reduce_axes``), in float64.
 
@@ -132,6 +168,11 @@ def normalize(
     components' sets; without batch statistics only the running component is replaced.
     ``dtype`` is the computation dtype (float64 for the reference; the NumPy adapter's
     float32-faithful form passes float32) and the dtype of the result.
+
+    The running buffers are updated with the factor :func:`update_factor` gives: ``momentum``, or
+    for ``momentum=None`` (torch's cumulative average) ``1 / (num_batches_tracked + 1)``, where
+    ``num_batches_tracked`` is the module's count of batches before this step (0: a freshly built
+    module); ``momentum=None`` without it raises ``ValueError`` when the buffers would be updated.
     """
     spec = _spec.get(norm) if isinstance(norm, str) else norm
     x = np.asarray(input)
@@ -150,12 +191,12 @@ def normalize(
         raise ValueError(f"{spec.name}: running_mean and running_var are needed without batch statistics")
     if spec.mix:
         mean, var = mixture(spec, p, v, mean_weight, var_weight, running_mean, running_var, use_batch_stats,
-                             momentum, dtype)  # fmt: skip
+                             momentum, dtype, num_batches_tracked)  # fmt: skip
     elif use_batch_stats:
         with np.errstate(invalid="ignore", over="ignore"):
             mean, var = moments(v, p.reduce, center=spec.center, dtype=dtype)
         if buffers:
-            _update_running(spec, p, mean, var, running_mean, running_var, momentum)
+            _update_running(spec, p, mean, var, running_mean, running_var, momentum, num_batches_tracked)
     else:
         mean, var = running_view(spec, p, running_mean, dtype), running_view(spec, p, running_var, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN/Inf propagate by design
