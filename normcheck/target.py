@@ -998,6 +998,12 @@ class Target:
     def hung(self) -> str | None:
         return self.guard.hung
 
+    def start_fresh(self) -> None:
+        """The next call builds a fresh layer even if it carries on the last call's buffers (a state
+        property starting a sequence that assumes a freshly built module: momentum=None's factor
+        1 / num_batches_tracked counts from 0)."""
+        self._last = None
+
     def __call__(self, *args, **kwargs) -> np.ndarray:
         a = _resolved(self.spec, args, kwargs)
         return self.guard.call(self._run, a)
@@ -1199,12 +1205,27 @@ class Target:
             opts["bias"] = False
         if s.has_running_stats and not self.running_stats:
             opts["running_stats"] = False
+        elif s.has_running_stats and "momentum" not in pinned and self._accepts_momentum_none():
+            opts["momentum_none"] = True  # torch's cumulative average is drawn too
         d = self.eps_default
         if "eps" not in pinned and d is not None and "eps" in s.defaults and s.defaults["eps"] is None:
             from normcheck.strategies import eps_values  # eps=None (the default) is the layer's own default
 
             opts["eps"] = eps_values(spec=s).map(lambda e: d if e is None else e)
         return opts
+
+    def _accepts_momentum_none(self) -> bool:
+        """Does the constructor take momentum=None (its momentum parameter defaults to None or is
+        annotated Optional / ``| None``)? Only then are momentum=None cases drawn for it."""
+        ctor = self.ctor
+        if ctor is None or ctor.mode != "signature" or self.adapted is not None:
+            return False
+        for name, role in ctor.assign.items():
+            if role == "momentum" and name not in ctor.fixed:
+                p = ctor.by_name[name]
+                ann = _annotation_text(p)
+                return p.default is None or "None" in ann or "Optional" in ann
+        return False
 
     def strategy(self, dtype: str, axes=None):
         """The Hypothesis strategy of cases for ``dtype`` (None: the audit's default suffices)."""
