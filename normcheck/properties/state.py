@@ -22,21 +22,39 @@ train_eval_convergence     on one fixed batch: after k training steps with momen
                            sqrt(var n/(n-1) + eps) instead of sqrt(var + eps))
 =========================  ==================================================================
 
-A case without buffers gets the frameworks' initial ones (mean 0, variance 1) and momentum 0.1;
-every property runs in training mode whatever the case's flag says. Reduction sets of one element
+A case without buffers gets the frameworks' initial ones (mean 0, variance 1), and momentum 0.1
+unless it names one; every property runs in training mode whatever the case's flag says.
+
+``momentum=None`` (a case that names it: drawn only for a user's module target whose constructor
+accepts it, :meth:`normcheck.target.Target.case_options`) is torch's cumulative moving average:
+step k of a **freshly built** module weights the batch by ``1 / num_batches_tracked = 1 / k``
+(:func:`normcheck.reference.update_factor`). Each property's sequence therefore starts from a
+fresh module (a target that carries one instance across calls is told so, ``Target.start_fresh``), and
+the chains use the factors f_k = 1/k, k = 1..STEPS, where a fixed momentum uses f_k = m:
+running_stats_steps compares ``running_k = (1 - 1/k) running_{k-1} + (1/k) batch_k`` (the first
+step replaces the initial buffers, the k-th is the mean of the k batches' statistics);
+train_eval_convergence predicts ``running_k = stat`` for every k >= 1 on its fixed batch
+(``prod_j (1 - f_j) = 0``), and its one-step part is the fresh module's first step (factor 1, as
+m = 1); eval_uses_running does not depend on the momentum. A module that reads None as "no
+update", as a fixed 0.1, or whose ``num_batches_tracked`` never moves (the factor stays 1) deviates
+in running_stats_steps from step 1 or 2 on. Reduction sets of one element
 cannot train (the unbiased variance is undefined): such cases are skipped here and measured in the
 conventions table instead (:mod:`normcheck.conventions`, "one value per channel").
 
-Error model: each step's buffers may err by :func:`normcheck.error_model.running_scale`; an error
-carried from the previous step decays by (1 - m), so after k steps the allowed scale is
-``S_k = (1 - m) S_{k-1} + running_scale_k``. An eval output computed from buffers that err by
+Error model: each step's buffers may err by :func:`normcheck.error_model.running_scale` (with the
+step's factor f_k); an error carried from the previous step decays by (1 - f_k), so after k steps
+the allowed scale is ``S_k = (1 - f_k) S_{k-1} + running_scale_k``: ``f_k = m`` for a fixed
+momentum, ``f_k = 1/k`` for momentum=None (whose first step, f_1 = 1, forgets the initial buffers
+and their error: ``S_1 = running_scale_1``). An eval output computed from buffers that err by
 (S_mean, S_var) is allowed, on top of its own scale, ``|w| (S_mean / sigma + |y^| S_var / (2 sigma^2))``
 (the first-order sensitivity of ``(x - mean) / sqrt(var + eps)``). lambda is the model's, 16.
 
 What each property catches (tests/state_doubles.py): a stored biased variance (steps, convergence),
 momentum read the Keras way, ``new = m old + (1 - m) batch`` (steps, convergence at m = 1; no test
 can tell the two apart at m = 0.5), batch statistics in eval (eval_uses_running, convergence),
-buffers never updated (steps, convergence).
+buffers never updated (steps, convergence); for momentum=None (tests/momentum_doubles.py) None
+read as "no update", as 0.1, or a ``num_batches_tracked`` that never moves (steps), and buffers
+updated in eval (eval_uses_running).
 """
 
 from __future__ import annotations
@@ -46,11 +64,19 @@ import zlib
 import numpy as np
 
 from normcheck import dtypes, error_model
-from normcheck.case import Case
+from normcheck import reference as _reference_module
+from normcheck.case import Case, Outcome
 from normcheck.properties.core import Result, Stop, call, register, verdict
-from normcheck.reference import moments, running_view
+from normcheck.reference import moments, running_view, update_factor
 
-__all__ = ["STATE_PROPERTIES", "STEPS", "eval_uses_running", "running_stats_steps", "train_eval_convergence"]
+__all__ = [
+    "STATE_PROPERTIES",
+    "STEPS",
+    "batch_weights",
+    "eval_uses_running",
+    "running_stats_steps",
+    "train_eval_convergence",
+]
 
 STEPS = 4
 DEFAULT_MOMENTUM = 0.1
@@ -81,15 +107,61 @@ def _buffer_dtype(case: Case) -> np.dtype:
     return np.dtype(np.float32) if dtypes.is_16bit(case.dtype) else dtypes.np_dtype(case.dtype)
 
 
-def _initial(case: Case) -> tuple[np.ndarray, np.ndarray, float]:
-    """The case's buffers and momentum, or the frameworks' initial buffers and default momentum."""
+def _cumulative(case: Case) -> bool:
+    """Does the case name momentum=None (torch's cumulative moving average)?"""
+    return "momentum" in case.args and case.args["momentum"] is None
+
+
+def _initial(case: Case) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """The case's buffers and momentum (None: the cumulative average), or the frameworks' initial
+    buffers and default momentum."""
     m = case.args.get("momentum")
-    m = DEFAULT_MOMENTUM if m is None else float(m)
+    if m is not None:
+        m = float(m)
+    elif not _cumulative(case):
+        m = DEFAULT_MOMENTUM
     if case.running_mean is not None and case.running_var is not None:
         return case.running_mean.copy(), case.running_var.copy(), m
     c = case.x.shape[1]
     bdt = _buffer_dtype(case)
     return np.zeros(c, bdt), np.ones(c, bdt), m
+
+
+def _factor(momentum: float | None, k: int) -> float:
+    """The weight step k (1-based) of a freshly built module gives the batch: m, or 1/k for
+    momentum=None (num_batches_tracked = k - 1 before the step)."""
+    return momentum if momentum is not None else update_factor(None, k - 1)
+
+
+def _fresh(impl) -> None:
+    """The next call starts a freshly built module: a target that carries one instance across
+    continuing calls (``Target.start_fresh``, directly or behind an Impl's ``fn``) forgets it; a
+    function or a native implementation has nothing to forget."""
+    for obj in (impl, getattr(impl, "fn", None)):
+        start = getattr(obj, "start_fresh", None)
+        if callable(start):
+            start()
+            return
+
+
+def _reference(case: Case, tracked: int = 0) -> Outcome:
+    """``case.reference()``, where a momentum=None case is step ``tracked + 1`` of a freshly built
+    module (``tracked`` batches tracked before it)."""
+    if not _cumulative(case):
+        return case.reference()
+    kw = case.kwargs()
+    for k in ("running_mean", "running_var"):
+        if kw.get(k) is not None:
+            kw[k] = kw[k].astype(np.float64)
+    y = _reference_module.normalize(
+        case.spec,
+        case.x,
+        use_batch_stats=case.use_batch_stats,
+        reduce_axes=case.args.get("reduce_axes"),
+        num_batches_tracked=tracked,
+        **{k: kw[k] for k in kw if k not in ("training", "use_input_stats")},
+    )
+    return Outcome(y, kw.get("running_mean"), kw.get("running_var"))
 
 
 def _mode(case: Case, training: bool, rm, rv, momentum, x=None) -> Case:
@@ -155,22 +227,85 @@ def running_stats_steps(impl, case: Case) -> Result:
     s_m = s_v = 0.0
     comps = []
     bdt = _buffer_dtype(case).name
+    applied: list[float] = []  # momentum=None: the batch weight each step measurably applied
+    _fresh(impl)
     for k, x in enumerate(_batches(case, STEPS), 1):
         step = _mode(case, True, rm, rv, m, x=x)
+        prev = (_f64(rm), _f64(rv))
         got = call(impl, step)
-        ref = _mode(case, True, ref_m, ref_v, m, x=x).reference()
+        ref = _reference(_mode(case, True, ref_m, ref_v, m, x=x), k - 1)
         comps.append((f"step {k} output", error_model.compare(got.y, ref.y, _output_scale(step), case.dtype)))
         if got.running_mean is None or got.running_var is None:
             raise Stop(Result("", "fail", np.inf, error_model.MODEL.lam, "the running buffers were dropped", case=step))
-        sm, sv = _running_scales(step, ref.running_mean, ref.running_var, m)
-        s_m, s_v = (1 - m) * s_m + sm, (1 - m) * s_v + sv
-        comps.append((f"step {k} running_mean", error_model.compare(got.running_mean, ref.running_mean, s_m, bdt)))
-        comps.append((f"step {k} running_var", error_model.compare(got.running_var, ref.running_var, s_v, bdt)))
+        f = _factor(m, k)
+        sm, sv = _running_scales(step, ref.running_mean, ref.running_var, f)
+        s_m, s_v = (1 - f) * s_m + sm, (1 - f) * s_v + sv
+        tag = f"step {k}" if m is not None else f"step {k} (momentum=None: factor 1/{k})"
+        comps.append((f"{tag} running_mean", error_model.compare(got.running_mean, ref.running_mean, s_m, bdt)))
+        comps.append((f"{tag} running_var", error_model.compare(got.running_var, ref.running_var, s_v, bdt)))
+        if m is None:
+            stat = _reference(_mode(case, True, *prev, None, x=x), 0)  # factor 1 from prev: the batch's statistic
+            applied.append(_applied_factor(prev, (got.running_mean, got.running_var), stat))
         rm, rv = got.running_mean.astype(rm.dtype), got.running_var.astype(rv.dtype)
         ref_m, ref_v = ref.running_mean, ref.running_var
     r = verdict("running_stats_steps", comps)
     r.case = first if r.verdict != "pass" else None
+    if r.verdict != "pass" and m is None:
+        r.message += _factors_text(applied)
     return r
+
+
+def _applied_factor(prev, got, stat: Outcome) -> float:
+    """The batch weight f a step applied, fitted (least squares over both buffers) to
+    ``got = (1 - f) prev + f stat``; NaN where the batch's statistic equals the buffers."""
+    d = np.concatenate([np.ravel(stat.running_mean - prev[0]), np.ravel(stat.running_var - prev[1])])
+    g = np.concatenate(
+        [np.ravel(np.asarray(got[0], np.float64) - prev[0]), np.ravel(np.asarray(got[1], np.float64) - prev[1])]
+    )
+    ok = np.isfinite(d) & np.isfinite(g)
+    den = float(np.sum(d[ok] * d[ok]))
+    return float(np.sum(g[ok] * d[ok]) / den) if den > 0 else float("nan")
+
+
+def batch_weights(impl, case: Case) -> list[float]:
+    """The batch weight each of STEPS training steps of a freshly built module measurably applied on
+    running_stats_steps's batches (fitted to ``new = (1 - f) old + f batch``; NaN where a batch's
+    statistic equals the buffers): for momentum=None the cumulative average's are 1, 1/2, .., 1/STEPS,
+    while None read as "no update" gives 0s, read as 0.1 gives 0.1s, and a ``num_batches_tracked``
+    that never moves gives 1s. What a diagnosis of a momentum=None deviation can name (it shows only
+    over consecutive steps, never on a single call). Raises :class:`normcheck.properties.core.Stop`
+    where the implementation cannot be driven."""
+    _applicable(impl, case)
+    rm, rv, m = _initial(case)
+    out = []
+    _fresh(impl)
+    for x in _batches(case, STEPS):
+        prev = (_f64(rm), _f64(rv))
+        got = call(impl, _mode(case, True, rm, rv, m, x=x))
+        if got.running_mean is None or got.running_var is None:
+            break
+        stat = _reference(_mode(case, True, *prev, None, x=x), 0)
+        out.append(_applied_factor(prev, (got.running_mean, got.running_var), stat))
+        rm, rv = got.running_mean.astype(rm.dtype), got.running_var.astype(rv.dtype)
+    return out
+
+
+def _factors_text(applied: list[float]) -> str:
+    """What a momentum=None chain measurably did: the batch weights per step, against 1/k, and the
+    misreading they fit (None as "no update", as 0.1, a counter that never moves)."""
+    shown = ", ".join("?" if not np.isfinite(f) else f"{f:.3g}" for f in applied)
+    want = ", ".join("1" if k == 1 else f"1/{k}" for k in range(1, len(applied) + 1))
+    known = [f for f in applied if np.isfinite(f)]
+    hint = ""
+    if known and len(known) == len(applied):
+        for value, what in (
+            (0.0, "momentum=None read as no update"),
+            (0.1, "momentum=None read as momentum 0.1"),
+            (1.0, "num_batches_tracked never moves (the factor stays 1)"),
+        ):
+            if all(abs(f - value) <= 1e-3 for f in known):
+                hint = f": {what}"
+    return f"; momentum=None: batch weight per step {shown} (the cumulative average's: {want}){hint}"
 
 
 def _far_buffers(case: Case) -> tuple[np.ndarray, np.ndarray]:
@@ -201,6 +336,7 @@ def eval_uses_running(impl, case: Case) -> Result:
     _, _, m = _initial(case)
     comps = []
     ev = _mode(case, False, rm, rv, m)
+    _fresh(impl)
     got = call(impl, ev)
     comps.append(
         (
@@ -218,7 +354,7 @@ def eval_uses_running(impl, case: Case) -> Result:
     tr = _mode(case, True, rm if updates else None, rv if updates else None, m)
     got = call(impl, tr)
     comps.append(
-        ("train output (batch statistics)", error_model.compare(got.y, tr.reference().y, _output_scale(tr), case.dtype))
+        ("train output (batch statistics)", error_model.compare(got.y, _reference(tr).y, _output_scale(tr), case.dtype))
     )
     r = verdict("eval_uses_running", comps)
     r.case = ev if r.verdict != "pass" else None
@@ -236,16 +372,20 @@ def _stat(case: Case) -> tuple[np.ndarray, np.ndarray]:
 @register
 def train_eval_convergence(impl, case: Case) -> Result:
     """On one fixed batch: after k steps with momentum m, eval equals the prediction of
-    ``running_k = stat + (1 - m)^k (running_0 - stat)``; with m = 1, one step makes eval equal
-    train up to Bessel's factor."""
+    ``running_k = stat + (1 - m)^k (running_0 - stat)`` (momentum=None: ``running_k = stat``); with
+    m = 1 (momentum=None: a fresh module's first step), one step makes eval equal train up to
+    Bessel's factor."""
     _applicable(impl, case)
     rm0, rv0, m = _initial(case)
+    if m is None:
+        return _convergence_cumulative(impl, case, rm0, rv0)
     mean, var = _stat(case)
     comps = []
     bdt = _buffer_dtype(case)
     # (a) the case's momentum, STEPS steps: eval output against the closed form
     rm, rv = rm0.copy(), rv0.copy()
     s_m = s_v = 0.0
+    _fresh(impl)
     for k in range(1, STEPS + 1 if m > 0 else 1):
         got = call(impl, _mode(case, True, rm, rv, m))
         rm, rv = got.running_mean.astype(bdt), got.running_var.astype(bdt)
@@ -270,21 +410,62 @@ def train_eval_convergence(impl, case: Case) -> Result:
             )
         )
     # (b) momentum 1: one step, eval == train up to Bessel's factor
-    got = call(impl, _mode(case, True, rm0.copy(), rv0.copy(), 1.0))
-    if got.running_mean is None or got.running_var is None:
-        raise Stop(Result("", "fail", np.inf, error_model.MODEL.lam, "the running buffers were dropped", case=case))
-    y = call(impl, _mode(case, False, got.running_mean.astype(bdt), got.running_var.astype(bdt), 1.0)).y
-    one = _mode(case, False, mean, var, 1.0)
-    sm, sv = _running_scales(case, mean, var, 1.0)
-    n = case.plan().reduce_size
-    comps.append(
-        (
-            f"m=1, eval after one step == train with var*{n}/{n - 1} (Bessel)",
-            error_model.compare(y, one.reference().y, _eval_scale(one, sm, sv), case.dtype),
-        )
-    )
+    comps.append(_one_step(impl, case, rm0, rv0, mean, var, 1.0))
     r = verdict("train_eval_convergence", comps)
     r.case = _mode(case, True, rm0, rv0, m) if r.verdict != "pass" else None
+    return r
+
+
+def _one_step(impl, case: Case, rm0, rv0, mean, var, momentum: float | None):
+    """One training step with factor 1 (momentum 1, or momentum=None on a fresh module), then eval:
+    equal to train with Bessel's factor on the variance."""
+    bdt = _buffer_dtype(case)
+    _fresh(impl)
+    got = call(impl, _mode(case, True, rm0.copy(), rv0.copy(), momentum))
+    if got.running_mean is None or got.running_var is None:
+        raise Stop(Result("", "fail", np.inf, error_model.MODEL.lam, "the running buffers were dropped", case=case))
+    y = call(impl, _mode(case, False, got.running_mean.astype(bdt), got.running_var.astype(bdt), momentum)).y
+    one = _mode(case, False, mean, var, momentum)
+    sm, sv = _running_scales(case, mean, var, 1.0)
+    n = case.plan().reduce_size
+    what = "m=1, eval after one step" if momentum is not None else "m=None, eval after a fresh module's first step"
+    return (
+        f"{what} == train with var*{n}/{n - 1} (Bessel)",
+        error_model.compare(y, one.reference().y, _eval_scale(one, sm, sv), case.dtype),
+    )
+
+
+def _convergence_cumulative(impl, case: Case, rm0, rv0) -> Result:
+    """train_eval_convergence for momentum=None: on the fixed batch, step k of a fresh module has
+    factor 1/k, so ``running_k = (1 - 1/k) running_{k-1} + (1/k) stat = stat`` for every k >= 1
+    (``prod_j (1 - 1/j) = 0``: the first step forgets running_0); the buffers' allowed error follows
+    ``S_k = (1 - 1/k) S_{k-1} + running_scale_k``. Then one step of a fresh module (factor 1) makes
+    eval equal train up to Bessel's factor."""
+    mean, var = _stat(case)
+    bdt = _buffer_dtype(case)
+    comps = []
+    rm, rv = rm0.copy(), rv0.copy()
+    s_m = s_v = 0.0
+    _fresh(impl)
+    for k in range(1, STEPS + 1):
+        got = call(impl, _mode(case, True, rm, rv, None))
+        if got.running_mean is None or got.running_var is None:
+            raise Stop(Result("", "fail", np.inf, error_model.MODEL.lam, "the running buffers were dropped", case=case))
+        rm, rv = got.running_mean.astype(bdt), got.running_var.astype(bdt)
+        f = _factor(None, k)
+        sm, sv = _running_scales(case, mean, var, f)
+        s_m, s_v = (1 - f) * s_m + sm, (1 - f) * s_v + sv
+        y = call(impl, _mode(case, False, rm, rv, None)).y
+        predicted = _mode(case, False, mean, var, None)
+        comps.append(
+            (
+                f"m=None, eval after step {k} (factor 1/{k}) vs the batch statistic",
+                error_model.compare(y, predicted.reference().y, _eval_scale(predicted, s_m, s_v), case.dtype),
+            )
+        )
+    comps.append(_one_step(impl, case, rm0, rv0, mean, var, None))
+    r = verdict("train_eval_convergence", comps)
+    r.case = _mode(case, True, rm0, rv0, None) if r.verdict != "pass" else None
     return r
 
 
