@@ -180,21 +180,41 @@ def train_eval(p: Probe) -> str:
 
 
 def momentum_none(p: Probe) -> str:
+    """What ``momentum=None`` does: two training steps of one freshly built layer (``Probe.steps``,
+    where hidden state such as torch's ``num_batches_tracked`` matters; else ``run`` chained with
+    the state carried) from buffers (0, 1), on batches of mean 1 then 3. The cumulative average
+    (torch's BatchNorm: factor 1 / num_batches_tracked) gives a running mean of 2; the misreadings
+    a layer may have give 0 (None read as "no update"), 3 (every batch replaces the buffers: the
+    count never moves, the factor stays 1) or 0.39 (None read as the default 0.1); anything else
+    is reported with the two steps' batch weights (the cumulative average's are 1 and 1/2)."""
     if not p.stateful:
         return NA
     try:
         x1 = (1.0 + _parity(SHAPE)).astype(np.float32)
-        if p.steps is not None:
-            st = p.steps([x1, x1 + 2], None)
-        else:
-            st = _step(p, momentum=None, x=x1)
-            st = _step(p, momentum=None, x=x1 + 2, state=st)
-        m = float(np.mean(st[0]))
+
+        def run(xs):
+            if p.steps is not None:
+                return p.steps(xs, None)
+            st = None
+            for x in xs:
+                st = _step(p, momentum=None, x=x, state=st)
+            return st
+
+        m = float(np.mean(run([x1, x1 + 2])[0]))
         if abs(m - 2.0) < 1e-5:
             return "cumulative average of the batch statistics"
         if abs(m) < 1e-7:
             return "accepted, but the running statistics are never updated"
-        return f"accepted: running mean {_fmt(m)} from 0 after batches of mean 1 and 3"
+        if abs(m - 3.0) < 1e-5:
+            return "accepted, but each batch replaces the running statistics (a factor of 1 every step, not 1/k)"
+        if abs(m - 0.39) < 1e-5:
+            return "accepted, but read as momentum 0.1 (an exponential average, not a cumulative one)"
+        w1 = float(np.mean(run([x1])[0]))  # from 0 on a batch of mean 1: the first step's batch weight
+        w2 = (m - w1) / (3.0 - w1) if abs(3.0 - w1) > 1e-7 else float("nan")
+        return (
+            f"accepted: running mean {_fmt(m)} from 0 after batches of mean 1 and 3 "
+            f"(batch weights {_fmt(w1)}, {_fmt(w2)}; cumulative: 1, 0.5)"
+        )
     except Exception as e:
         return "not accepted (" + _short(e) + ")"
 
