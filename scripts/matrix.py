@@ -75,16 +75,19 @@ class VersionSet:
 
 
 #: The default sets span the registry's ranges on Python 3.11: four Flax releases, each with a JAX
-#: of its time (0.12.0: the first whose nnx layers normcheck's adapter can drive? the matrix tells); two Keras releases, each with the TensorFlow it was released with (TensorFlow 2.16
-#: pins ml-dtypes 0.3, below normcheck's floor, so 2.17 is the oldest); two ONNX Runtime releases,
+#: of its time (0.12.1 is the first with nnx.Variable.set_value, which the adapter's nnx forms
+#: call: before it every nnx check raises); three Keras releases (3.5.0 and 3.7.0 on one TensorFlow,
+#: 2.17.1, the oldest that installs beside normcheck's ml-dtypes floor: 3.7.0 computes GroupNorm's
+#: 16-bit inputs in float32, 3.5.0 does not; 3.15.1 on TensorFlow 2.21.0); two ONNX Runtime releases,
 #: each with an onnx of its time. Torch only at the CPU build this machine has (another torch pulls
 #: a multi-GB CUDA build): not in the defaults, ask for it with --sets torch-2.13.0.
 SETS: tuple[VersionSet, ...] = (
     VersionSet("flax-0.10.2", "jax", ("flax==0.10.2", "jax==0.4.38", "jaxlib==0.4.38")),
     VersionSet("flax-0.11.2", "jax", ("flax==0.11.2", "jax==0.6.2", "jaxlib==0.6.2")),
-    VersionSet("flax-0.12.0", "jax", ("flax==0.12.0", "jax==0.7.2", "jaxlib==0.7.2")),
+    VersionSet("flax-0.12.1", "jax", ("flax==0.12.1", "jax==0.8.1", "jaxlib==0.8.1")),
     VersionSet("flax-0.12.8", "jax", ("flax==0.12.8", "jax==0.10.2", "jaxlib==0.10.2")),
     VersionSet("keras-3.5.0", "tensorflow", ("keras==3.5.0", "tensorflow-cpu==2.17.1")),
+    VersionSet("keras-3.7.0", "tensorflow", ("keras==3.7.0", "tensorflow-cpu==2.17.1")),
     VersionSet("keras-3.15.1", "tensorflow", ("keras==3.15.1", "tensorflow-cpu==2.21.0")),
     VersionSet("onnxruntime-1.22.1", "onnxruntime", ("onnxruntime==1.22.1", "onnx==1.18.0")),
     VersionSet("onnxruntime-1.32.0", "onnxruntime", ("onnxruntime==1.32.0", "onnx==1.23.2")),
@@ -487,10 +490,30 @@ def set_label(step: Step) -> str:
 
 
 def merge(steps: list[Step], opts) -> int:
+    """The merged report of every set and, with ``--by-framework`` where the sets span several
+    frameworks, one per framework beside it (``merged-jax.html``: its runs side by side, every
+    check in each of them); 0 when they were written."""
+    json_out, html = Path(opts.json_out), Path(opts.html)
+    rc = _merge(steps, json_out, html, opts)
+    frameworks = list(dict.fromkeys(s.set.framework for s in steps))
+    if opts.by_framework and len(frameworks) > 1:
+        for fw in frameworks:
+            mine = [s for s in steps if s.set.framework == fw]
+            out = (json_out.with_name(f"{json_out.stem}-{fw}.json"), html.with_name(f"{html.stem}-{fw}.html"))
+            rc = _merge(mine, *out, opts) or rc
+    return rc
+
+
+def differing(compare: dict[str, list]) -> dict[str, list]:
+    """The checks whose verdict differs between the runs that ran them (a run of another framework
+    has no verdict there: None)."""
+    return {k: v for k, v in compare.items() if len({str(c) for c in v if c is not None}) > 1}
+
+
+def _merge(steps: list[Step], json_out: Path, html: Path, opts) -> int:
     """``normcheck report`` over the documents, then the sets that did not run listed among the
     merged report's runs; 0 when a merged report was written."""
     docs = [s for s in steps if s.status in ("ok", "reused")]
-    json_out, html = Path(opts.json_out), Path(opts.html)
     if not docs:
         print("no document to merge")
         return 1
@@ -511,6 +534,7 @@ def merge(steps: list[Step], opts) -> int:
     for s in failed:  # after the runs that have records: the records' run indices stay valid
         merged["run"].setdefault("runs", []).append({"label": f"not run: {set_label(s)}", "set": s.set.name})
     merged["matrix"] = [s.to_json() for s in steps]
+    merged["differ"] = differing(merged.get("compare") or {})  # ignoring the runs that lack the check
     if opts.slim:  # a report small enough to keep in a repository: no per-example errors, no repro
         merged["records"] = [{**r, "samples": [], "repro": None} for r in merged["records"] if r["verdict"] != "skip"]
         merged["run"]["slim"] = "records of skipped checks, per-example errors and repro snippets left out"
@@ -565,6 +589,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json-out", help="the merged document (default <out>/merged.json)")
     p.add_argument("--html", help="the merged report (default <out>/merged.html)")
     p.add_argument("--reuse", action="store_true", help="keep a set's document from an earlier run")
+    p.add_argument(
+        "--by-framework",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also one merged report per framework, <json-out>-<framework>.json/.html (default: yes)",
+    )
     p.add_argument(
         "--slim",
         action="store_true",

@@ -240,13 +240,13 @@ def test_the_document_carries_the_warnings_and_the_audit_prints_them(registry, c
 # --- the plan ---------------------------------------------------------------------------------------
 
 
-def test_the_default_plan_covers_four_flax_two_keras_two_onnxruntime(tmp_path):
+def test_the_default_plan_covers_four_flax_three_keras_two_onnxruntime(tmp_path):
     opts = matrix.options(["--envs", str(tmp_path / "envs"), "--out", str(tmp_path / "out"), "--installer", "uv"])
     steps = matrix.plan(matrix.select(), opts)
     by_fw = {}
     for s in steps:
         by_fw.setdefault(s.set.framework, []).append(s.set.name)
-    assert len(by_fw["jax"]) == 4 and len(by_fw["tensorflow"]) == 2 and len(by_fw["onnxruntime"]) == 2
+    assert len(by_fw["jax"]) == 4 and len(by_fw["tensorflow"]) == 3 and len(by_fw["onnxruntime"]) == 2
     assert "torch" not in by_fw  # only on request: one CPU build here
     flax = steps[0]
     assert flax.env == tmp_path / "envs" / flax.set.name
@@ -263,7 +263,7 @@ def test_plan_options_restrict_and_pass_through(tmp_path):
     argv = ["--frameworks", "jax", "--norms", "layer_norm", "--max-examples", "5", "--installer", "pip"]
     opts = matrix.options([*argv, "--envs", str(tmp_path)])
     steps = matrix.plan(matrix.select(frameworks=["jax"]), opts)
-    assert [s.set.name for s in steps] == ["flax-0.10.2", "flax-0.11.2", "flax-0.12.0", "flax-0.12.8"]
+    assert [s.set.name for s in steps] == ["flax-0.10.2", "flax-0.11.2", "flax-0.12.1", "flax-0.12.8"]
     s = steps[0]
     assert s.create == [sys.executable, "-m", "venv", str(tmp_path / "flax-0.10.2")]
     assert s.install[:4] == [str(tmp_path / "flax-0.10.2" / "bin" / "python"), "-m", "pip", "install"]
@@ -323,7 +323,13 @@ def test_merge_lists_a_set_that_did_not_run_among_the_runs(tmp_path):
     assert labels[2] == "not run: np-bad (numpy==0.0): install failed: error: No solution found"
     assert [m["status"] for m in merged["matrix"]] == ["ok", "ok", "install failed"]
     assert merged["compare"]["numpy/layer_norm/f | agreement | float32"] == ["pass", "fail"]
+    assert merged["differ"] == {"numpy/layer_norm/f | agreement | float32": ["pass", "fail"]}
     assert all(r["verdict"] != "skip" for r in merged["records"])  # --slim
     assert merged["summary"]["skip"] == 2  # the counts stay
     html = Path(opts.html).read_text()
     assert "not run: np-bad" in html and "Runs compared" in html
+
+
+def test_differing_ignores_runs_that_lack_the_check():
+    table = {"a": ["pass", "pass", None], "b": [None, "fail", "pass"], "c": [None, None, "error"]}
+    assert matrix.differing(table) == {"b": [None, "fail", "pass"]}
