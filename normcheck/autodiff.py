@@ -10,8 +10,19 @@ The VJPs are the adapters' (:meth:`normcheck.adapters.Adapter.vjp`, each in
 linen/nnx and ``jax.nn.standardize``, TensorFlow's ``GradientTape`` through Keras and ``tf.nn``.
 Every convention (momentum, channel axis, dtype policy, eps, what is Unsupported) is the adapter's.
 Training mode differentiates through the batch statistics; the running-buffer update is not
-differentiated (no framework does). Frameworks without autodiff (NumPy, ONNX Runtime, user
-functions) raise :class:`~normcheck.adapters.Unsupported`.
+differentiated (no framework does). Frameworks without autodiff (NumPy, ONNX Runtime) raise
+:class:`~normcheck.adapters.Unsupported`.
+
+A user's target (``impl.framework == "user"``, ``impl.fn`` a :class:`normcheck.target.Target`) is
+differentiated by the framework it runs on (``impl.runs_on``): the adapter's
+:meth:`~normcheck.adapters.Adapter.target_vjp` calls the target with native arrays
+(``Target.native_call``: torch autograd, custom ``autograd.Function`` included, and module
+parameters as grad-requiring leaves; ``jax.vjp``, flax.linen modules through ``apply``;
+``tf.GradientTape``, Keras layers). A NumPy target raises Unsupported ("numpy has no autodiff").
+
+:func:`hvp` ``(impl, case, dy, v)`` is the second order: the derivative of the input gradient along
+``v`` (torch double backward, JAX forward-over-reverse), for native implementations and user
+targets alike (:meth:`~normcheck.adapters.Adapter.hvp`, :meth:`~normcheck.adapters.Adapter.target_hvp`).
 
 This module imports no framework: :data:`FRAMEWORKS` is built from the adapter registry, whose
 packages import their framework only when a VJP runs.
@@ -24,10 +35,10 @@ from collections.abc import Callable
 import numpy as np
 
 from normcheck import adapters
-from normcheck.adapters.base import Unsupported
+from normcheck.adapters.base import Adapter, Unsupported
 from normcheck.case import Case
 
-__all__ = ["FRAMEWORKS", "vjp"]
+__all__ = ["FRAMEWORKS", "hvp", "second_order_missing", "vjp"]
 
 #: The frameworks with autodiff (their adapter overrides :meth:`~normcheck.adapters.Adapter.vjp`),
 #: in :data:`normcheck.adapters.FRAMEWORKS` order, each with its VJP function.
@@ -38,10 +49,52 @@ FRAMEWORKS: dict[str, Callable[..., dict[str, np.ndarray]]] = {
 
 def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     """The native VJP of ``impl`` at ``case`` for the cotangent ``dy`` (see the module docstring)."""
-    fn = FRAMEWORKS.get(getattr(impl, "framework", ""))
+    framework = getattr(impl, "framework", "")
+    fn = FRAMEWORKS.get(framework)
+    if fn is None and framework == "user":
+        return _runs_on(impl).target_vjp(impl.fn, case, np.asarray(dy))
     if fn is None:
-        raise Unsupported(f"{getattr(impl, 'framework', '?')} has no autodiff")
+        raise Unsupported(f"{framework or '?'} has no autodiff")
     return fn(impl, case, np.asarray(dy))
+
+
+def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Second order: the derivative of the input gradient of ``<dy, f(x)>`` along the input
+    direction ``v`` (the Hessian-vector product H v), through the framework's own autodiff (torch:
+    double backward; JAX: forward-over-reverse), a NumPy array shaped like the input. A user's
+    target goes to its framework's :meth:`~normcheck.adapters.Adapter.target_hvp`."""
+    framework = getattr(impl, "framework", "")
+    dy, v = np.asarray(dy), np.asarray(v)
+    if framework == "user":
+        return _runs_on(impl).target_hvp(impl.fn, case, dy, v)
+    if framework not in adapters.FRAMEWORKS:
+        raise Unsupported(f"{framework or '?'} has no autodiff")
+    return adapters.get(framework).hvp(impl, case, dy, v)
+
+
+def second_order_missing(impl) -> str | None:
+    """Why :func:`hvp` cannot run for ``impl`` (the framework, or the one a user's target runs on,
+    has no second-order autodiff here), or None: the cheap check a property makes before drawing
+    on the implementation."""
+    framework = getattr(impl, "framework", "")
+    if framework == "user":
+        framework, method = getattr(impl, "runs_on", None), "target_hvp"
+    else:
+        method = "hvp"
+    if framework not in adapters.FRAMEWORKS:
+        return f"{framework or '?'} has no autodiff"
+    a = adapters.get(framework)
+    if getattr(type(a), method) is getattr(Adapter, method):
+        return f"{framework} has no autodiff" if not a.has_vjp else f"{framework}: no second-order autodiff"
+    return None
+
+
+def _runs_on(impl):
+    """The adapter of the framework a user's target runs on (``Impl.runs_on``)."""
+    fw = getattr(impl, "runs_on", None)
+    if fw not in adapters.FRAMEWORKS:
+        raise Unsupported(f"a {fw or 'user'} target has no autodiff")
+    return adapters.get(fw)
 
 
 def __getattr__(name: str):

@@ -29,6 +29,31 @@ times the worst error of any passing native implementation of the four framework
 calibration run (``python scripts/calibrate.py``: 3.2 u·s, Keras BatchNormalization in float32),
 with the one-pass variance still failing.
 
+Second order (:func:`second_order_scale`): the derivative along an input direction v of the input
+gradient dx = (g - a - y^ b) / sigma (a = mean_S g, b = mean_S(g y^), g = dy w), i.e. the
+Hessian-vector product H v of <dy, f(x)>, is
+
+    H v = -(sigma'/sigma) dx - (y^' b + y^ b') / sigma,   sigma'/sigma = mean_S(y^ v) / sigma,
+    y^' = (v - mean_S v - y^ mean_S(y^ v)) / sigma,        b' = mean_S(g y^'),
+
+so with A = mean_S(|g| (1 + |y^|)), B = mean_S(|v| (1 + |y^|)) and M = mean_S(|g| (1 + |y^|) (|v| + B))
+every term is bounded by (1 + |y^_i|) ((|g_i| + A)(|v_i| + B) + A B + M) / sigma^2. A double
+backward (or forward-over-reverse) kernel reuses the forward statistics, whose errors are the
+forward model's (relative sqrt(n) u kappa_S in sigma and y^), and adds a few more length-n
+reductions (mean_S(y^ v), mean_S(g y^'), ...), each erring by sqrt(n) u times its magnitude bound.
+So element i may err by lambda u s2_i with
+
+    s2_i = (1 + sqrt(n) kappa_S) (1 + |y^_i|) ((|g_i| + A)(|v_i| + B) + A B + M) / sigma^2,
+
+the first-order scale's (1 + sqrt(n) kappa_S)(1 + |y^|)(|g| + A)/sigma differentiated once more:
+one more factor (|v| + B)/sigma and the cross terms. The same lambda: no new constant (the
+calibration, scripts in the gradients module, sees correct torch and JAX second derivatives well
+inside lambda/2; a backward that detaches its statistics from the graph is off by orders of
+magnitude). The float64 reference is the complex-step derivative of the analytic gradient, exact
+to float64 rounding (its u64 term is added as everywhere). In eval mode the gradient does not depend
+on the input: H v = 0 exactly and A = B = M = 0, so a kernel may differ from 0 only by its rounding
+of |g| |v| / sigma^2.
+
 Running statistics: ``running_mean`` may err by lambda (u_in sqrt(n) m max|x| + u_buf |new|), and
 ``running_var`` by lambda (u_in m (sqrt(n) max|x| sigma + n u_in max|x|^2) n/(n-1) + u_buf |new|) per
 channel (the second term is the squared error of the mean, all there is on a constant batch): the
@@ -46,7 +71,16 @@ import numpy as np
 from normcheck import dtypes
 from normcheck import spec as _spec
 
-__all__ = ["MODEL", "Comparison", "ErrorModel", "compare", "running_scale", "running_scales_of", "scale"]
+__all__ = [
+    "MODEL",
+    "Comparison",
+    "ErrorModel",
+    "compare",
+    "running_scale",
+    "running_scales_of",
+    "scale",
+    "second_order_scale",
+]
 
 U64 = dtypes.unit_roundoff("float64")
 
@@ -221,10 +255,21 @@ def running_scales_of(case, new_mean, new_var, *, momentum=None, buffer_dtype=No
         case.x,
         new_mean,
         new_var,
-        momentum=case.args.get("momentum", 0.1) if momentum is None else momentum,
+        momentum=case.update_factor() if momentum is None else momentum,
         num_groups=case.args.get("num_groups"),
         buffer_dtype=buffer_dtype,
     )
+
+
+def second_order_scale(yhat, g, v, sigma, *, conditioning, a=0.0, b=0.0, m=0.0) -> np.ndarray:
+    """The scale s2 of a second derivative (module docstring, "Second order"), in float64:
+    ``conditioning (1 + |y^|) ((|g| + a)(|v| + b) + a b + m) / sigma^2``, with ``g`` the cotangent
+    through the affine weight, ``v`` the input direction, ``conditioning`` = 1 + sqrt(n) kappa_S, and
+    ``a``, ``b``, ``m`` the per-set A, B and M (0 where the statistics do not depend on the input).
+    All arguments broadcast together."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        ay, ag, av = np.abs(yhat), np.abs(g), np.abs(v)
+        return conditioning * (1 + ay) * ((ag + a) * (av + b) + a * b + m) / np.asarray(sigma, np.float64) ** 2
 
 
 def compare(actual, expected, s, dtype, *, model: ErrorModel = MODEL) -> Comparison:

@@ -935,13 +935,17 @@ def _cast_layer(layer, fw: str, dtype: str) -> None:
         drive.cast(layer, dtype)
 
 
-def _put(layer, fw: str, attr: str, t, dtype: str | None = None) -> None:
+def _put(layer, fw: str, attr: str, t, dtype: str | None = None, *, grad: bool = False) -> None:
     """Set ``layer.<attr>`` to ``t`` (cast to ``dtype`` if given, reshaped to the layer's own shape
     where only the shape differs), as the framework's layers hold it (a torch module's parameter
-    or buffer)."""
+    or buffer). ``grad``: the gradient path (:meth:`Target.native_call`), where a parameter is the
+    caller's grad-requiring array itself (or its differentiable cast/reshape)."""
     drive = _adapter(fw).layer_driving()
     if drive is not None:
-        drive.put(layer, attr, t, dtype)
+        if grad:
+            drive.put(layer, attr, t, dtype, grad=True)
+        else:
+            drive.put(layer, attr, t, dtype)
         return
     cur = getattr(layer, attr, None)
     if _is_array(cur) and tuple(cur.shape) != tuple(t.shape) and int(np.prod(cur.shape)) == int(np.prod(t.shape)):
@@ -1053,11 +1057,11 @@ class Target:
         if always or not np.array_equal(new, buf, equal_nan=True):
             buf[...] = new.astype(buf.dtype, copy=False)
 
-    def _invoke(self, a: dict[str, Any], native: dict[str, Any]):
+    def _invoke(self, a: dict[str, Any], native: dict[str, Any], *, grad: bool = False):
         if self.form == "module":
             if self.ctor is None or self.ctor.mode == "reference":
-                return self._invoke_module_reference(a, native)
-            return self._invoke_module(a, native)
+                return self._invoke_module_reference(a, native, grad=grad)
+            return self._invoke_module(a, native, grad=grad)
         s = self.spec
         call = [native[p] if p in native else a[p] for p in s.param_names]
         out = self.obj(*call)
@@ -1096,7 +1100,10 @@ class Target:
             if not ok:
                 raise _unsupported(f"{self.ctor.name}'s {k} is fixed at {v}; the case has {got}")
 
-    def _invoke_module(self, a: dict[str, Any], native: dict[str, Any]):
+    def _invoke_module(self, a: dict[str, Any], native: dict[str, Any], *, grad: bool = False):
+        """Build (or carry on) the layer for this call and call it. ``grad`` (the gradient path,
+        :meth:`native_call`): always a fresh layer, which never becomes the carried-on instance, its
+        weight and bias the given grad-requiring arrays."""
         s, fw, ctor, info = self.spec, self.framework, self.ctor, self.layer
         shape = np.shape(a["input"])
         c = _canon(s, a, shape)
@@ -1119,12 +1126,13 @@ class Target:
         args, kwargs = ctor.call(c, xdt)
         key = (repr(args), repr(sorted(kwargs.items())), pdt)
         last, layer = self._last, None
-        if c.track and last is not None and last[0] == key:
+        if c.track and not grad and last is not None and last[0] == key:
             if _same(last[2], a["running_mean"]) and _same(last[3], a["running_var"]):
                 layer = last[1]  # the same instance carries on: train -> eval as in a training loop
         fresh = layer is None
         if fresh:
-            self._last = None
+            if not grad:
+                self._last = None
             layer, _ = self._construct(c, xdt)
             _cast_layer(layer, fw, pdt)
         for k, attr in self.set_attrs.items():  # settings the constructor does not take
@@ -1143,7 +1151,7 @@ class Target:
                 if not _is_array(cur):
                     continue
                 t = _filled(cur, fill, fw, pdt)
-            _put(layer, fw, attr, t, pdt)
+            _put(layer, fw, attr, t, pdt, grad=grad and native.get(k) is not None)
         if fresh and c.track:
             for k, attr in info.buffers.items():
                 _put(layer, fw, attr, native[k])  # as the case gives them
@@ -1154,11 +1162,11 @@ class Target:
         out = layer(x := native["input"])
         del x
         buffers = {k: getattr(layer, attr, None) for k, attr in info.buffers.items()} if c.track else {}
-        if c.track:
+        if c.track and not grad:
             self._pending = (key, layer)
         return out, buffers
 
-    def _invoke_module_reference(self, a: dict[str, Any], native: dict[str, Any]):
+    def _invoke_module_reference(self, a: dict[str, Any], native: dict[str, Any], *, grad: bool = False):
         """A module of a norm from a new spec file: built with the reference's keyword arguments."""
         s, fw = self.spec, self.framework
         kw = {k: a[k] for k in s.param_names if k not in ("input", *_ARRAY_ARGS) and k not in s.extra_arrays}
@@ -1166,6 +1174,7 @@ class Target:
         _set(
             layer,
             fw,
+            grad=grad,
             **{k: native.get(k) for k in ("weight", "bias", "running_mean", "running_var")},
         )
         use_batch = _module_flag(s, a)
@@ -1177,6 +1186,41 @@ class Target:
         track = native.get("running_mean") is not None
         buffers = {k: getattr(layer, k, None) for k in ("running_mean", "running_var")} if track else {}
         return out, buffers
+
+    # --- the gradient path ----------------------------------------------------------------------------
+    def native_call(self, args: dict[str, Any], *, meta: dict[str, Any] | None = None):
+        """Call the target with NATIVE arrays and return its native output (the output array, not
+        converted, not under ``no_grad``): what the adapters' autodiff differentiates
+        (:meth:`normcheck.adapters.Adapter.target_vjp`).
+
+        ``args``: the canonical arguments (defaults applied), the arrays to differentiate as the
+        framework's own (torch leaves that require grad, JAX tracers, watched TensorFlow tensors);
+        NumPy arrays left among them (running buffers) are converted as :meth:`__call__` converts
+        them. ``meta``: the same call's NumPy arguments, whose shapes, dtypes and flags a module
+        target's construction reads (by default converted from ``args``, which a traced array cannot
+        be). A function target is called positionally (of a ``(y, running_mean, running_var)``
+        return, ``y``); a module target is built as :meth:`__call__` builds it, but always as a fresh
+        layer that no later call carries on, with its weight and bias the given arrays themselves (a
+        torch parameter that requires grad, or their differentiable cast or reshape), so the
+        gradients reach the caller's leaves. A Keras or flax.linen layer class is differentiated by
+        its adapter, not through this method (Unsupported). Runs in the calling thread: call it
+        inside ``self.guard.call`` (torch's grad mode and TensorFlow's tape are per thread).
+        """
+        if self.adapted is not None:
+            raise _unsupported("a Keras/flax.linen layer class is differentiated by its framework's adapter")
+        fw = self.framework
+        ad = _adapter(fw)
+        native: dict[str, Any] = {}
+        for k in ("input", *_ARRAY_ARGS):
+            v = args.get(k)
+            if isinstance(v, np.ndarray | np.generic):
+                native[k] = ad.to_native(np.asarray(v))
+            elif v is not None:
+                native[k] = v
+        if meta is None:
+            meta = {k: ad.to_numpy(v) if k in native and not isinstance(v, np.ndarray) else v for k, v in args.items()}
+        out, _ = self._invoke(meta, native, grad=True)
+        return out
 
     # --- the cases it is checked on ------------------------------------------------------------------
     def ranks(self) -> tuple[int, ...]:
@@ -1328,11 +1372,12 @@ class Target:
         return None
 
 
-def _set(layer, fw: str, **values) -> None:
-    """Put parameters and buffers into a freshly built layer (None values are left alone)."""
+def _set(layer, fw: str, *, grad: bool = False, **values) -> None:
+    """Put parameters and buffers into a freshly built layer (None values are left alone; ``grad``:
+    the weight and bias as the caller's grad-requiring arrays, see :func:`_put`)."""
     for k, t in values.items():
         if t is not None:
-            _put(layer, fw, k, t)
+            _put(layer, fw, k, t, grad=grad and k in ("weight", "bias"))
 
 
 # --- preparing a target: the constructor, the layer, the ranks ------------------------------------
@@ -1695,6 +1740,8 @@ def wrap(
         if ctor.mode == "signature":
             _probe_normalized_shape(t)
         _probe_ranks(t)  # a function's ranks are its own business (--rank says otherwise)
+    if not _adapter(t.framework).has_vjp:  # said once, beside the per-property skips
+        t.notes.append(f"{t.framework} has no autodiff: the gradient properties are not applicable")
     _validate(t)
     return t
 

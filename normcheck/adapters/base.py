@@ -23,6 +23,9 @@ Optional capabilities, public methods with a default that says "not offered":
 
 - :meth:`Adapter.vjp` ``(impl, case, dy)``: the framework's own autodiff of an implementation
   (raises :class:`Unsupported` by default; :attr:`Adapter.has_vjp` says whether it is overridden);
+  :meth:`Adapter.target_vjp` ``(target, case, dy)`` the same for a user's target of the framework,
+  and :meth:`Adapter.hvp` / :meth:`Adapter.target_hvp` ``(..., case, dy, v)`` the second order
+  (the derivative of the input gradient along ``v``);
 - :meth:`Adapter.convention_probes`: the framework's layers as :class:`normcheck.conventions.Probe`
   objects for the conventions table (none by default);
 - :meth:`Adapter.bench_natives`: the framework's part of ``normcheck bench`` (a :class:`BenchNatives`:
@@ -175,6 +178,29 @@ class Adapter:
     def has_vjp(self) -> bool:
         """Does this adapter override :meth:`vjp` (the framework has autodiff)?"""
         return type(self).vjp is not Adapter.vjp
+
+    def target_vjp(self, target, case, dy: np.ndarray) -> dict[str, np.ndarray]:
+        """The VJP of a user's target of this framework (a :class:`normcheck.target.Target`, called
+        with native arrays through its ``native_call``; a Keras/flax.linen layer class through the
+        framework's own layer machinery), in :meth:`vjp`'s terms: ``{"input", "weight", "bias"}``.
+        The whole forward and backward pass runs in the target's guard (its worker thread, under its
+        per-call timeout). Raises :class:`Unsupported` by default (no autodiff)."""
+        raise Unsupported(f"{self.name} has no autodiff")
+
+    def hvp(self, impl: Impl, case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Second order: the derivative of the input gradient of ``<dy, f(x)>`` along the input
+        direction ``v`` (a Hessian-vector product), through the framework's own autodiff of the
+        native norm ``impl`` (torch: double backward; JAX: forward-over-reverse), a NumPy array
+        shaped like the input. Raises :class:`Unsupported` by default."""
+        raise Unsupported(self._no_second_order())
+
+    def target_hvp(self, target, case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """:meth:`hvp` of a user's target (as :meth:`target_vjp` calls it). Raises :class:`Unsupported`
+        by default."""
+        raise Unsupported(self._no_second_order())
+
+    def _no_second_order(self) -> str:
+        return f"{self.name}: no second-order autodiff" if self.has_vjp else f"{self.name} has no autodiff"
 
     def convention_probes(self) -> list:
         """The framework's layers as :class:`normcheck.conventions.Probe` objects, measured by

@@ -12,6 +12,7 @@ forward                    agreement, statistics, shift_invariance, scale_equiva
 state                      running_stats_steps, eval_uses_running, train_eval_convergence
 gradients                  gradient_agreement, gradient_sums_to_zero, gradient_orthogonal
 fold                       fold_agreement
+second_order               gradient_second_order (after the others: earlier records keep their order)
 identities                 identity (pairwise: the spec's identities between two norms)
 =========================  ==================================================================
 
@@ -21,7 +22,7 @@ A new property module registers with ``@register`` and is listed in :data:`PROPE
 
 from __future__ import annotations
 
-from normcheck.properties import fold, forward, gradients, state
+from normcheck.properties import fold, forward, gradients, second_order, state
 from normcheck.properties.core import Result, Stop, call, ordered, register, verdict
 from normcheck.properties.forward import (
     agreement,
@@ -37,7 +38,7 @@ from normcheck.properties.forward import (
 from normcheck.properties.identities import identity, run_identity_sides
 
 #: Every property by name, in the order the audit runs them.
-PROPERTIES = ordered((forward, state, gradients, fold))
+PROPERTIES = ordered((forward, state, gradients, fold, second_order))
 
 __all__ = [
     "PROPERTIES",
@@ -55,6 +56,7 @@ __all__ = [
     "register",
     "run_identity_sides",
     "scale_equivariance",
+    "second_order",
     "shift_invariance",
     "special_values",
     "state",

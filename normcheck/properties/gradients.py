@@ -78,12 +78,15 @@ __all__ = [
     "GRADIENT_PROPERTIES",
     "calibrate",
     "cotangent",
+    "direction",
     "finite_differences",
     "grad_scales",
     "gradient_agreement",
     "gradient_orthogonal",
     "gradient_sums_to_zero",
+    "hvp_scales",
     "reference_grads",
+    "reference_hvp",
 ]
 
 
@@ -107,13 +110,29 @@ class _Term:
     varying: bool
 
 
-def _terms(case: Case):
-    """(plan, x in the view shape, the statistics' terms, mixed mean, sigma, y^) in float64.
+def _moments(x: np.ndarray, axes: tuple[int, ...], center: bool):
+    """:func:`normcheck.reference.moments` (corrected two-pass) for a complex ``x`` too: no clamp of
+    the variance at 0, so every operation is analytic (the complex-step derivative of
+    :func:`reference_hvp` goes through it)."""
+    if not np.iscomplexobj(x):
+        return moments(x, axes, center=center)
+    if not center:
+        return np.zeros((1,) * x.ndim), np.mean(x * x, axis=axes, keepdims=True)
+    n = math.prod(x.shape[a] for a in axes)
+    mean = np.mean(x, axis=axes, keepdims=True)
+    d = x - mean
+    sd = np.sum(d, axis=axes, keepdims=True)
+    return mean + sd / n, (np.sum(d * d, axis=axes, keepdims=True) - sd * sd / n) / n
+
+
+def _terms(case: Case, x: np.ndarray | None = None):
+    """(plan, x in the view shape, the statistics' terms, mixed mean, sigma, y^) in float64 (or
+    complex128 for a complex ``x``, the case's input by default).
 
     A single-set norm has one term; a mixture (Switchable Norm) one per component, weighted by
     the softmax of its importance logits, the running component constant in eval mode."""
     spec, p = case.spec, case.plan()
-    x = case.x.astype(np.float64).reshape(p.view_shape)
+    x = (case.x.astype(np.float64) if x is None else np.asarray(x)).reshape(p.view_shape)
     if spec.mix:
         comps = [(c.running, axes) for c, axes in zip(spec.mix, _spec.component_axes(spec, p), strict=True)]
         wm, wv = softmax(case.mean_weight), softmax(case.var_weight)
@@ -126,7 +145,7 @@ def _terms(case: Case):
                 mk = running_view(spec, p, case.running_mean, np.float64)
                 vk = running_view(spec, p, case.running_var, np.float64)
             else:
-                mk, vk = moments(x, axes, center=spec.center)
+                mk, vk = _moments(x, axes, spec.center)
             terms.append(_Term(axes, float(a), float(c), mk, not (running and not case.use_batch_stats)))
             mean, var = mean + a * mk, var + c * vk
     sigma = np.sqrt(var + spec.resolve_eps(case.args.get("eps"), case.x.dtype))
@@ -160,22 +179,100 @@ def reference_grads(norm, case: Case, dy) -> dict[str, np.ndarray]:
     spec = _spec.get(norm) if isinstance(norm, str) else norm
     if spec.name != case.norm:
         raise ValueError(f"case is of {case.norm}, not {spec.name}")
-    p, x, terms, _, sigma, yhat = _terms(case)
+    p, _, _, _, _, yhat = _terms(case)
     d = np.asarray(dy, np.float64)
-    g = _through_affine(case, p, d)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        dx = g / sigma
-        for t in (t for t in terms if t.varying):  # each input-dependent mean and variance
-            if spec.center:
-                dx = dx - t.a * np.mean(g / sigma, axis=t.axes, keepdims=True)
-            dx = dx - t.c * (x - t.mean) * np.mean(g * yhat / sigma**2, axis=t.axes, keepdims=True)
-    out = {"input": dx.reshape(case.x.shape)}
+    out = {"input": _input_gradient(case, d)}
     ax = _sum_axes(p)
     if case.weight is not None:
         out["weight"] = np.sum(d * yhat.reshape(case.x.shape), axis=ax).reshape(p.affine_shape)
     if case.bias is not None:
         out["bias"] = np.sum(d, axis=ax).reshape(p.affine_shape)
     return out
+
+
+def _input_gradient(case: Case, dy, x: np.ndarray | None = None) -> np.ndarray:
+    """The input gradient of ``sum(dy * norm(x))`` (the module docstring's formula), shaped like the
+    input, at the case's input or at ``x`` (float64, or complex128 for :func:`reference_hvp`)."""
+    spec = case.spec
+    p, xv, terms, _, sigma, yhat = _terms(case, x)
+    g = _through_affine(case, p, dy)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        dx = g / sigma
+        for t in (t for t in terms if t.varying):  # each input-dependent mean and variance
+            if spec.center:
+                dx = dx - t.a * np.mean(g / sigma, axis=t.axes, keepdims=True)
+            dx = dx - t.c * (xv - t.mean) * np.mean(g * yhat / sigma**2, axis=t.axes, keepdims=True)
+    return dx.reshape(case.x.shape)
+
+
+def direction(case: Case) -> np.ndarray:
+    """The input direction v of the second-order property: standard normal in the case dtype,
+    seeded by the case's shape like :func:`cotangent` but independent of it."""
+    seed = zlib.crc32(repr(("direction", case.norm, case.x.shape)).encode())
+    return np.random.default_rng(seed).standard_normal(case.x.shape).astype(case.x.dtype)
+
+
+def reference_hvp(case: Case, dy, v) -> np.ndarray:
+    """Float64 second order: the derivative along the input direction ``v`` of the input gradient
+    of ``sum(dy * norm(x))`` (the Hessian-vector product H v, H the input Hessian of that scalar),
+    weight and bias held fixed, shaped like the input.
+
+    Exact to float64 rounding by the complex step (Squire & Trapp, 1998): the analytic input
+    gradient (:func:`_input_gradient`, every operation analytic) evaluated at ``x + i h v``, whose
+    imaginary part is ``h H v + O(h^3)``, with no subtraction to cancel. ``h`` is 1e-20 of the
+    smallest sigma over ``max |v|``, so the ``O(h^2)`` relative truncation (each derivative of the
+    gradient scales as 1/sigma) is ~1e-40 and the imaginary parts stay far from underflow for
+    every sigma the strategies draw. In eval mode the gradient does not depend on the input and
+    H v is exactly 0."""
+    x = case.x.astype(np.float64)
+    vv = np.asarray(v, np.float64)
+    _, _, _, _, sigma, _ = _terms(case)
+    with np.errstate(invalid="ignore"):
+        smin = float(np.nanmin(np.where(np.asarray(sigma) > 0, sigma, np.inf))) if np.size(sigma) else 1.0
+    vmax = float(np.max(np.abs(vv))) if vv.size else 0.0
+    if not math.isfinite(smin) or vmax == 0.0:
+        smin = 1.0
+    h = 1e-20 * smin / max(vmax, 1e-300)
+    return _input_gradient(case, np.asarray(dy, np.float64), x + 1j * h * vv).imag / h
+
+
+def _kappa(spec, x_abs, terms, sigma):
+    """Per element, the worst term's conditioning kappa (a mixture's components, the running ones
+    too): max_S |x| / sigma centered, 1 uncentered, (|x| + |running_mean|) / sigma for constants."""
+    kappa = 0.0
+    for t in terms:
+        if not t.varying:
+            kappa = np.maximum(kappa, (x_abs + np.abs(t.mean)) / sigma)
+        elif spec.center:
+            kappa = np.maximum(kappa, np.max(x_abs, axis=t.axes, keepdims=True) / sigma)
+        else:
+            kappa = np.maximum(kappa, 1.0)
+    return kappa
+
+
+def hvp_scales(case: Case, dy, v) -> np.ndarray:
+    """Per-element scale s2 of the second derivative H v (:func:`reference_hvp`): allowed error
+    lambda u s2 (:func:`normcheck.error_model.second_order_scale`; A, B and M per set, the largest
+    over a mixture's input-dependent components)."""
+    spec = case.spec
+    p, x64, terms, _, sigma, yhat = _terms(case)
+    g = (np.abs(np.asarray(dy, np.float64)) * np.abs(_affine(case, p, "weight"))).reshape(p.view_shape)
+    av = np.abs(np.asarray(v, np.float64)).reshape(p.view_shape)
+    varying = [t for t in terms if t.varying]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        ay = np.abs(yhat)
+        kappa = _kappa(spec, np.abs(x64), terms, sigma)
+        a = b = m = 0.0
+        n = 1
+        if varying:
+            n = max(math.prod(p.view_shape[k] for k in t.axes) for t in varying)
+            for t in varying:
+                b = np.maximum(b, np.mean(av * (1 + ay), axis=t.axes, keepdims=True))
+            for t in varying:
+                a = np.maximum(a, np.mean(g * (1 + ay), axis=t.axes, keepdims=True))
+                m = np.maximum(m, np.mean(g * (1 + ay) * (av + b), axis=t.axes, keepdims=True))
+        s2 = error_model.second_order_scale(yhat, g, av, sigma, conditioning=1 + np.sqrt(n) * kappa, a=a, b=b, m=m)
+    return np.broadcast_to(s2, p.view_shape).reshape(case.x.shape) + float(dtypes.finfo(case.dtype).tiny)
 
 
 def grad_scales(case: Case, dy) -> dict[str, np.ndarray]:
@@ -188,14 +285,7 @@ def grad_scales(case: Case, dy) -> dict[str, np.ndarray]:
     varying = [t for t in terms if t.varying]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         ay = np.abs(yhat)
-        kappa = 0.0  # per element, the worst term's (a mixture's components, the running ones too)
-        for t in terms:
-            if not t.varying:
-                kappa = np.maximum(kappa, (x + np.abs(t.mean)) / sigma)
-            elif spec.center:
-                kappa = np.maximum(kappa, np.max(x, axis=t.axes, keepdims=True) / sigma)
-            else:
-                kappa = np.maximum(kappa, 1.0)
+        kappa = _kappa(spec, x, terms, sigma)
         if varying:
             n = max(math.prod(p.view_shape[a] for a in t.axes) for t in varying)
             big_a = 0.0

@@ -3,6 +3,15 @@
 (eager nnx; in the jit mode ``jax.jit`` of the VJP over the layer built from its traced state) and
 over ``jax.nn.standardize``.
 
+A user's target (:meth:`JaxAdapter.target_vjp`): ``jax.vjp`` over ``Target.native_call`` (a
+function, ``jax.custom_vjp`` included, or a torch-style module class), or for a flax.linen module
+class over its ``apply``, constructed and driven as the adapter drives it (channels-last for the
+channel norms, under ``jax.jit``); the whole pass runs in the target's guard.
+
+Second order (:func:`hvp`, :func:`target_hvp`): forward-over-reverse, ``jax.jvp`` of the
+``jax.vjp`` pullback along ``v`` (the Hessian-vector product of ``<dy, f(x)>``), jitted like the
+VJP in the jit mode.
+
 Every convention is the adapter's (:mod:`normcheck.adapters.jax`): its helpers are used, not
 restated. Training mode differentiates through the batch statistics; the running-buffer update is
 not differentiated.
@@ -10,14 +19,15 @@ not differentiated.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from normcheck.adapters.base import Unsupported, case_arguments, move_channels
+from normcheck.adapters.base import Unsupported, case_arguments, gradient_keys, move_channels
 from normcheck.case import Case
 
-__all__ = ["vjp"]
+__all__ = ["hvp", "target_hvp", "target_vjp", "vjp"]
 
 
 def _flax_config(ja, case: Case, a: dict[str, Any], layout: str) -> tuple[dict[str, Any], dict[str, Any], int]:
@@ -67,26 +77,71 @@ def _cached(key: tuple, build):
     return fn
 
 
-def _linen_vjp_fn(ja, norm: str, cfg: dict[str, Any], training: bool, jit: bool):
+def _cfg_key(cfg: dict[str, Any], *skip: str) -> tuple:
+    return tuple(sorted((k, str(v)) for k, v in cfg.items() if k not in skip))
+
+
+def _fwd_over_rev(f, x, dy, v):
+    """Forward-over-reverse: the derivative along ``v`` of the input gradient of ``<dy, f(x)>``
+    (``jax.jvp`` of the ``jax.vjp`` pullback), the Hessian-vector product H v."""
+    import jax
+    import jax.numpy as jnp
+
+    def grad(x):
+        y, back = jax.vjp(f, x)
+        return back(jnp.asarray(dy).astype(y.dtype))[0]
+
+    return jax.jvp(grad, (x,), (v,))[1]
+
+
+def _linen_module(ja, norm: str, cfg: dict[str, Any], cls=None):
+    """Flax's linen class of ``norm`` (or ``cls``, a user's linen class constructed like it)."""
+    import flax.linen as nn
+
+    return (cls or getattr(nn, ja.FLAX_CLASSES[norm]))(**cfg)
+
+
+def _linen_apply(module, training: bool):
+    """``f(x, params, stats) -> y``: the linen module applied (batch statistics mutable in training)."""
+
+    def f(x, params, stats):
+        variables = {"params": params, **({"batch_stats": stats} if stats is not None else {})}
+        if training and stats is not None:
+            return module.apply(variables, x, mutable=["batch_stats"])[0]
+        return module.apply(variables, x)
+
+    return f
+
+
+def _linen_vjp_fn(ja, norm: str, cfg: dict[str, Any], training: bool, jit: bool, cls=None):
     def build():
-        import flax.linen as nn
         import jax
 
-        module = getattr(nn, ja.FLAX_CLASSES[norm])(**cfg)
+        f = _linen_apply(_linen_module(ja, norm, cfg, cls), training)
 
         def run(x, params, stats, dy):
-            def f(x, params):
-                variables = {"params": params, **({"batch_stats": stats} if stats is not None else {})}
-                if training and stats is not None:
-                    return module.apply(variables, x, mutable=["batch_stats"])[0]
-                return module.apply(variables, x)
-
-            _, back = jax.vjp(f, x, params)
+            _, back = jax.vjp(lambda x, params: f(x, params, stats), x, params)
             return back(dy)
 
         return jax.jit(run) if jit else run
 
-    return _cached((norm, tuple(sorted((k, str(v)) for k, v in cfg.items())), training, jit), build)
+    return _cached((norm, _cfg_key(cfg), training, jit, cls), build)
+
+
+def _linen_hvp_fn(ja, norm: str, cfg: dict[str, Any], training: bool, jit: bool, cls=None):
+    """``run(x, params, stats, dy, v)``: forward-over-reverse through the linen module."""
+
+    def build():
+        import jax
+
+        f = _linen_apply(_linen_module(ja, norm, cfg, cls), training)
+
+        def run(x, params, stats, dy, v):
+            return _fwd_over_rev(lambda x: f(x, params, stats), x, dy, v)
+
+        return jax.jit(run) if jit else run
+
+    return _cached(("hvp", norm, _cfg_key(cfg), training, jit, cls), build)
 
 
 def _nnx_vjp_fn(ja, norm: str, cfg: dict[str, Any], features: int):
@@ -105,7 +160,131 @@ def _nnx_vjp_fn(ja, norm: str, cfg: dict[str, Any], features: int):
 
         return jax.jit(run)
 
-    return _cached(("nnx", norm, tuple(sorted((k, str(v)) for k, v in cfg.items() if k != "epsilon")), features), build)
+    return _cached(("nnx", norm, _cfg_key(cfg, "epsilon"), features), build)
+
+
+def _nnx_hvp_fn(ja, norm: str, cfg: dict[str, Any], features: int):
+    """``jax.jit`` of forward-over-reverse through the nnx layer built inside the trace."""
+
+    def build():
+        import jax
+
+        def run(x, params, stats, dy, v, epsilon):
+            def f(x):
+                return ja.nnx_layer(norm, features, {**cfg, "epsilon": epsilon}, params, stats)(x)
+
+            return _fwd_over_rev(f, x, dy, v)
+
+        return jax.jit(run)
+
+    return _cached(("nnx-hvp", norm, _cfg_key(cfg, "epsilon"), features), build)
+
+
+def _standardize_fn(ja, case: Case, a: dict[str, Any]):
+    """``f(x)``: ``jax.nn.standardize`` over the norm's axis set (Unsupported where it is not one)."""
+    import jax
+
+    if case.weight is not None or case.bias is not None:
+        raise Unsupported("jax.nn.standardize has no affine parameters")
+    if case.running_mean is not None or not case.use_batch_stats:
+        raise Unsupported("jax.nn.standardize keeps no running statistics")
+    if case.norm not in ("batch_norm", "instance_norm", "layer_norm"):
+        raise Unsupported(f"{case.norm} is not a standardization")
+    axes, eps = case.plan().reduce, float(a["eps"])
+    return lambda x: jax.nn.standardize(x, axis=axes, epsilon=eps)
+
+
+@dataclass
+class _Flax:
+    """A case as a flax layer sees it: the module configuration, its parameters (host and device),
+    the batch statistics, the input in the layer's layout."""
+
+    cfg: dict[str, Any]
+    params: dict[str, np.ndarray]
+    features: int
+    last: bool
+    x: Any
+    p: dict[str, Any]
+    stats: dict[str, Any] | None
+    training: bool
+
+    def native(self, ja, a) -> Any:
+        """A NumPy array of the case (channels-first) on the device, in the layer's layout."""
+        return ja.put(move_channels(np.asarray(a), self.last))
+
+    def canonical(self, a) -> np.ndarray:
+        return move_channels(np.array(a), self.last, back=True)
+
+
+def _flax_case(ja, case: Case, a: dict[str, Any], layout: str) -> _Flax:
+    if case.norm == "batch_norm" and bool(a["training"]) and a.get("running_mean") is not None:
+        if case.plan().reduce_size < 2:
+            raise Unsupported("training with one value per channel: the unbiased running variance is undefined")
+    if case.norm == "batch_norm" and not a["training"] and a.get("running_mean") is None:
+        raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
+    cfg, params, features = _flax_config(ja, case, a, layout)
+    last = layout == "channels_last"
+    stats = None
+    if case.norm == "batch_norm":
+        sdt = ja._stats_dtype(case.x.dtype)
+        rm = np.zeros(features, sdt) if case.running_mean is None else case.running_mean
+        rv = np.ones(features, sdt) if case.running_var is None else case.running_var
+        stats = {"mean": ja.put(rm), "var": ja.put(rv)}
+    training = case.norm == "batch_norm" and bool(a["training"])
+    x = ja.put(move_channels(case.x, last))
+    return _Flax(cfg, params, features, last, x, {k: ja.put(v) for k, v in params.items()}, stats, training)
+
+
+def _flax_vjp(ja, case: Case, dy: np.ndarray, form: str, layout: str, mode: str, cls=None) -> dict[str, np.ndarray]:
+    """``jax.vjp`` through a flax linen (flax's class or a user's ``cls``) or nnx layer."""
+    import jax
+
+    fl = _flax_case(ja, case, case_arguments(case), layout)
+    params, g = fl.params, fl.native(ja, dy)
+    if form == "linen":
+        dx, dp = _linen_vjp_fn(ja, case.norm, fl.cfg, fl.training, mode == "jit", cls)(fl.x, fl.p, fl.stats, g)
+    elif form == "nnx" and mode == "jit":
+        dx, dp = _nnx_vjp_fn(ja, case.norm, fl.cfg, fl.features)(fl.x, fl.p, fl.stats, g, fl.cfg["epsilon"])
+        dp = {k: np.asarray(v).reshape(params[k].shape) for k, v in dp.items()}
+    elif form == "nnx":
+        from flax import nnx
+
+        host = {k: ja.put(np.asarray(v).reshape(-1)) for k, v in params.items()}
+        layer = ja.nnx_layer(case.norm, fl.features, fl.cfg, host, fl.stats)
+        graphdef, params_state, rest = nnx.split(layer, nnx.Param, ...)
+
+        def f(x, params_state):
+            return nnx.merge(graphdef, params_state, rest, copy=True)(x)
+
+        _, back = jax.vjp(f, fl.x, params_state)
+        dx, dstate = back(g)
+        dp = {k: np.asarray(dstate[k][...]).reshape(params[k].shape) for k in params}
+    else:
+        raise Unsupported(f"no jax autodiff for the {form} form")
+    out = {"input": fl.canonical(dx)}
+    for k, name in (("weight", "scale"), ("bias", "bias")):
+        if getattr(case, k) is not None:
+            out[k] = np.array(dp[name]).reshape(getattr(case, k).shape)
+    return out
+
+
+def _flax_hvp(ja, case: Case, dy: np.ndarray, v: np.ndarray, form: str, layout: str, mode: str, cls=None):
+    """Forward-over-reverse through a flax linen (flax's class or ``cls``) or nnx layer."""
+    fl = _flax_case(ja, case, case_arguments(case), layout)
+    g, t = fl.native(ja, dy), fl.native(ja, v)
+    if form == "linen":
+        h = _linen_hvp_fn(ja, case.norm, fl.cfg, fl.training, mode == "jit", cls)(fl.x, fl.p, fl.stats, g, t)
+    elif form == "nnx" and mode == "jit":
+        h = _nnx_hvp_fn(ja, case.norm, fl.cfg, fl.features)(fl.x, fl.p, fl.stats, g, t, fl.cfg["epsilon"])
+    elif form == "nnx":
+        from flax import nnx
+
+        host = {k: ja.put(np.asarray(p).reshape(-1)) for k, p in fl.params.items()}
+        graphdef, state = nnx.split(ja.nnx_layer(case.norm, fl.features, fl.cfg, host, fl.stats))
+        h = _fwd_over_rev(lambda x: nnx.merge(graphdef, state, copy=True)(x), fl.x, g, t)
+    else:
+        raise Unsupported(f"no jax second-order autodiff for the {form} form")
+    return fl.canonical(h)
 
 
 def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
@@ -115,56 +294,86 @@ def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     from normcheck.adapters import jax as ja
 
     ja._check_dtype(case.x.dtype)
-    a = case_arguments(case)
     if impl.form == "standardize":
-        if case.weight is not None or case.bias is not None:
-            raise Unsupported("jax.nn.standardize has no affine parameters")
-        if case.running_mean is not None or not case.use_batch_stats:
-            raise Unsupported("jax.nn.standardize keeps no running statistics")
-        if case.norm not in ("batch_norm", "instance_norm", "layer_norm"):
-            raise Unsupported(f"{case.norm} is not a standardization")
-        axes = case.plan().reduce
-        _, back = jax.vjp(lambda x: jax.nn.standardize(x, axis=axes, epsilon=float(a["eps"])), ja.put(case.x))
+        _, back = jax.vjp(_standardize_fn(ja, case, case_arguments(case)), ja.put(case.x))
         return {"input": np.array(back(ja.put(dy))[0])}
-    if case.norm == "batch_norm" and bool(a["training"]) and a.get("running_mean") is not None:
-        if case.plan().reduce_size < 2:
-            raise Unsupported("training with one value per channel: the unbiased running variance is undefined")
-    if case.norm == "batch_norm" and not a["training"] and a.get("running_mean") is None:
-        raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
-    cfg, params, features = _flax_config(ja, case, a, impl.layout)
-    last = impl.layout == "channels_last"
-    x = ja.put(move_channels(case.x, last))
-    g = ja.put(move_channels(np.asarray(dy), last))
-    p = {k: ja.put(v) for k, v in params.items()}
-    stats = None
-    if case.norm == "batch_norm":
-        sdt = ja._stats_dtype(case.x.dtype)
-        rm = np.zeros(features, sdt) if case.running_mean is None else case.running_mean
-        rv = np.ones(features, sdt) if case.running_var is None else case.running_var
-        stats = {"mean": ja.put(rm), "var": ja.put(rv)}
-    training = case.norm == "batch_norm" and bool(a["training"])
-    if impl.form == "linen":
-        dx, dp = _linen_vjp_fn(ja, case.norm, cfg, training, impl.mode == "jit")(x, p, stats, g)
-    elif impl.form == "nnx" and impl.mode == "jit":
-        dx, dp = _nnx_vjp_fn(ja, case.norm, cfg, features)(x, p, stats, g, cfg["epsilon"])
-        dp = {k: np.asarray(v).reshape(params[k].shape) for k, v in dp.items()}
-    elif impl.form == "nnx":
-        from flax import nnx
+    return _flax_vjp(ja, case, dy, impl.form, impl.layout, impl.mode)
 
-        host = {k: ja.put(np.asarray(v).reshape(-1)) for k, v in params.items()}
-        layer = ja.nnx_layer(case.norm, features, cfg, host, stats)
-        graphdef, params_state, rest = nnx.split(layer, nnx.Param, ...)
 
-        def f(x, params_state):
-            return nnx.merge(graphdef, params_state, rest, copy=True)(x)
+def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Forward-over-reverse (``jax.jvp`` of the ``jax.vjp`` pullback) through the flax linen/nnx
+    layer or ``jax.nn.standardize`` of ``impl``: the derivative of its input gradient along ``v``."""
+    import jax
 
-        _, back = jax.vjp(f, x, params_state)
-        dx, dstate = back(g)
-        dp = {k: np.asarray(dstate[k][...]).reshape(params[k].shape) for k in params}
-    else:
-        raise Unsupported(f"no jax autodiff for the {impl.form} form")
-    out = {"input": move_channels(np.array(dx), last, back=True)}
-    for k, name in (("weight", "scale"), ("bias", "bias")):
-        if getattr(case, k) is not None:
-            out[k] = np.array(dp[name]).reshape(getattr(case, k).shape)
-    return out
+    from normcheck.adapters import jax as ja
+
+    ja._check_dtype(case.x.dtype)
+    if impl.form == "standardize":
+        a = case_arguments(case)
+        f = _standardize_fn(ja, case, a)  # bound to the axes and eps, which key the jitted function
+        key = ("standardize-hvp", case.plan().reduce, float(a["eps"]))
+        run = _cached(key, lambda: jax.jit(lambda x, dy, v: _fwd_over_rev(f, x, dy, v)))
+        return np.array(run(ja.put(case.x), ja.put(dy), ja.put(v)))
+    return _flax_hvp(ja, case, dy, v, impl.form, impl.layout, impl.mode)
+
+
+# --- a user's target -------------------------------------------------------------------------------
+
+#: The layout a user's linen class runs in (:func:`normcheck.adapters.jax.linen_layer_function`'s
+#: default: flax's own channels-last for the channel norms).
+_USER_LINEN_LAYOUT = {"batch_norm": "channels_last", "group_norm": "channels_last", "instance_norm": "channels_last"}
+
+
+def _output(y, case: Case):
+    shape = getattr(y, "shape", None)
+    if shape is None or not hasattr(y, "dtype"):
+        raise TypeError(
+            f"the target's output is {type(y).__module__.split('.')[0]}.{type(y).__qualname__}, not a jax.Array"
+        )
+    if tuple(shape) != case.x.shape:
+        raise ValueError(f"the target's output has shape {tuple(shape)}, expected {case.x.shape}")
+    return y
+
+
+def target_vjp(target, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
+    """``jax.vjp`` of a user's target at ``case`` for ``dy``: a function (or torch-style module) through
+    ``Target.native_call``, a flax.linen module class through ``apply`` as the adapter drives it."""
+    import jax
+
+    from normcheck.adapters import jax as ja
+
+    ja._check_dtype(case.x.dtype)
+    if target.adapted is not None:  # a flax.linen class: constructed and applied like flax's own
+        layout = _USER_LINEN_LAYOUT.get(case.norm, "channels_first")
+        return target.guard.call(_flax_vjp, ja, case, dy, "linen", layout, "jit", target.obj)
+    a = case_arguments(case)
+    keys = gradient_keys(case)
+
+    def run():
+        def f(*arrays):
+            return _output(target.native_call({**a, **dict(zip(keys, arrays, strict=True))}, meta=a), case)
+
+        y, back = jax.vjp(f, *(ja.put(a[k]) for k in keys))
+        grads = back(ja.put(np.asarray(dy).astype(y.dtype)))
+        return {k: np.array(g) for k, g in zip(keys, grads, strict=True)}
+
+    return target.guard.call(run)
+
+
+def target_hvp(target, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Forward-over-reverse through a user's target: the derivative of its input gradient along ``v``."""
+    from normcheck.adapters import jax as ja
+
+    ja._check_dtype(case.x.dtype)
+    if target.adapted is not None:
+        layout = _USER_LINEN_LAYOUT.get(case.norm, "channels_first")
+        return target.guard.call(_flax_hvp, ja, case, dy, v, "linen", layout, "jit", target.obj)
+    a = case_arguments(case)
+
+    def run():
+        def f(x):
+            return _output(target.native_call({**a, "input": x}, meta=a), case)
+
+        return np.array(_fwd_over_rev(f, ja.put(case.x), np.asarray(dy), ja.put(v)))
+
+    return target.guard.call(run)

@@ -405,6 +405,11 @@ class TensorFlowAdapter(Adapter):
 
         return autodiff.vjp(impl, case, dy)
 
+    def target_vjp(self, target, case, dy: np.ndarray) -> dict[str, np.ndarray]:
+        from normcheck.adapters.tensorflow import autodiff
+
+        return autodiff.target_vjp(target, case, dy)
+
     def convention_probes(self) -> list:
         from normcheck.adapters.tensorflow import conventions
 

@@ -2,6 +2,13 @@
 over a freshly built Keras layer (under ``tf.function(jit_compile=True)`` in the compiled mode) and
 over the ``tf.nn.moments`` + ``tf.nn.batch_normalization`` composition.
 
+A user's target (:meth:`TensorFlowAdapter.target_vjp`): ``tf.GradientTape`` over
+``Target.native_call`` with the input, weight and bias watched (a function, ``tf.custom_gradient``
+included, or a torch-style module class), or for a Keras layer class over the layer built and driven
+as the adapter drives it (channels-last for the channel norms); the whole pass runs in the target's
+guard (the tape is per thread). No second order here (:meth:`~normcheck.adapters.Adapter.hvp`
+raises Unsupported).
+
 Every convention is the adapter's (:mod:`normcheck.adapters.tensorflow`): its helpers are used, not
 restated. Training mode differentiates through the batch statistics; the running-buffer update is
 not differentiated.
@@ -17,7 +24,7 @@ import numpy as np
 from normcheck.adapters.base import Unsupported, case_arguments, gradient_keys
 from normcheck.case import Case
 
-__all__ = ["vjp"]
+__all__ = ["target_vjp", "vjp"]
 
 
 class _TapeGrads:
@@ -41,7 +48,11 @@ class _TapeGrads:
 _TF_VJPS: dict[tuple, tuple[Any, Any]] = {}
 
 
-def _keras_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray, layout: str, mode: str) -> dict[str, np.ndarray]:
+def _keras_vjp(
+    tfa, case: Case, a: dict[str, Any], dy: np.ndarray, layout: str, mode: str, cls=None
+) -> dict[str, np.ndarray]:
+    """``tf.GradientTape`` through the Keras layer of the case's norm (or ``cls``, a user's Keras
+    layer class constructed like it, as the adapter's forward call builds it)."""
     s, norm = case.spec, case.norm
     if (norm, "keras") in tfa.NOT_NATIVE:
         raise Unsupported(tfa.NOT_NATIVE[(norm, "keras")])
@@ -56,10 +67,10 @@ def _keras_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray, layout: str, 
     config = tfa._keras_config(norm, a, layout)
     policy = tfa._policy(x.dtype)
     key = (norm, tuple(sorted((k, str(v)) for k, v in config.items())), xt.shape, policy, eps, momentum)
-    key += (bool(use_batch), case.weight is not None, case.bias is not None, mode)
+    key += (bool(use_batch), case.weight is not None, case.bias is not None, mode, cls)
     cached = _TF_VJPS.get(key)
     if cached is None:
-        layer = getattr(keras.layers, tfa.KERAS_LAYERS[norm])(epsilon=eps, dtype=policy, **config)
+        layer = (cls or getattr(keras.layers, tfa.KERAS_LAYERS[norm]))(epsilon=eps, dtype=policy, **config)
         layer.build(xt.shape)
         if norm == "batch_norm":
             layer.momentum = momentum
@@ -158,3 +169,48 @@ def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     if impl.form == "tf.nn":
         return _tfnn_vjp(tfa, case, a, dy)
     raise Unsupported(f"no tensorflow autodiff for the {impl.form} form")
+
+
+# --- a user's target -------------------------------------------------------------------------------
+
+#: The layout a user's Keras layer class runs in (:func:`normcheck.adapters.tensorflow.keras_layer_function`'s
+#: default: Keras's channels-last data format for the channel norms).
+_USER_KERAS_LAYOUT = {"batch_norm": "channels_last", "group_norm": "channels_last"}
+
+
+def _output(tf, y, case: Case):
+    if not isinstance(y, tf.Tensor | tf.Variable):
+        got = "None" if y is None else type(y).__module__.split(".")[0] + "." + type(y).__qualname__
+        raise TypeError(f"the target's output is {got}, not a tf.Tensor")
+    if tuple(y.shape) != case.x.shape:
+        raise ValueError(f"the target's output has shape {tuple(y.shape)}, expected {case.x.shape}")
+    return y
+
+
+def target_vjp(target, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
+    """``tf.GradientTape`` over a user's target at ``case`` for ``dy``: a function (or torch-style
+    module) through ``Target.native_call`` with the input, weight and bias watched; a Keras layer
+    class built and driven like the native layer. A gradient that reaches no watched tensor is zero."""
+    from normcheck.adapters import tensorflow as tfa
+
+    a = case_arguments(case)
+    if target.adapted is not None:  # a Keras layer class: constructed and called like keras.layers' own
+        layout = _USER_KERAS_LAYOUT.get(case.norm, "channels_first")
+        return target.guard.call(_keras_vjp, tfa, case, a, dy, layout, "eager", target.obj)
+    tf = tfa.import_tensorflow()
+    keys = gradient_keys(case)
+
+    def run():
+        leaves = {k: tfa.ADAPTER.to_native(a[k]) for k in keys}
+        with tf.GradientTape() as tape:
+            for t in leaves.values():
+                tape.watch(t)
+            y = _output(tf, target.native_call({**a, **leaves}, meta=a), case)
+        g = tf.cast(tfa.ADAPTER.to_native(np.asarray(dy)), y.dtype)
+        got = tape.gradient(y, [leaves[k] for k in keys], output_gradients=g)
+        return {
+            k: np.zeros(np.shape(a[k])) if r is None else tfa.ADAPTER.to_numpy(tf.convert_to_tensor(r))
+            for k, r in zip(keys, got, strict=True)
+        }
+
+    return target.guard.call(run)

@@ -331,6 +331,21 @@ class TorchAdapter(Adapter):
 
         return autodiff.vjp(impl, case, dy)
 
+    def target_vjp(self, target, case, dy: np.ndarray) -> dict[str, np.ndarray]:
+        from normcheck.adapters.torch import autodiff
+
+        return autodiff.target_vjp(target, case, dy)
+
+    def hvp(self, impl: Impl, case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+        from normcheck.adapters.torch import autodiff
+
+        return autodiff.hvp(impl, case, dy, v)
+
+    def target_hvp(self, target, case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+        from normcheck.adapters.torch import autodiff
+
+        return autodiff.target_hvp(target, case, dy, v)
+
     def convention_probes(self) -> list:
         from normcheck.adapters.torch import conventions
 

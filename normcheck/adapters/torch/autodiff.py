@@ -2,6 +2,18 @@
 ``backward(dy)`` through ``torch.nn.functional`` or a freshly built module whose parameters are
 those leaves (channels_last layouts keep their memory format).
 
+A user's target (:meth:`TorchAdapter.target_vjp`): the same leaves handed to
+``Target.native_call`` (a function, a custom ``torch.autograd.Function`` inside it, or a module
+whose weight and bias are put in as grad-requiring ``torch.nn.Parameter`` leaves), then
+``torch.autograd.grad``; the whole pass runs in the target's guard. A gradient that does not reach a
+leaf (the output computed outside autograd) is zero, which the properties judge.
+
+Second order (:func:`hvp`, :func:`target_hvp`): double backward -- the input gradient computed with
+``create_graph=True``, then differentiated along ``v`` (``torch.autograd.grad(dx, x, v)``, the
+Hessian-vector product of ``<dy, f(x)>``, the Hessian being symmetric). A backward that leaves the
+graph (``.detach()``, ``no_grad`` or NumPy inside a custom ``backward``) gives a zero second
+derivative; one marked ``@once_differentiable`` raises.
+
 Every convention is the adapter's (:mod:`normcheck.adapters.torch`): its ``_Call`` and module
 helpers are used, not restated. Training mode differentiates through the batch statistics; the
 running-buffer update is not differentiated.
@@ -14,7 +26,7 @@ import numpy as np
 from normcheck.adapters.base import Unsupported, case_arguments, gradient_keys
 from normcheck.case import Case
 
-__all__ = ["vjp"]
+__all__ = ["hvp", "target_hvp", "target_vjp", "vjp"]
 
 
 def _module(ta, c, w, b):
@@ -53,30 +65,132 @@ def _module(ta, c, w, b):
     return m
 
 
+def _leaf_call(ta, impl, case: Case, grads: tuple[str, ...]):
+    """The adapter's call for ``case`` with the ``grads`` arguments as requires_grad leaves."""
+    c = ta._Call(case.spec, case_arguments(case), impl.layout)
+    c.x = c.x.detach().requires_grad_("input" in grads)  # detach keeps the channels_last strides
+    leaves = {"input": c.x}
+    for k in ("weight", "bias"):
+        t = getattr(c, k)
+        if t is not None and k in grads:
+            t = t.detach().requires_grad_(True)
+            setattr(c, k, t)
+            leaves[k] = t
+    return c, leaves
+
+
+def _forward(ta, impl, c):
+    if impl.form == "functional":
+        return ta.FORMS["functional"](c)[0]
+    if impl.form == "module":
+        return _module(ta, c, c.weight, c.bias)(c.x)
+    raise Unsupported(f"no torch autodiff for the {impl.form} form")
+
+
+def _zeros(case: Case, k: str) -> np.ndarray:
+    return np.zeros(getattr(case, "x" if k == "input" else k).shape)
+
+
 def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     """``backward(dy)`` through the torch functional or module form of ``impl``."""
     from normcheck.adapters import torch as ta
 
     torch = ta._torch()
-    c = ta._Call(case.spec, case_arguments(case), impl.layout)
-    c.x = c.x.detach().requires_grad_(True)  # detach keeps the channels_last strides
-    leaves = {"input": c.x}
-    for k in ("weight", "bias"):
-        t = getattr(c, k)
-        if t is not None:
-            t = t.detach().requires_grad_(True)
-            setattr(c, k, t)
-            leaves[k] = t
+    c, leaves = _leaf_call(ta, impl, case, gradient_keys(case))
     with torch.enable_grad():
-        if impl.form == "functional":
-            y, _ = ta.FORMS["functional"](c)
-        elif impl.form == "module":
-            y = _module(ta, c, c.weight, c.bias)(c.x)
-        else:
-            raise Unsupported(f"no torch autodiff for the {impl.form} form")
+        y = _forward(ta, impl, c)
         y.backward(ta.ADAPTER.to_native(dy).to(y.dtype))
     out = {}
     for k in gradient_keys(case):
         g = leaves[k].grad
-        out[k] = np.zeros(getattr(case, "x" if k == "input" else k).shape) if g is None else ta.ADAPTER.to_numpy(g)
+        out[k] = _zeros(case, k) if g is None else ta.ADAPTER.to_numpy(g)
     return out
+
+
+def _second(torch, y, x, dy, v) -> np.ndarray | None:
+    """``d/dt dx(x + t v)`` by double backward, or None where the gradient left the graph (zero)."""
+    (dx,) = torch.autograd.grad(y, x, dy.to(y.dtype), create_graph=True, allow_unused=True)
+    if dx is None or not dx.requires_grad:
+        return None
+    (h,) = torch.autograd.grad(dx, x, v.to(dx.dtype), allow_unused=True)
+    return h
+
+
+def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Double backward through the torch functional or module form of ``impl``: the derivative of
+    the input gradient of ``<dy, f(x)>`` along ``v``."""
+    from normcheck.adapters import torch as ta
+
+    torch = ta._torch()
+    c, leaves = _leaf_call(ta, impl, case, ("input",))
+    with torch.enable_grad():
+        y = _forward(ta, impl, c)
+        h = _second(torch, y, leaves["input"], ta.ADAPTER.to_native(dy), ta.ADAPTER.to_native(v))
+    return _zeros(case, "input") if h is None else ta.ADAPTER.to_numpy(h)
+
+
+# --- a user's target -------------------------------------------------------------------------------
+
+
+def _target_leaves(ta, target, case: Case, grads: tuple[str, ...]):
+    """(the canonical arguments with ``grads`` as requires_grad leaves, the NumPy ones, the leaves).
+    A module target's weight and bias are ``torch.nn.Parameter`` leaves (the layer holds them as
+    its parameters), a function's plain tensors."""
+    torch = ta._torch()
+    a = case_arguments(case)
+    args, leaves = dict(a), {}
+    for k in grads:
+        t = ta.ADAPTER.to_native(a[k])
+        leaf = torch.nn.Parameter(t) if k != "input" and target.form == "module" else t.requires_grad_(True)
+        args[k] = leaves[k] = leaf
+    return args, a, leaves
+
+
+def _output(torch, y, case: Case):
+    if not isinstance(y, torch.Tensor):
+        got = "None" if y is None else type(y).__module__.split(".")[0] + "." + type(y).__qualname__
+        raise TypeError(f"the target's output is {got}, not a torch.Tensor")
+    if tuple(y.shape) != case.x.shape:
+        raise ValueError(f"the target's output has shape {tuple(y.shape)}, expected {case.x.shape}")
+    return y
+
+
+def target_vjp(target, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
+    """``torch.autograd.grad`` of a user's target (``Target.native_call``) at ``case`` for the
+    cotangent ``dy``: the input, weight and bias gradients (a module's parameters included)."""
+    from normcheck.adapters import torch as ta
+
+    torch = ta._torch()
+    keys = gradient_keys(case)
+
+    def run():
+        args, meta, leaves = _target_leaves(ta, target, case, keys)
+        with torch.enable_grad():
+            y = _output(torch, target.native_call(args, meta=meta), case)
+            if not y.requires_grad:  # computed outside autograd: no gradient reaches any leaf
+                return {k: _zeros(case, k) for k in keys}
+            got = torch.autograd.grad(
+                y, [leaves[k] for k in keys], ta.ADAPTER.to_native(dy).to(y.dtype), allow_unused=True
+            )
+        return {k: _zeros(case, k) if g is None else ta.ADAPTER.to_numpy(g) for k, g in zip(keys, got, strict=True)}
+
+    return target.guard.call(run)
+
+
+def target_hvp(target, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Double backward through a user's target: the derivative of its input gradient along ``v``
+    (a custom ``autograd.Function`` is differentiated through its ``backward``)."""
+    from normcheck.adapters import torch as ta
+
+    torch = ta._torch()
+
+    def run():
+        args, meta, leaves = _target_leaves(ta, target, case, ("input",))
+        with torch.enable_grad():
+            y = _output(torch, target.native_call(args, meta=meta), case)
+            if not y.requires_grad:
+                return _zeros(case, "input")
+            h = _second(torch, y, leaves["input"], ta.ADAPTER.to_native(dy), ta.ADAPTER.to_native(v))
+        return _zeros(case, "input") if h is None else ta.ADAPTER.to_numpy(h)
+
+    return target.guard.call(run)
