@@ -81,7 +81,10 @@ class Case:
         y = fn(self.x.copy(), **kw)
         return Outcome(np.asarray(y), kw.get("running_mean"), kw.get("running_var"))
 
-    def reference(self) -> Outcome:
+    def reference(self, *, num_batches_tracked: int = 0) -> Outcome:
+        """The float64 reference's outcome. A training step with ``momentum=None`` (the cumulative
+        average) is the step of a module that had tracked ``num_batches_tracked`` batches before
+        it: by default a freshly built one, whose first step takes the batch statistics."""
         from normcheck import reference
 
         kw = self.kwargs()
@@ -93,9 +96,18 @@ class Case:
             self.x,
             use_batch_stats=self.use_batch_stats,
             reduce_axes=self.args.get("reduce_axes"),
+            num_batches_tracked=num_batches_tracked,
             **{k: kw[k] for k in kw if k not in ("training", "use_input_stats")},
         )
         return Outcome(y, kw.get("running_mean"), kw.get("running_var"))
+
+    def update_factor(self) -> float:
+        """The weight this case's training step gives the batch statistics: its momentum (the
+        spec's default when absent), or 1 for ``momentum=None`` (a fresh module's first step)."""
+        from normcheck import reference
+
+        rs = self.spec.running_stats or {}
+        return reference.update_factor(self.args.get("momentum", rs.get("momentum_default", 0.1)), 0)
 
     def with_(self, **changes) -> Case:
         return replace(self, **changes)

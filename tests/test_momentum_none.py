@@ -187,6 +187,19 @@ def test_buffers_updated_in_eval_are_diagnosed_with_a_fixed_momentum():
     assert "updating the running buffers in eval mode" in str(report.diagnosis), report.summary()
 
 
+def test_buffers_updated_in_eval_are_diagnosed_with_momentum_none_too():
+    """A single call with momentum=None is a fresh module's first step (the reference, the error
+    model and the diagnosis agree on it), so the diagnosis runs on such cases."""
+    report = checker.check(D.EvalUpdatesBuffers, "batch_norm", properties=["eval_uses_running"], args=PINNED, **CI)
+    assert "updating the running buffers in eval mode" in str(report.diagnosis), report.summary()
+
+
+def test_momentum_none_read_as_the_default_is_diagnosed_by_name():
+    report = checker.check(D.NoneMeansDefault, "batch_norm", args=PINNED, **CI)
+    assert report.verdict == "deviates"
+    assert "reading momentum=None as the default momentum 0.1" in str(report.diagnosis), report.summary()
+
+
 # --- the conventions column ---------------------------------------------------------------------------------
 
 

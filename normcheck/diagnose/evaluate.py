@@ -231,7 +231,7 @@ def _updated(case: Case, p: _spec.Plan, mean, var_b, stored: str, momentum: str)
     avg = tuple(a for sym in rs.get("average_over", []) for a in p.symbols[sym])
     n = p.reduce_size
     var_s = var_b * (n / (n - 1)) if stored == "unbiased" and n > 1 else var_b
-    m = float(case.args.get("momentum", rs["momentum_default"]))
+    m = case.update_factor()
     out = []
     for buf, stat in ((case.running_mean, mean), (case.running_var, var_s)):
         stat = np.mean(stat, axis=avg) if avg else stat
@@ -245,6 +245,9 @@ def _updated(case: Case, p: _spec.Plan, mean, var_b, stored: str, momentum: str)
             new = old
         elif momentum == "one":
             new = np.asarray(stat, F64)
+        elif momentum == "default":  # momentum=None read as the default momentum
+            d = float(rs["momentum_default"])
+            new = (1 - d) * old + d * stat
         else:
             raise ValueError(f"unknown momentum {momentum!r}")
         out.append(new)
@@ -293,8 +296,9 @@ def judge(case: Case, got: Outcome, exp: Outcome, s, undefined, *, momentum: flo
 
 
 def _effective_momentum(case: Case, options) -> float:
-    m = float(case.args.get("momentum", 0.1))
-    return {"swapped": 1 - m, "none": 0.0, "one": 1.0}.get(options.get("momentum"), m)
+    m = case.update_factor()
+    default = float((case.spec.running_stats or {}).get("momentum_default", 0.1))
+    return {"swapped": 1 - m, "none": 0.0, "one": 1.0, "default": default}.get(options.get("momentum"), m)
 
 
 def matches(case: Case, got: Outcome, v: Variant) -> bool:

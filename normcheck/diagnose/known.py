@@ -428,6 +428,15 @@ def variants(norm: str) -> list[Variant]:
                 short="the running buffers never updated",
             ),
             Variant(
+                "momentum_none_as_default",
+                f"{norm} reading momentum=None as the default momentum 0.1 (an exponential average where "
+                "torch keeps a cumulative one: a fresh module's first step takes the batch statistics)",
+                {"momentum": "default"},
+                lambda c: _training_buffers(c) and "momentum" in c.args and c.args["momentum"] is None,
+                dim="momentum",
+                short="momentum=None read as 0.1",
+            ),
+            Variant(
                 "momentum_one",
                 f"{norm} replacing the running buffers by the batch statistics (momentum ignored and read as 1, "
                 "which is what momentum=None's cumulative average does on its first step only)",

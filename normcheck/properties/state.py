@@ -64,7 +64,6 @@ import zlib
 import numpy as np
 
 from normcheck import dtypes, error_model
-from normcheck import reference as _reference_module
 from normcheck.case import Case, Outcome
 from normcheck.properties.core import Result, Stop, call, register, verdict
 from normcheck.reference import moments, running_view, update_factor
@@ -147,21 +146,7 @@ def _fresh(impl) -> None:
 def _reference(case: Case, tracked: int = 0) -> Outcome:
     """``case.reference()``, where a momentum=None case is step ``tracked + 1`` of a freshly built
     module (``tracked`` batches tracked before it)."""
-    if not _cumulative(case):
-        return case.reference()
-    kw = case.kwargs()
-    for k in ("running_mean", "running_var"):
-        if kw.get(k) is not None:
-            kw[k] = kw[k].astype(np.float64)
-    y = _reference_module.normalize(
-        case.spec,
-        case.x,
-        use_batch_stats=case.use_batch_stats,
-        reduce_axes=case.args.get("reduce_axes"),
-        num_batches_tracked=tracked,
-        **{k: kw[k] for k in kw if k not in ("training", "use_input_stats")},
-    )
-    return Outcome(y, kw.get("running_mean"), kw.get("running_var"))
+    return case.reference(num_batches_tracked=tracked)
 
 
 def _mode(case: Case, training: bool, rm, rv, momentum, x=None) -> Case:
