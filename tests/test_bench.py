@@ -36,6 +36,23 @@ def test_roof_is_a_positive_bandwidth():
     assert r["gbps"] > 0.1 and r["copies"]
 
 
+def test_the_quick_roof_copies_at_least_four_times_the_last_level_cache():
+    """--quick repeats less but copies as much as the default run: a copy that fits in the cache
+    measures the cache (a "roof" four times the memory's), and the fractions would not compare."""
+    llc, _ = roof.llc("cpu")
+    assert roof.measure_roof("cpu", quick=True, frameworks=("numpy",))["array_bytes"] >= 4 * llc
+
+
+def test_noisy_medians_and_a_loaded_machine_are_warned_about():
+    row = {"median_s": 1.0, "iqr_s": 0.1}
+    quiet = {"results": [row], "machine": {"load_1min": 0.1, "cores": 2}}
+    assert run.noise_warnings(quiet) == []
+    noisy = {"results": [row, {"median_s": 1.0, "iqr_s": 0.5}], "machine": {"load_1min": 0.1, "cores": 2}}
+    assert "1 of 2 medians vary" in " ".join(run.noise_warnings(noisy))
+    loaded = {"results": [row], "machine": {"load_1min": 3.5, "cores": 2}}
+    assert "loaded at the start" in " ".join(run.noise_warnings(loaded))
+
+
 def test_performance_finding_rule_on_synthetic_numbers():
     rows = [
         {

@@ -113,6 +113,14 @@ def _memory_bytes() -> int | None:
         return None
 
 
+def _load() -> float | None:
+    """The 1-minute load average at the start (None where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
 def machine(device: str = "cpu") -> dict[str, Any]:
     """What the numbers came from: CPU, cores, cache, memory, OS, Python, and the GPU if used."""
     size, source = llc(device)
@@ -123,6 +131,7 @@ def machine(device: str = "cpu") -> dict[str, Any]:
         "llc_bytes": size,
         "llc_source": source,
         "memory_bytes": _memory_bytes(),
+        "load_1min": _load(),
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
@@ -166,7 +175,9 @@ def measure_roof(
     """Measure the copy roof on ``device``; returns ``{"device", "gbps", "api", "array_bytes",
     "copies": [{api, bytes, median_s, iqr_s, gbps}, ...]}`` (``gbps`` is the best copy's)."""
     size, _ = llc(device)
-    nbytes = roof_array_bytes(size, factor=0.5 if quick else factor, minimum=(16 if quick else 64) * 2**20)
+    # at least 4x the last-level cache in every mode (a copy that fits in cache measures the cache,
+    # not memory, and would make --quick's fractions incomparable); --quick only repeats less
+    nbytes = roof_array_bytes(size, factor=max(factor, 4.0))
     timer = {"min_reps": 3 if quick else 10, "min_time": 0.05 if quick else 0.5, "warmup": 1}
     copies = []
     makers = []

@@ -21,7 +21,17 @@ from typing import Any
 
 from normcheck.bench import model, native, roof, timer
 
-__all__ = ["SCHEMA", "findings", "load", "report_rows", "report_section", "run", "table"]
+__all__ = [
+    "NOISY_SPREAD",
+    "SCHEMA",
+    "findings",
+    "load",
+    "noise_warnings",
+    "report_rows",
+    "report_section",
+    "run",
+    "table",
+]
 
 SCHEMA = "normcheck.bench/1"
 FINDING_RATIO = 1 / 3
@@ -232,22 +242,47 @@ def load(path) -> dict[str, Any]:
     return doc
 
 
+#: A median whose interquartile range exceeds this fraction of it is not to be trusted.
+NOISY_SPREAD = 0.25
+
+
+def noise_warnings(doc) -> list[str]:
+    """Lines warning that the figures are not to be trusted: a result's spread (IQR / median) over
+    :data:`NOISY_SPREAD`, or a machine already loaded (1-minute load over half its cores) at the start."""
+    out = []
+    noisy = [
+        r for r in doc["results"] if r.get("iqr_s") and r["median_s"] and r["iqr_s"] / r["median_s"] > NOISY_SPREAD
+    ]
+    if noisy:
+        out.append(
+            f"warning: {len(noisy)} of {len(doc['results'])} medians vary by more than "
+            f"{100 * NOISY_SPREAD:.0f}% (IQR/median); rerun on a quiet machine before trusting them"
+        )
+    m = doc.get("machine", {})
+    load, cores = m.get("load_1min"), m.get("cores") or 1
+    if load is not None and load > 0.5 * cores:
+        out.append(f"warning: the machine was loaded at the start (1-minute load {load:g} on {cores} cores)")
+    return ["", *out] if out else []
+
+
 def table(doc) -> str:
     m, rf = doc["machine"], doc["roof"]
     lines = [
         f"machine: {roof.describe(m)}",
         f"roof: {rf['gbps']:.2f} GB/s ({rf['api']}, {rf.get('array_bytes', 0) / 2**20:.0f} MiB copies)",
         "",
-        f"{'framework':<11} {'api':<42} {'dtype':<9} {'layout':<15} {'mode':<8} {'pass':<17} {'shape':<18} {'median':>10} {'GB/s':>7} {'roof':>6}",
+        f"{'framework':<11} {'api':<42} {'dtype':<9} {'layout':<15} {'mode':<8} {'pass':<17} {'shape':<18} {'median':>10} {'± IQR':>9} {'GB/s':>7} {'roof':>6}",
     ]
     for r in doc["results"]:
         shape = "×".join(map(str, r["shape"]))
         med = f"{r['median_s'] * 1e3:.3g} ms"
+        spread = f"{100 * r['iqr_s'] / r['median_s']:.0f}%" if r.get("iqr_s") is not None and r["median_s"] else ""
         gbps = "" if r["gbps"] is None else f"{r['gbps']:.2f}"
         frac = "" if r["fraction_of_roof"] is None else f"{100 * r['fraction_of_roof']:.0f}%"
         lines.append(
-            f"{r['framework']:<11} {r['api'][:42]:<42} {r['dtype']:<9} {r['layout']:<15} {r['mode']:<8} {r['pass']:<17} {shape:<18} {med:>10} {gbps:>7} {frac:>6}"
+            f"{r['framework']:<11} {r['api'][:42]:<42} {r['dtype']:<9} {r['layout']:<15} {r['mode']:<8} {r['pass']:<17} {shape:<18} {med:>10} {spread:>9} {gbps:>7} {frac:>6}"
         )
+    lines += noise_warnings(doc)
     if doc["findings"]:
         lines += ["", "performance findings:"] + [f"- {f['statement']}" for f in doc["findings"]]
     return "\n".join(lines)
