@@ -116,17 +116,25 @@ class Step:
             "set": self.set.name,
             "framework": self.set.framework,
             "pins": list(self.set.pins),
-            "env": str(self.env),
-            "create": self.create,
-            "install": self.install,
-            "audit": self.audit,
-            "document": str(self.document),
-            "log": str(self.log),
+            "env": _shown(self.env),
+            "create": [_shown(a) for a in self.create],
+            "install": [_shown(a) for a in self.install],
+            "audit": [_shown(a) for a in self.audit],
+            "document": _shown(self.document),
+            "log": _shown(self.log),
             "status": self.status,
             "message": self.message,
             "packages": self.packages,
             "seconds": self.seconds,
         }
+
+
+def _shown(path) -> str:
+    """A path as a report shows it: relative to the checkout, or with ~ for the home folder."""
+    text = str(path)
+    for base, short in ((str(ROOT) + os.sep, ""), (str(Path.home()) + os.sep, "~" + os.sep)):
+        text = text.replace(base, short)
+    return text
 
 
 # --- planning (no side effects) -----------------------------------------------------------------
@@ -261,8 +269,29 @@ def package_version(package: str, packages: dict[str, str], doc: dict[str, Any])
 def verified_ranges(runs, *, registry: str | None = None) -> dict[tuple[str, str], tuple[list[str], list[str]]]:
     """For each registered finding's part (finding id, framework): the versions of its package on
     which a run met it (a record with that finding), and those on which a run ran its checks (a
-    record it applies to, not skipped, at that version) without meeting it. ``runs``: (audit
-    document, {package: version}) pairs. Parts no run audited are left out."""
+    record it applies to, not skipped, at that version) without meeting it. Absence is evidence only
+    beside an observation: a part no run met is left out (the runs' examples never reach it), and so
+    is a version on which one run met it and another did not (:func:`mixed`: it depends on another
+    package). ``runs``: (audit document, {package: version}) pairs."""
+    out = {}
+    for key, (seen, absent) in _observations(runs, registry).items():
+        seen, absent = seen - absent, absent - seen
+        if seen:
+            out[key] = (sorted(seen, key=_version_key), sorted(absent, key=_version_key))
+    return out
+
+
+def mixed(runs, *, registry: str | None = None) -> dict[tuple[str, str], list[str]]:
+    """The versions of a part's package on which one run met the finding and another, with other
+    packages (Keras beside one TensorFlow), ran its checks without meeting it."""
+    out = {}
+    for key, (seen, absent) in _observations(runs, registry).items():
+        if seen & absent:
+            out[key] = sorted(seen & absent, key=_version_key)
+    return out
+
+
+def _observations(runs, registry) -> dict[tuple[str, str], tuple[set[str], set[str]]]:
     from normcheck import findings as F
 
     found = F.load(str(registry)) if registry else F.load()
@@ -279,11 +308,7 @@ def verified_ranges(runs, *, registry: str | None = None) -> dict[tuple[str, str
                     seen.add(v)
                 elif any(r["verdict"] != "skip" and f.applies(r["impl"], r["property"], r["dtype"], v) for r in recs):
                     absent.add(v)
-    return {
-        key: (sorted(seen, key=_version_key), sorted(absent - seen, key=_version_key))
-        for key, (seen, absent) in out.items()
-        if seen or absent
-    }
+    return out
 
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?\s*(#.*)?$")
@@ -535,13 +560,23 @@ def _merge(steps: list[Step], json_out: Path, html: Path, opts) -> int:
         merged["run"].setdefault("runs", []).append({"label": f"not run: {set_label(s)}", "set": s.set.name})
     merged["matrix"] = [s.to_json() for s in steps]
     merged["differ"] = differing(merged.get("compare") or {})  # ignoring the runs that lack the check
-    if opts.slim:  # a report small enough to keep in a repository: no per-example errors, no repro
-        merged["records"] = [{**r, "samples": [], "repro": None} for r in merged["records"] if r["verdict"] != "skip"]
-        merged["run"]["slim"] = "records of skipped checks, per-example errors and repro snippets left out"
+    if opts.slim:  # a report small enough to keep in a repository
+        merged["records"] = [_slim(r) for r in merged["records"] if r["verdict"] != "skip"]
+        merged["run"]["slim"] = (
+            "left out: the records of skipped checks, per-example errors, repro snippets and the cases of "
+            "registered findings' records (each set's own document keeps them)"
+        )
     json_out.write_text(json.dumps(merged, indent=None if opts.slim else 1, allow_nan=False))
     cmd = [*report, "report", str(json_out), "--html", str(html)]
     print("$ " + " ".join(cmd))
     return subprocess.run(cmd, check=False).returncode
+
+
+def _slim(r: dict[str, Any]) -> dict[str, Any]:
+    out = {**r, "samples": [], "repro": None}
+    if r["verdict"] == "finding":  # a registered finding: the registry holds its smallest case
+        out["counterexample"] = None
+    return out
 
 
 def _normcheck() -> str:
@@ -598,8 +633,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--slim",
         action="store_true",
-        help="leave skipped checks, per-example errors and repro snippets out of the merged report "
-        "(the counts, the comparison and the cases stay)",
+        help="leave skipped checks, per-example errors, repro snippets and registered findings' cases out of "
+        "the merged report (the counts, the comparison and the cases of new deviations stay)",
     )
     p.add_argument("--install-timeout", type=float, default=1800)
     p.add_argument("--audit-timeout", type=float, default=3600)
@@ -657,6 +692,8 @@ def main(argv=None) -> int:
         print(f"registry: {path} (observed_in/absent_in of {len(ranges)} finding parts)")
         for (fid, fw), (seen, absent) in sorted(ranges.items()):
             print(f"  {fid} [{fw}]: observed in {', '.join(seen) or '—'}; absent in {', '.join(absent) or '—'}")
+        for (fid, fw), versions in sorted(mixed(runs, registry=opts.update_registry).items()):
+            print(f"  {fid} [{fw}]: met in one set and not in another on {', '.join(versions)}: not recorded")
     return rc
 
 

@@ -148,6 +148,12 @@ def test_verified_ranges_from_documents(tmp_path):
     assert ranges[("fast", "jax")] == (["0.10.2"], ["0.12.8"])
     assert ("grad", "jax") not in ranges  # no gradient check ran
     assert ("grad", "tensorflow") not in ranges  # the compiled LayerNorm's gradients never ran
+    # one flax release met in one set and not in another (other packages differ): not recorded
+    same_flax = (_doc(_rec("jax/layer_norm/linen/eager")), {"flax": "0.10.2", "jax": "0.4.30"})
+    assert matrix.mixed([*runs, same_flax], registry=str(reg)) == {("fast", "jax"): ["0.10.2"]}
+    assert ("fast", "jax") not in matrix.verified_ranges([*runs, same_flax], registry=str(reg))
+    # never met by any run: its absence says only that the examples did not reach it
+    assert matrix.verified_ranges(runs[1:], registry=str(reg)) == {}
 
 
 def test_a_set_outside_the_findings_range_counts_neither_way(tmp_path):
