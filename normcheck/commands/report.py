@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
 def _comparison_lines(doc) -> list[str]:
     runs = doc["run"]["runs"]
     lines = [f"  {r['label']}" for r in runs]
-    differ = {k: v for k, v in doc["compare"].items() if len(set(map(str, v))) > 1}
+    differ = {k: v for k, v in doc["compare"].items() if len({str(c) for c in v if c is not None}) > 1}
     lines.append(f"{len(differ)} of {len(doc['compare'])} checks differ between the runs")
     for key, cells in list(differ.items())[:40]:
         lines.append(f"  {key}: " + "  ".join(f"[{k + 1}] {c or '—'}" for k, c in enumerate(cells)))

@@ -334,7 +334,7 @@ def _comparison(doc: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     differ = [
         {"check": key, **{n: (c or "—") for n, c in zip(names, cells, strict=False)}}
         for key, cells in doc["compare"].items()
-        if len({str(c) for c in cells}) > 1
+        if len({str(c) for c in cells if c is not None}) > 1  # a run that did not run a check is no difference
     ]
     seen = [
         {"finding": fid, "observed in": "; ".join(f"{fw} {', '.join(v)}" for fw, v in fws.items())}
