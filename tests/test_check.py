@@ -94,6 +94,10 @@ def test_every_variant_differs_from_the_reference_somewhere():
         if norm in ("layer_norm", "rms_norm"):  # fixed_cases normalize over the last axis only
             x = np.random.default_rng(0).normal(size=(2, 3, 4)).astype(np.float32)
             cases.append(Case(norm, x, {"normalized_shape": (3, 4), "eps": 1e-5}))
+        if norm == "batch_norm":  # a module's momentum=None (the cumulative average), first step
+            x = np.random.default_rng(1).normal(size=(4, 3)).astype(np.float32)
+            buffers = {"running_mean": np.zeros(3, np.float32), "running_var": np.ones(3, np.float32)}
+            cases.append(Case(norm, x, {"training": True, "momentum": None, "eps": 1e-5}, **buffers))
         for v in diagnose.variants(norm):
             differs = False
             for c in cases:
