@@ -19,7 +19,18 @@ from packaging.version import InvalidVersion, Version
 
 from normcheck.spec import specs_dir
 
-__all__ = ["Finding", "Part", "applicable", "findings_key", "load", "match", "range_warnings"]
+__all__ = [
+    "USER_FORMS",
+    "Finding",
+    "Part",
+    "applicable",
+    "applicable_to",
+    "findings_keys",
+    "load",
+    "match",
+    "match_impl",
+    "range_warnings",
+]
 
 
 @dataclass(frozen=True)
@@ -133,13 +144,33 @@ def _id_matches(impl_id: str, glob: str) -> bool:
     return all(fnmatch.fnmatch(a, g) for a, g in zip(fw_norm, [*parts, "*"][:2]))
 
 
-def findings_key(impl) -> str:
-    """The id the registry matches for ``impl``: its own, or for a user's target
-    (``impl.framework == "user"``) that runs on a framework (``impl.runs_on``) ``torch/group_norm/*``:
-    the findings of that framework's norm in every form (a finding of one native API does not
-    explain a user's code)."""
+#: The native form a user's target of a framework most likely calls, by the target's form: a torch
+#: function calls torch.nn.functional, a torch module class builds on torch.nn's modules.
+USER_FORMS = {("torch", "function"): "functional", ("torch", "module"): "module"}
+
+
+def findings_keys(impl) -> tuple[str, ...]:
+    """The ids the registry matches for ``impl``: its own; for a user's target
+    (``impl.framework == "user"``) running on a framework (``impl.runs_on``), ``torch/group_norm/*``
+    (the findings of that framework's norm in every form) and, where :data:`USER_FORMS` names the
+    native form such code calls, that form's id (``torch/group_norm/functional``). A finding of
+    another native API (Flax linen's fast variance) does not explain a user's code."""
     runs_on = getattr(impl, "runs_on", None)
-    return f"{runs_on}/{impl.norm}/*" if impl.framework == "user" and runs_on else impl.id
+    if impl.framework != "user" or not runs_on:
+        return (impl.id,)
+    form = USER_FORMS.get((runs_on, impl.form))
+    return (f"{runs_on}/{impl.norm}/*", *([f"{runs_on}/{impl.norm}/{form}"] if form else []))
+
+
+def applicable_to(impl, prop: str, dtype: str) -> tuple[Finding, ...]:
+    """:func:`applicable` over :func:`findings_keys`, each finding once."""
+    keys = findings_keys(impl)
+    return tuple(f for f in load() if any(f.applies(k, prop, dtype) for k in keys))
+
+
+def match_impl(impl, prop: str, dtype: str, case=None) -> Finding | None:
+    """:func:`match` over :func:`findings_keys`."""
+    return next((f for f in applicable_to(impl, prop, dtype) if case is None or f.covers(case)), None)
 
 
 def _installed(package: str) -> str | None:

@@ -66,9 +66,9 @@ def test_a_target_gets_the_findings_of_its_frameworks_norm_in_every_form_only():
 
     from normcheck import findings
 
-    def ids(framework, norm, prop):
-        impl = SimpleNamespace(framework="user", norm=norm, id=f"user/{norm}/function", runs_on=framework)
-        return {f.id for f in findings.load() if f.applies(findings.findings_key(impl), prop, "float32")}
+    def ids(framework, norm, prop, form="function"):
+        impl = SimpleNamespace(framework="user", norm=norm, form=form, id=f"user/{norm}/{form}", runs_on=framework)
+        return {f.id for f in findings.applicable_to(impl, prop, "float32")}
 
     assert "torch-group-norm-single-value-check" in ids("torch", "group_norm", "agreement")
     assert "rsqrt-gradient-underflow" in ids("jax", "layer_norm", "gradient_agreement")
@@ -76,3 +76,7 @@ def test_a_target_gets_the_findings_of_its_frameworks_norm_in_every_form_only():
     assert flax.applies("jax/layer_norm/linen", "agreement", "float32")  # the native API's finding...
     assert "flax-fast-variance" not in ids("jax", "layer_norm", "agreement")  # ...is not the user's
     assert not ids("torch", "layer_norm", "agreement") & {"torch-group-norm-single-value-check"}
+    # a torch function calls torch.nn.functional: F.group_norm's bias-only backward applies to it,
+    # not to a module class (nn.GroupNorm always passes a weight)
+    assert "torch-group-norm-bias-only-backward" in ids("torch", "group_norm", "gradient_agreement")
+    assert "torch-group-norm-bias-only-backward" not in ids("torch", "group_norm", "gradient_agreement", "module")

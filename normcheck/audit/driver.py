@@ -195,7 +195,7 @@ def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record
     if fail is not None:
         case, r = fail
         if finding is None and r.verdict in ("fail", "error"):
-            f = _findings.match(_findings.findings_key(impl), prop_name, dtype, r.case or case)
+            f = _findings.match_impl(impl, prop_name, dtype, r.case or case)
             finding = f.id if f else None
         return Record(
             **base,
@@ -243,7 +243,7 @@ def run_check(
         return _skip(impl, dtype, prop_name, f"{impl.api or impl.id} does not support {dtype}")
     prop = P.PROPERTIES[prop_name]
     settings = run.settings()
-    known = _findings.applicable(_findings.findings_key(impl), prop_name, dtype)
+    known = _findings.applicable_to(impl, prop_name, dtype)
     drive = None
     if strategy is None:
         strategy = strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
