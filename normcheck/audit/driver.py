@@ -17,6 +17,7 @@ from normcheck import findings as _findings
 from normcheck import properties as P
 from normcheck.audit.records import MAX_SAMPLES, Record
 from normcheck.profiles import Run
+from normcheck.properties.second_order import every_case
 
 __all__ = ["run_check", "run_identity"]
 
@@ -245,14 +246,15 @@ def run_check(
     settings = run.settings()
     known = _findings.applicable_to(impl, prop_name, dtype)
     drive = None
-    if strategy is None:
-        strategy = strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
-        if run.seed is not None or settings.derandomize:  # the same examples for every property: replay them
-            key = (impl.norm, dtype, impl.running_stats, run)
-            cases = _drawn(key, strategy, settings, run.seed)
-            drive = _replay(lambda c: prop(impl, c), cases, known, keep_errors=keep_errors)
-    if drive is None:
-        drive = _drive(lambda c: prop(impl, c), strategy, settings, run.seed, known, keep_errors=keep_errors)
+    with every_case(run.profile == "thorough"):  # the second order on every case, not only small ones
+        if strategy is None:
+            strategy = strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
+            if run.seed is not None or settings.derandomize:  # the same examples for every property: replay them
+                key = (impl.norm, dtype, impl.running_stats, run)
+                cases = _drawn(key, strategy, settings, run.seed)
+                drive = _replay(lambda c: prop(impl, c), cases, known, keep_errors=keep_errors)
+        if drive is None:
+            drive = _drive(lambda c: prop(impl, c), strategy, settings, run.seed, known, keep_errors=keep_errors)
     return _record(impl, dtype, prop_name, t0, drive, repro_call=_repro_call(impl))
 
 
