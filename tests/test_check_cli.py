@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -207,16 +206,21 @@ def test_checking_a_torch_target_imports_no_other_framework(tmp_path):
 
 
 def test_hanging_target_does_not_keep_the_process_alive(tmp_path):
-    t0 = time.perf_counter()
+    """The target never returns: the process exits all the same (were exit to wait for the
+    abandoned call, subprocess.run would raise TimeoutExpired)."""
+    (tmp_path / "forever.py").write_text(
+        "import threading\n\n\n"
+        "def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):\n"
+        "    threading.Event().wait()\n"
+    )
     p = subprocess.run(
-        [sys.executable, "-m", "normcheck.cli", "check", f"{DOUBLES}:group_norm_hangs", "--norm", "group_norm",
+        [sys.executable, "-m", "normcheck.cli", "check", "forever.py:group_norm", "--norm", "group_norm",
          "--framework", "numpy", "--timeout", "0.3", "--profile", "quick", "--quiet"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )  # fmt: skip
     assert p.returncode == 1, p.stderr
     assert "HANGS" in p.stdout
-    assert time.perf_counter() - t0 < 55  # the abandoned call sleeps 60 s: exit did not wait for it
 
 
 def test_numpy_target_is_numpy_even_with_jax_imported(tmp_path):

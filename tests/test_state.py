@@ -13,6 +13,7 @@ from normcheck.adapters import Impl
 from normcheck.case import Case, fixed_cases
 from normcheck.profiles import Run
 from normcheck.properties import state
+from normcheck.testing import impl_params
 
 from . import state_doubles as D
 
@@ -53,19 +54,35 @@ def test_keras_momentum_is_invisible_at_one_half():
 
 def _native(norms=("batch_norm", "instance_norm")):
     out = []
-    for impl in adapters.implementations(["numpy", "torch", "jax", "tensorflow"], norms):
-        if impl.mode == "jit" or (impl.framework == "tensorflow" and impl.mode == "compiled"):
+    for p in impl_params(norms, ["numpy", "torch", "jax", "tensorflow"]):  # not installed: a visible skip
+        (impl,) = p.values
+        if impl is not None and (impl.mode == "jit" or (impl.framework == "tensorflow" and impl.mode == "compiled")):
             continue  # same kernels as eager; keeps the file fast
-        out.append(pytest.param(impl, id=impl.id))
+        out.append(p)
     return out
 
 
 @pytest.mark.parametrize("impl", _native())
 def test_native_state(impl):
-    for case in fixed_cases(impl.norm, "float32")[:6]:
-        for prop in state.STATE_PROPERTIES.values():
-            r = prop(impl, case)
-            assert r.verdict in ("pass", "skip"), f"{impl.id} {r.property} on {case.describe()}: {r.message}"
+    """On the fixed cases of ranks 3 and 4 (every layout takes them: torch's channels_last kernels
+    only 4-D): each state property runs on at least one and passes, skipping only cases the
+    implementation refuses as unsupported; without running statistics of its own, the two
+    properties of updates run on none, and eval_uses_running runs unless it has no eval mode."""
+    cases = [c for c in fixed_cases(impl.norm, "float32") if c.x.ndim in (3, 4)]
+    assert cases
+    for name, prop in state.STATE_PROPERTIES.items():
+        results = [(case, prop(impl, case)) for case in cases]
+        for case, r in results:
+            assert r.verdict in ("pass", "skip"), f"{impl.id} {name} on {case.describe()}: {r.message}"
+        ran = sum(r.verdict == "pass" for _, r in results)
+        skipped = {r.message for _, r in results if r.verdict == "skip"}
+        if not impl.running_stats and name != "eval_uses_running":
+            assert ran == 0 and all("keeps no running statistics" in m for m in skipped), (name, skipped)
+        elif not impl.running_stats and ran == 0:  # no eval mode at all (flax InstanceNorm): refused
+            assert all(m.startswith("unsupported:") for m in skipped), (name, skipped)
+        else:
+            assert ran >= 1, f"{impl.id} {name} ran on no case: {skipped}"
+            assert all(m.startswith("unsupported:") for m in skipped), (name, skipped)
 
 
 def test_tf_nn_eval_uses_running_without_updates():

@@ -269,11 +269,16 @@ def test_identity_gn_g_equals_c():
 def test_profiles():
     names = profiles.register_profiles()
     assert set(names) == {"dev", "quick", "ci", "default", "thorough"} == set(profiles.PROFILES)
-    ci = settings.get_profile("ci")
-    assert ci.derandomize and ci.deadline is None and ci.print_blob and ci.max_examples == 15
-    assert settings.get_profile("thorough").max_examples == 500
-    assert settings.get_profile("quick").derandomize and settings.get_profile("quick").max_examples == 10
-    assert settings.get_profile("dev").max_examples < settings.get_profile("default").max_examples == 25
+    got = {n: settings.get_profile(n) for n in names}
+    for n in names:  # registered as declared
+        for k, v in profiles.PROFILES[n].settings.items():
+            assert getattr(got[n], k) == v, (n, k)
+    ci, quick = got["ci"], got["quick"]
+    assert ci.derandomize and quick.derandomize  # reproducible runs
+    assert ci.deadline is None and ci.print_blob
+    examples = {n: got[n].max_examples for n in names}
+    assert examples["quick"] <= examples["ci"] < examples["default"] < examples["thorough"], examples
+    assert examples["dev"] < examples["default"], examples
 
 
 #: The norms torch.nn.functional ships (by the specs' own ``torch`` field; Switchable Norm has none).
