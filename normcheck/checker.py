@@ -438,7 +438,6 @@ def check(
         s = _spec.get(norm)
         run_dtypes = _dtypes(profile, dtypes)
         config = Run(profile, seed=seed, max_examples=max_examples)
-        from normcheck.adapters.base import Impl
 
         strategy_for = None
         if target.strategy("float32") is not None:  # axes, ranks, shape, pinned arguments (validated by wrap)
@@ -446,16 +445,7 @@ def check(
             def strategy_for(dt):
                 return target.strategy(dt)
 
-        impl = Impl(
-            "user",
-            norm,
-            target.form,
-            target,
-            api=target.label,
-            dtypes=run_dtypes,
-            running_stats=s.has_running_stats and target.running_stats,
-            runs_on=target.framework,  # the framework's registered findings apply to the target
-        )
+        impl = _user_impl(target, norm, dtypes=run_dtypes, running_stats=s.has_running_stats and target.running_stats)
         report = CheckReport(
             target.label, norm, target.framework, target.form, profile, seed, [], notes=list(target.notes)
         )
@@ -516,6 +506,14 @@ def _outputs(report: CheckReport, target: Target) -> None:
             report.outputs[id(r)] = seen[key]
 
 
+def _user_impl(target: Target, norm: str, **kw):
+    """The target as the Impl the properties and autodiff drive (framework "user", running on its
+    own framework, whose registered findings apply to it)."""
+    from normcheck.adapters.base import Impl
+
+    return Impl("user", norm, target.form, target, api=target.label, runs_on=target.framework, **kw)
+
+
 def _run_diagnosis(report: CheckReport, target: Target, module, seed):
     """Diagnose each deviating dtype on its own failing cases (float16-only failures never enter
     float32's diagnosis), then join them into one answer (:func:`normcheck.diagnose.combine`)."""
@@ -549,6 +547,8 @@ def _run_diagnosis(report: CheckReport, target: Target, module, seed):
                 strategy=strategy,
                 running=bool(getattr(target, "running_stats", True)),
             )
+            if d is None and any(r.property.startswith("gradient_") for r in fails):
+                d = module.diagnose_gradient(_user_impl(target, report.norm), report.norm, cases, dtype=dt)
         except Exception as e:  # the diagnosis must never turn a report into a crash
             report.notes.append(f"the diagnosis could not run: {type(e).__name__}: {e}".splitlines()[0])
             continue

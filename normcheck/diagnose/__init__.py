@@ -52,6 +52,7 @@ results rounded to the dtype, sums accumulated wide) and judged with the model's
 from __future__ import annotations
 
 from normcheck.diagnose.evaluate import REFERENCE, compute, judge, matches, outcome
+from normcheck.diagnose.gradient import diagnose_gradient
 from normcheck.diagnose.known import (
     EPS_FITS,
     Variant,
@@ -78,6 +79,7 @@ __all__ = [
     "compose",
     "compute",
     "diagnose",
+    "diagnose_gradient",
     "failing_cases",
     "gradient_variants",
     "judge",

@@ -78,6 +78,7 @@ __all__ = [
     "GRADIENT_PROPERTIES",
     "calibrate",
     "cotangent",
+    "detached_input_gradients",
     "direction",
     "finite_differences",
     "grad_scales",
@@ -273,6 +274,31 @@ def hvp_scales(case: Case, dy, v) -> np.ndarray:
                 m = np.maximum(m, np.mean(g * (1 + ay) * (av + b), axis=t.axes, keepdims=True))
         s2 = error_model.second_order_scale(yhat, g, av, sigma, conditioning=1 + np.sqrt(n) * kappa, a=a, b=b, m=m)
     return np.broadcast_to(s2, p.view_shape).reshape(case.x.shape) + float(dtypes.finfo(case.dtype).tiny)
+
+
+def detached_input_gradients(case: Case, dy) -> dict[str, np.ndarray]:
+    """The float64 input gradient of an implementation that treats statistics as constants (a
+    ``detach``, ``no_grad`` or ``stop_gradient`` on them), by what it detaches. With g = dy weight
+    and y^ = (x - mean) / sigma over each set S, the true gradient is
+    ``(g - mean_S(g) - y^ mean_S(g y^)) / sigma``; a detached mean drops ``mean_S(g)``, a detached
+    variance (rsqrt) drops ``y^ mean_S(g y^)``, both leave ``g / sigma``. Single-set norms in
+    training only (an empty dict otherwise)."""
+    if case.spec.mix or not case.use_batch_stats:
+        return {}
+    p, yhat, sigma, _ = _normalized(case)
+    g = _through_affine(case, p, dy)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        mg = np.mean(g, axis=p.reduce, keepdims=True)
+        mgy = np.mean(g * yhat, axis=p.reduce, keepdims=True)
+        if case.spec.center:
+            out = {
+                "detached_mean_and_variance": g / sigma,
+                "detached_mean": (g - yhat * mgy) / sigma,
+                "detached_variance": (g - mg) / sigma,
+            }
+        else:
+            out = {"detached_rsqrt": g / sigma}
+    return {k: v.reshape(case.x.shape) for k, v in out.items()}
 
 
 def grad_scales(case: Case, dy) -> dict[str, np.ndarray]:
