@@ -81,6 +81,7 @@ LABELS = {  # five-character column labels for the table
     "gradient_agreement": "grad",
     "gradient_sums_to_zero": "g∑0",
     "gradient_orthogonal": "g⊥ŷ",
+    "gradient_second_order": "g2",
     "fold_agreement": "fold",
 }
 
