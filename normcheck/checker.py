@@ -232,6 +232,8 @@ class CheckReport:
         out = [f"── {tag} {r.property} ({r.dtype}): {r.message}"]
         if r.verdict == "fail" and math.isfinite(r.observed) and "u·s" not in r.message:
             out.append(f"   observed {r.observed:.3g} u·s, allowed {r.allowed:g} u·s (error-model units)")
+        if r.verdict == "fail" and r.raises:  # it also raised, on other examples: both are reported
+            out.append(f"   also raises when: {_raised_on(r.raises)}")
         if not r.counterexample:
             return out
         key = repr(r.counterexample)
@@ -512,6 +514,16 @@ def _user_impl(target: Target, norm: str, **kw):
     from normcheck.adapters.base import Impl
 
     return Impl("user", norm, target.form, target, api=target.label, runs_on=target.framework, **kw)
+
+
+def _raised_on(raises: dict[str, Any]) -> str:
+    """ "<message>, smallest case: <case>" for a record's ``raises``."""
+    from normcheck.case import Case
+
+    try:
+        return f"{raises['message']}; smallest case: {Case.from_json(raises['counterexample']).describe()}"
+    except (ValueError, KeyError, TypeError):
+        return str(raises.get("message", ""))
 
 
 def _run_diagnosis(report: CheckReport, target: Target, module, seed):

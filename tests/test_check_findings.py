@@ -53,6 +53,7 @@ def test_an_error_does_not_hide_the_deviation_behind_it():
     assert agreement.raises is not None and "a weight is required" in agreement.raises["message"]
     assert agreement.raises["counterexample"]["weight"] is None
     assert np.isfinite(agreement.observed) or agreement.observed == np.inf
+    assert "also raises when: raised RuntimeError: a weight is required" in report.summary()
     statistics = by_prop["statistics"]  # runs without affine parameters only: every example raises
     assert statistics.verdict == "error" and "a weight is required" in statistics.message
     assert statistics.to_json()["raises"]["message"] == statistics.message
