@@ -1785,6 +1785,9 @@ def repro_setup(target: Target, ref: str | None) -> str:
     if target.options:
         args += ", probe=False"
     if ref:
+        path, sep, attr = ref.rpartition(":")
+        if sep and _is_file_ref(path):  # the snippet runs from any folder: the file by its absolute path
+            ref = f"{Path(path).expanduser().resolve()}:{attr}"
         return f"{head}\nfn = wrap(load({ref!r}), {args})"
     mod = getattr(target.obj, "__module__", None)
     qual = getattr(target.obj, "__qualname__", "")
