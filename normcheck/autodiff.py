@@ -35,7 +35,7 @@ from collections.abc import Callable
 import numpy as np
 
 from normcheck import adapters
-from normcheck.adapters.base import Adapter, Unsupported
+from normcheck.adapters.base import Unsupported
 from normcheck.case import Case
 
 __all__ = ["FRAMEWORKS", "hvp", "second_order_missing", "vjp"]
@@ -78,13 +78,11 @@ def second_order_missing(impl) -> str | None:
     on the implementation."""
     framework = getattr(impl, "framework", "")
     if framework == "user":
-        framework, method = getattr(impl, "runs_on", None), "target_hvp"
-    else:
-        method = "hvp"
+        framework = getattr(impl, "runs_on", None)
     if framework not in adapters.FRAMEWORKS:
         return f"{framework or '?'} has no autodiff"
     a = adapters.get(framework)
-    if getattr(type(a), method) is getattr(Adapter, method):
+    if "second_order" not in a.parts:
         return f"{framework} has no autodiff" if not a.has_vjp else f"{framework}: no second-order autodiff"
     return None
 

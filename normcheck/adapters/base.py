@@ -167,37 +167,57 @@ class Adapter:
         raise NotImplementedError
 
     # --- optional capabilities ---------------------------------------------------------------------
+    #: The capability modules the framework's package has (imported only when asked for): "autodiff"
+    #: (``vjp``/``target_vjp``; with "second_order" also ``hvp``/``target_hvp``), "conventions"
+    #: (``probes()``), "bench" (``NATIVES``), "fold", "port", "layers" (the modules themselves).
+    parts: frozenset[str] = frozenset()
+
+    def part(self, name: str):
+        """The package's capability module ``name`` (``normcheck.adapters.<framework>.<name>``), or
+        None where the framework has none."""
+        if name not in self.parts:
+            return None
+        return importlib.import_module(f"{type(self).__module__}.{name}")
+
     def vjp(self, impl: Impl, case, dy: np.ndarray) -> dict[str, np.ndarray]:
         """The vector-Jacobian product of the native norm ``impl`` exposes, at the
         :class:`~normcheck.case.Case` ``case``, for the output cotangent ``dy``: ``{"input": dx,
         "weight": dw, "bias": db}`` (weight/bias only where the case has them), NumPy arrays in the
         native gradient dtype, channels-first like the case (see :mod:`normcheck.autodiff`)."""
-        raise Unsupported(f"{self.name} has no autodiff")
+        return self._autodiff("vjp")(impl, case, dy)
 
     @property
     def has_vjp(self) -> bool:
-        """Does this adapter override :meth:`vjp` (the framework has autodiff)?"""
-        return type(self).vjp is not Adapter.vjp
+        """Does the framework have autodiff (an "autodiff" part)?"""
+        return "autodiff" in self.parts
+
+    def _autodiff(self, fn: str):
+        """The autodiff part's function ``fn``, raising :class:`Unsupported` where there is none."""
+        second = fn.endswith("hvp")
+        f = getattr(self.part("autodiff"), fn, None) if not second or "second_order" in self.parts else None
+        if f is None:
+            raise Unsupported(self._no_second_order() if second else f"{self.name} has no autodiff")
+        return f
 
     def target_vjp(self, target, case, dy: np.ndarray) -> dict[str, np.ndarray]:
         """The VJP of a user's target of this framework (a :class:`normcheck.target.Target`, called
         with native arrays through its ``native_call``; a Keras/flax.linen layer class through the
         framework's own layer machinery), in :meth:`vjp`'s terms: ``{"input", "weight", "bias"}``.
         The whole forward and backward pass runs in the target's guard (its worker thread, under its
-        per-call timeout). Raises :class:`Unsupported` by default (no autodiff)."""
-        raise Unsupported(f"{self.name} has no autodiff")
+        per-call timeout). Raises :class:`Unsupported` without autodiff."""
+        return self._autodiff("target_vjp")(target, case, dy)
 
     def hvp(self, impl: Impl, case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Second order: the derivative of the input gradient of ``<dy, f(x)>`` along the input
         direction ``v`` (a Hessian-vector product), through the framework's own autodiff of the
         native norm ``impl`` (torch: double backward; JAX: forward-over-reverse), a NumPy array
-        shaped like the input. Raises :class:`Unsupported` by default."""
-        raise Unsupported(self._no_second_order())
+        shaped like the input. Raises :class:`Unsupported` where the framework has none."""
+        return self._autodiff("hvp")(impl, case, dy, v)
 
     def target_hvp(self, target, case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
         """:meth:`hvp` of a user's target (as :meth:`target_vjp` calls it). Raises :class:`Unsupported`
-        by default."""
-        raise Unsupported(self._no_second_order())
+        where the framework has none."""
+        return self._autodiff("target_hvp")(target, case, dy, v)
 
     def _no_second_order(self) -> str:
         return f"{self.name}: no second-order autodiff" if self.has_vjp else f"{self.name} has no autodiff"
@@ -205,31 +225,33 @@ class Adapter:
     def convention_probes(self) -> list:
         """The framework's layers as :class:`normcheck.conventions.Probe` objects, measured by
         :func:`normcheck.conventions.measure` (imports the framework)."""
-        return []
+        m = self.part("conventions")
+        return m.probes() if m is not None else []
 
     def bench_natives(self) -> BenchNatives | None:
         """The framework's part of ``normcheck bench`` (:mod:`normcheck.bench.native`), or None where
         the bench times none of its calls. Imports no framework (its ``build`` and ``copy`` do)."""
-        return None
+        m = self.part("bench")
+        return m.NATIVES if m is not None else None
 
     def batch_norm_folding(self):
         """BatchNorm folding for :mod:`normcheck.properties.fold`, or None where the framework has
         none: a namespace with ``fold(layer, bn)`` (raising :class:`FoldError`), ``reference(layer,
         bn, x)`` (the float64 pieces of the error model), ``run(layer, x)``, ``random_layer(rng,
         x_shape, dtype)``, ``layers_for(case)`` and ``train(bn)``."""
-        return None
+        return self.part("fold")
 
     def layer_porting(self):
         """The framework's side of :mod:`normcheck.port`, or None: a namespace whose functions read,
         build and run the framework's norm layers (raising :class:`PortError`)."""
-        return None
+        return self.part("port")
 
     def layer_driving(self):
         """How :mod:`normcheck.target` drives a user's layer object of this framework, or None (plain
         attributes, no grad mode): a namespace with ``no_grad()``, ``cast(layer, dtype)`` (as
         ``module.to(dtype)``), ``put(layer, attr, t, dtype)`` (a parameter or buffer in place) and
         ``full(shape, value, dtype)``."""
-        return None
+        return self.part("layers")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

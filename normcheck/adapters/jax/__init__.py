@@ -477,6 +477,7 @@ _NOTES = {
 class JaxAdapter(Adapter):
     name = "jax"
     module = "jax"
+    parts = frozenset({"autodiff", "second_order", "conventions", "bench", "port"})
 
     def owns(self, x) -> bool:
         jax = sys.modules.get("jax")
@@ -508,41 +509,6 @@ class JaxAdapter(Adapter):
 
     def to_numpy(self, x):
         return np.array(x)  # a writable copy; bfloat16 comes back as ml_dtypes.bfloat16
-
-    def vjp(self, impl: Impl, case, dy: np.ndarray) -> dict[str, np.ndarray]:
-        from normcheck.adapters.jax import autodiff
-
-        return autodiff.vjp(impl, case, dy)
-
-    def target_vjp(self, target, case, dy: np.ndarray) -> dict[str, np.ndarray]:
-        from normcheck.adapters.jax import autodiff
-
-        return autodiff.target_vjp(target, case, dy)
-
-    def hvp(self, impl: Impl, case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
-        from normcheck.adapters.jax import autodiff
-
-        return autodiff.hvp(impl, case, dy, v)
-
-    def target_hvp(self, target, case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
-        from normcheck.adapters.jax import autodiff
-
-        return autodiff.target_hvp(target, case, dy, v)
-
-    def convention_probes(self) -> list:
-        from normcheck.adapters.jax import conventions
-
-        return conventions.probes()
-
-    def bench_natives(self):
-        from normcheck.adapters.jax import bench
-
-        return bench.NATIVES
-
-    def layer_porting(self):
-        from normcheck.adapters.jax import port
-
-        return port
 
     def implementations(self) -> list[Impl]:
         dts = ("float64",) if _x64_enabled() else ()

@@ -27,6 +27,7 @@ def _rounded(fn):
 class NumpyAdapter(Adapter):
     name = "numpy"
     module = "numpy"
+    parts = frozenset({"conventions", "bench"})
 
     def owns(self, x) -> bool:
         return isinstance(x, np.ndarray | np.generic)
@@ -36,16 +37,6 @@ class NumpyAdapter(Adapter):
 
     def to_numpy(self, x):
         return np.asarray(x)
-
-    def convention_probes(self) -> list:
-        from normcheck.adapters.numpy import conventions
-
-        return conventions.probes()
-
-    def bench_natives(self):
-        from normcheck.adapters.numpy import bench
-
-        return bench.NATIVES
 
     def implementations(self) -> list[Impl]:
         out = []

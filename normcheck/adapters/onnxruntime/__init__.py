@@ -462,6 +462,7 @@ _NOTES = {
 class OnnxRuntimeAdapter(Adapter):
     name = "onnxruntime"
     module = "onnxruntime"
+    parts = frozenset({"conventions", "bench"})
 
     def owns(self, x) -> bool:
         return False  # ORT hands back NumPy arrays
@@ -474,16 +475,6 @@ class OnnxRuntimeAdapter(Adapter):
 
     def to_numpy(self, x) -> np.ndarray:
         return np.asarray(x)
-
-    def convention_probes(self) -> list:
-        from normcheck.adapters.onnxruntime import conventions
-
-        return conventions.probes()
-
-    def bench_natives(self):
-        from normcheck.adapters.onnxruntime import bench
-
-        return bench.NATIVES
 
     def implementations(self) -> list[Impl]:
         names = _spec.names()

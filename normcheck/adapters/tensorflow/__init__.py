@@ -377,6 +377,7 @@ def _tfnn_call(s: _spec.Spec, a: dict[str, Any]):
 class TensorFlowAdapter(Adapter):
     name = "tensorflow"
     module = "tensorflow"
+    parts = frozenset({"autodiff", "conventions", "bench", "port"})
     distribution = "tensorflow-cpu"
 
     def owns(self, x) -> bool:
@@ -399,31 +400,6 @@ class TensorFlowAdapter(Adapter):
         if hasattr(x, "numpy"):
             return np.asarray(x.numpy())
         return np.asarray(x)
-
-    def vjp(self, impl: Impl, case, dy: np.ndarray) -> dict[str, np.ndarray]:
-        from normcheck.adapters.tensorflow import autodiff
-
-        return autodiff.vjp(impl, case, dy)
-
-    def target_vjp(self, target, case, dy: np.ndarray) -> dict[str, np.ndarray]:
-        from normcheck.adapters.tensorflow import autodiff
-
-        return autodiff.target_vjp(target, case, dy)
-
-    def convention_probes(self) -> list:
-        from normcheck.adapters.tensorflow import conventions
-
-        return conventions.probes()
-
-    def bench_natives(self):
-        from normcheck.adapters.tensorflow import bench
-
-        return bench.NATIVES
-
-    def layer_porting(self):
-        from normcheck.adapters.tensorflow import port
-
-        return port
 
     def implementations(self) -> list[Impl]:
         out = []

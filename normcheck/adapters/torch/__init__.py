@@ -299,6 +299,7 @@ _NOTES = {
 class TorchAdapter(Adapter):
     name = "torch"
     module = "torch"
+    parts = frozenset({"autodiff", "second_order", "conventions", "bench", "port", "fold", "layers"})
 
     def owns(self, x) -> bool:
         torch = sys.modules.get("torch")
@@ -325,51 +326,6 @@ class TorchAdapter(Adapter):
         if t.dtype == torch.bfloat16:
             return t.to(torch.float32).numpy().astype(dtypes.np_dtype("bfloat16"))
         return np.array(t.numpy(), copy=True)
-
-    def vjp(self, impl: Impl, case, dy: np.ndarray) -> dict[str, np.ndarray]:
-        from normcheck.adapters.torch import autodiff
-
-        return autodiff.vjp(impl, case, dy)
-
-    def target_vjp(self, target, case, dy: np.ndarray) -> dict[str, np.ndarray]:
-        from normcheck.adapters.torch import autodiff
-
-        return autodiff.target_vjp(target, case, dy)
-
-    def hvp(self, impl: Impl, case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
-        from normcheck.adapters.torch import autodiff
-
-        return autodiff.hvp(impl, case, dy, v)
-
-    def target_hvp(self, target, case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
-        from normcheck.adapters.torch import autodiff
-
-        return autodiff.target_hvp(target, case, dy, v)
-
-    def convention_probes(self) -> list:
-        from normcheck.adapters.torch import conventions
-
-        return conventions.probes()
-
-    def bench_natives(self):
-        from normcheck.adapters.torch import bench
-
-        return bench.NATIVES
-
-    def layer_porting(self):
-        from normcheck.adapters.torch import port
-
-        return port
-
-    def batch_norm_folding(self):
-        from normcheck.adapters.torch import fold
-
-        return fold
-
-    def layer_driving(self):
-        from normcheck.adapters.torch import layers
-
-        return layers
 
     def implementations(self) -> list[Impl]:
         out = []
