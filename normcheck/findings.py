@@ -65,6 +65,7 @@ class Finding:
     case: dict[str, Any] = field(default_factory=dict, compare=False)
     observed: str = ""
     where: str = ""  # a condition on the case (see ``covers``); empty: any case
+    raises: bool = False  # the deviation is an exception: it explains errors, and only errors
     also: tuple[Part, ...] = ()
     observed_in: tuple[str, ...] = ()  # the first framework's (``Part.observed_in``)
     absent_in: tuple[str, ...] = ()
@@ -111,6 +112,12 @@ class Finding:
             "prod": math.prod,
         }
         return bool(eval(self.where, {"__builtins__": {}}, names))
+
+    def explains(self, case, verdict: str) -> bool:
+        """Does the finding explain a check's ``verdict`` ("fail" or "error") on ``case``? A raise
+        is explained only by a finding that says it raises (``raises = true``), a wrong value only
+        by one that does not: an exception never hides behind a numerical finding."""
+        return (verdict == "error") == self.raises and self.covers(case)
 
     def applies(self, impl_id: str, prop: str, dtype: str, version: str | None = None) -> bool:
         """Does the finding apply to ``impl_id`` (an implementation id, or ``framework/norm/*``:
@@ -168,9 +175,16 @@ def applicable_to(impl, prop: str, dtype: str) -> tuple[Finding, ...]:
     return tuple(f for f in load() if any(f.applies(k, prop, dtype) for k in keys))
 
 
-def match_impl(impl, prop: str, dtype: str, case=None) -> Finding | None:
+def match_impl(impl, prop: str, dtype: str, case=None, verdict: str = "fail") -> Finding | None:
     """:func:`match` over :func:`findings_keys`."""
-    return next((f for f in applicable_to(impl, prop, dtype) if case is None or f.covers(case)), None)
+    return next(
+        (
+            f
+            for f in applicable_to(impl, prop, dtype)
+            if (f.raises == (verdict == "error")) and (case is None or f.covers(case))
+        ),
+        None,
+    )
 
 
 def _installed(package: str) -> str | None:
@@ -205,6 +219,7 @@ def load(path: str | None = None) -> tuple[Finding, ...]:
             case=f.get("case", {}),
             observed=f.get("observed", ""),
             where=f.get("where", ""),
+            raises=bool(f.get("raises", False)),
             also=tuple(
                 Part(
                     a["framework"],
@@ -224,11 +239,15 @@ def load(path: str | None = None) -> tuple[Finding, ...]:
     )
 
 
-def match(impl_id: str, prop: str, dtype: str, case=None) -> Finding | None:
-    """The registered finding that explains a failure of ``prop`` on ``impl_id`` at ``dtype``
-    (on ``case``, for findings with a ``where`` region)."""
+def match(impl_id: str, prop: str, dtype: str, case=None, verdict: str = "fail") -> Finding | None:
+    """The registered finding that explains a ``verdict`` ("fail": a wrong value, "error": a raise)
+    of ``prop`` on ``impl_id`` at ``dtype`` (on ``case``, for findings with a ``where`` region)."""
     return next(
-        (f for f in load() if f.applies(impl_id, prop, dtype) and (case is None or f.covers(case))),
+        (
+            f
+            for f in load()
+            if f.applies(impl_id, prop, dtype) and f.raises == (verdict == "error") and (case is None or f.covers(case))
+        ),
         None,
     )
 

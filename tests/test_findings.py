@@ -45,7 +45,22 @@ def test_registered_finding_reproduces(finding, part):
     results = {impl.id: prop(impl, case) for impl in impls}
     passed = {k: r.message for k, r in results.items() if r.verdict == "pass"}
     assert not passed, f"{finding.id} no longer reproduces on {passed}"
-    assert any(r.verdict in ("fail", "error") for r in results.values()), {k: r.message for k, r in results.items()}
+    want = "error" if finding.raises else "fail"  # a raise and a wrong value are different findings
+    assert any(r.verdict == want for r in results.values()), (want, {k: r.message for k, r in results.items()})
+
+
+def test_an_error_is_not_explained_by_a_numerical_finding():
+    case = Case("layer_norm", np.zeros((1, 3), np.float32), {"normalized_shape": (3,)})
+    numeric = findings.Finding("n", "numpy", ">=1", ("numpy/*",), ("agreement",), "e")
+    raising = findings.Finding("r", "numpy", ">=1", ("numpy/*",), ("agreement",), "e", raises=True)
+    assert numeric.explains(case, "fail") and not numeric.explains(case, "error")
+    assert raising.explains(case, "error") and not raising.explains(case, "fail")
+
+
+def test_every_raising_finding_says_so():
+    """A finding whose smallest case raises is marked ``raises`` (else the audit would not match it)."""
+    for f in findings.load():
+        assert f.raises == ("raises" in f.observed), f"{f.id}: observed {f.observed!r} but raises={f.raises}"
 
 
 def _regime(f):

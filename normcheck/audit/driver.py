@@ -106,7 +106,7 @@ def _judge(d: _Drive, case, r: P.Result, known, *, keep_errors: bool = False) ->
     if len(d.samples) < MAX_SAMPLES and math.isfinite(r.observed):
         d.samples.append(float(r.observed))
     if not r.ok:
-        f = next((f for f in known if f.covers(r.case or case)), None)
+        f = next((f for f in known if f.explains(r.case or case, r.verdict)), None)
         if f is not None:
             prev = d.hits.get(f.id)
             if prev is None or case.x.size < prev[0].x.size:
@@ -196,7 +196,7 @@ def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record
     if fail is not None:
         case, r = fail
         if finding is None and r.verdict in ("fail", "error"):
-            f = _findings.match_impl(impl, prop_name, dtype, r.case or case)
+            f = _findings.match_impl(impl, prop_name, dtype, r.case or case, r.verdict)
             finding = f.id if f else None
         return Record(
             **base,
