@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
 
 from normcheck import checker, cli, target
 from normcheck.target import TargetError
 
 from . import real_layers as R
+from .sampling import draw
 
 torch = R.torch
 pytestmark = pytest.mark.skipif(torch is None, reason="torch is not installed (pip install 'normcheck[torch]')")
@@ -28,18 +28,6 @@ def _check(obj, norm, **kw):
     for k, v in FAST.items():
         kw.setdefault(k, v)
     return checker.check(obj, norm, **kw)
-
-
-def _draw(strategy, n=30):
-    out = []
-
-    @settings(max_examples=n, database=None, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def collect(case):
-        out.append(case)
-
-    collect()
-    return out
 
 
 # --- verdicts ---------------------------------------------------------------------------------------
@@ -155,7 +143,7 @@ def test_eps_default_is_the_layers_own():
     """eps=None (rms_norm's default) passes no eps; the cases then carry the layer's default."""
     t = target.wrap(R.LlamaRMSNorm, "rms_norm")
     assert t.eps_default == 1e-6
-    cases = _draw(t.strategy("float32"))
+    cases = draw(t.strategy("float32"))
     assert all(c.args["eps"] is not None for c in cases)
     assert any(c.args["eps"] == 1e-6 for c in cases)
     assert all(len(c.args["normalized_shape"]) == 1 for c in cases)  # hidden_size: one normalized size
@@ -167,10 +155,10 @@ def test_init_template_and_pinned_arguments():
     t = target.wrap(R.LlamaRMSNorm, "rms_norm", init="hidden_size={C}, eps={eps}")
     assert t.ctor.mode == "template" and "--init" in t.notes[1]
     g = target.wrap(R.SwappedGroupNorm, "group_norm", args={"num_groups": 4})
-    cases = _draw(g.strategy("float32"))
+    cases = draw(g.strategy("float32"))
     assert {c.args["num_groups"] for c in cases} == {4} and all(c.x.shape[1] % 4 == 0 for c in cases)
     e = target.wrap(R.LlamaRMSNorm, "rms_norm", args={"eps": 1e-3})
-    assert {c.args["eps"] for c in _draw(e.strategy("float32"))} == {1e-3}
+    assert {c.args["eps"] for c in draw(e.strategy("float32"))} == {1e-3}
     with pytest.raises(TargetError, match=r"unknown placeholder \{X\}"):
         target.wrap(R.LlamaRMSNorm, "rms_norm", init="hidden_size={X}")
     with pytest.raises(TargetError, match="has no parameter 'foo'"):
@@ -183,11 +171,11 @@ def test_bias_free_layer_needs_no_bias_and_parameter_free_no_affine():
     with pytest.raises(TargetError, match=r"has a weight but no bias.*--no-bias"):
         target.wrap(R.BiasFreeLayerNorm, "layer_norm")
     t = target.wrap(R.BiasFreeLayerNorm, "layer_norm", no_bias=True)
-    assert all(c.bias is None for c in _draw(t.strategy("float32")))
+    assert all(c.bias is None for c in draw(t.strategy("float32")))
     with pytest.raises(TargetError, match=r"has no weight or bias.*--no-affine"):
         target.wrap(R.ParameterFreeRMSNorm, "rms_norm")
     t = target.wrap(R.ParameterFreeRMSNorm, "rms_norm", no_affine=True)
-    assert all(c.weight is None and c.bias is None for c in _draw(t.strategy("float32")))
+    assert all(c.weight is None and c.bias is None for c in draw(t.strategy("float32")))
 
 
 # --- dtypes, ranks, one instance --------------------------------------------------------------------------
@@ -214,7 +202,7 @@ def test_ranks_inferred_from_the_name_or_a_probe_and_noted():
     assert img.ranks() == (4,) and any("rank 4 only" in n and "expected 4D input" in n for n in img.notes)
     assert target.wrap(torch.nn.GroupNorm, "group_norm").ranks() == (2, 3, 4, 5)
     given_ = target.wrap(torch.nn.GroupNorm, "group_norm", ranks=(3,), shape=(None, 8, None))
-    assert all(c.x.shape[1] == 8 and c.x.ndim == 3 for c in _draw(given_.strategy("float32")))
+    assert all(c.x.shape[1] == 8 and c.x.ndim == 3 for c in draw(given_.strategy("float32")))
 
 
 def test_one_instance_carries_a_train_eval_sequence():

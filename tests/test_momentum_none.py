@@ -11,31 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
 
 from normcheck import checker, cli, conventions, reference, strategies, target
 from normcheck.case import Case
 from normcheck.properties import state
 
 from . import momentum_doubles as D
+from .sampling import draw
 
 torch = D.torch
 DOUBLES = str(Path(__file__).with_name("momentum_doubles.py"))
 STATE = ["running_stats_steps", "eval_uses_running", "train_eval_convergence"]
 CI = {"profile": "ci", "dtypes": ["float32"]}
 PINNED = {"momentum": None}  # --arg momentum=None
-
-
-def _draw(strategy, n=40):
-    out = []
-
-    @settings(max_examples=n, database=None, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def collect(case):
-        out.append(case)
-
-    collect()
-    return out
 
 
 def _check(cls, properties, **kw):
@@ -88,13 +76,13 @@ def test_reference_cumulative_average_matches_torch():
 
 
 def test_default_draws_never_name_momentum_none():
-    cases = _draw(strategies.cases("batch_norm", running_stats=True), n=40)
+    cases = draw(strategies.cases("batch_norm", running_stats=True), n=40)
     assert all(c.args["momentum"] is not None for c in cases)
-    assert all(m is not None for m in _draw(strategies.momenta(), n=60))
+    assert all(m is not None for m in draw(strategies.momenta(), n=60))
 
 
 def test_momentum_none_option_draws_none_among_floats():
-    cases = _draw(strategies.cases("batch_norm", running_stats=True, momentum_none=True), n=40)
+    cases = draw(strategies.cases("batch_norm", running_stats=True, momentum_none=True), n=40)
     drawn = [c.args["momentum"] for c in cases]
     assert None in drawn and any(m is not None for m in drawn)
     assert all(m is None or 0 < m <= 1 for m in drawn)
@@ -103,7 +91,7 @@ def test_momentum_none_option_draws_none_among_floats():
 def test_only_a_constructor_that_accepts_none_gets_none_drawn():
     native = target.wrap(torch.nn.BatchNorm2d, "batch_norm")  # momentum: Optional[float] = 0.1
     assert native.case_options().get("momentum_none") is True
-    assert any(c.args.get("momentum", 0.1) is None for c in _draw(native.strategy("float32")))
+    assert any(c.args.get("momentum", 0.1) is None for c in draw(native.strategy("float32"), 40))
     own = target.wrap(D.CumulativeBatchNorm, "batch_norm")  # momentum: float | None = 0.1
     assert own.case_options().get("momentum_none") is True
     from . import real_layers as R
@@ -113,7 +101,7 @@ def test_only_a_constructor_that_accepts_none_gets_none_drawn():
     pinned = target.wrap(torch.nn.BatchNorm2d, "batch_norm", args=PINNED)
     opts = pinned.case_options()
     assert opts["pinned"] == {"momentum": None} and "momentum_none" not in opts
-    assert all(c.args["momentum"] is None for c in _draw(pinned.strategy("float32")))
+    assert all(c.args["momentum"] is None for c in draw(pinned.strategy("float32"), 40))
 
 
 # --- the verdicts --------------------------------------------------------------------------------------------
