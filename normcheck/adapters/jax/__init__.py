@@ -214,12 +214,26 @@ def _jit_config(cfg: dict[str, Any]) -> tuple[tuple, float | None]:
     return tuple(sorted(cfg.items())), None
 
 
+def nnx_class(norm: str):
+    """``flax.nnx``'s class of ``norm``; :class:`Unsupported` (the nnx checks skip with the reason)
+    where the installed Flax lacks it or ``nnx.Variable.set_value``, which the nnx forms call: both
+    are there from flax 0.12.1 (0.10.2 and 0.11.2 have neither ``set_value`` nor ``nnx.InstanceNorm``)."""
+    import flax
+    from flax import nnx
+
+    cls = getattr(nnx, FLAX_CLASSES[norm], None)
+    if cls is None or not hasattr(nnx.Variable, "set_value"):
+        missing = f"nnx.{FLAX_CLASSES[norm]}" if cls is None else "nnx.Variable.set_value"
+        raise Unsupported(f"flax {flax.__version__} has no {missing} (the nnx forms need flax >= 0.12.1)")
+    return cls
+
+
 def nnx_layer(norm, num_features, cfg, params, stats):
     """The ``flax.nnx`` layer of ``cfg`` (``rngs=nnx.Rngs(0)``) with its Param/BatchStat values
     set from ``params``/``stats`` (device arrays, or tracers inside a jitted function)."""
     from flax import nnx
 
-    layer = getattr(nnx, FLAX_CLASSES[norm])(num_features, **cfg, rngs=nnx.Rngs(0))
+    layer = nnx_class(norm)(num_features, **cfg, rngs=nnx.Rngs(0))
     for name, value in params.items():
         # nnx keeps every affine parameter as a vector of num_features (LayerNorm/RMSNorm: flattened).
         getattr(layer, name).set_value(value.reshape(-1))
