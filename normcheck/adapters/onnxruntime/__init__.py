@@ -22,6 +22,7 @@ Importing this module imports neither onnx nor onnxruntime; an Impl imports them
 from __future__ import annotations
 
 import inspect
+import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -220,12 +221,28 @@ def _session(key, name: str, make_graph: Callable[[], Any], opset: int):
     except Exception as e:  # ORT's NotImplemented: no CPU kernel for this op/dtype
         if "NOT_IMPLEMENTED" in str(e):
             raise Unsupported(f"onnxruntime has no CPU kernel: {str(e).splitlines()[0]}") from None
+        too_new = _too_new(str(e))
+        if too_new:  # an older runtime (1.22: IR version 10, opset 22): RMSNormalization-23 does not load
+            raise Unsupported(f"onnxruntime {ort.__version__} does not run opset {opset}: {too_new}") from None
         raise
     _BUILDS[name] += 1
     _CACHE[key] = sess
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return sess
+
+
+#: How ONNX Runtime refuses a model newer than it supports: its IR version, or an opset it
+#: calls "under development" (1.22.1 on RMSNormalization-23: IR version 11 and opset 23).
+_TOO_NEW = re.compile(
+    r"Unsupported model IR version: \d+, max supported IR version: \d+|Opset \d+ is under development"
+)
+
+
+def _too_new(message: str) -> str | None:
+    """The part of an InferenceSession error saying the model is newer than the runtime, if it does."""
+    m = _TOO_NEW.search(message)
+    return m.group(0) if m else None
 
 
 def run_node(

@@ -38,11 +38,13 @@ __all__ = [
     "ADAPTER",
     "CONVENTIONS",
     "KERAS_LAYERS",
+    "KERAS_SINCE",
     "NOT_NATIVE",
     "TensorFlowAdapter",
     "clear_cache",
     "import_keras",
     "import_tensorflow",
+    "keras_layer",
     "trace_count",
 ]
 
@@ -264,6 +266,20 @@ def _keras_config(norm: str, a: dict[str, Any], layout: str) -> dict[str, Any]:
     raise Unsupported(NOT_NATIVE.get((norm, "keras"), f"keras has no {norm} layer"))
 
 
+#: The Keras release that added each layer newer than the package's floor (keras>=3.3).
+KERAS_SINCE = {"rms_norm": "3.9"}
+
+
+def keras_layer(keras, norm: str):
+    """The ``keras.layers`` class of ``norm``; :class:`Unsupported` where the installed Keras has
+    none (RMSNormalization is new in Keras 3.9), so its checks are skipped with that reason."""
+    cls = getattr(keras.layers, KERAS_LAYERS[norm], None)
+    if cls is None:
+        since = f" (added in Keras {KERAS_SINCE[norm]})" if norm in KERAS_SINCE else ""
+        raise Unsupported(f"keras {keras.__version__} has no keras.layers.{KERAS_LAYERS[norm]}{since}")
+    return cls
+
+
 def _assign(var, value) -> None:
     var.assign(np.asarray(value).astype(var.dtype))
 
@@ -288,7 +304,7 @@ def _keras_call(s: _spec.Spec, a: dict[str, Any], *, layout: str, mode: str, imp
     xt = _to_layout(x, layout)
     config = _keras_config(norm, a, layout)
     policy = _policy(x.dtype)
-    cls = cls or getattr(keras.layers, KERAS_LAYERS[norm])
+    cls = cls or keras_layer(keras, norm)
     # Compiled functions bake eps and momentum into the trace; eager layers read them per call.
     consts = (eps, momentum) if mode == "compiled" else ()
     key = (impl_id, cls, tuple(sorted((k, str(v)) for k, v in config.items())), xt.shape, policy, consts)

@@ -70,7 +70,7 @@ def _keras_vjp(
     key += (bool(use_batch), case.weight is not None, case.bias is not None, mode, cls)
     cached = _TF_VJPS.get(key)
     if cached is None:
-        layer = (cls or getattr(keras.layers, tfa.KERAS_LAYERS[norm]))(epsilon=eps, dtype=policy, **config)
+        layer = (cls or tfa.keras_layer(keras, norm))(epsilon=eps, dtype=policy, **config)
         layer.build(xt.shape)
         if norm == "batch_norm":
             layer.momentum = momentum
