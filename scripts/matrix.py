@@ -76,7 +76,7 @@ class VersionSet:
 
 #: The default sets span the registry's ranges on Python 3.11: four Flax releases, each with a JAX
 #: of its time (0.12.1 is the first with nnx.Variable.set_value, which the adapter's nnx forms
-#: call: before it every nnx check raises); three Keras releases (3.5.0 and 3.7.0 on one TensorFlow,
+#: call: before it the nnx checks skip, Unsupported); three Keras releases (3.5.0 and 3.7.0 on one TensorFlow,
 #: 2.17.1, the oldest that installs beside normcheck's ml-dtypes floor: 3.7.0 computes GroupNorm's
 #: 16-bit inputs in float32, 3.5.0 does not; 3.15.1 on TensorFlow 2.21.0); two ONNX Runtime releases,
 #: each with an onnx of its time. Torch only at the CPU build this machine has (another torch pulls
