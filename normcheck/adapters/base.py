@@ -166,6 +166,10 @@ class Adapter:
     def implementations(self) -> list[Impl]:
         raise NotImplementedError
 
+    def compile_stats(self) -> dict[str, float]:
+        """Counts and seconds of the framework's compilations in this process (``{}``: none kept)."""
+        return {}
+
     # --- optional capabilities ---------------------------------------------------------------------
     #: The capability modules the framework's package has (imported only when asked for): "autodiff"
     #: (``vjp``/``target_vjp``; with "second_order" also ``hvp``/``target_hvp``), "conventions"

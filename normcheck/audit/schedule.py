@@ -15,7 +15,7 @@ from normcheck.audit.driver import run_check, run_identity
 from normcheck.audit.records import Record, document
 from normcheck.profiles import Run
 
-__all__ = ["identity_pairs", "plan", "run_audit", "shard_of"]
+__all__ = ["identity_pairs", "plan", "run_audit", "shard_of", "timings"]
 
 
 def identity_pairs(impls) -> Iterable[tuple[Any, Any, Any]]:
@@ -179,11 +179,50 @@ class _Counter:
         return n
 
 
-def _worker(framework: str, kwargs: dict[str, Any], queue, claim, conventions: bool):
-    """A framework's share of the records and, from its first process, its conventions rows
-    (measured where the framework is already imported)."""
-    pairs = _framework_records(framework, **kwargs, emit=queue.put, claim=claim)
-    return pairs, _measure(framework) if conventions else []
+def _unit(framework: str, k: int, kwargs: dict[str, Any], *, emit=None, claim=None, conventions: bool = False):
+    """One process's share of a framework (``k``: its index among the framework's processes): its
+    (position, record) pairs, its conventions rows (measured where the framework is already
+    imported) and where its time went (:func:`timings`)."""
+    from normcheck import adapters
+
+    adapter = adapters.get(framework)
+    before = adapter.compile_stats()
+    t0 = time.time()
+    try:
+        adapter.devices()  # the framework's import and device discovery, timed apart from the checks
+    except Exception:  # a broken install: its checks report it
+        pass
+    t1 = time.time()
+    pairs = _framework_records(framework, **kwargs, emit=emit, claim=claim)
+    t2 = time.time()
+    rows = _measure(framework) if conventions else []
+    t3 = time.time()
+    timing = {"framework": framework, "process": k, "start": t0, "end": t3, "setup_s": t1 - t0, "checks_s": t2 - t1}
+    timing["conventions_s"] = t3 - t2
+    timing.update({key: v - before.get(key, 0) for key, v in adapter.compile_stats().items()})
+    return pairs, rows, timing
+
+
+def _worker(framework: str, k: int, kwargs: dict[str, Any], queue, claim, conventions: bool):
+    """:func:`_unit` in a worker process, reporting each record on ``queue``."""
+    return _unit(framework, k, kwargs, emit=queue.put, claim=claim, conventions=conventions)
+
+
+def timings(units: list[dict[str, Any]], records: list[Record], started: float) -> dict[str, Any]:
+    """Where the time went: per process (``processes``: its framework and index, ``start``/``end``
+    in seconds from the audit's start, ``setup_s`` importing the framework and finding its devices,
+    ``checks_s``, ``conventions_s``, and the adapter's compilation counts and seconds, e.g. JAX's
+    ``compiles``, ``compile_s``, ``cache_hits``), and the checks' seconds per framework and
+    property (``properties``)."""
+    procs = []
+    for u in units:
+        u = {**u, "start": u["start"] - started, "end": u["end"] - started}
+        procs.append({k: round(v, 3) if isinstance(v, float) else v for k, v in u.items()})
+    props: dict[str, dict[str, float]] = {}
+    for r in records:
+        cell = props.setdefault(r.framework, {})
+        cell[r.property] = round(cell.get(r.property, 0.0) + r.seconds, 3)
+    return {"processes": procs, "properties": props}
 
 
 def run_audit(
@@ -198,8 +237,10 @@ def run_audit(
     all_forms: bool | None = None,
     progress: Callable[[int, int, Record], None] | None = None,
     shard: tuple[int, int] | None = None,
+    timed: bool = False,
 ) -> dict[str, Any]:
-    """Run the audit matrix and return the result document (docs/schema.md).
+    """Run the audit matrix and return the result document (docs/schema.md); with ``timed``, where
+    the time went in its ``timings`` (:func:`timings`).
 
     ``shard=(i, n)`` (1 <= i <= n) runs the i-th of n deterministic, balanced shares of the checks
     (:func:`shard_of`); the document then names the shard and each record's position in the
@@ -240,14 +281,17 @@ def run_audit(
 
     measure = shard is None or shard[0] == 1  # the conventions table: once per audit
     if workers <= 1 or len(fws) <= 1:
-        by_fw = {fw: _framework_records(fw, **kwargs, emit=on_event) for fw in fws}
+        units = {fw: _unit(fw, 0, kwargs, emit=on_event) for fw in fws}
+        by_fw, spent = {fw: u[0] for fw, u in units.items()}, [u[2] for u in units.values()]
         conventions = [r for fw in fws for r in _measure(fw)] if measure else []  # torch before tensorflow
     else:
-        by_fw, conventions = _run_parallel(fws, kwargs, workers, on_event, measure)
+        by_fw, conventions, spent = _run_parallel(fws, kwargs, workers, on_event, measure)
     offsets = dict(zip(fws, [sum(len(keys[f]) for f in fws[:k]) for k in range(len(fws))], strict=True))
     pairs = [(offsets[fw] + n, r) for fw in fws for n, r in by_fw[fw]]
     doc = document([r for _, r in pairs], profile=run.profile, seed=run.seed, started=t0, argv=sys.argv[1:])
     doc["conventions"] = conventions
+    if timed:
+        doc["timings"] = timings(spent, [r for _, r in pairs], t0)
     if shard is not None:
         doc["run"]["shard"] = f"{shard[0]}/{shard[1]}"
         doc["positions"] = [n for n, _ in pairs]
@@ -263,11 +307,12 @@ def _measure(fw: str) -> list[dict[str, Any]]:
         return [{"framework": fw, "api": "—", "default_eps": f"could not measure: {type(e).__name__}: {e}"}]
 
 
-def _run_parallel(fws, kwargs, workers, on_event, measure=True) -> tuple[dict[str, list], list[dict[str, Any]]]:
+def _run_parallel(fws, kwargs, workers, on_event, measure=True) -> tuple[dict[str, list], list[dict], list[dict]]:
     """One process per framework (a clean interpreter: no import-order constraints between them),
     ``SHARDS`` of them for the slowest, taking its implementations from a shared counter. The
     first of each framework's processes is submitted slowest framework first, the further ones last,
-    so they join once the other frameworks are done."""
+    so they join once the other frameworks are done. Returns the records by framework, the
+    conventions rows and each process's timing."""
     import multiprocessing as mp
     import queue as _queue
     from concurrent.futures import ProcessPoolExecutor
@@ -279,7 +324,7 @@ def _run_parallel(fws, kwargs, workers, on_event, measure=True) -> tuple[dict[st
         q = manager.Queue()
         claims = {fw: _Counter(manager.Value("i", 0), manager.Lock()) for fw in order}
         with ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=ctx, max_tasks_per_child=1) as pool:
-            futures = {u: pool.submit(_worker, u[0], kwargs, q, claims[u[0]], measure and u[1] == 0) for u in units}
+            futures = {u: pool.submit(_worker, *u, kwargs, q, claims[u[0]], measure and u[1] == 0) for u in units}
             while not all(f.done() for f in futures.values()) or not q.empty():
                 try:
                     on_event(q.get(timeout=0.2))
@@ -290,4 +335,5 @@ def _run_parallel(fws, kwargs, workers, on_event, measure=True) -> tuple[dict[st
             for fw in fws:
                 pairs = [pair for (f, _), fut in futures.items() if f == fw for pair in fut.result()[0]]
                 out[fw] = sorted(pairs, key=lambda p: p[0])
-            return out, [row for fw in fws for row in futures[(fw, 0)].result()[1]]
+            spent = [fut.result()[2] for fut in futures.values()]
+            return out, [row for fw in fws for row in futures[(fw, 0)].result()[1]], spent

@@ -44,6 +44,18 @@ def add_arguments(p) -> None:
         "with `normcheck report`)",
     )
     p.add_argument(
+        "--timings",
+        action="store_true",
+        help="print where the time went: per framework process (setup, checks, conventions; JAX's compilations "
+        "and cache hits) and per property; kept in the --json document's `timings`",
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="no persistent compilation cache: JAX compiles every program afresh (sets NORMCHECK_NO_CACHE=1; "
+        "the cache lives in $XDG_CACHE_HOME/normcheck/jax, by default ~/.cache/normcheck/jax)",
+    )
+    p.add_argument(
         "--jobs",
         type=int,
         default=None,
@@ -132,6 +144,46 @@ def _print_deviations(doc) -> None:
                 print(
                     f"  shrunk case: {ce['norm']} x {ce['input']['dtype']}{ce['input']['shape']} args {ce['args']} regime {ce['regime']}"
                 )
+
+
+def print_timings(doc, console=None) -> None:
+    """Where the time went (``doc["timings"]``, :func:`normcheck.audit.schedule.timings`): a row per
+    framework process, then the checks' seconds per property and framework."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    t = doc["timings"]
+    console = console or Console(highlight=False, width=200)
+    procs = Table(box=box.SIMPLE_HEAD)
+    heads = ("framework", "process", "start", "end", "wall", "setup", "checks", "conventions")
+    for c in (*heads, "compiles", "cache hits", "compile", "trace+lower"):
+        procs.add_column(c, justify="left" if c == "framework" else "right")
+    for p in sorted(t["processes"], key=lambda p: (p["start"], p["process"])):
+        row = [p["framework"], str(p["process"]), *(f"{p[k]:.1f}" for k in ("start", "end"))]
+        row += [f"{p['end'] - p['start']:.1f}", *(f"{p[k]:.1f}" for k in ("setup_s", "checks_s", "conventions_s"))]
+        if "compiles" in p:
+            row += [str(p["compiles"]), str(p.get("cache_hits", 0)), f"{p.get('compile_s', 0):.1f}"]
+            row += [f"{p.get('trace_s', 0) + p.get('lower_s', 0):.1f}"]
+        procs.add_row(*row)
+    console.print(f"\nwhere the time went, seconds ({doc['run']['seconds']:.0f} s wall):")
+    console.print(procs)
+    console.print(
+        "setup: importing the framework, finding its devices; compile: XLA compilations and cache loads; "
+        "trace+lower: tracing and lowering (never cached)\n"
+    )
+    fws = list(t["properties"])
+    by_prop = Table(box=box.SIMPLE_HEAD)
+    by_prop.add_column("property")
+    for c in (*fws, "total"):
+        by_prop.add_column(c, justify="right")
+    props = {p for cells in t["properties"].values() for p in cells}
+    total = {p: sum(t["properties"][f].get(p, 0.0) for f in fws) for p in props}
+    for p in sorted(props, key=lambda p: -total[p]):
+        by_prop.add_row(p, *(f"{t['properties'][f].get(p, 0.0):.1f}" for f in fws), f"{total[p]:.1f}")
+    by_prop.add_row("total", *(f"{sum(t['properties'][f].values()):.1f}" for f in fws), f"{sum(total.values()):.1f}")
+    console.print("seconds in checks, per property:")
+    console.print(by_prop)
 
 
 def _scope(impls: list[str]) -> str:
@@ -276,6 +328,8 @@ def run(args) -> int:
         bad = [p for p in props if p not in PROPERTIES and p != "identity"]
         if bad:
             raise CLIError(f"unknown property {', '.join(bad)}; known: {', '.join([*PROPERTIES, 'identity'])}")
+    if args.no_cache:  # read by each worker process when it sets JAX up
+        no_cache()
     if args.jobs is not None and args.jobs < 1:
         raise CLIError("--jobs must be at least 1")
     if args.max_examples is not None and args.max_examples < 1:
@@ -310,6 +364,7 @@ def run(args) -> int:
             all_forms=args.all_forms,
             progress=progress,
             shard=args.shard,
+            timed=args.timings,
         )
     if bench_section is not None:
         doc["bench"] = bench_section
@@ -321,6 +376,8 @@ def run(args) -> int:
     _print_findings(doc, saved=[p for p in (args.json, args.html) if p])
     _print_warnings(doc)
     _print_deviations(doc)
+    if args.timings:
+        print_timings(doc)
     if args.json:
         write_text(args.json, json.dumps(doc, indent=1, allow_nan=False))
         print(f"results: {args.json}")
@@ -333,6 +390,15 @@ def run(args) -> int:
             raise CLIError(str(e)) from None
         print(f"report:  {args.html}")
     return audit.exit_status(doc)
+
+
+def no_cache() -> None:
+    """Turn the persistent compilation cache off in this process and those it starts."""
+    import os
+
+    from normcheck.adapters.jax import NO_CACHE_ENV
+
+    os.environ[NO_CACHE_ENV] = "1"
 
 
 def _show_progress(args) -> bool:

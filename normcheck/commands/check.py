@@ -94,6 +94,9 @@ def add_arguments(p) -> None:
         help="per-call timeout; a call that takes longer is a hang (default 5; 0: none)",
     )
     p.add_argument("--no-diagnosis", action="store_true", help="skip the diagnosis of failing cases")
+    p.add_argument(
+        "--no-cache", action="store_true", help="no persistent compilation cache: JAX compiles every program afresh"
+    )
     p.add_argument("--json", metavar="PATH", help="write machine-readable results (schema normcheck.audit/1)")
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
     p.add_argument(
@@ -201,6 +204,10 @@ def run(args) -> int:
     from normcheck.target import TargetError
 
     verbose = bool(getattr(args, "verbose", False))
+    if args.no_cache:
+        from normcheck.commands.audit import no_cache
+
+        no_cache()
     if args.norm not in spec.names():
         raise CLIError(f"unknown norm {args.norm!r}; known: {', '.join(spec.names())}")
     if args.max_examples is not None and args.max_examples < 1:

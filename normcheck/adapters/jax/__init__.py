@@ -58,6 +58,13 @@ process, so this adapter never turns it on. Without it JAX silently computes flo
 float32, so float64 is listed among an Impl's dtypes only when x64 is enabled (``jax.config`` if
 jax is loaded, else the ``JAX_ENABLE_X64`` environment variable), and a float64 input raises
 :class:`Unsupported` when it is not.
+
+Compilation cache: :func:`setup` (run before normcheck's first JAX call in a process) points JAX's
+persistent compilation cache at :func:`cache_dir` (``$XDG_CACHE_HOME/normcheck/jax``, by default
+``~/.cache/normcheck/jax``) with no minimum compile time or size, so a second run loads the
+programs a first one compiled. ``NORMCHECK_NO_CACHE=1`` (``normcheck audit --no-cache``) turns
+JAX's persistent cache off; a cache folder the user gave JAX is left as it is. :data:`COMPILES`
+counts compilations and cache hits from ``jax.monitoring``.
 """
 
 from __future__ import annotations
@@ -75,7 +82,17 @@ from normcheck import dtypes as _dtypes
 from normcheck import spec as _spec
 from normcheck.adapters.base import Adapter, Impl, Unsupported
 
-__all__ = ["ADAPTER", "CONVENTIONS", "FLAX_CLASSES", "TRACES", "JaxAdapter"]
+__all__ = [
+    "ADAPTER",
+    "COMPILES",
+    "CONVENTIONS",
+    "FLAX_CLASSES",
+    "NO_CACHE_ENV",
+    "TRACES",
+    "JaxAdapter",
+    "cache_dir",
+    "setup",
+]
 
 CONVENTIONS: dict[str, Any] = {
     "stored_variance": "biased",  # flax's running var averages the biased batch variance
@@ -121,12 +138,67 @@ def _x64_enabled() -> bool:
     return os.environ.get("JAX_ENABLE_X64", "").strip().lower() in _TRUE
 
 
+#: Set (to 1, true, yes or on) to turn JAX's persistent compilation cache off.
+NO_CACHE_ENV = "NORMCHECK_NO_CACHE"
+
+#: From ``jax.monitoring``, in this process: ``compiles`` (XLA compilations, cache loads included)
+#: and ``compile_s`` their seconds, ``cache_hits``/``cache_misses`` of the persistent cache,
+#: ``trace_s`` and ``lower_s`` (tracing to a jaxpr, lowering to MLIR; never cached).
+COMPILES: Counter[str] = Counter()
+
+_EVENTS = {
+    "/jax/core/compile/backend_compile_duration": ("compiles", "compile_s"),
+    "/jax/core/compile/jaxpr_trace_duration": (None, "trace_s"),
+    "/jax/core/compile/jaxpr_to_mlir_module_duration": (None, "lower_s"),
+    "/jax/compilation_cache/cache_hits": ("cache_hits", None),
+    "/jax/compilation_cache/cache_misses": ("cache_misses", None),
+}
+_SET_UP = False
+
+
+def cache_dir() -> str | None:
+    """The persistent compilation cache folder: ``$XDG_CACHE_HOME/normcheck/jax`` (by default
+    ``~/.cache/normcheck/jax``); None when :data:`NO_CACHE_ENV` is set."""
+    if os.environ.get(NO_CACHE_ENV, "").strip().lower() in _TRUE:
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "normcheck", "jax")
+
+
+def setup():
+    """``jax``, imported; on the first call in a process, the persistent compilation cache set to
+    :func:`cache_dir` (every program cached; off with :data:`NO_CACHE_ENV`; a folder the user set
+    is kept) and :data:`COMPILES` counting. Runs before normcheck's first JAX call (:func:`put`)."""
+    global _SET_UP
+    import jax
+
+    if _SET_UP:
+        return jax
+    _SET_UP = True
+    folder = cache_dir()
+    if folder is None:
+        jax.config.update("jax_enable_compilation_cache", False)
+    elif jax.config.jax_compilation_cache_dir is None:
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # -1: no minimum size
+
+    def count(event, seconds=None, **_):
+        n, s = _EVENTS.get(event, (None, None))
+        if n is not None:
+            COMPILES[n] += 1
+        if s is not None and seconds is not None:
+            COMPILES[s] += seconds
+
+    jax.monitoring.register_event_listener(count)
+    jax.monitoring.register_event_duration_secs_listener(count)
+    return jax
+
+
 def put(a):
     """A host array onto JAX's default device, copied: ``jax.device_put``. (``jnp.asarray`` of a
     NumPy array runs a compiled identity program, built anew for every shape: ~17 ms each here.)"""
-    import jax
-
-    return jax.device_put(np.asarray(a))
+    return setup().device_put(np.asarray(a))
 
 
 def _check_dtype(dt: np.dtype) -> None:
@@ -498,8 +570,7 @@ class JaxAdapter(Adapter):
         return jax is not None and isinstance(x, jax.Array)
 
     def devices(self) -> list[str]:
-        import jax
-
+        jax = setup()
         return [f"{d.platform}:{d.id}" for d in jax.devices()]
 
     def _device(self, device: str):
@@ -512,7 +583,7 @@ class JaxAdapter(Adapter):
         return found[0]
 
     def to_native(self, a, *, device=None):
-        import jax
+        jax = setup()
         import jax.numpy as jnp
 
         a = np.asarray(a)
@@ -523,6 +594,9 @@ class JaxAdapter(Adapter):
 
     def to_numpy(self, x):
         return np.array(x)  # a writable copy; bfloat16 comes back as ml_dtypes.bfloat16
+
+    def compile_stats(self) -> dict[str, float]:
+        return dict(COMPILES)
 
     def implementations(self) -> list[Impl]:
         dts = ("float64",) if _x64_enabled() else ()

@@ -289,9 +289,9 @@ def _flax_hvp(ja, case: Case, dy: np.ndarray, v: np.ndarray, form: str, layout: 
 
 def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     """``jax.vjp`` through the flax linen/nnx layer or ``jax.nn.standardize`` of ``impl``."""
-    import jax
-
     from normcheck.adapters import jax as ja
+
+    jax = ja.setup()
 
     ja._check_dtype(case.x.dtype)
     if impl.form == "standardize":
@@ -303,9 +303,9 @@ def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
 def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Forward-over-reverse (``jax.jvp`` of the ``jax.vjp`` pullback) through the flax linen/nnx
     layer or ``jax.nn.standardize`` of ``impl``: the derivative of its input gradient along ``v``."""
-    import jax
-
     from normcheck.adapters import jax as ja
+
+    jax = ja.setup()
 
     ja._check_dtype(case.x.dtype)
     if impl.form == "standardize":
@@ -338,9 +338,9 @@ def _output(y, case: Case):
 def target_vjp(target, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     """``jax.vjp`` of a user's target at ``case`` for ``dy``: a function (or torch-style module) through
     ``Target.native_call``, a flax.linen module class through ``apply`` as the adapter drives it."""
-    import jax
-
     from normcheck.adapters import jax as ja
+
+    jax = ja.setup()
 
     ja._check_dtype(case.x.dtype)
     if target.adapted is not None:  # a flax.linen class: constructed and applied like flax's own
@@ -363,6 +363,8 @@ def target_vjp(target, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
 def target_hvp(target, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Forward-over-reverse through a user's target: the derivative of its input gradient along ``v``."""
     from normcheck.adapters import jax as ja
+
+    ja.setup()
 
     ja._check_dtype(case.x.dtype)
     if target.adapted is not None:

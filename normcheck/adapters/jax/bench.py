@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from normcheck.adapters.base import BenchNatives
-from normcheck.adapters.jax import FLAX_CLASSES
+from normcheck.adapters.jax import FLAX_CLASSES, setup
 
 __all__ = ["NATIVES"]
 
@@ -22,8 +22,9 @@ def api(norm: str, mode: str = "eager") -> str:
 
 
 def build(case):
-    import jax
     import jax.numpy as jnp
+
+    jax = setup()
 
     plat = "gpu" if case.device.startswith("cuda") else "cpu"
     dev = jax.devices(plat)[0]
@@ -79,9 +80,10 @@ def build(case):
 
 def _flax(case, dt, w32, b32, dev):
     """``f(params, x)`` applying the flax.linen layer, its params, and whether f returns (y, aux)."""
-    import jax
     import jax.numpy as jnp
     from flax import linen as nn
+
+    jax = setup()
 
     norm, shape = case.norm, case.shape
     if norm not in FLAX_CLASSES:
@@ -116,8 +118,9 @@ def _flax(case, dt, w32, b32, dev):
 
 
 def copy(nbytes: int, device: str):
-    import jax
     import jax.numpy as jnp
+
+    jax = setup()
 
     platform_ = "gpu" if device.startswith("cuda") else "cpu"
     dev = jax.devices(platform_)[0]

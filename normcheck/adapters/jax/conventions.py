@@ -13,10 +13,11 @@ __all__ = ["probes"]
 
 def probes() -> list[Probe]:
     import flax.linen as nn
-    import jax
     from flax import nnx
 
-    from normcheck.adapters.jax import put
+    from normcheck.adapters.jax import put, setup
+
+    jax = setup()
 
     key = jax.random.PRNGKey(0)
 

@@ -60,6 +60,9 @@ def from_torch(module) -> tuple[Any, dict[str, Any]]:
     import flax.linen as nn
     import jax.numpy as jnp
 
+    from normcheck.adapters.jax import setup
+
+    setup()
     kind = torch_port.kind(module)
     params: dict[str, Any] = {}
     if module.weight is not None:
