@@ -104,10 +104,16 @@ def probes() -> list[Probe]:
         linen_probe("layer_norm", "LayerNorm"),
         linen_probe("group_norm", "GroupNorm", {"num_groups": 1}, notes=gn_note),
         linen_probe("rms_norm", "RMSNorm"),
-        nnx_probe("batch_norm", "BatchNorm", stateful=True),
-        nnx_probe("instance_norm", "InstanceNorm", notes="no running statistics"),
-        nnx_probe("layer_norm", "LayerNorm"),
-        nnx_probe("group_norm", "GroupNorm", {"num_groups": 1}, notes=gn_note),
-        nnx_probe("rms_norm", "RMSNorm"),
+        *(  # an nnx class an old Flax lacks (nnx.InstanceNorm before 0.12) has no row
+            nnx_probe(norm, cls, *rest)
+            for norm, cls, *rest in (
+                ("batch_norm", "BatchNorm", None, True),
+                ("instance_norm", "InstanceNorm", None, False, "no running statistics"),
+                ("layer_norm", "LayerNorm"),
+                ("group_norm", "GroupNorm", {"num_groups": 1}, False, gn_note),
+                ("rms_norm", "RMSNorm"),
+            )
+            if hasattr(nnx, cls)
+        ),
         Probe("jax", "layer_norm", "jax.nn.standardize", standardize_run, standardize_axis),
     ]
