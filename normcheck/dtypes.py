@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FLOAT_DTYPES", "dtype_name", "finfo", "is_16bit", "np_dtype", "unit_roundoff"]
+__all__ = ["FLOAT_DTYPES", "dtype_name", "finfo", "is_16bit", "np_dtype", "underflow_unit", "unit_roundoff"]
 
 FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
 
@@ -34,6 +34,13 @@ def finfo(dtype):
 def unit_roundoff(dtype) -> float:
     """u = eps / 2 = 2**-p for a p-bit significand (float32: 2**-24)."""
     return float(finfo(dtype).eps) / 2
+
+
+def underflow_unit(dtype) -> float:
+    """eta_min: half the smallest subnormal, the largest absolute error of rounding a result into
+    the subnormal range (= u times the smallest normal; float16: 2**-25)."""
+    f = finfo(dtype)
+    return float(getattr(f, "smallest_subnormal", f.tiny * f.eps)) / 2
 
 
 def is_16bit(dtype) -> bool:

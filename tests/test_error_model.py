@@ -1,0 +1,43 @@
+"""The error model's unit, u s + eta_min, on hand-derived cases (docs/error-model.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from normcheck import dtypes, properties
+from normcheck.adapters import get
+from normcheck.case import Case
+from normcheck.error_model import MODEL, compare
+
+
+def test_underflow_unit_is_half_the_smallest_subnormal():
+    assert dtypes.underflow_unit("float16") == 2.0**-25  # 2**-24 is float16's smallest subnormal
+    assert dtypes.underflow_unit("float32") == 2.0**-150
+    assert dtypes.underflow_unit("bfloat16") == 2.0**-134
+
+
+def test_a_subnormal_output_may_err_by_one_rounding_of_the_grid():
+    # The float16 output nearest to 2.06e-6 (a subnormal: float16's smallest normal is 6.1e-5)
+    # errs by up to 2**-25 = 3e-8 however small its scale; u s alone would call that 8.6 u·s.
+    expected = np.array([2.0603e-6])
+    actual = expected.astype(np.float16)
+    s = np.array([7.0e-6])
+    assert abs(float(actual[0]) - expected[0]) > 0.5 * 2.0**-25  # a real subnormal rounding error
+    c = compare(actual, expected, s, "float16")
+    assert c.ok and c.observed < 2, c.describe()
+
+
+def test_flushing_a_float16_output_to_zero_still_deviates():
+    expected = np.array([1.0e-6, 3.0e-5])
+    c = compare(np.zeros(2, np.float16), expected, np.abs(expected), "float16")
+    assert not c.ok and c.observed > MODEL.lam, c.describe()
+
+
+def test_numpy_rms_norm_float16_outlier_case_passes():
+    """The seed sweep's case: an outlier of 1030 beside 0.0015 gives a subnormal float16 output."""
+    x = np.array([[-0.9277, 0.001506, 0.2649], [-1.856, 1030.0, -0.469]], np.float16)
+    w = np.array([[-0.623, 0.574, 0.7017], [0.8345, -1.011, 0.508]], np.float16)
+    impl = next(i for i in get("numpy").implementations() if i.id == "numpy/rms_norm/reference")
+    case = Case("rms_norm", x.reshape(1, 2, 3), {"normalized_shape": (2, 3), "eps": None}, weight=w)
+    r = properties.PROPERTIES["agreement"](impl, case)
+    assert r.verdict == "pass" and r.observed < 2, r.message
