@@ -13,7 +13,7 @@ import importlib
 import os
 import tomllib
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,7 @@ class Spec:
         """The array-valued arguments of the signature (weight, running buffers, mixture logits ...)."""
         return tuple(p for p in self.param_names if p in STANDARD_ARRAYS or p in self.extra_arrays)
 
-    @property
+    @cached_property
     def param_names(self) -> tuple[str, ...]:
         return tuple(p.split("=", 1)[0] for p in self.params)
 
@@ -277,13 +277,38 @@ def _expand(layout, shape, k_normalized):
     return out
 
 
+#: Resolved plans by (id(spec), shape, arguments): (the spec, its plan); a Plan is never modified.
+_PLANS: dict[tuple, tuple[Spec, Plan]] = {}
+
+
+def _hashable(a):
+    return tuple(a) if isinstance(a, list) else a
+
+
 def plan(spec: Spec | str, shape, *, normalized_shape=None, num_groups=None, reduce_axes=None) -> Plan:
     """Resolve ``spec`` on an input of ``shape``.
 
     ``reduce_axes`` (tuple of ints) overrides the spec's set S, for axis-set variants such as a
-    channels-first LayerNorm over axis 1 only.
+    channels-first LayerNorm over axis 1 only. Plans are cached (a property resolves a case's many
+    times).
     """
     spec = get(spec) if isinstance(spec, str) else spec
+    shape = tuple(shape)
+    key = (id(spec), shape, _hashable(normalized_shape), num_groups, _hashable(reduce_axes))
+    try:
+        hit = _PLANS.get(key)
+    except TypeError:  # an unhashable argument: resolved, not cached
+        return _plan(spec, shape, normalized_shape=normalized_shape, num_groups=num_groups, reduce_axes=reduce_axes)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    p = _plan(spec, shape, normalized_shape=normalized_shape, num_groups=num_groups, reduce_axes=reduce_axes)
+    if len(_PLANS) >= 4096:
+        _PLANS.clear()
+    _PLANS[key] = (spec, p)
+    return p
+
+
+def _plan(spec: Spec, shape, *, normalized_shape, num_groups, reduce_axes) -> Plan:
     shape = tuple(int(d) for d in shape)
     if len(shape) < spec.min_rank:
         raise SpecError(f"{spec.name} needs an input of rank >= {spec.min_rank}, got shape {shape}")

@@ -13,6 +13,7 @@ scale); a relation between two outputs of the same implementation is allowed bot
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from normcheck import error_model
 from normcheck.adapters.base import Unsupported
 from normcheck.case import Case, Outcome
 
-__all__ = ["REGISTRY", "Result", "Stop", "call", "ordered", "pair", "register", "scale", "verdict"]
+__all__ = ["REGISTRY", "Result", "Stop", "call", "ordered", "pair", "reference", "register", "scale", "verdict"]
 
 
 @dataclass
@@ -98,13 +99,59 @@ def ordered(modules) -> dict[str, Callable[..., Result]]:
     return {n: f for m in modules for n, f in REGISTRY.items() if f.__module__ == m.__name__}
 
 
+#: Pure functions of a case computed once per case object (:func:`scale`, :func:`reference`): the
+#: audit replays the same drawn cases to every property of every implementation of a norm. Keyed by
+#: (what, id(case)) and holding the case, so an id is never another case's; least recently used out.
+_MEMO: OrderedDict[tuple[str, int], tuple[Case, Any]] = OrderedDict()
+_MEMO_SIZE = 1024
+
+
+def _memo(what: str, case: Case, compute: Callable[[], Any]) -> Any:
+    key = (what, id(case))
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is case:
+        _MEMO.move_to_end(key)
+        return hit[1]
+    value = compute()
+    _MEMO[key] = (case, value)
+    if len(_MEMO) > _MEMO_SIZE:
+        _MEMO.popitem(last=False)
+    return value
+
+
+def _frozen(a):
+    """``a`` read-only (a shared result no caller may change), or None."""
+    if a is not None:
+        a.flags.writeable = False
+    return a
+
+
 def scale(case: Case) -> np.ndarray:
-    """The case's condition scale s (:func:`normcheck.error_model.scale`)."""
-    kw = case.kwargs()
+    """The case's condition scale s (:func:`normcheck.error_model.scale`), read-only, computed once
+    per case."""
+    return _memo("scale", case, lambda: _frozen(_scale(case)))
+
+
+def _scale(case: Case) -> np.ndarray:
+    kw = {k: v for k, v in case.args.items() if k != "reduce_axes"}
+    for k in case.spec.array_params:  # the case's own arrays, read-only: the model only reads them
+        v = getattr(case, k, None)
+        kw[k] = None if v is None else _frozen(v.view())
     ra = case.args.get("reduce_axes")
     return error_model.scale(
         case.norm, case.x, use_batch_stats=case.use_batch_stats, **kw, **({"reduce_axes": ra} if ra is not None else {})
     )
+
+
+def reference(case: Case) -> Outcome:
+    """``case.reference()`` (the float64 reference's output and updated buffers), read-only,
+    computed once per case."""
+
+    def compute() -> Outcome:
+        out = case.reference()
+        return Outcome(_frozen(out.y), _frozen(out.running_mean), _frozen(out.running_var))
+
+    return _memo("reference", case, compute)
 
 
 def verdict(name: str, comparisons: list[tuple[str, error_model.Comparison]]) -> Result:
