@@ -330,6 +330,9 @@ def run(args) -> int:
             raise CLIError(f"unknown property {', '.join(bad)}; known: {', '.join([*PROPERTIES, 'identity'])}")
     if args.no_cache:  # read by each worker process when it sets JAX up
         no_cache()
+    from normcheck.audit.schedule import quiet_threads
+
+    quiet_threads()  # before any framework is imported here or in a worker
     if args.jobs is not None and args.jobs < 1:
         raise CLIError("--jobs must be at least 1")
     if args.max_examples is not None and args.max_examples < 1:
