@@ -118,8 +118,9 @@ def _records(path: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads(path.read_text())["records"]]
 
 
-def main_job(jobs: int) -> None:
-    """The README's main job, cold then warm compilation cache (a fresh folder), wall time each."""
+def main_job(jobs: int, verbose: bool = False) -> None:
+    """The README's main job, cold then warm compilation cache (a fresh folder), wall time each;
+    with ``verbose`` each run's ``--timings`` tables."""
     import os
 
     with tempfile.TemporaryDirectory() as d:
@@ -144,6 +145,10 @@ def main_job(jobs: int) -> None:
                 f"{MAIN_JOB_TARGET_S} s target); JAX {compiled} programs, {hits} from the cache; summary "
                 f"{doc['summary']}; {before} before, {load()} after"
             )
+            if verbose:
+                from normcheck.commands.audit import print_timings
+
+                print_timings(doc)
         same = _records(docs["cold"]) == _records(docs["warm"])
         print(f"main job: cold and warm records {'identical' if same else 'DIFFER'} (seconds aside)")
 
@@ -227,11 +232,12 @@ def main() -> int:
     ap.add_argument("--skip-audit", action="store_true", help="skip the audit runs (the whole one and per framework)")
     ap.add_argument("--whole-only", action="store_true", help="of the audit runs, only the whole one")
     ap.add_argument("--main-job", action="store_true", help="only the main job, cold and warm cache")
+    ap.add_argument("--timings", action="store_true", help="with --main-job: each run's --timings tables")
     a = ap.parse_args()
     fws = a.frameworks.split(",")
     print(f"machine: {load()}")
     if a.main_job:
-        main_job(a.jobs)
+        main_job(a.jobs, a.timings)
         return 0
     help_time()
     if not a.skip_audit:
