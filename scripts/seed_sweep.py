@@ -27,7 +27,7 @@ def seeds(text: str) -> list[int]:
 
 def run_seed(seed: int, profile: str, out: Path, extra: list[str]) -> tuple[Path, float]:
     path = out / f"seed-{seed}.json"
-    cmd = [sys.executable, "-m", "normcheck.cli", "audit", "--profile", profile, "--seed", str(seed)]
+    cmd = [sys.executable, "-m", "normcheck.cli", "--verbose", "audit", "--profile", profile, "--seed", str(seed)]
     t0 = time.perf_counter()
     subprocess.run([*cmd, "--quiet", "--json", str(path), *extra], stdout=subprocess.DEVNULL, check=False)
     return path, time.perf_counter() - t0
