@@ -222,7 +222,24 @@ def quiet_threads() -> None:
 def _worker(framework: str, k: int, kwargs: dict[str, Any], queue, claim, conventions: bool):
     """:func:`_unit` in a worker process, reporting each record on ``queue``."""
     quiet_threads()
+    _exit_with_parent()
     return _unit(framework, k, kwargs, emit=queue.put, claim=claim, conventions=conventions)
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the audit that started it is gone (killed by a signal that did not reach
+    its process group, e.g. a CI timeout's SIGTERM): else it computes on for no one."""
+    import os
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="normcheck-parent-watch").start()
 
 
 def timings(units: list[dict[str, Any]], records: list[Record], started: float) -> dict[str, Any]:
@@ -337,7 +354,11 @@ def _run_parallel(fws, kwargs, workers, on_event, measure=True) -> tuple[dict[st
     ctx = mp.get_context("spawn")
     order = sorted(fws, key=lambda f: COST_ORDER.index(f) if f in COST_ORDER else -1)
     units = [(fw, 0) for fw in order] + [(fw, k) for fw in order for k in range(1, SHARDS.get(fw, 1))]
-    with ctx.Manager() as manager:
+    from multiprocessing.managers import SyncManager
+
+    manager = SyncManager(ctx=ctx)
+    manager.start(_exit_with_parent)  # the manager process, too, ends with the audit
+    with manager:
         q = manager.Queue()
         claims = {fw: _Counter(manager.Value("i", 0), manager.Lock()) for fw in order}
         with ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=ctx, max_tasks_per_child=1) as pool:
