@@ -69,6 +69,9 @@ def main() -> int:
             path, took = run_seed(s, a.profile, a.out, a.extra)
         if not path.exists():
             print(f"{s:>4} the audit wrote no document")
+            groups.setdefault(("(no document)", "the audit crashed", "", ""), []).append(
+                (s, {"verdict": "error", "message": "no document"})
+            )
             continue
         doc = json.loads(path.read_text())
         sm = doc["summary"]
