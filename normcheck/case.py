@@ -7,6 +7,7 @@ counterexamples, and :meth:`Case.repro` turns one into a self-contained Python s
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -121,9 +122,11 @@ class Case:
                 return None
             d = {"shape": list(a.shape), "dtype": a.dtype.name}
             if a.size <= max_values:
-                d["values"] = np.asarray(a, dtype=np.float64).ravel().tolist()
+                d["values"] = [_json_number(v) for v in np.asarray(a, dtype=np.float64).ravel().tolist()]
             else:
-                d["summary"] = {"min": float(np.min(a)), "max": float(np.max(a)), "mean": float(np.mean(a))}
+                with np.errstate(invalid="ignore", over="ignore"):
+                    summary = {"min": np.min(a), "max": np.max(a), "mean": np.mean(a, dtype=np.float64)}
+                d["summary"] = {k: _json_number(float(v)) for k, v in summary.items()}
             return d
 
         args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.args.items()}
@@ -239,3 +242,11 @@ def fixed_cases(norm: str, dtype: str = "float32", *, seed: int = 0, axes=None) 
             out.append(base.with_(running_mean=rm, running_var=rv, args={**args, flag: True, "momentum": 0.3}))
             out.append(base.with_(running_mean=rm, running_var=rv, args={**args, flag: False}))
     return out
+
+
+def _json_number(v: float) -> float | str:
+    """A float as strict JSON has it: NaN and ±inf, which JSON lacks, as the strings "nan", "inf" and
+    "-inf" (NumPy reads them back: ``np.asarray(["-inf", 1.0], dtype=np.float64)``)."""
+    if math.isfinite(v):
+        return v
+    return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
