@@ -41,3 +41,23 @@ def test_numpy_rms_norm_float16_outlier_case_passes():
     case = Case("rms_norm", x.reshape(1, 2, 3), {"normalized_shape": (2, 3), "eps": None}, weight=w)
     r = properties.PROPERTIES["agreement"](impl, case)
     assert r.verdict == "pass" and r.observed < 2, r.message
+
+
+def test_overflow_to_inf_is_the_rounded_answer_where_the_exact_value_overflows():
+    # float16 overflows from 65520 (max 65504 plus half its ulp): 1.03e5 rounds to inf.
+    s = np.array([1.0])
+    assert compare(np.array([np.inf, -np.inf], np.float16), np.array([102853.08, -228532.2]), 1.0, "float16").ok
+    assert not compare(np.array([np.inf], np.float16), np.array([-102853.08]), s, "float16").ok  # wrong sign
+    assert not compare(np.array([np.inf], np.float16), np.array([60000.0]), s, "float16").ok  # in range
+    assert not compare(np.array([np.inf], np.float32), np.array([102853.08]), s, "float32").ok
+    assert compare(np.array([np.float16(65504)]), np.array([65519.0]), 65519.0, "float16").ok  # rounds to max
+
+
+def test_numpy_switchable_norm_float16_overflow_case_passes():
+    """The seed sweep's case (seed 7): the exact output 1.03e5 is beyond float16's range."""
+    impls = {i.id: i for i in get("numpy").implementations()}
+    x = np.array([951.5, -1000.0], np.float16).reshape(2, 1, 1)
+    case = Case("switchable_norm", x, {"eps": 1e-5, "training": True})
+    for key in ("numpy/switchable_norm/reference", "numpy/switchable_norm/float32"):
+        r = properties.PROPERTIES["agreement"](impls[key], case)
+        assert r.verdict != "fail", (key, r.message)
