@@ -306,7 +306,8 @@ def compare(actual, expected, s, dtype, *, model: ErrorModel = MODEL) -> Compari
     # A finite expected value that rounds to ±inf in ``dtype`` within the allowed error: ±inf of the
     # same sign is the correctly rounded answer (float16's 1e5 is inf), so it is expected as such.
     f = dtypes.finfo(dtype)
-    overflow = 2.0 ** int(f.maxexp) - 2.0 ** (int(f.maxexp) - int(f.nmant) - 2)  # rounds to inf from here
+    top, half_ulp = int(f.maxexp), int(f.maxexp) - int(f.nmant) - 2  # rounds to inf from 2^top - 2^half_ulp
+    overflow = math.inf if top > 1023 else 2.0**top - 2.0**half_ulp  # float64 (the reference's): never
     with np.errstate(invalid="ignore", over="ignore"):
         reach = np.abs(e) + lam * ((u + U64) * s + eta)
         e = np.where(np.isinf(a) & np.isfinite(e) & (np.sign(a) == np.sign(e)) & (reach >= overflow), a, e)

@@ -50,6 +50,8 @@ def test_overflow_to_inf_is_the_rounded_answer_where_the_exact_value_overflows()
     assert not compare(np.array([np.inf], np.float16), np.array([-102853.08]), s, "float16").ok  # wrong sign
     assert not compare(np.array([np.inf], np.float16), np.array([60000.0]), s, "float16").ok  # in range
     assert not compare(np.array([np.inf], np.float32), np.array([102853.08]), s, "float32").ok
+    assert not compare(np.array([np.inf]), np.array([1e308]), s, "float64").ok  # float64 has no such threshold
+    assert compare(np.array([1.0]), np.array([1.0]), s, "float64").ok
     assert compare(np.array([np.float16(65504)]), np.array([65519.0]), 65519.0, "float16").ok  # rounds to max
 
 
