@@ -120,21 +120,29 @@ def test_audit_property():
         assert fold.fold_agreement(other, case).verdict == "skip"
 
 
-def test_the_conv3d_bfloat16_guard_still_guards_a_crash():
-    """The fold check refuses to run a bfloat16 Conv3d dilated along a size-1 dimension because torch
-    segfaults there (torch-conv3d-bfloat16-dilated-segfault): run it in a subprocess; once torch
-    computes it, this fails and the guard and the finding go."""
+def test_the_16bit_dilated_conv_guard_still_guards_a_crash():
+    """The fold check refuses to run a 16-bit convolution dilated along a size-1 dimension because
+    torch segfaults there (torch-conv-16bit-dilated-segfault): run each in a subprocess; once torch
+    computes them, this fails and the guard and the finding go."""
     import subprocess
     import sys
 
     torch = pytest.importorskip("torch")
     from normcheck.adapters.torch import fold as F
 
-    layer = torch.nn.Conv3d(3, 3, 2, stride=2, padding=1, dilation=(2, 1, 1), bias=False).to(torch.bfloat16)
-    assert F.segfaults(layer, (1, 3, 1, 5, 2)) and not F.segfaults(layer.float(), (1, 3, 1, 5, 2))
-    code = (
-        "import torch; c = torch.nn.Conv3d(3, 3, 2, stride=2, padding=1, dilation=(2, 1, 1), bias=False)"
-        ".to(torch.bfloat16)\nwith torch.no_grad(): c(torch.ones(1, 3, 1, 5, 2, dtype=torch.bfloat16))"
-    )
-    rc = subprocess.run([sys.executable, "-c", code], capture_output=True).returncode
-    assert rc == -11, f"torch ran the layer (exit {rc}): drop the guard in adapters/torch/fold.py and the finding"
+    crashes = {  # (layer, its input shape): the seed sweep's two
+        "torch.nn.Conv3d(3, 3, 2, stride=2, padding=1, dilation=(2, 1, 1), bias=False).to(torch.bfloat16)": (
+            1,
+            3,
+            1,
+            5,
+            2,
+        ),
+        "torch.nn.Conv2d(1, 1, (3, 1), stride=(1, 2), padding=1, dilation=(1, 2)).to(torch.float16)": (2, 1, 3, 1),
+    }
+    for build, shape in crashes.items():
+        layer = eval(build, {"torch": torch})
+        assert F.segfaults(layer, shape) and not F.segfaults(layer.float(), shape)
+        code = f"import torch\nc = {build}\nwith torch.no_grad(): c(torch.ones{shape}.to(c.weight.dtype))"
+        rc = subprocess.run([sys.executable, "-c", code], capture_output=True).returncode
+        assert rc == -11, f"torch ran {build} (exit {rc}): narrow the guard in adapters/torch/fold.py and the finding"
