@@ -54,7 +54,9 @@ def from_documents(paths: list[str]) -> int:
             if m > worst.get(key, (-1.0, ""))[0]:
                 worst[key] = (m, where)
             if r["verdict"] == "fail":
-                new.append((float(r["observed"]), f"{r['impl']} {r['property']} {r['dtype']} seed {doc['run']['seed']}"))
+                new.append(
+                    (float(r["observed"]), f"{r['impl']} {r['property']} {r['dtype']} seed {doc['run']['seed']}")
+                )
     print(f"{len(paths)} documents (seeds {sorted(seeds)}); samples of checks that passed or deviated anew, in u·s")
     print(f"{'property':<26} {'dtype':<9} {'n':>7} {'median':>8} {'p99':>8} {'p99.9':>8} {'max':>8}  worst at")
     allw = []
