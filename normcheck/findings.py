@@ -117,7 +117,11 @@ class Finding:
         """Does the finding explain a check's ``verdict`` ("fail" or "error") on ``case``? A raise
         is explained only by a finding that says it raises (``raises = true``), a wrong value only
         by one that does not: an exception never hides behind a numerical finding."""
-        return (verdict == "error") == self.raises and self.covers(case)
+        return self.kind_of(verdict) and self.covers(case)
+
+    def kind_of(self, verdict: str) -> bool:
+        """Is ``verdict`` ("fail" or "error") the kind of deviation this finding is?"""
+        return (verdict == "error") == self.raises
 
     def applies(self, impl_id: str, prop: str, dtype: str, version: str | None = None) -> bool:
         """Does the finding apply to ``impl_id`` (an implementation id, or ``framework/norm/*``:
@@ -177,14 +181,8 @@ def applicable_to(impl, prop: str, dtype: str) -> tuple[Finding, ...]:
 
 def match_impl(impl, prop: str, dtype: str, case=None, verdict: str = "fail") -> Finding | None:
     """:func:`match` over :func:`findings_keys`."""
-    return next(
-        (
-            f
-            for f in applicable_to(impl, prop, dtype)
-            if (f.raises == (verdict == "error")) and (case is None or f.covers(case))
-        ),
-        None,
-    )
+    found = (f for f in applicable_to(impl, prop, dtype) if f.kind_of(verdict))
+    return next((f for f in found if case is None or f.covers(case)), None)
 
 
 def _installed(package: str) -> str | None:
@@ -242,14 +240,8 @@ def load(path: str | None = None) -> tuple[Finding, ...]:
 def match(impl_id: str, prop: str, dtype: str, case=None, verdict: str = "fail") -> Finding | None:
     """The registered finding that explains a ``verdict`` ("fail": a wrong value, "error": a raise)
     of ``prop`` on ``impl_id`` at ``dtype`` (on ``case``, for findings with a ``where`` region)."""
-    return next(
-        (
-            f
-            for f in load()
-            if f.applies(impl_id, prop, dtype) and f.raises == (verdict == "error") and (case is None or f.covers(case))
-        ),
-        None,
-    )
+    found = (f for f in load() if f.applies(impl_id, prop, dtype) and f.kind_of(verdict))
+    return next((f for f in found if case is None or f.covers(case)), None)
 
 
 def applicable(impl_id: str, prop: str, dtype: str) -> tuple[Finding, ...]:
