@@ -52,8 +52,9 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--no-cache",
         action="store_true",
-        help="no persistent compilation cache: JAX compiles every program afresh (sets NORMCHECK_NO_CACHE=1; "
-        "the cache lives in $XDG_CACHE_HOME/normcheck/jax, by default ~/.cache/normcheck/jax)",
+        help="no persistent compilation cache: JAX and TensorFlow's XLA compile every program afresh (sets "
+        "NORMCHECK_NO_CACHE=1; the caches live in $XDG_CACHE_HOME/normcheck/{jax,tensorflow}, by default "
+        "~/.cache/normcheck)",
     )
     p.add_argument(
         "--jobs",
@@ -399,7 +400,7 @@ def no_cache() -> None:
     """Turn the persistent compilation cache off in this process and those it starts."""
     import os
 
-    from normcheck.adapters.jax import NO_CACHE_ENV
+    from normcheck.compile_cache import NO_CACHE_ENV
 
     os.environ[NO_CACHE_ENV] = "1"
 

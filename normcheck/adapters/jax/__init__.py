@@ -78,6 +78,7 @@ from typing import Any
 
 import numpy as np
 
+from normcheck import compile_cache
 from normcheck import dtypes as _dtypes
 from normcheck import spec as _spec
 from normcheck.adapters.base import Adapter, Impl, Unsupported
@@ -87,7 +88,6 @@ __all__ = [
     "COMPILES",
     "CONVENTIONS",
     "FLAX_CLASSES",
-    "NO_CACHE_ENV",
     "TRACES",
     "JaxAdapter",
     "cache_dir",
@@ -138,9 +138,6 @@ def _x64_enabled() -> bool:
     return os.environ.get("JAX_ENABLE_X64", "").strip().lower() in _TRUE
 
 
-#: Set (to 1, true, yes or on) to turn JAX's persistent compilation cache off.
-NO_CACHE_ENV = "NORMCHECK_NO_CACHE"
-
 #: From ``jax.monitoring``, in this process: ``compiles`` (XLA compilations, cache loads included)
 #: and ``compile_s`` their seconds, ``cache_hits``/``cache_misses`` of the persistent cache,
 #: ``trace_s`` and ``lower_s`` (tracing to a jaxpr, lowering to MLIR; never cached).
@@ -158,16 +155,13 @@ _SET_UP = False
 
 def cache_dir() -> str | None:
     """The persistent compilation cache folder: ``$XDG_CACHE_HOME/normcheck/jax`` (by default
-    ``~/.cache/normcheck/jax``); None when :data:`NO_CACHE_ENV` is set."""
-    if os.environ.get(NO_CACHE_ENV, "").strip().lower() in _TRUE:
-        return None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "normcheck", "jax")
+    ``~/.cache/normcheck/jax``); None when ``NORMCHECK_NO_CACHE`` is set (:mod:`normcheck.compile_cache`)."""
+    return compile_cache.folder("jax")
 
 
 def setup():
     """``jax``, imported; on the first call in a process, the persistent compilation cache set to
-    :func:`cache_dir` (every program cached; off with :data:`NO_CACHE_ENV`; a folder the user set
+    :func:`cache_dir` (every program cached; off with ``NORMCHECK_NO_CACHE``; a folder the user set
     is kept) and :data:`COMPILES` counting. Runs before normcheck's first JAX call (:func:`put`)."""
     global _SET_UP
     import jax

@@ -18,6 +18,7 @@ Importing this module imports neither TensorFlow nor Keras. When they are import
 use), ``TF_CPP_MIN_LOG_LEVEL=2`` and ``KERAS_BACKEND=tensorflow`` are set as defaults first, and
 TensorFlow's optional import of jax (``tensorflow.lite.python.util`` tries ``from jax import jit``)
 is blocked for the duration of ``import tensorflow``, so using this adapter never loads jax.
+XLA's persistent cache is pointed at ``~/.cache/normcheck/tensorflow`` (:mod:`normcheck.compile_cache`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from normcheck import compile_cache
 from normcheck import spec as _spec
 from normcheck.adapters.base import Adapter, Impl, Unsupported
 
@@ -129,6 +131,7 @@ def import_tensorflow():
     if tf is not None and hasattr(tf, "function"):
         return tf
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _persistent_cache()
     block = "jax" not in sys.modules
     if block:  # tensorflow.lite imports jax when it is installed; it falls back cleanly without it
         sys.modules["jax"] = None
@@ -138,6 +141,17 @@ def import_tensorflow():
         if block and "jax" in sys.modules and sys.modules["jax"] is None:
             del sys.modules["jax"]
     return tf
+
+
+def _persistent_cache() -> None:
+    """Before TensorFlow's first import: XLA keeps the executables of ``tf.function(jit_compile=True)``
+    in :func:`normcheck.compile_cache.folder` ("tensorflow"), so a second run loads them instead of
+    compiling each shape again. A cache folder already in ``TF_XLA_FLAGS`` is the user's, and kept."""
+    folder = compile_cache.folder("tensorflow")
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if folder is None or "tf_xla_persistent_cache_directory" in flags:
+        return
+    os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={folder}".strip()
 
 
 def import_keras():

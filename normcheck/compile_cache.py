@@ -1,0 +1,28 @@
+"""Where compiled programs are kept between runs: one folder per framework under
+``$XDG_CACHE_HOME/normcheck`` (by default ``~/.cache/normcheck``), off with ``NORMCHECK_NO_CACHE=1``
+(``normcheck audit --no-cache``).
+
+JAX keeps its persistent compilation cache there (``normcheck.adapters.jax.setup``), TensorFlow
+its XLA executables of ``tf.function(jit_compile=True)`` (``--tf_xla_persistent_cache_directory``
+in ``TF_XLA_FLAGS``, set before TensorFlow is imported). A loaded program is the executable the
+compiler built for the same program on the same device, so a warm run's records are a cold run's.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["NO_CACHE_ENV", "folder"]
+
+#: Set (to 1, true, yes or on) to turn the persistent compilation caches off.
+NO_CACHE_ENV = "NORMCHECK_NO_CACHE"
+_TRUE = ("1", "true", "t", "yes", "y", "on")
+
+
+def folder(framework: str) -> str | None:
+    """``$XDG_CACHE_HOME/normcheck/<framework>`` (by default ``~/.cache/normcheck/<framework>``);
+    None when :data:`NO_CACHE_ENV` is set."""
+    if os.environ.get(NO_CACHE_ENV, "").strip().lower() in _TRUE:
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "normcheck", framework)
