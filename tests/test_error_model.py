@@ -63,3 +63,33 @@ def test_numpy_switchable_norm_float16_overflow_case_passes():
     for key in ("numpy/switchable_norm/reference", "numpy/switchable_norm/float32"):
         r = properties.PROPERTIES["agreement"](impls[key], case)
         assert r.verdict != "fail", (key, r.message)
+
+
+def test_the_all_finite_path_judges_as_the_special_value_path_does():
+    """compare() takes a short path when nothing is NaN or inf; appending a matching NaN to both
+    sides sends the same numbers down the general path, which must find the same worst element."""
+    rng = np.random.default_rng(7)
+    for dtype in ("float32", "float16", "bfloat16", "float64"):
+        for _ in range(20):
+            e = rng.standard_normal(17) * 10.0 ** rng.integers(-3, 4)  # finite in float16
+            s = np.abs(rng.standard_normal(17)) + 1e-3
+            s[rng.integers(17)] = 0.0  # a zero scale: only eta_min allows any error
+            a = (e + rng.standard_normal(17) * s * 16 * dtypes.unit_roundoff(dtype)).astype(dtypes.np_dtype(dtype))
+            a[0], e[3] = e[0], 0.0
+            short = compare(a, e, s, dtype)
+            nan = np.array([np.nan])
+            general = compare(
+                np.concatenate([a.astype(np.float64), nan]), np.concatenate([e, nan]), np.append(s, 1.0), dtype
+            )
+            assert not short.mismatch and not general.mismatch
+            assert (short.ok, short.observed, short.worst_index) == (general.ok, general.observed, general.worst_index)
+            assert (short.max_abs, short.max_rel) == (general.max_abs, general.max_rel)
+
+
+def test_a_zero_scale_in_float64_accepts_an_exact_match_and_nothing_else():
+    """float64's eta_min rounds to 0, so with a zero scale the unit of error is 0: an exact match
+    is 0 u·s (not 0/0), any difference infinitely many."""
+    exact = compare(np.zeros(3), np.zeros(3), np.zeros(3), "float64")
+    assert exact.ok and exact.observed == 0.0
+    off = compare(np.array([0.0, 1e-300, 0.0]), np.zeros(3), np.zeros(3), "float64")
+    assert not off.ok and off.observed > 1e16 and off.worst_index == (1,)
