@@ -7,6 +7,7 @@ and the package's version within the PEP 440 range) is reported as ``finding``, 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import importlib.metadata
 import tomllib
 from dataclasses import dataclass, field
@@ -185,8 +186,11 @@ def match_impl(impl, prop: str, dtype: str, case=None, verdict: str = "fail") ->
     return next((f for f in found if case is None or f.covers(case)), None)
 
 
+@functools.lru_cache(maxsize=None)
 def _installed(package: str) -> str | None:
-    """The installed version of ``package`` (or of its ``-cpu``/``-gpu`` build, as TF ships)."""
+    """The installed version of ``package`` (or of its ``-cpu``/``-gpu`` build, as TF ships); read
+    once per process (reading a distribution's metadata costs milliseconds, and the audit asks
+    for every check)."""
     for dist in (package, f"{package}-cpu", f"{package}-gpu"):
         try:
             return importlib.metadata.version(dist)

@@ -49,6 +49,7 @@ of this module.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import inspect
@@ -139,12 +140,7 @@ class Adapter:
         return importlib.util.find_spec(self.module) is not None
 
     def version(self) -> str | None:
-        for dist in (self.distribution or self.module, self.module):
-            try:
-                return importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        return None
+        return _version(self.distribution or self.module, self.module)
 
     def loaded(self) -> bool:
         return self.module in sys.modules
@@ -262,6 +258,17 @@ class Adapter:
 
 
 # --- helpers shared by the adapters' VJPs (framework-free) ----------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _version(*dists: str) -> str | None:
+    """The installed version of the first of ``dists`` that is installed, read once per process."""
+    for dist in dists:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def case_arguments(case) -> dict[str, Any]:

@@ -121,9 +121,10 @@ def _judge(d: _Drive, case, r: P.Result, known, *, keep_errors: bool = False) ->
     return False
 
 
-#: The examples a seeded (or derandomized) run draws, by (norm, dtype, buffers, run): every property
-#: of every implementation of a norm sees the same examples, so they are drawn once per process and
-#: replayed (:func:`_replay`) instead of re-generated per property.
+#: The examples a seeded (or derandomized) run draws, by (norm, dtype, buffers, run), or by
+#: (identity, dtype, run): every property of every implementation of a norm, and every pair of
+#: implementations an identity relates, sees the same examples, so they are drawn once per process
+#: and replayed (:func:`_replay`) instead of re-generated per check.
 _DRAWN: dict[tuple, tuple | None] = {}
 
 
@@ -137,7 +138,7 @@ def _drawn(key, strategy, settings, seed) -> tuple | None:
             return P.Result("", "pass")
 
         d = _drive(keep, strategy, settings, seed)
-        if len(_DRAWN) > 64:
+        if len(_DRAWN) > 256:  # a process's norms x dtypes x buffers, and identities x dtypes, fit
             _DRAWN.clear()
         _DRAWN[key] = None if d.crash else tuple(seen)
     return _DRAWN[key]
@@ -269,5 +270,11 @@ def run_identity(ident, lhs, rhs, dtype: str, run: Run | None = None) -> Record:
         return _skip(lhs, dtype, name, f"{dtype} is not supported by both sides")
     strategy = strategies.identity_cases(ident, dtypes=(dtype,))
     known = _findings.applicable(lhs.id, name, dtype) + _findings.applicable(rhs.id, name, dtype)
-    drive = _drive(lambda c: P.identity(ident, lhs, rhs, c), strategy, run.settings(), run.seed, known)
+    settings = run.settings()
+    body = lambda c: P.identity(ident, lhs, rhs, c)  # noqa: E731
+    drive = None
+    if run.seed is not None or settings.derandomize:  # every pair of implementations sees the same examples
+        drive = _replay(body, _drawn((name, dtype, run), strategy, settings, run.seed), known)
+    if drive is None:
+        drive = _drive(body, strategy, settings, run.seed, known)
     return _record(lhs, dtype, name, t0, drive, repro_call=_repro_call(lhs))
