@@ -186,7 +186,7 @@ def match_impl(impl, prop: str, dtype: str, case=None, verdict: str = "fail") ->
     return next((f for f in found if case is None or f.covers(case)), None)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _installed(package: str) -> str | None:
     """The installed version of ``package`` (or of its ``-cpu``/``-gpu`` build, as TF ships); read
     once per process (reading a distribution's metadata costs milliseconds, and the audit asks

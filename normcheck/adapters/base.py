@@ -260,7 +260,7 @@ class Adapter:
 # --- helpers shared by the adapters' VJPs (framework-free) ----------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _version(*dists: str) -> str | None:
     """The installed version of the first of ``dists`` that is installed, read once per process."""
     for dist in dists:
