@@ -29,7 +29,7 @@ def identity_pairs(impls) -> Iterable[tuple[Any, Any, Any]]:
                 yield ident, lhs, rhs
 
 
-COST_ORDER = ("jax", "tensorflow", "torch", "onnxruntime", "numpy")  # slowest first, for the process pool
+COST_ORDER = ("jax", "tensorflow", "torch", "numpy", "onnxruntime")  # slowest first, for the process pool
 
 
 #: Processes a framework's checks are split over when the audit runs in parallel, so that the
