@@ -23,6 +23,7 @@ LAYERS = {
     "normcheck.dtypes": 0,
     "normcheck.findings": 0,
     "normcheck.profiles": 0,
+    "normcheck.compile_cache": 0,
     "normcheck.reference": 1,
     "normcheck.case": 1,
     "normcheck.error_model": 1,
