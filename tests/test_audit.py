@@ -45,6 +45,29 @@ def test_replayed_examples_give_the_records_of_a_run_per_property(norm):
     assert any(k[0] == norm for k in driver._DRAWN)  # the replay path was taken
 
 
+def test_identities_replay_their_draws_and_give_the_records_of_a_hypothesis_run(monkeypatch):
+    from normcheck.audit.schedule import identity_pairs
+
+    pairs = list(identity_pairs(i for i in adapters.get("numpy").implementations() if not i.extended))
+    assert len(pairs) >= 5
+    replayed = []
+    for ident, lhs, rhs in pairs:
+        for dtype in ("float32", "float16"):
+            r = audit.run_identity(ident, lhs, rhs, dtype, Run("ci", seed=0)).to_json()
+            r.pop("seconds")
+            replayed.append(r)
+    assert any(k[0].startswith("identity:") for k in driver._DRAWN)  # the replay path was taken
+    monkeypatch.setattr(driver, "_replay", lambda *a, **k: None)  # every check a Hypothesis run of its own
+    plain = []
+    for ident, lhs, rhs in pairs:
+        for dtype in ("float32", "float16"):
+            r = audit.run_identity(ident, lhs, rhs, dtype, Run("ci", seed=0)).to_json()
+            r.pop("seconds")
+            plain.append(r)
+    assert replayed == plain
+    assert sum(r["verdict"] == "pass" for r in plain) > 5
+
+
 def test_a_new_deviation_is_still_shrunk_by_hypothesis():
     from normcheck.adapters.base import Impl
 
