@@ -38,3 +38,21 @@ def test_without_the_option_the_document_has_no_timings():
         frameworks=["numpy"], norms=["layer_norm"], properties=["agreement"], run=audit.Run("quick", max_examples=2)
     )
     assert "timings" not in doc and doc["summary"]["pass"] == 2
+
+
+def test_jax_alone_runs_in_its_two_processes_with_the_records_of_one():
+    """An audit of JAX alone (as the seed sweep runs it) uses JAX's two processes, not one serial
+    process, and gets the serial run's records."""
+    import pytest
+
+    pytest.importorskip("flax")
+    from normcheck.profiles import Run
+
+    kw = dict(frameworks=["jax"], norms=["rms_norm", "layer_norm"], properties=["agreement"], dtypes=["float32"])
+    run = Run("quick", seed=0, max_examples=2)
+    serial = audit.run_audit(run=run, workers=1, timed=True, **kw)
+    parallel = audit.run_audit(run=run, workers=2, timed=True, **kw)
+    assert [p["process"] for p in parallel["timings"]["processes"]] == [0, 1]
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in serial["records"]]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in parallel["records"]]
+    assert len(strip) >= 4 and all(r["verdict"] in ("pass", "finding") for r in strip)
