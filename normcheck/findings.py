@@ -7,8 +7,6 @@ and the package's version within the PEP 440 range) is reported as ``finding``, 
 from __future__ import annotations
 
 import fnmatch
-import functools
-import importlib.metadata
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
@@ -18,6 +16,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from normcheck import installed
 from normcheck.spec import specs_dir
 
 __all__ = [
@@ -186,17 +185,9 @@ def match_impl(impl, prop: str, dtype: str, case=None, verdict: str = "fail") ->
     return next((f for f in found if case is None or f.covers(case)), None)
 
 
-@functools.cache
 def _installed(package: str) -> str | None:
-    """The installed version of ``package`` (or of its ``-cpu``/``-gpu`` build, as TF ships); read
-    once per process (reading a distribution's metadata costs milliseconds, and the audit asks
-    for every check)."""
-    for dist in (package, f"{package}-cpu", f"{package}-gpu"):
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
+    """The installed version of ``package`` (or of its ``-cpu``/``-gpu`` build, as TF ships)."""
+    return installed.version(package, f"{package}-cpu", f"{package}-gpu")
 
 
 def _globs(v) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ LAYERS = {
     "normcheck.findings": 0,
     "normcheck.profiles": 0,
     "normcheck.compile_cache": 0,
+    "normcheck.installed": 0,
     "normcheck.reference": 1,
     "normcheck.case": 1,
     "normcheck.error_model": 1,

@@ -49,8 +49,6 @@ of this module.
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
 import importlib.util
 import inspect
 import sys
@@ -59,6 +57,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from normcheck import installed
 
 __all__ = [
     "DEFAULT",
@@ -140,7 +140,7 @@ class Adapter:
         return importlib.util.find_spec(self.module) is not None
 
     def version(self) -> str | None:
-        return _version(self.distribution or self.module, self.module)
+        return installed.version(self.distribution or self.module, self.module)
 
     def loaded(self) -> bool:
         return self.module in sys.modules
@@ -258,17 +258,6 @@ class Adapter:
 
 
 # --- helpers shared by the adapters' VJPs (framework-free) ----------------------------------------
-
-
-@functools.cache
-def _version(*dists: str) -> str | None:
-    """The installed version of the first of ``dists`` that is installed, read once per process."""
-    for dist in dists:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
 
 
 def case_arguments(case) -> dict[str, Any]:

@@ -134,15 +134,10 @@ PACKAGES = ("flax", "jax", "jaxlib", "keras", "tensorflow-cpu", "tensorflow", "o
 
 
 def _packages() -> dict[str, str]:
-    import importlib.metadata
+    from normcheck import installed
 
-    out = {}
-    for dist in dict.fromkeys([*PACKAGES, *(f.package for f in _findings.load())]):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    dists = dict.fromkeys([*PACKAGES, *(f.package for f in _findings.load())])
+    return {dist: v for dist in dists if (v := installed.version(dist)) is not None}
 
 
 def _cpu_name() -> str:
