@@ -294,6 +294,11 @@ def second_order_scale(yhat, g, v, sigma, *, conditioning, a=0.0, b=0.0, m=0.0) 
 _TINY = float(np.finfo(np.float64).tiny)
 
 
+def _unit(s, u, eta):
+    """The unit of error over u: ``(u + u64) s + eta_min``, divided by u (floored at _TINY)."""
+    return np.maximum(s * (1 + U64 / u) + eta / u, _TINY)
+
+
 @lru_cache(maxsize=64)
 def _constants(dtype) -> tuple[float, float, float]:
     """(u, eta_min, overflow threshold) of ``dtype`` (a name or np.dtype)."""
@@ -321,7 +326,7 @@ def compare(actual, expected, s, dtype, *, model: ErrorModel = MODEL) -> Compari
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         if np.isfinite(a).all() and np.isfinite(e).all():  # the common case: no special values to match
             err = np.abs(a - e)
-            ratio = err / np.maximum(s * (1 + U64 / u) + eta / u, _TINY) / u
+            ratio = err / _unit(s, u, eta) / u
             rel = np.divide(err, np.abs(e), out=np.zeros_like(err), where=e != 0)
             k = int(np.argmax(ratio))
             observed = float(ratio.flat[k])
@@ -341,7 +346,7 @@ def _compare_special(a, e, s, u, eta, overflow, lam) -> Comparison:
     bad_special = (nan_a != nan_e) | inf_mismatch
     finite = np.isfinite(a) & np.isfinite(e)
     err = np.where(finite, np.abs(a - e), 0.0)
-    ratio = np.where(finite, err / np.maximum(s * (1 + U64 / u) + eta / u, _TINY), 0.0) / u
+    ratio = np.where(finite, err / _unit(s, u, eta), 0.0) / u
     observed = float(np.max(ratio))
     max_abs = float(np.max(err))
     rel = np.where(finite & (e != 0), err / np.abs(e), 0.0)

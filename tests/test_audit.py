@@ -50,20 +50,20 @@ def test_identities_replay_their_draws_and_give_the_records_of_a_hypothesis_run(
 
     pairs = list(identity_pairs(i for i in adapters.get("numpy").implementations() if not i.extended))
     assert len(pairs) >= 5
-    replayed = []
-    for ident, lhs, rhs in pairs:
-        for dtype in ("float32", "float16"):
-            r = audit.run_identity(ident, lhs, rhs, dtype, Run("ci", seed=0)).to_json()
-            r.pop("seconds")
-            replayed.append(r)
+
+    def records():
+        out = []
+        for ident, lhs, rhs in pairs:
+            for dtype in ("float32", "float16"):
+                r = audit.run_identity(ident, lhs, rhs, dtype, Run("ci", seed=0)).to_json()
+                r.pop("seconds")
+                out.append(r)
+        return out
+
+    replayed = records()
     assert any(k[0].startswith("identity:") for k in driver._DRAWN)  # the replay path was taken
     monkeypatch.setattr(driver, "_replay", lambda *a, **k: None)  # every check a Hypothesis run of its own
-    plain = []
-    for ident, lhs, rhs in pairs:
-        for dtype in ("float32", "float16"):
-            r = audit.run_identity(ident, lhs, rhs, dtype, Run("ci", seed=0)).to_json()
-            r.pop("seconds")
-            plain.append(r)
+    plain = records()
     assert replayed == plain
     assert sum(r["verdict"] == "pass" for r in plain) > 5
 

@@ -162,6 +162,15 @@ def _replay(body, cases, known, *, keep_errors: bool = False) -> _Drive | None:
     return d
 
 
+def _replayed(body, key, strategy, settings, seed, known, keep_errors: bool = False) -> _Drive | None:
+    """:func:`_replay` over the examples ``key`` draws, where the run is seeded or derandomized (so
+    they are the same for every check that shares the key); None otherwise, or where the replay
+    stops (:func:`_drive` then runs)."""
+    if seed is None and not settings.derandomize:
+        return None
+    return _replay(body, _drawn(key, strategy, settings, seed), known, keep_errors=keep_errors)
+
+
 def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record:
     samples, n, skips, skip_msg, fail, crash = d.samples, d.n, d.skips, d.skip, d.fail, d.crash
     from normcheck.adapters import get
@@ -247,15 +256,14 @@ def run_check(
     settings = run.settings()
     known = _findings.applicable_to(impl, prop_name, dtype)
     drive = None
+    body = lambda c: prop(impl, c)  # noqa: E731
     with every_case(run.profile == "thorough"):  # the second order on every case, not only small ones
-        if strategy is None:
+        if strategy is None:  # the same examples for every property: replayed
             strategy = strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
-            if run.seed is not None or settings.derandomize:  # the same examples for every property: replay them
-                key = (impl.norm, dtype, impl.running_stats, run)
-                cases = _drawn(key, strategy, settings, run.seed)
-                drive = _replay(lambda c: prop(impl, c), cases, known, keep_errors=keep_errors)
+            key = (impl.norm, dtype, impl.running_stats, run)
+            drive = _replayed(body, key, strategy, settings, run.seed, known, keep_errors)
         if drive is None:
-            drive = _drive(lambda c: prop(impl, c), strategy, settings, run.seed, known, keep_errors=keep_errors)
+            drive = _drive(body, strategy, settings, run.seed, known, keep_errors=keep_errors)
     return _record(impl, dtype, prop_name, t0, drive, repro_call=_repro_call(impl))
 
 
@@ -272,9 +280,7 @@ def run_identity(ident, lhs, rhs, dtype: str, run: Run | None = None) -> Record:
     known = _findings.applicable(lhs.id, name, dtype) + _findings.applicable(rhs.id, name, dtype)
     settings = run.settings()
     body = lambda c: P.identity(ident, lhs, rhs, c)  # noqa: E731
-    drive = None
-    if run.seed is not None or settings.derandomize:  # every pair of implementations sees the same examples
-        drive = _replay(body, _drawn((name, dtype, run), strategy, settings, run.seed), known)
+    drive = _replayed(body, (name, dtype, run), strategy, settings, run.seed, known)  # the same for every pair
     if drive is None:
         drive = _drive(body, strategy, settings, run.seed, known)
     return _record(lhs, dtype, name, t0, drive, repro_call=_repro_call(lhs))

@@ -314,7 +314,7 @@ def run_audit(
                 progress(len(done), total, payload)
 
     measure = shard is None or shard[0] == 1  # the conventions table: once per audit
-    if workers <= 1 or (len(fws) <= 1 and SHARDS.get(fws[0] if fws else "", 1) <= 1):  # JAX alone: its two processes
+    if workers <= 1 or sum(SHARDS.get(fw, 1) for fw in fws) <= 1:  # one process's work (JAX alone needs two)
         units = {fw: _unit(fw, 0, kwargs, emit=on_event) for fw in fws}
         by_fw, spent = {fw: u[0] for fw, u in units.items()}, [u[2] for u in units.values()]
         conventions = [r for fw in fws for r in _measure(fw)] if measure else []  # torch before tensorflow
