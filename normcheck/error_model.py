@@ -92,6 +92,7 @@ __all__ = [
     "MODEL",
     "Comparison",
     "ErrorModel",
+    "Target",
     "compare",
     "running_scale",
     "running_scales_of",
@@ -100,6 +101,9 @@ __all__ = [
 ]
 
 U64 = dtypes.unit_roundoff("float64")
+#: The floor of a scale and of the unit of error: float64's eta_min (half of 5e-324) rounds to 0, so
+#: a zero scale (a zero weight and bias, an eval-mode second derivative) would make an exact match 0/0.
+_TINY = float(np.finfo(np.float64).tiny)
 
 
 @dataclass(frozen=True)
@@ -136,12 +140,6 @@ class Comparison:
         )
 
 
-def _per_set(a, plan, fn):
-    """Apply a reduction ``fn`` over each reduction set and broadcast it back to the input shape."""
-    v = np.asarray(a, dtype=np.float64).reshape(plan.view_shape)
-    return np.broadcast_to(fn(v, axis=plan.reduce, keepdims=True), plan.view_shape).reshape(plan.shape)
-
-
 def scale(
     norm,
     x,
@@ -171,11 +169,13 @@ def scale(
         elif use_batch_stats:
             from normcheck.reference import moments
 
-            mean, var = moments(x64.reshape(p.view_shape), p.reduce, center=spec.center)
-            sigma = np.broadcast_to(np.sqrt(var + eps), p.view_shape).reshape(x.shape)
-            yhat = ((x64.reshape(p.view_shape) - mean) / np.sqrt(var + eps)).reshape(x.shape)
+            # per set (the view's statistic shape), broadcast by the elementwise terms below
+            v = x64.reshape(p.view_shape)
+            mean, var = moments(v, p.reduce, center=spec.center)
+            sigma = np.sqrt(var + eps)
+            yhat = (v - mean) / sigma
             n = p.reduce_size
-            kappa = _per_set(np.abs(x64), p, np.max) / sigma
+            kappa = np.maximum.reduce(np.abs(v), axis=p.reduce, keepdims=True) / sigma
         else:
             from normcheck.reference import running_view
 
@@ -189,11 +189,12 @@ def scale(
         b = 0.0 if bias is None else np.abs(np.asarray(bias, np.float64)).reshape(p.affine_broadcast)
         ay = np.abs(yhat)
         if spec.center or not use_batch_stats or spec.mix:
-            s = np.sqrt(n) * kappa * (1 + ay) * w + ay * w + b
+            t = np.sqrt(n) * kappa * (1 + ay)
         else:
-            s = np.sqrt(n) * ay * w + ay * w + b
+            t = np.sqrt(n) * ay
+        s = t.reshape(x.shape) * w + ay.reshape(x.shape) * w + b
     # A scale of exactly 0 (zero weight, zero bias) still allows the output's own rounding.
-    return np.maximum(s, np.finfo(np.float64).tiny)
+    return np.maximum(s, _TINY)
 
 
 def _mixture_terms(spec, p, x64, eps, use_batch, running_mean, running_var, kw):
@@ -289,11 +290,6 @@ def second_order_scale(yhat, g, v, sigma, *, conditioning, a=0.0, b=0.0, m=0.0) 
         return conditioning * (1 + ay) * ((ag + a) * (av + b) + a * b + m) / np.asarray(sigma, np.float64) ** 2
 
 
-#: The floor of the unit of error: float64's eta_min (half of 5e-324) rounds to 0, so a zero scale
-#: (a zero weight and bias, an eval-mode second derivative) would make an exact match 0/0.
-_TINY = float(np.finfo(np.float64).tiny)
-
-
 def _unit(s, u, eta):
     """The unit of error over u: ``(u + u64) s + eta_min``, divided by u (floored at _TINY)."""
     return np.maximum(s * (1 + U64 / u) + eta / u, _TINY)
@@ -311,28 +307,64 @@ def compare(actual, expected, s, dtype, *, model: ErrorModel = MODEL) -> Compari
     NaN must match NaN and ±Inf must match exactly; elsewhere ``|actual - expected| <=
     lambda ((u + u64) s + eta_min)``, with u the unit roundoff of ``dtype`` and eta_min half its
     smallest subnormal (the absolute error of a rounding into the subnormal range).
+    ``Target(expected, s, dtype).compare(actual)``: build the :class:`Target` once to judge several
+    outputs against one expected value.
     """
-    u, eta, overflow = _constants(dtype if isinstance(dtype, str) else np.dtype(dtype))
-    lam = model.allowed(u)
-    a = np.asarray(actual).astype(np.float64)
-    e = np.asarray(expected, dtype=np.float64)
-    if a.shape != e.shape:
-        return Comparison(False, np.inf, lam, np.inf, np.inf, None, u, f"shape {a.shape} != expected {e.shape}")
-    s = np.asarray(s, dtype=np.float64)
-    if s.shape != e.shape:
-        s = np.broadcast_to(s, e.shape)
-    if not a.size:
-        return Comparison(True, 0.0, lam, 0.0, 0.0, None, u)
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        if np.isfinite(a).all() and np.isfinite(e).all():  # the common case: no special values to match
-            err = np.abs(a - e)
-            ratio = err / _unit(s, u, eta) / u
-            rel = np.divide(err, np.abs(e), out=np.zeros_like(err), where=e != 0)
-            k = int(np.argmax(ratio))
-            observed = float(ratio.flat[k])
-            worst = tuple(int(i) for i in np.unravel_index(k, ratio.shape))
-            return Comparison(observed <= lam, observed, lam, float(err.max()), float(rel.max()), worst, u)
-        return _compare_special(a, e, s, u, eta, overflow, lam)
+    return Target(expected, s, dtype, model=model).compare(actual)
+
+
+class Target:
+    """An expected float64 value and its scale, prepared for judging outputs against it
+    (:func:`compare`): what depends on the expected side alone (the unit of error
+    ``(u + u64) s + eta_min`` over u, ``|expected|``, whether it is finite) is computed on the first
+    comparison and kept, so each further output costs only its own error. ``expected`` and ``s`` are
+    read, never written; the caller keeps them unchanged while the target is in use."""
+
+    __slots__ = ("_prepared", "e", "eta", "lam", "overflow", "s", "u")
+
+    def __init__(self, expected, s, dtype, *, model: ErrorModel = MODEL):
+        self.u, self.eta, self.overflow = _constants(dtype if isinstance(dtype, str) else np.dtype(dtype))
+        self.lam = model.allowed(self.u)
+        self.e = np.asarray(expected, dtype=np.float64)
+        s = np.asarray(s, dtype=np.float64)
+        self.s = s if s.shape == self.e.shape else np.broadcast_to(s, self.e.shape)
+        self._prepared = None
+
+    def _prepare(self):
+        """(unit of error over u, |e| with inf where e = 0, e all finite), once."""
+        if self._prepared is None:
+            with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+                finite = bool(np.isfinite(self.e).all())
+                unit = _unit(self.s, self.u, self.eta) if finite else None
+                abs_e = np.abs(self.e)
+                abs_e[abs_e == 0] = np.inf  # err / inf = 0: no relative error where e = 0
+            self._prepared = (unit, abs_e, finite)
+        return self._prepared
+
+    def compare(self, actual) -> Comparison:
+        """``actual`` judged against the expected value (:func:`compare`)."""
+        u, lam, e = self.u, self.lam, self.e
+        a = np.asarray(actual).astype(np.float64)
+        if a.shape != e.shape:
+            return Comparison(False, np.inf, lam, np.inf, np.inf, None, u, f"shape {a.shape} != expected {e.shape}")
+        if not a.size:
+            return Comparison(True, 0.0, lam, 0.0, 0.0, None, u)
+        unit, abs_e, finite = self._prepare()
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            err = np.subtract(a, e)
+            # the common case, no special values to match: a finite difference means both are finite
+            # (a difference that overflows takes the general path, which finds the same inf)
+            if finite and np.isfinite(err).all():
+                err = np.abs(err, out=err)
+                ratio = err / unit
+                ratio /= u
+                k = int(ratio.argmax())
+                observed = float(ratio.flat[k])
+                worst = tuple(int(i) for i in np.unravel_index(k, ratio.shape))
+                return Comparison(
+                    observed <= lam, observed, lam, float(err.max()), float((err / abs_e).max()), worst, u
+                )
+            return _compare_special(a, e, self.s, u, self.eta, self.overflow, lam)
 
 
 def _compare_special(a, e, s, u, eta, overflow, lam) -> Comparison:

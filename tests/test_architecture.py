@@ -28,6 +28,7 @@ LAYERS = {
     "normcheck.reference": 1,
     "normcheck.case": 1,
     "normcheck.error_model": 1,
+    "normcheck.expected": 1,
     "normcheck.adapters": 2,
     "normcheck.strategies": 3,
     "normcheck.properties": 4,

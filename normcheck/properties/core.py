@@ -20,11 +20,23 @@ from typing import Any
 
 import numpy as np
 
-from normcheck import error_model
+from normcheck import error_model, expected
 from normcheck.adapters.base import Unsupported
 from normcheck.case import Case, Outcome
 
-__all__ = ["REGISTRY", "Result", "Stop", "call", "ordered", "pair", "reference", "register", "scale", "verdict"]
+__all__ = [
+    "REGISTRY",
+    "Result",
+    "Stop",
+    "call",
+    "ordered",
+    "pair",
+    "reference",
+    "register",
+    "scale",
+    "target",
+    "verdict",
+]
 
 
 @dataclass
@@ -126,32 +138,33 @@ def _frozen(a):
     return a
 
 
+def _expected(case: Case) -> tuple[Outcome, np.ndarray]:
+    """(reference outcome, scale) of the case (:func:`normcheck.expected.of`: one moments pass for
+    both where they share it), read-only, computed once per case object."""
+
+    def compute():
+        out, s = expected.of(case)
+        return Outcome(_frozen(out.y), _frozen(out.running_mean), _frozen(out.running_var)), _frozen(s)
+
+    return _memo("expected", case, compute)
+
+
 def scale(case: Case) -> np.ndarray:
     """The case's condition scale s (:func:`normcheck.error_model.scale`), read-only, computed once
     per case."""
-    return _memo("scale", case, lambda: _frozen(_scale(case)))
-
-
-def _scale(case: Case) -> np.ndarray:
-    kw = {k: v for k, v in case.args.items() if k != "reduce_axes"}
-    for k in case.spec.array_params:  # the case's own arrays, read-only: the model only reads them
-        v = getattr(case, k, None)
-        kw[k] = None if v is None else _frozen(v.view())
-    ra = case.args.get("reduce_axes")
-    return error_model.scale(
-        case.norm, case.x, use_batch_stats=case.use_batch_stats, **kw, **({"reduce_axes": ra} if ra is not None else {})
-    )
+    return _expected(case)[1]
 
 
 def reference(case: Case) -> Outcome:
     """``case.reference()`` (the float64 reference's output and updated buffers), read-only,
     computed once per case."""
+    return _expected(case)[0]
 
-    def compute() -> Outcome:
-        out = case.reference()
-        return Outcome(_frozen(out.y), _frozen(out.running_mean), _frozen(out.running_var))
 
-    return _memo("reference", case, compute)
+def target(case: Case) -> error_model.Target:
+    """The case's float64 reference output with its scale, prepared for judging outputs
+    (:class:`normcheck.error_model.Target`), computed once per case object."""
+    return _memo("target", case, lambda: error_model.Target(reference(case).y, scale(case), case.dtype))
 
 
 def verdict(name: str, comparisons: list[tuple[str, error_model.Comparison]]) -> Result:
