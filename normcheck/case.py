@@ -49,7 +49,7 @@ class Case:
 
     @property
     def dtype(self) -> str:
-        return self.x.dtype.name
+        return dtypes.dtype_name(self.x.dtype)
 
     @property
     def use_batch_stats(self) -> bool:

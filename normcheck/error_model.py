@@ -352,19 +352,27 @@ class Target:
         unit, abs_e, finite = self._prepare()
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             err = np.subtract(a, e)
-            # the common case, no special values to match: a finite difference means both are finite
-            # (a difference that overflows takes the general path, which finds the same inf)
-            if finite and np.isfinite(err).all():
+            if finite:  # the common case: no special value to match unless the output has one
                 err = np.abs(err, out=err)
                 ratio = err / unit
                 ratio /= u
-                k = int(ratio.argmax())
+                k = int(ratio.argmax())  # the first NaN, if any: argmax propagates NaN
                 observed = float(ratio.flat[k])
-                worst = tuple(int(i) for i in np.unravel_index(k, ratio.shape))
-                return Comparison(
-                    observed <= lam, observed, lam, float(err.max()), float((err / abs_e).max()), worst, u
-                )
+                if math.isfinite(observed):  # so every difference is finite, and both sides are
+                    worst = _index(k, ratio.shape)
+                    return Comparison(
+                        observed <= lam, observed, lam, float(err.max()), float((err / abs_e).max()), worst, u
+                    )
             return _compare_special(a, e, self.s, u, self.eta, self.overflow, lam)
+
+
+def _index(k: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``np.unravel_index(k, shape)`` as a tuple of ints (a few divisions: the audit asks per case)."""
+    out = []
+    for n in reversed(shape):
+        k, i = divmod(k, n)
+        out.append(i)
+    return tuple(reversed(out))
 
 
 def _compare_special(a, e, s, u, eta, overflow, lam) -> Comparison:

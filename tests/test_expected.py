@@ -84,3 +84,10 @@ def test_a_target_broadcasts_a_per_set_scale():
     got = error_model.Target(e, np.array([[1.0], [2.0]]), "float32").compare(a)
     u = error_model.dtypes.unit_roundoff("float32")
     assert got.ok and got.worst_index == (0, 1) and got.observed == pytest.approx(1e-7 / u, rel=1e-6)
+
+
+def test_a_difference_that_overflows_is_judged_as_compare_did_on_finite_sides():
+    """Both sides finite, their difference beyond float64's range: an infinite error, not a match."""
+    e = np.array([-1.5e308, 1.0, 2.0])
+    got = error_model.Target(e, np.ones(3), "float64").compare(np.array([1.5e308, 1.0, 2.0]))
+    assert not got.ok and got.observed == np.inf and got.worst_index == (0,) and not got.mismatch
