@@ -1,7 +1,7 @@
 """JAX's autodiff of the flax norms (:meth:`JaxAdapter.vjp`): ``jax.vjp`` over ``module.apply``
 (linen; ``jax.jit`` of the whole VJP in the jit mode), over ``nnx.merge(graphdef, params, rest)(x)``
 (eager nnx; in the jit mode ``jax.jit`` of the VJP over the layer built from its traced state) and
-over ``jax.nn.standardize``.
+over ``jax.nn.standardize`` (``jax.jit`` of the whole VJP, as for the jit forms).
 
 A user's target (:meth:`JaxAdapter.target_vjp`): ``jax.vjp`` over ``Target.native_call`` (a
 function, ``jax.custom_vjp`` included, or a torch-style module class), or for a flax.linen module
@@ -295,9 +295,23 @@ def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
 
     ja._check_dtype(case.x.dtype)
     if impl.form == "standardize":
-        _, back = jax.vjp(_standardize_fn(ja, case, case_arguments(case)), ja.put(case.x))
-        return {"input": np.array(back(ja.put(dy))[0])}
+        a = case_arguments(case)
+        f = _standardize_fn(ja, case, a)  # bound to the axes and eps, which key the jitted function
+        run = _cached(("standardize-vjp", case.plan().reduce, float(a["eps"])), lambda: jax.jit(_pullback(f)))
+        return {"input": np.array(run(ja.put(case.x), ja.put(dy)))}
     return _flax_vjp(ja, case, dy, impl.form, impl.layout, impl.mode)
+
+
+def _pullback(f):
+    """``run(x, dy)``: the input gradient of ``<dy, f(x)>``, ``jax.vjp``'s pullback, as one function
+    to jit (as a training step differentiates under ``jax.jit``): one program per shape, where the
+    pullback of ``jax.nn.standardize`` run op by op compiled some eight."""
+    import jax
+
+    def run(x, dy):
+        return jax.vjp(f, x)[1](dy)[0]
+
+    return run
 
 
 def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
