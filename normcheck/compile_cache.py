@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["NO_CACHE_ENV", "folder"]
+__all__ = ["NO_CACHE_ENV", "first_run", "folder"]
 
 #: Set (to 1, true, yes or on) to turn the persistent compilation caches off.
 NO_CACHE_ENV = "NORMCHECK_NO_CACHE"
@@ -26,3 +26,10 @@ def folder(framework: str) -> str | None:
         return None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "normcheck", framework)
+
+
+def first_run(framework: str) -> bool:
+    """Whether ``framework``'s cache folder is missing or empty: this run compiles its programs
+    afresh and keeps them. False with the caches off (nothing is kept)."""
+    d = folder(framework)
+    return d is not None and not (os.path.isdir(d) and any(os.scandir(d)))

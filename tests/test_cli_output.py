@@ -131,7 +131,7 @@ def test_progress_total_is_known_up_front_and_equals_the_records(monkeypatch, tm
 
 
 def test_planned_checks_counts_identities_and_dtypes(tmp_path):
-    n = audit_cmd.planned_checks(
+    planned = audit_cmd.planned_checks(
         frameworks=["numpy"],
         norms=["layer_norm", "rms_norm"],
         dtypes=["float32", "float64"],
@@ -144,7 +144,7 @@ def test_planned_checks_counts_identities_and_dtypes(tmp_path):
     impls = adapters.implementations(["numpy"], ["layer_norm", "rms_norm"])
     pairs = list(audit.identity_pairs(impls))
     assert pairs  # rms_norm is layer_norm on zero-mean input
-    assert n == len(impls) * 2 + len(pairs) * 2
+    assert planned == {"numpy": len(impls) * 2 + len(pairs) * 2}
 
 
 def test_no_progress_output_when_stderr_is_not_a_terminal(tmp_path):
@@ -281,3 +281,23 @@ def test_check_quiet_prints_only_the_summary(capsys):
     assert "verdict" in loud and "agreement" in loud  # the per-check rows, as they come
     assert "verdict" not in quiet and "agreement" not in quiet  # neither rows nor a table
     assert len(quiet.splitlines()) < len(loud.splitlines())
+
+
+def test_a_first_run_says_it_fills_the_jax_cache(tmp_path, monkeypatch):
+    """The one line a newcomer's first audit prints: only while JAX's folder is empty, never with
+    the caches off or for a run without JAX."""
+    from normcheck.commands.audit import first_run_note
+
+    monkeypatch.delenv("NORMCHECK_NO_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = tmp_path / "normcheck" / "jax"
+    note = first_run_note(["numpy", "jax"])
+    assert note is not None and str(folder) in note and note.count("\n") == 0
+    assert first_run_note(["numpy", "torch"]) is None
+    folder.mkdir(parents=True)
+    assert first_run_note(["jax"]) is not None  # made, still empty
+    (folder / "jit_run-0123").write_bytes(b"x")
+    assert first_run_note(["jax"]) is None
+    monkeypatch.setenv("NORMCHECK_NO_CACHE", "1")
+    (folder / "jit_run-0123").unlink()
+    assert first_run_note(["jax"]) is None

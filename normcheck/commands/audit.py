@@ -242,14 +242,27 @@ def _print_warnings(doc) -> None:
         print("\n".join(f"! {line}" for line in lines))
 
 
-def planned_checks(*, frameworks, norms, dtypes, properties, profile, all_forms, shard=None) -> int:
-    """The number of records :func:`normcheck.audit.run_audit` will produce for these arguments,
-    counted before it runs (for a progress bar whose total does not move): per installed
-    framework, its implementations × dtypes × properties plus its spec identities × dtypes, the
-    way the audit plans them (:func:`normcheck.audit.plan`)."""
+def first_run_note(frameworks) -> str | None:
+    """A line for a run that fills JAX's empty compilation cache (the first run on a machine, by far
+    the longest: JAX compiles a program for every new shape), or None."""
+    from normcheck import compile_cache
+
+    if "jax" not in frameworks or not compile_cache.first_run("jax"):
+        return None
+    return (
+        f"first run: JAX compiles a program for every new shape and keeps it in {compile_cache.folder('jax')}; "
+        "later runs load them and take a fraction of this one's time"
+    )
+
+
+def planned_checks(*, frameworks, norms, dtypes, properties, profile, all_forms, shard=None) -> dict[str, int]:
+    """The number of records :func:`normcheck.audit.run_audit` will produce for these arguments per
+    installed framework, counted before it runs (for a progress bar whose total does not move):
+    its implementations × dtypes × properties plus its spec identities × dtypes, the way the audit
+    plans them (:func:`normcheck.audit.plan`)."""
     from normcheck import audit
 
-    planned = audit.plan(
+    return audit.plan(
         frameworks=frameworks,
         norms=norms,
         dtypes=dtypes,
@@ -258,7 +271,6 @@ def planned_checks(*, frameworks, norms, dtypes, properties, profile, all_forms,
         all_forms=all_forms,
         shard=shard,
     )
-    return sum(planned.values())
 
 
 class Progress:
@@ -346,7 +358,7 @@ def run(args) -> int:
             bench_section = report_section(load(args.bench))
         except ValueError as e:
             raise CLIError(str(e)) from None
-    total = planned_checks(
+    planned = planned_checks(
         frameworks=args.frameworks,
         norms=norms,
         dtypes=args.dtypes,
@@ -355,6 +367,10 @@ def run(args) -> int:
         all_forms=args.all_forms,
         shard=args.shard,
     )
+    total = sum(planned.values())
+    note = first_run_note([fw for fw, n in planned.items() if n])
+    if note and not args.quiet:
+        print(note, file=sys.stderr)
     from normcheck.cli import numpy_warnings_silenced
 
     with numpy_warnings_silenced(), Progress(total, enabled=_show_progress(args)) as progress:
