@@ -91,7 +91,8 @@ def test_momentum_none_option_draws_none_among_floats():
 def test_only_a_constructor_that_accepts_none_gets_none_drawn():
     native = target.wrap(torch.nn.BatchNorm2d, "batch_norm")  # momentum: Optional[float] = 0.1
     assert native.case_options().get("momentum_none") is True
-    assert any(c.args.get("momentum", 0.1) is None for c in draw(native.strategy("float32"), 40))
+    drawn = draw(native.strategy("float32"), 60, derandomize=True)  # None is one draw among many
+    assert any(c.args.get("momentum", 0.1) is None for c in drawn)
     own = target.wrap(D.CumulativeBatchNorm, "batch_norm")  # momentum: float | None = 0.1
     assert own.case_options().get("momentum_none") is True
     from . import real_layers as R
