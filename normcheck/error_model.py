@@ -326,13 +326,15 @@ class Target:
         self.u, self.eta, self.overflow = _constants(dtype if isinstance(dtype, str) else np.dtype(dtype))
         self.lam = model.allowed(self.u)
         self.e = np.asarray(expected, dtype=np.float64)
-        s = np.asarray(s, dtype=np.float64)
-        self.s = s if s.shape == self.e.shape else np.broadcast_to(s, self.e.shape)
+        self.s = np.asarray(s, dtype=np.float64)
         self._prepared = None
 
     def _prepare(self):
-        """(unit of error over u, |e| with inf where e = 0, e all finite), once."""
+        """(unit of error over u, |e| with inf where e = 0, e all finite), once; the scale
+        broadcast to the expected shape."""
         if self._prepared is None:
+            if self.s.shape != self.e.shape:
+                self.s = np.broadcast_to(self.s, self.e.shape)
             with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
                 finite = bool(np.isfinite(self.e).all())
                 unit = _unit(self.s, self.u, self.eta) if finite else None

@@ -118,9 +118,10 @@ def _records(path: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads(path.read_text())["records"]]
 
 
-def main_job(jobs: int, verbose: bool = False) -> None:
+def main_job(jobs: int, verbose: bool = False, keep: Path | None = None) -> None:
     """The README's main job, cold then warm compilation cache (a fresh folder), wall time each;
-    with ``verbose`` each run's ``--timings`` tables."""
+    with ``verbose`` each run's ``--timings`` tables; with ``keep`` a folder the two result
+    documents are copied into (cold.json, warm.json)."""
     import os
 
     with tempfile.TemporaryDirectory() as d:
@@ -151,6 +152,10 @@ def main_job(jobs: int, verbose: bool = False) -> None:
                 print_timings(doc)
         same = _records(docs["cold"]) == _records(docs["warm"])
         print(f"main job: cold and warm records {'identical' if same else 'DIFFER'} (seconds aside)")
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for run, path in docs.items():
+                (keep / f"{run}.json").write_text(path.read_text())
 
 
 def _sample(strategy, n: int) -> list:
@@ -254,11 +259,12 @@ def main() -> int:
     ap.add_argument("--main-job", action="store_true", help="only the main job, cold and warm cache")
     ap.add_argument("--timings", action="store_true", help="with --main-job: each run's --timings tables")
     ap.add_argument("--overhead", action="store_true", help="only the harness overhead per framework")
+    ap.add_argument("--keep", type=Path, help="with --main-job: a folder to keep the two result documents in")
     a = ap.parse_args()
     fws = a.frameworks.split(",")
     print(f"machine: {load()}")
     if a.main_job:
-        main_job(a.jobs, a.timings)
+        main_job(a.jobs, a.timings, a.keep)
         return 0
     if a.overhead:
         overhead(fws)

@@ -91,3 +91,10 @@ def test_a_difference_that_overflows_is_judged_as_compare_did_on_finite_sides():
     e = np.array([-1.5e308, 1.0, 2.0])
     got = error_model.Target(e, np.ones(3), "float64").compare(np.array([1.5e308, 1.0, 2.0]))
     assert not got.ok and got.observed == np.inf and got.worst_index == (0,) and not got.mismatch
+
+
+def test_an_output_of_the_wrong_shape_is_a_mismatch_whatever_the_scale():
+    """The shapes are compared first, as compare() always did: a scale shaped like the output, not
+    like the expected value, does not turn a mismatch into an exception."""
+    got = error_model.compare(np.zeros((2, 3)), np.zeros((3, 2)), np.ones((2, 3)), "float32")
+    assert not got.ok and got.mismatch == "shape (2, 3) != expected (3, 2)"
