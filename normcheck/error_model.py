@@ -92,7 +92,7 @@ __all__ = [
     "MODEL",
     "Comparison",
     "ErrorModel",
-    "Target",
+    "Expectation",
     "compare",
     "running_scale",
     "running_scales_of",
@@ -307,18 +307,18 @@ def compare(actual, expected, s, dtype, *, model: ErrorModel = MODEL) -> Compari
     NaN must match NaN and ±Inf must match exactly; elsewhere ``|actual - expected| <=
     lambda ((u + u64) s + eta_min)``, with u the unit roundoff of ``dtype`` and eta_min half its
     smallest subnormal (the absolute error of a rounding into the subnormal range).
-    ``Target(expected, s, dtype).compare(actual)``: build the :class:`Target` once to judge several
+    ``Expectation(expected, s, dtype).compare(actual)``: build the :class:`Expectation` once to judge several
     outputs against one expected value.
     """
-    return Target(expected, s, dtype, model=model).compare(actual)
+    return Expectation(expected, s, dtype, model=model).compare(actual)
 
 
-class Target:
+class Expectation:
     """An expected float64 value and its scale, prepared for judging outputs against it
     (:func:`compare`): what depends on the expected side alone (the unit of error
     ``(u + u64) s + eta_min`` over u, ``|expected|``, whether it is finite) is computed on the first
     comparison and kept, so each further output costs only its own error. ``expected`` and ``s`` are
-    read, never written; the caller keeps them unchanged while the target is in use."""
+    read, never written; the caller keeps them unchanged while the expectation is in use."""
 
     __slots__ = ("_prepared", "e", "eta", "lam", "overflow", "s", "u")
 

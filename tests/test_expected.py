@@ -1,6 +1,6 @@
 """The harness's shared computations give what the plain ones give, bit for bit: ``expected.of``
 (one moments pass for the reference output and the model's scale) against ``Case.reference`` and
-``error_model.scale``, and a prepared ``error_model.Target`` against ``compare`` per output."""
+``error_model.scale``, and a prepared ``error_model.Expectation`` against ``compare`` per output."""
 
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ def test_one_moments_pass_gives_the_reference_and_the_scale_bit_for_bit(norm):
         assert shared >= 40, f"only {shared} cases took the shared moments pass"
 
 
-def test_a_prepared_target_judges_each_output_as_compare_does():
-    """One Target judges several outputs (finite, NaN, inf, a wrong shape) as compare() does on each."""
+def test_a_prepared_expectation_judges_each_output_as_compare_does():
+    """One Expectation judges several outputs (finite, NaN, inf, a wrong shape) as compare() does on each."""
     rng = np.random.default_rng(3)
     for dtype in ("float32", "float16", "bfloat16", "float64"):
         for special_expected in (False, True):
@@ -69,19 +69,19 @@ def test_a_prepared_target_judges_each_output_as_compare_does():
             nan[0, 3] = np.nan
             inf = good.copy()
             inf[1, 1] = np.inf
-            target = error_model.Target(e, s, dtype)
+            expectation = error_model.Expectation(e, s, dtype)
             for actual in (good, bad, nan, inf, good[:2], good.astype(np.float32), good):
-                plain, prepared = error_model.compare(actual, e, s, dtype), target.compare(actual)
+                plain, prepared = error_model.compare(actual, e, s, dtype), expectation.compare(actual)
                 assert repr(dataclasses.astuple(prepared)) == repr(dataclasses.astuple(plain))
-            assert target.compare(bad).worst_index == (2, 1) or special_expected
+            assert expectation.compare(bad).worst_index == (2, 1) or special_expected
 
 
-def test_a_target_broadcasts_a_per_set_scale():
+def test_an_expectation_broadcasts_a_per_set_scale():
     e = np.arange(6.0).reshape(2, 3)
     a = e.copy()
     a[0, 1] += 1e-7
     a[1, 2] += 1.5e-7  # the larger error, under the larger scale: 0.75 units against 1.0 at [0, 1]
-    got = error_model.Target(e, np.array([[1.0], [2.0]]), "float32").compare(a)
+    got = error_model.Expectation(e, np.array([[1.0], [2.0]]), "float32").compare(a)
     u = error_model.dtypes.unit_roundoff("float32")
     assert got.ok and got.worst_index == (0, 1) and got.observed == pytest.approx(1e-7 / u, rel=1e-6)
 
@@ -89,7 +89,7 @@ def test_a_target_broadcasts_a_per_set_scale():
 def test_a_difference_that_overflows_is_judged_as_compare_did_on_finite_sides():
     """Both sides finite, their difference beyond float64's range: an infinite error, not a match."""
     e = np.array([-1.5e308, 1.0, 2.0])
-    got = error_model.Target(e, np.ones(3), "float64").compare(np.array([1.5e308, 1.0, 2.0]))
+    got = error_model.Expectation(e, np.ones(3), "float64").compare(np.array([1.5e308, 1.0, 2.0]))
     assert not got.ok and got.observed == np.inf and got.worst_index == (0,) and not got.mismatch
 
 

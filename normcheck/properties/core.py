@@ -29,12 +29,12 @@ __all__ = [
     "Result",
     "Stop",
     "call",
+    "expectation",
     "ordered",
     "pair",
     "reference",
     "register",
     "scale",
-    "target",
     "verdict",
 ]
 
@@ -161,10 +161,10 @@ def reference(case: Case) -> Outcome:
     return _expected(case)[0]
 
 
-def target(case: Case) -> error_model.Target:
+def expectation(case: Case) -> error_model.Expectation:
     """The case's float64 reference output with its scale, prepared for judging outputs
-    (:class:`normcheck.error_model.Target`), computed once per case object."""
-    return _memo("target", case, lambda: error_model.Target(reference(case).y, scale(case), case.dtype))
+    (:class:`normcheck.error_model.Expectation`), computed once per case object."""
+    return _memo("expectation", case, lambda: error_model.Expectation(reference(case).y, scale(case), case.dtype))
 
 
 def verdict(name: str, comparisons: list[tuple[str, error_model.Comparison]]) -> Result:

@@ -26,7 +26,7 @@ import numpy as np
 from normcheck import dtypes, error_model
 from normcheck.adapters.base import Unsupported
 from normcheck.case import Case
-from normcheck.properties.core import Result, call, pair, reference, register, scale, target, verdict
+from normcheck.properties.core import Result, call, expectation, pair, reference, register, scale, verdict
 from normcheck.reference import moments
 
 __all__ = [
@@ -50,7 +50,7 @@ def agreement(impl, case: Case) -> Result:
     """The output (and any updated running buffers) agree with the float64 reference."""
     got = call(impl, case)
     ref = reference(case)
-    comps = [("output", target(case).compare(got.y))]
+    comps = [("output", expectation(case).compare(got.y))]
     if case.running_mean is not None and case.use_batch_stats:
         sm, sv = error_model.running_scales_of(case, ref.running_mean, ref.running_var)
         bdt = case.running_mean.dtype.name
