@@ -89,6 +89,7 @@ from normcheck import dtypes
 from normcheck import spec as _spec
 
 __all__ = [
+    "FLOOR",
     "MODEL",
     "Comparison",
     "ErrorModel",
@@ -103,7 +104,7 @@ __all__ = [
 U64 = dtypes.unit_roundoff("float64")
 #: The floor of a scale and of the unit of error: float64's eta_min (half of 5e-324) rounds to 0, so
 #: a zero scale (a zero weight and bias, an eval-mode second derivative) would make an exact match 0/0.
-_TINY = float(np.finfo(np.float64).tiny)
+FLOOR = float(np.finfo(np.float64).tiny)
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ def scale(
             t = np.sqrt(n) * ay
         s = t.reshape(x.shape) * w + ay.reshape(x.shape) * w + b
     # A scale of exactly 0 (zero weight, zero bias) still allows the output's own rounding.
-    return np.maximum(s, _TINY)
+    return np.maximum(s, FLOOR)
 
 
 def _mixture_terms(spec, p, x64, eps, use_batch, running_mean, running_var, kw):
@@ -260,7 +261,7 @@ def running_scale(
     u_in = dtypes.unit_roundoff(x_dtype) if x_dtype.kind == "f" else dtypes.unit_roundoff("float64")
     bessel = n / max(n - 1, 1)
     sv = ratio * m * bessel * (np.sqrt(n) * amax * sd + n * u_in * amax**2) + np.abs(np.asarray(new_var, np.float64))
-    return np.maximum(sm, np.finfo(np.float64).tiny), np.maximum(sv, np.finfo(np.float64).tiny)
+    return np.maximum(sm, FLOOR), np.maximum(sv, FLOOR)
 
 
 def running_scales_of(case, new_mean, new_var, *, momentum=None, buffer_dtype=None):
@@ -291,8 +292,8 @@ def second_order_scale(yhat, g, v, sigma, *, conditioning, a=0.0, b=0.0, m=0.0) 
 
 
 def _unit(s, u, eta):
-    """The unit of error over u: ``(u + u64) s + eta_min``, divided by u (floored at _TINY)."""
-    return np.maximum(s * (1 + U64 / u) + eta / u, _TINY)
+    """The unit of error over u: ``(u + u64) s + eta_min``, divided by u (floored at FLOOR)."""
+    return np.maximum(s * (1 + U64 / u) + eta / u, FLOOR)
 
 
 @lru_cache(maxsize=64)

@@ -27,8 +27,6 @@ from normcheck.reference import moments
 
 __all__ = ["of"]
 
-_TINY = float(np.finfo(np.float64).tiny)
-
 
 def of(case: Case) -> tuple[Outcome, np.ndarray]:
     """``(case.reference(), s)``: the float64 reference's outcome and the model's scale s."""
@@ -88,5 +86,5 @@ def _batch_statistics(case: Case) -> tuple[Outcome, np.ndarray] | None:
             t = math.sqrt(n) * ay
         aw = 1.0 if w64 is None else np.abs(w64)
         s = t.reshape(x.shape) * aw + ay.reshape(x.shape) * aw + (0.0 if b64 is None else np.abs(b64))
-        s = np.maximum(s, _TINY)
+        s = np.maximum(s, error_model.FLOOR)
     return Outcome(y, None, None), s

@@ -64,7 +64,7 @@ def fold_scale(layer, bn, x) -> tuple[np.ndarray, np.ndarray]:
     shape = (1, -1) + (1,) * (y.ndim - 2)
     conv = np.abs(r["a"]).reshape(shape) * r["abs_conv"]
     s = (1 + np.sqrt(r["fan_in"])) * conv + np.abs(r["folded_bias"]).reshape(shape) + np.abs(y)
-    return y, np.maximum(s, np.finfo(np.float64).tiny)
+    return y, np.maximum(s, error_model.FLOOR)
 
 
 def check(layer, bn, x, *, dtype=None) -> error_model.Comparison:
