@@ -24,6 +24,11 @@ parameters as grad-requiring leaves; ``jax.vjp``, flax.linen modules through ``a
 ``v`` (torch double backward, JAX forward-over-reverse), for native implementations and user
 targets alike (:meth:`~normcheck.adapters.Adapter.hvp`, :meth:`~normcheck.adapters.Adapter.target_hvp`).
 
+:func:`jvp` ``(impl, case, tangents)`` is forward mode: the derivative of the output along tangents of
+the input, weight and bias (``torch.autograd.forward_ad`` dual numbers, ``jax.jvp``), for native
+implementations and user targets alike (:meth:`~normcheck.adapters.Adapter.jvp`,
+:meth:`~normcheck.adapters.Adapter.target_jvp`); :func:`forward_mode_missing` says why it cannot run.
+
 This module imports no framework: :data:`FRAMEWORKS` is built from the adapter registry, whose
 packages import their framework only when a VJP runs.
 """
@@ -38,7 +43,7 @@ from normcheck import adapters
 from normcheck.adapters.base import Unsupported
 from normcheck.case import Case
 
-__all__ = ["FRAMEWORKS", "hvp", "second_order_missing", "vjp"]
+__all__ = ["FRAMEWORKS", "forward_mode_missing", "hvp", "jvp", "second_order_missing", "vjp"]
 
 #: The frameworks with autodiff (their adapter overrides :meth:`~normcheck.adapters.Adapter.vjp`),
 #: in :data:`normcheck.adapters.FRAMEWORKS` order, each with its VJP function.
@@ -70,6 +75,34 @@ def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
     if framework not in adapters.FRAMEWORKS:
         raise Unsupported(f"{framework or '?'} has no autodiff")
     return adapters.get(framework).hvp(impl, case, dy, v)
+
+
+def jvp(impl, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
+    """Forward mode: the derivative of the output of ``impl`` at ``case`` along ``tangents``
+    (``{"input": v, "weight": w', "bias": b'}``, the weight and bias only where the case has them),
+    through the framework's own forward-mode autodiff, a NumPy array shaped like the input. A user's
+    target goes to its framework's :meth:`~normcheck.adapters.Adapter.target_jvp`."""
+    framework = getattr(impl, "framework", "")
+    t = {k: np.asarray(v) for k, v in tangents.items()}
+    if framework == "user":
+        return _runs_on(impl).target_jvp(impl.fn, case, t)
+    if framework not in adapters.FRAMEWORKS:
+        raise Unsupported(f"{framework or '?'} has no autodiff")
+    return adapters.get(framework).jvp(impl, case, t)
+
+
+def forward_mode_missing(impl) -> str | None:
+    """Why :func:`jvp` cannot run for ``impl`` (the framework, or the one a user's target runs on,
+    has no forward-mode autodiff here), or None."""
+    framework = getattr(impl, "framework", "")
+    if framework == "user":
+        framework = getattr(impl, "runs_on", None)
+    if framework not in adapters.FRAMEWORKS:
+        return f"{framework or '?'} has no autodiff"
+    a = adapters.get(framework)
+    if not a.has_jvp:
+        return f"{framework} has no autodiff" if not a.has_vjp else f"{framework}: no forward-mode autodiff"
+    return None
 
 
 def second_order_missing(impl) -> str | None:

@@ -70,6 +70,37 @@ u64 term is added as everywhere). In eval mode the gradient does not depend
 on the input: H v = 0 exactly and A = B = M = 0, so a kernel may differ from 0 only by its rounding
 of |g| |v| / sigma^2.
 
+Forward mode (:func:`jvp_scale`): the derivative of the output along tangents (v, w', b') of the
+input, weight and bias, y' = w y^' + w' y^ + b', with
+
+    y^' = (v - mean_S v - y^ mean_S(y^ v)) / sigma      centered norms, batch statistics
+    y^' = (v - y^ mean_S(y^ v)) / sigma                 RMS (sigma = sqrt(mean_S x^2 + eps))
+    y^' = v / sigma                                     running statistics (eval mode)
+
+(sigma'/sigma = mean_S(y^ v) / sigma, exactly, eps included). This is the transpose of the VJP
+dx = (g - mean_S g - y^ mean_S(g y^)) / sigma: the Jacobian J = (I - 1/n - y^ y^T/n) / sigma of the
+normalization is symmetric, so its two products have the same form with v in g's place, and the
+first-order model's derivation carries over term for term. A forward-mode kernel reuses the forward
+statistics (sigma with relative error ~ sqrt(n) u kappa_S, y^_i with absolute error ~ sqrt(n) u
+kappa_S (1 + |y^_i|)) and adds two length-n reductions, a = mean_S v and b = mean_S(y^ v), each
+erring by ~ sqrt(n) u B with B = mean_S(|v| (1 + |y^|)) >= |a| + |b|. Propagated through
+``(v - a - y^ b) / sigma``: sigma's error moves it by sqrt(n) u kappa_S (|v_i| + B (1 + |y^_i|)) / sigma,
+y^'s error times b by sqrt(n) u kappa_S (1 + |y^_i|) B / sigma, the reductions by sqrt(n) u B
+(1 + |y^_i|) / sigma, the elementwise steps by u (|v_i| + B (1 + |y^_i|)) / sigma; all are below
+
+    s'_i = (1 + sqrt(n) kappa_S) (1 + |y^_i|) (|v_i| + B) / sigma |w_i|
+           + |w'_i| (t_i + |y^_i|) + |b'_i|                                   (jvp scale)
+
+where the w' term is w' times y^'s error (t_i: the forward model's sqrt(n) kappa_S (1 + |y^_i|),
+sqrt(n) |y^_i| for RMS, kappa_i (1 + |y^_i|) in eval mode) and b' rounds once. It is the VJP's
+input scale (1 + sqrt(n) kappa_S)(1 + |y^|)(|g| + A)/sigma with v in g's place and B in A's: the
+cancellation inside ``v - a - y^ b`` (y' may be much smaller than its terms) is covered by B. RMS has
+no centring (kappa_S = 1 in the first term, as in the VJP's); in eval mode nothing is reduced:
+s'_i = |w_i v_i| / sigma_i + |w'_i| (t_i + |y^_i|) + |b'_i|. A mixture of statistics takes n, kappa
+and B as the worst of its input-dependent components. The same lambda, no new constant. The
+float64 reference is the complex-step derivative of the reference itself
+(:func:`normcheck.properties.forward_mode.reference_jvp`), exact to float64 rounding.
+
 Running statistics: ``running_mean`` may err by lambda (u_in sqrt(n) m max|x| + u_buf |new|), and
 ``running_var`` by lambda (u_in m (sqrt(n) max|x| sigma + n u_in max|x|^2) n/(n-1) + u_buf |new|) per
 channel (the second term is the squared error of the mean, all there is on a constant batch): the
@@ -95,6 +126,7 @@ __all__ = [
     "ErrorModel",
     "Expectation",
     "compare",
+    "jvp_scale",
     "running_scale",
     "running_scales_of",
     "scale",
@@ -289,6 +321,89 @@ def second_order_scale(yhat, g, v, sigma, *, conditioning, a=0.0, b=0.0, m=0.0) 
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         ay, ag, av = np.abs(yhat), np.abs(g), np.abs(v)
         return conditioning * (1 + ay) * ((ag + a) * (av + b) + a * b + m) / np.asarray(sigma, np.float64) ** 2
+
+
+def jvp_scale(
+    norm,
+    x,
+    v,
+    *,
+    weight=None,
+    bias=None,
+    weight_tangent=None,
+    bias_tangent=None,
+    eps=None,
+    normalized_shape=None,
+    num_groups=None,
+    running_mean=None,
+    running_var=None,
+    use_batch_stats=True,
+    reduce_axes=None,
+    **_ignored,
+) -> np.ndarray:
+    """The scale s' of a forward-mode derivative (module docstring, "Forward mode"): the output's
+    derivative along the input tangent ``v`` and the weight and bias tangents (None: not varied),
+    in float64, shaped like ``x``. Arguments as :func:`scale`'s (``mean_weight``/``var_weight``
+    for a mixture among the keywords)."""
+    spec = _spec.get(norm) if isinstance(norm, str) else norm
+    x = np.asarray(x)
+    eps = spec.resolve_eps(eps, x.dtype)
+    p = _spec.plan(spec, x.shape, normalized_shape=normalized_shape, num_groups=num_groups, reduce_axes=reduce_axes)
+    x64 = x.astype(np.float64)
+    view = p.view_shape
+
+    def as_view(a):
+        a = np.asarray(a, np.float64)
+        return a.reshape(view) if a.shape == x.shape else np.broadcast_to(a, view)
+
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        if spec.mix:
+            n, kappa, sigma, yhat = _mixture_terms(
+                spec, p, x64, eps, use_batch_stats, running_mean, running_var, _ignored
+            )
+            sets = [
+                axes
+                for c, axes in zip(spec.mix, _spec.component_axes(spec, p), strict=True)
+                if use_batch_stats or not c.running
+            ]
+        elif use_batch_stats:
+            from normcheck.reference import moments
+
+            xv = x64.reshape(view)
+            mean, var = moments(xv, p.reduce, center=spec.center)
+            sigma = np.sqrt(var + eps)
+            yhat = (xv - mean) / sigma
+            n = p.reduce_size
+            kappa = np.maximum.reduce(np.abs(xv), axis=p.reduce, keepdims=True) / sigma if spec.center else 1.0
+            sets = [p.reduce]
+        else:
+            from normcheck.reference import running_view
+
+            rm = np.broadcast_to(running_view(spec, p, running_mean, np.float64), view)
+            rv = np.broadcast_to(running_view(spec, p, running_var, np.float64), view)
+            sigma = np.sqrt(rv + eps)
+            yhat = (x64.reshape(view) - rm) / sigma
+            n = 1
+            kappa = (np.abs(x64.reshape(view)) + np.abs(rm)) / sigma
+            sets = []
+        sigma, yhat, kappa = as_view(sigma), as_view(yhat), as_view(kappa)
+        ay, av = np.abs(yhat), np.abs(as_view(v))
+        if sets:
+            big_b = 0.0
+            for axes in sets:
+                big_b = np.maximum(big_b, np.mean(av * (1 + ay), axis=axes, keepdims=True))
+            s = (1 + np.sqrt(n) * kappa) * (1 + ay) * (av + big_b) / sigma
+        else:
+            s = av / sigma
+        if weight is not None:
+            s = s * np.abs(as_view(np.asarray(weight, np.float64).reshape(p.affine_broadcast)))
+        if weight_tangent is not None:
+            # y^'s own error, as the forward model's: centered (and eval) sqrt(n) kappa (1 + |y^|), RMS sqrt(n) |y^|
+            t = np.sqrt(n) * kappa * (1 + ay) if (spec.center or not use_batch_stats or spec.mix) else np.sqrt(n) * ay
+            s = s + np.abs(as_view(np.asarray(weight_tangent, np.float64).reshape(p.affine_broadcast))) * (t + ay)
+        if bias_tangent is not None:
+            s = s + np.abs(as_view(np.asarray(bias_tangent, np.float64).reshape(p.affine_broadcast)))
+    return np.maximum(np.asarray(s).reshape(x.shape), FLOOR)
 
 
 def _unit(s, u, eta):

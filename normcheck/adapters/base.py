@@ -25,7 +25,9 @@ Optional capabilities, public methods with a default that says "not offered":
   (raises :class:`Unsupported` by default; :attr:`Adapter.has_vjp` says whether it is overridden);
   :meth:`Adapter.target_vjp` ``(target, case, dy)`` the same for a user's target of the framework,
   and :meth:`Adapter.hvp` / :meth:`Adapter.target_hvp` ``(..., case, dy, v)`` the second order
-  (the derivative of the input gradient along ``v``);
+  (the derivative of the input gradient along ``v``); :meth:`Adapter.jvp` / :meth:`Adapter.target_jvp`
+  ``(..., case, tangents)`` forward mode (the output's derivative along tangents of the input,
+  weight and bias; :attr:`Adapter.has_jvp` says whether the autodiff part offers it);
 - :meth:`Adapter.convention_probes`: the framework's layers as :class:`normcheck.conventions.Probe`
   objects for the conventions table (none by default);
 - :meth:`Adapter.bench_natives`: the framework's part of ``normcheck bench`` (a :class:`BenchNatives`:
@@ -218,6 +220,33 @@ class Adapter:
         """:meth:`hvp` of a user's target (as :meth:`target_vjp` calls it). Raises :class:`Unsupported`
         where the framework has none."""
         return self._autodiff("target_hvp")(target, case, dy, v)
+
+    def jvp(self, impl: Impl, case, tangents: dict[str, np.ndarray]) -> np.ndarray:
+        """Forward mode: the derivative of the native norm ``impl``'s output at ``case`` along the
+        ``tangents`` ``{"input": v, "weight": w', "bias": b'}`` (keys as :func:`gradient_keys`; the
+        weight and bias tangents only where the case has them), all in one Jacobian-vector product of
+        the framework's own forward-mode autodiff (torch: ``torch.autograd.forward_ad`` dual numbers;
+        JAX: ``jax.jvp``), a NumPy array shaped like the input. Raises :class:`Unsupported` where the
+        framework has none here."""
+        return self._forward_mode("jvp")(impl, case, tangents)
+
+    def target_jvp(self, target, case, tangents: dict[str, np.ndarray]) -> np.ndarray:
+        """:meth:`jvp` of a user's target (called as :meth:`target_vjp` calls it, in its guard).
+        Raises :class:`Unsupported` where the framework has no forward mode here."""
+        return self._forward_mode("target_jvp")(target, case, tangents)
+
+    @property
+    def has_jvp(self) -> bool:
+        """Does the framework's autodiff part offer forward mode (imports the part, not the framework)?"""
+        return self.has_vjp and hasattr(self.part("autodiff"), "jvp")
+
+    def _forward_mode(self, fn: str):
+        f = getattr(self.part("autodiff"), fn, None) if self.has_vjp else None
+        if f is None:
+            raise Unsupported(
+                f"{self.name}: no forward-mode autodiff" if self.has_vjp else f"{self.name} has no autodiff"
+            )
+        return f
 
     def _no_second_order(self) -> str:
         return f"{self.name}: no second-order autodiff" if self.has_vjp else f"{self.name} has no autodiff"

@@ -13,6 +13,7 @@ state                      running_stats_steps, eval_uses_running, train_eval_co
 gradients                  gradient_agreement, gradient_sums_to_zero, gradient_orthogonal
 fold                       fold_agreement
 second_order               gradient_second_order (after the others: earlier records keep their order)
+forward_mode               jvp (forward-mode derivative; after second_order, for the same reason)
 identities                 identity (pairwise: the spec's identities between two norms)
 =========================  ==================================================================
 
@@ -22,7 +23,7 @@ A new property module registers with ``@register`` and is listed in :data:`PROPE
 
 from __future__ import annotations
 
-from normcheck.properties import fold, forward, gradients, second_order, state
+from normcheck.properties import fold, forward, forward_mode, gradients, second_order, state
 from normcheck.properties.core import Result, Stop, call, ordered, register, verdict
 from normcheck.properties.forward import (
     agreement,
@@ -38,7 +39,7 @@ from normcheck.properties.forward import (
 from normcheck.properties.identities import identity, run_identity_sides
 
 #: Every property by name, in the order the audit runs them.
-PROPERTIES = ordered((forward, state, gradients, fold, second_order))
+PROPERTIES = ordered((forward, state, gradients, fold, second_order, forward_mode))
 
 __all__ = [
     "PROPERTIES",
@@ -50,6 +51,7 @@ __all__ = [
     "constant_input",
     "contracts",
     "fold",
+    "forward_mode",
     "gradients",
     "identity",
     "permutation_equivariance",

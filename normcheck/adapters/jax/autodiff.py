@@ -12,6 +12,11 @@ Second order (:func:`hvp`, :func:`target_hvp`): forward-over-reverse, ``jax.jvp`
 ``jax.vjp`` pullback along ``v`` (the Hessian-vector product of ``<dy, f(x)>``), jitted like the
 VJP in the jit mode.
 
+Forward mode (:func:`jvp`, :func:`target_jvp`): ``jax.jvp`` along tangents of the input and the
+layer's parameters (weight and bias, where the case has them) at once, jitted and cached per
+configuration like the VJP in the jit modes (one program per shape), op by op in the eager ones; a
+user's ``jax.custom_jvp`` is differentiated through its rule.
+
 Every convention is the adapter's (:mod:`normcheck.adapters.jax`): its helpers are used, not
 restated. Training mode differentiates through the batch statistics; the running-buffer update is
 not differentiated.
@@ -27,7 +32,7 @@ import numpy as np
 from normcheck.adapters.base import Unsupported, case_arguments, gradient_keys, move_channels
 from normcheck.case import Case
 
-__all__ = ["hvp", "target_hvp", "target_vjp", "vjp"]
+__all__ = ["hvp", "jvp", "target_hvp", "target_jvp", "target_vjp", "vjp"]
 
 
 def _flax_config(ja, case: Case, a: dict[str, Any], layout: str) -> tuple[dict[str, Any], dict[str, Any], int]:
@@ -142,6 +147,41 @@ def _linen_hvp_fn(ja, norm: str, cfg: dict[str, Any], training: bool, jit: bool,
         return jax.jit(run) if jit else run
 
     return _cached(("hvp", norm, _cfg_key(cfg), training, jit, cls), build)
+
+
+def _linen_jvp_fn(ja, norm: str, cfg: dict[str, Any], training: bool, jit: bool, cls=None):
+    """``run(x, params, stats, tx, tparams)``: ``jax.jvp`` through the linen module along the input
+    and parameter tangents."""
+
+    def build():
+        import jax
+
+        f = _linen_apply(_linen_module(ja, norm, cfg, cls), training)
+
+        def run(x, params, stats, tx, tparams):
+            return jax.jvp(lambda x, params: f(x, params, stats), (x, params), (tx, tparams))[1]
+
+        return jax.jit(run) if jit else run
+
+    return _cached(("jvp", norm, _cfg_key(cfg), training, jit, cls), build)
+
+
+def _nnx_jvp_fn(ja, norm: str, cfg: dict[str, Any], features: int, jit: bool):
+    """``run(x, params, stats, tx, tparams, epsilon)``: ``jax.jvp`` through the nnx layer built from
+    its (traced) state, jitted in the jit mode."""
+
+    def build():
+        import jax
+
+        def run(x, params, stats, tx, tparams, epsilon):
+            def f(x, params):
+                return ja.nnx_layer(norm, features, {**cfg, "epsilon": epsilon}, params, stats)(x)
+
+            return jax.jvp(f, (x, params), (tx, tparams))[1]
+
+        return jax.jit(run) if jit else run
+
+    return _cached(("nnx-jvp", norm, _cfg_key(cfg, "epsilon"), features, jit), build)
 
 
 def _nnx_vjp_fn(ja, norm: str, cfg: dict[str, Any], features: int):
@@ -287,6 +327,47 @@ def _flax_hvp(ja, case: Case, dy: np.ndarray, v: np.ndarray, form: str, layout: 
     return fl.canonical(h)
 
 
+#: A flax parameter's canonical name.
+_CANONICAL = {"scale": "weight", "bias": "bias"}
+
+
+def _flax_jvp(ja, case: Case, tangents: dict[str, np.ndarray], form: str, layout: str, mode: str, cls=None):
+    """``jax.jvp`` through a flax linen (flax's class or a user's ``cls``) or nnx layer, along the
+    input tangent and the parameters' (zero for a parameter without one)."""
+    fl = _flax_case(ja, case, case_arguments(case), layout)
+    tx = fl.native(ja, np.asarray(tangents["input"]).astype(case.x.dtype))
+    tp = {}
+    for k, p in fl.p.items():
+        t = tangents.get(_CANONICAL.get(k, k))
+        t = np.zeros(p.shape) if t is None else np.asarray(t).reshape(p.shape)
+        tp[k] = ja.put(t.astype(p.dtype))
+    if form == "linen":
+        out = _linen_jvp_fn(ja, case.norm, fl.cfg, fl.training, mode == "jit", cls)(fl.x, fl.p, fl.stats, tx, tp)
+    elif form == "nnx":
+        run = _nnx_jvp_fn(ja, case.norm, fl.cfg, fl.features, mode == "jit")
+        out = run(fl.x, fl.p, fl.stats, tx, tp, fl.cfg["epsilon"])
+    else:
+        raise Unsupported(f"no jax forward-mode autodiff for the {form} form")
+    return fl.canonical(out)
+
+
+def jvp(impl, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
+    """``jax.jvp`` through the flax linen/nnx layer or ``jax.nn.standardize`` of ``impl``: the output's
+    derivative along the input, weight and bias tangents."""
+    from normcheck.adapters import jax as ja
+
+    jax = ja.setup()
+
+    ja._check_dtype(case.x.dtype)
+    if impl.form == "standardize":
+        a = case_arguments(case)
+        f = _standardize_fn(ja, case, a)  # bound to the axes and eps, which key the jitted function
+        key = ("standardize-jvp", case.plan().reduce, float(a["eps"]))
+        run = _cached(key, lambda: jax.jit(lambda x, t: jax.jvp(f, (x,), (t,))[1]))
+        return np.array(run(ja.put(case.x), ja.put(np.asarray(tangents["input"]).astype(case.x.dtype))))
+    return _flax_jvp(ja, case, tangents, impl.form, impl.layout, impl.mode)
+
+
 def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     """``jax.vjp`` through the flax linen/nnx layer or ``jax.nn.standardize`` of ``impl``."""
     from normcheck.adapters import jax as ja
@@ -391,5 +472,31 @@ def target_hvp(target, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
             return _output(target.native_call({**a, "input": x}, meta=a), case)
 
         return np.array(_fwd_over_rev(f, ja.put(case.x), np.asarray(dy), ja.put(v)))
+
+    return target.guard.call(run)
+
+
+def target_jvp(target, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
+    """``jax.jvp`` of a user's target at ``case`` along ``tangents`` (input, weight, bias): a function
+    (``jax.custom_jvp`` through its rule) or torch-style module through ``Target.native_call``, a
+    flax.linen module class through ``apply`` as the adapter drives it."""
+    from normcheck.adapters import jax as ja
+
+    jax = ja.setup()
+
+    ja._check_dtype(case.x.dtype)
+    if target.adapted is not None:
+        layout = _USER_LINEN_LAYOUT.get(case.norm, "channels_first")
+        return target.guard.call(_flax_jvp, ja, case, tangents, "linen", layout, "jit", target.obj)
+    a = case_arguments(case)
+    keys = tuple(k for k in gradient_keys(case) if k in tangents)
+
+    def run():
+        def f(*arrays):
+            return _output(target.native_call({**a, **dict(zip(keys, arrays, strict=True))}, meta=a), case)
+
+        primals = tuple(ja.put(a[k]) for k in keys)
+        ts = tuple(ja.put(np.asarray(tangents[k]).astype(np.asarray(a[k]).dtype)) for k in keys)
+        return np.array(jax.jvp(f, primals, ts)[1])
 
     return target.guard.call(run)

@@ -14,6 +14,14 @@ Hessian-vector product of ``<dy, f(x)>``, the Hessian being symmetric). A backwa
 graph (``.detach()``, ``no_grad`` or NumPy inside a custom ``backward``) gives a zero second
 derivative; one marked ``@once_differentiable`` raises.
 
+Forward mode (:func:`jvp`, :func:`target_jvp`): ``torch.autograd.forward_ad`` dual numbers (the
+machinery under ``torch.func.jvp``, whose formulas are the native kernels' own forward-mode
+derivatives): the input, and the weight and bias where the case has them, made dual with their
+tangents (the input's in its layout's memory format), the output's tangent unpacked. A custom
+``autograd.Function`` of a user's target is differentiated through its ``jvp`` staticmethod; one
+without it, or an op without a forward-mode formula inside a target, is Unsupported (the target's
+choice); for a native norm the raise is the framework's, and is reported.
+
 Every convention is the adapter's (:mod:`normcheck.adapters.torch`): its ``_Call`` and module
 helpers are used, not restated. Training mode differentiates through the batch statistics; the
 running-buffer update is not differentiated.
@@ -26,7 +34,7 @@ import numpy as np
 from normcheck.adapters.base import Unsupported, case_arguments, gradient_keys
 from normcheck.case import Case
 
-__all__ = ["hvp", "target_hvp", "target_vjp", "vjp"]
+__all__ = ["hvp", "jvp", "target_hvp", "target_jvp", "target_vjp", "vjp"]
 
 
 def _module(ta, c, w, b):
@@ -129,6 +137,37 @@ def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
     return _zeros(case, "input") if h is None else ta.ADAPTER.to_numpy(h)
 
 
+def _tangent(ta, t: np.ndarray, like, layout: str = "channels_first"):
+    """The tangent ``t`` as a torch tensor of ``like``'s dtype (and, for the input, its layout)."""
+    out = ta.ADAPTER.to_native(np.asarray(t)).to(like.dtype)
+    return ta._layout(out, layout) if layout != "channels_first" else out
+
+
+def _unpack(fwAD, y, case: Case, ta) -> np.ndarray:
+    """The tangent of the output ``y`` (zeros where the output carries none: computed outside
+    forward-mode autodiff, so its derivative along every tangent is 0 to the framework)."""
+    t = fwAD.unpack_dual(y).tangent
+    return _zeros(case, "input") if t is None else ta.ADAPTER.to_numpy(t)
+
+
+def jvp(impl, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
+    """Forward mode through the torch functional or module form of ``impl``: the output's
+    derivative along ``tangents`` (input, weight and bias), by dual numbers."""
+    from normcheck.adapters import torch as ta
+
+    ta._torch()
+    import torch.autograd.forward_ad as fwAD
+
+    c = ta._Call(case.spec, case_arguments(case), impl.layout)
+    with fwAD.dual_level():
+        c.x = fwAD.make_dual(c.x, _tangent(ta, tangents["input"], c.x, impl.layout))
+        for k in ("weight", "bias"):
+            p = getattr(c, k)
+            if p is not None and k in tangents:
+                setattr(c, k, fwAD.make_dual(p, _tangent(ta, tangents[k], p)))
+        return _unpack(fwAD, _forward(ta, impl, c), case, ta)
+
+
 # --- a user's target -------------------------------------------------------------------------------
 
 
@@ -192,5 +231,35 @@ def target_hvp(target, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
                 return _zeros(case, "input")
             h = _second(torch, y, leaves["input"], ta.ADAPTER.to_native(dy), ta.ADAPTER.to_native(v))
         return _zeros(case, "input") if h is None else ta.ADAPTER.to_numpy(h)
+
+    return target.guard.call(run)
+
+
+def target_jvp(target, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
+    """Forward mode through a user's target (``Target.native_call``) by dual numbers: the input, weight
+    and bias dual with their tangents (a module's weight and bias held as the dual tensors
+    themselves). A custom ``autograd.Function`` without a ``jvp``, or an op without a forward-mode
+    formula, raises ``NotImplementedError`` in torch: Unsupported, with torch's reason."""
+    from normcheck.adapters import torch as ta
+
+    ta._torch()
+    import torch.autograd.forward_ad as fwAD
+
+    keys = tuple(k for k in gradient_keys(case) if k in tangents)
+    a = case_arguments(case)
+
+    def run():
+        torch = ta._torch()
+        args = dict(a)
+        with fwAD.dual_level():
+            for k in keys:
+                p = ta.ADAPTER.to_native(a[k])
+                args[k] = fwAD.make_dual(p, _tangent(ta, tangents[k], p))
+            try:
+                y = _output(torch, target.native_call(args, meta=a), case)
+            except NotImplementedError as e:
+                msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else "NotImplementedError"
+                raise Unsupported(f"the target has no forward-mode derivative in torch: {msg}") from None
+            return _unpack(fwAD, y, case, ta)
 
     return target.guard.call(run)
