@@ -10,11 +10,12 @@ from __future__ import annotations
 from normcheck.audit.driver import run_check, run_identity
 from normcheck.audit.merge import merge
 from normcheck.audit.records import SCHEMA, Record, document, environment, exit_status
-from normcheck.audit.schedule import identity_pairs, plan, run_audit
+from normcheck.audit.schedule import Interrupted, identity_pairs, plan, run_audit
 from normcheck.profiles import Run
 
 __all__ = [
     "SCHEMA",
+    "Interrupted",
     "Record",
     "Run",
     "document",

@@ -19,7 +19,7 @@ from normcheck.audit.records import MAX_SAMPLES, Record
 from normcheck.profiles import Run
 from normcheck.properties.second_order import every_case
 
-__all__ = ["run_check", "run_identity"]
+__all__ = ["not_run", "run_check", "run_identity"]
 
 
 class _Deviation(AssertionError):
@@ -229,6 +229,13 @@ def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record
 
 def _skip(impl, dtype: str, prop_name: str, message: str) -> Record:
     r = _record(impl, dtype, prop_name, time.perf_counter(), _Drive(skip=message), repro_call="")
+    r.message = message
+    return r
+
+
+def not_run(impl, dtype: str, prop_name: str, message: str) -> Record:
+    """The error record of a check that did not finish (its worker process died): ``message``."""
+    r = _record(impl, dtype, prop_name, time.perf_counter(), _Drive(crash=message), repro_call="")
     r.message = message
     return r
 

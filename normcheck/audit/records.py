@@ -59,12 +59,13 @@ class Record:
         return d
 
 
-def document(records: list[Record], *, profile, seed, started, argv=()) -> dict[str, Any]:
-    """The result document of ``records`` (docs/schema.md)."""
+def document(records: list[Record | dict[str, Any]], *, profile, seed, started, argv=()) -> dict[str, Any]:
+    """The result document of ``records`` (docs/schema.md): :class:`Record` objects, or records
+    already in their JSON form (read back from a journal or an interrupted run's document)."""
+    rows = [r.to_json() if isinstance(r, Record) else r for r in records]
     counts: dict[str, int] = {}
-    for r in records:
-        counts[r.verdict] = counts.get(r.verdict, 0) + 1
-    rows = [r.to_json() for r in records]
+    for r in rows:
+        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
     return {
         "schema": SCHEMA,
         "run": {

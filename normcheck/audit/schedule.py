@@ -4,9 +4,11 @@ framework (JAX in two), and the result document with the conventions table.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from normcheck import properties as P
@@ -15,7 +17,17 @@ from normcheck.audit.driver import run_check, run_identity
 from normcheck.audit.records import Record, document
 from normcheck.profiles import Run
 
-__all__ = ["THREAD_ENV", "identity_pairs", "plan", "quiet_threads", "run_audit", "shard_of", "timings"]
+__all__ = [
+    "THREAD_ENV",
+    "Interrupted",
+    "checks",
+    "identity_pairs",
+    "plan",
+    "quiet_threads",
+    "run_audit",
+    "shard_of",
+    "timings",
+]
 
 
 def identity_pairs(impls) -> Iterable[tuple[Any, Any, Any]]:
@@ -51,16 +63,33 @@ def _jobs(framework: str, *, norms, dtypes, props, identities, run: Run, all_for
     from normcheck import adapters
 
     impls = [i for i in adapters.implementations([framework], norms) if all_forms or not i.extended]
-    jobs: list[tuple[str, Callable[[], Record]]] = []
+    jobs: list[tuple[str, _Job]] = []
     for impl in impls:
         for dt in dtypes:
             for p in props:
-                jobs.append((impl.id, lambda impl=impl, dt=dt, p=p: run_check(impl, p, dt, run)))
+                jobs.append((impl.id, _Job(impl, dt, p, run)))
     if identities:
         for ident, lhs, rhs in identity_pairs(impls):
             for dt in dtypes:
-                jobs.append((lhs.id, lambda i=ident, a=lhs, b=rhs, dt=dt: run_identity(i, a, b, dt, run)))
+                jobs.append((lhs.id, _Job(lhs, dt, f"identity:{ident.name}", run, ident, rhs)))
     return impls, jobs
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One check: ``prop`` of ``impl`` at ``dtype`` (an identity: ``ident`` between ``impl`` and ``rhs``)."""
+
+    impl: Any
+    dtype: str
+    prop: str
+    run: Run
+    ident: Any = None
+    rhs: Any = None
+
+    def __call__(self) -> Record:
+        if self.ident is None:
+            return run_check(self.impl, self.prop, self.dtype, self.run)
+        return run_identity(self.ident, self.impl, self.rhs, self.dtype, self.run)
 
 
 def _options(*, frameworks, norms, dtypes, properties, run: Run, identities: bool, all_forms) -> tuple[list, dict]:
@@ -104,6 +133,30 @@ def plan(
     return {fw: sum(owner is None or owner[key] == shard[0] - 1 for key, _ in _jobs(fw, **kwargs)[1]) for fw in fws}
 
 
+def checks(
+    *,
+    frameworks=None,
+    norms=None,
+    dtypes=None,
+    properties=None,
+    run: Run | None = None,
+    identities=True,
+    all_forms=None,
+) -> list[tuple[str, str, str]]:
+    """Every check :func:`run_audit` plans with these arguments (unsharded), as (implementation,
+    dtype, property) in the serial order: the record at position P is the check ``checks(...)[P]``."""
+    fws, kwargs = _options(
+        frameworks=frameworks,
+        norms=norms,
+        dtypes=dtypes,
+        properties=properties,
+        run=run or Run(),
+        identities=identities,
+        all_forms=all_forms,
+    )
+    return [(job.impl.id, job.dtype, job.prop) for fw in fws for _, job in _jobs(fw, **kwargs)[1]]
+
+
 def shard_of(fws, kwargs, n: int) -> dict[str, int]:
     """Each implementation's shard (0..n-1): whole implementations (each keeps its compile caches
     and replayed draws), the largest first, each to the shard with the fewest checks so far (ties
@@ -120,66 +173,72 @@ def shard_of(fws, kwargs, n: int) -> dict[str, int]:
     return out
 
 
-def _framework_records(
-    framework: str,
-    *,
-    norms,
-    dtypes,
-    props,
-    identities,
-    run: Run,
-    all_forms=False,
-    keep: frozenset[str] | None = None,
-    emit=None,
-    claim=None,
-) -> list[tuple[int, Record]]:
-    """Every check of one framework in this process, as ``(position in the serial order, record)``
-    pairs for reassembly; with ``keep``, only those of the implementations it names (a shard);
-    with ``claim`` (a shared counter's next value), only the implementations whose turn it draws,
-    until none is left. ``emit(event)`` reports progress."""
+def _turns(
+    framework: str, *, norms, dtypes, props, identities, run: Run, all_forms=False, keep: frozenset[str] | None = None
+) -> tuple[list[str], dict[str, list[tuple[int, _Job]]], list[tuple[str, _Job]]]:
+    """The implementations of ``framework`` in the order processes claim them (with ``keep``, only
+    those it names: a shard), each one's checks as (position in the serial order, job), and the jobs."""
     impls, jobs = _jobs(
         framework, norms=norms, dtypes=dtypes, props=props, identities=identities, run=run, all_forms=all_forms
     )
     # Every check of one implementation stays in one process: all its properties replay the same
     # examples, so the compiled programs (JAX) are reused, not rebuilt in each process.
-    by_key: dict[str, list[tuple[int, Callable[[], Record]]]] = {}
+    by_key: dict[str, list[tuple[int, _Job]]] = {}
     for n, (key, job) in enumerate(jobs):
         by_key.setdefault(key, []).append((n, job))
     order = [i.id for i in sorted(impls, key=lambda i: _claim_order(i, len(by_key.get(i.id, ())))) if i.id in by_key]
     if keep is not None:
         order = [key for key in order if key in keep]
+    return order, by_key, jobs
+
+
+def _framework_records(
+    framework: str, *, skip: frozenset[int] = frozenset(), emit=None, claim=None, **kwargs
+) -> list[tuple[int, Record]]:
+    """Every check of one framework in this process, as ``(position in the serial order, record)``
+    pairs for reassembly, but those at the positions in ``skip`` (done before: ``--resume``); with
+    ``keep``, only those of the implementations it names (a shard); with ``claim`` (a shared
+    counter's next value: a turn, or a turn and further positions to skip; None or past the last
+    turn: none left), only the implementations whose turn it draws. ``emit(event)`` reports each
+    check's start (``("start", framework, n)``) and record (``("done", framework, n, record)``)."""
+    order, by_key, _ = _turns(framework, **kwargs)
 
     def turns():
         if claim is None:
-            yield from (by_key[key] for key in order)
+            yield from ((by_key[key], skip) for key in order)
             return
-        while (turn := claim()) < len(order):
-            yield by_key[order[turn]]
+        while True:
+            turn, more = claim(), frozenset()
+            if isinstance(turn, tuple):
+                turn, more = turn
+            if turn is None or turn >= len(order):
+                return
+            yield by_key[order[turn]], skip | more
 
     records = []
-    for mine in turns():
+    for mine, skipped in turns():
         for n, job in mine:
+            if n in skipped:
+                continue
+            if emit:
+                emit(("start", framework, n))
             r = job()
             records.append((n, r))
             if emit:
-                emit(("done", framework, r))
+                emit(("done", framework, n, r))
     return sorted(records, key=lambda pair: pair[0])
 
 
-class _Counter:
-    """``next()`` of a counter shared by processes (a manager's Value and Lock)."""
-
-    def __init__(self, value, lock):
-        self.value, self.lock = value, lock
-
-    def __call__(self) -> int:
-        with self.lock:
-            n = self.value.value
-            self.value.value = n + 1
-        return n
-
-
-def _unit(framework: str, k: int, kwargs: dict[str, Any], *, emit=None, claim=None, conventions: bool = False):
+def _unit(
+    framework: str,
+    k: int,
+    kwargs: dict[str, Any],
+    *,
+    emit=None,
+    claim=None,
+    conventions: bool = False,
+    skip: frozenset[int] = frozenset(),
+):
     """One process's share of a framework (``k``: its index among the framework's processes): its
     (position, record) pairs, its conventions rows (measured where the framework is already
     imported) and where its time went (:func:`timings`)."""
@@ -193,7 +252,7 @@ def _unit(framework: str, k: int, kwargs: dict[str, Any], *, emit=None, claim=No
     except Exception:  # a broken install: its checks report it
         pass
     t1 = time.time()
-    pairs = _framework_records(framework, **kwargs, emit=emit, claim=claim)
+    pairs = _framework_records(framework, **kwargs, skip=skip, emit=emit, claim=claim)
     t2 = time.time()
     rows = _measure(framework) if conventions else []
     t3 = time.time()
@@ -219,11 +278,33 @@ def quiet_threads() -> None:
         os.environ.setdefault(k, v)
 
 
-def _worker(framework: str, k: int, kwargs: dict[str, Any], queue, claim, conventions: bool):
-    """:func:`_unit` in a worker process, reporting each record on ``queue``."""
+def _worker(conn, framework: str, k: int, kwargs: dict[str, Any], skip: frozenset[int], conventions: bool) -> None:
+    """:func:`_unit` in a worker process, talking to the main process over ``conn``: each check's
+    start and record, a request for the next turn (``("claim", framework)``, answered with the turn),
+    and at the end its conventions rows and timing (``("unit", framework, rows, timing)``), or the
+    traceback of an exception (``("failed", framework, text)``). SIGINT is ignored (it was blocked
+    since the process started): a Ctrl-C reaches the audit's process group, and the main process
+    ends its workers itself, with SIGTERM, after keeping what they finished."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     quiet_threads()
     _exit_with_parent()
-    return _unit(framework, k, kwargs, emit=queue.put, claim=claim, conventions=conventions)
+
+    def claim():
+        conn.send(("claim", framework))
+        return conn.recv()
+
+    try:
+        _, rows, timing = _unit(framework, k, kwargs, emit=conn.send, claim=claim, conventions=conventions, skip=skip)
+    except Exception:
+        import traceback
+
+        conn.send(("failed", framework, traceback.format_exc()))
+    else:
+        conn.send(("unit", framework, rows, timing))
+    conn.close()
 
 
 def _exit_with_parent() -> None:
@@ -272,9 +353,17 @@ def run_audit(
     progress: Callable[[int, int, Record], None] | None = None,
     shard: tuple[int, int] | None = None,
     timed: bool = False,
+    done: dict[int, dict[str, Any]] | None = None,
+    journal=None,
 ) -> dict[str, Any]:
     """Run the audit matrix and return the result document (docs/schema.md); with ``timed``, where
     the time went in its ``timings`` (:func:`timings`).
+
+    ``done`` maps positions in the serial order to the records (JSON) of checks that ran before
+    (``normcheck audit --resume``): they are not run again, and the document holds them in their
+    places. ``journal`` (:class:`normcheck.audit.journal.Journal`) gets each record as it comes.
+    Interrupted (KeyboardInterrupt, or :class:`Interrupted` raised by a SIGTERM handler), the audit
+    ends its workers and returns the document of what finished, with ``incomplete`` and ``positions``.
 
     ``shard=(i, n)`` (1 <= i <= n) runs the i-th of n deterministic, balanced shares of the checks
     (:func:`shard_of`); the document then names the shard and each record's position in the
@@ -304,32 +393,68 @@ def run_audit(
         owner = shard_of(fws, kwargs, n)
         kwargs["keep"] = frozenset(k for k, s in owner.items() if s == i - 1)
         total = sum(key in kwargs["keep"] for fw in fws for key in keys[fw])
-    done: list[Record] = []
+    offsets = dict(zip(fws, [sum(len(keys[f]) for f in fws[:k]) for k in range(len(fws))], strict=True))
+    done = dict(done or {})
+    skips = {fw: frozenset(p - offsets[fw] for p in done if 0 <= p - offsets[fw] < len(keys[fw])) for fw in fws}
+    got: list[tuple[int, Record]] = []
 
     def on_event(event) -> None:
-        kind, _, payload = event
-        if kind == "done":
-            done.append(payload)
-            if progress:
-                progress(len(done), total, payload)
+        if event[0] != "done":
+            return
+        _, fw, n, r = event
+        got.append((offsets[fw] + n, r))
+        if journal is not None:
+            journal.append(offsets[fw] + n, r.to_json())
+        if progress:
+            progress(len(done) + len(got), total, r)
 
     measure = shard is None or shard[0] == 1  # the conventions table: once per audit
-    if workers <= 1 or sum(SHARDS.get(fw, 1) for fw in fws) <= 1:  # one process's work (JAX alone needs two)
-        units = {fw: _unit(fw, 0, kwargs, emit=on_event) for fw in fws}
-        by_fw, spent = {fw: u[0] for fw, u in units.items()}, [u[2] for u in units.values()]
-        conventions = [r for fw in fws for r in _measure(fw)] if measure else []  # torch before tensorflow
-    else:
-        by_fw, conventions, spent = _run_parallel(fws, kwargs, workers, on_event, measure)
-    offsets = dict(zip(fws, [sum(len(keys[f]) for f in fws[:k]) for k in range(len(fws))], strict=True))
-    pairs = [(offsets[fw] + n, r) for fw in fws for n, r in by_fw[fw]]
+    rows: dict[str, list[dict[str, Any]]] = {}
+    spent: list[dict[str, Any]] = []
+    stopped = None
+    try:
+        if workers <= 1 or sum(SHARDS.get(fw, 1) for fw in fws) <= 1:  # one process's work (JAX alone needs two)
+            for fw in fws:
+                spent.append(_unit(fw, 0, kwargs, emit=on_event, skip=skips[fw])[2])
+            for fw in fws if measure else ():  # torch before tensorflow
+                rows[fw] = _measure(fw)
+        else:
+            _run_parallel(fws, kwargs, workers, on_event, measure, skips=skips, rows=rows, spent=spent)
+    except KeyboardInterrupt as e:  # SIGINT, or SIGTERM where the caller turned it into Interrupted
+        stopped = getattr(e, "signum", signal.SIGINT)
+    pairs = sorted([*done.items(), *got], key=lambda pair: pair[0])
     doc = document([r for _, r in pairs], profile=run.profile, seed=run.seed, started=t0, argv=sys.argv[1:])
-    doc["conventions"] = conventions
+    doc["conventions"] = [row for fw in fws for row in rows.get(fw, [])]
     if timed:
-        doc["timings"] = timings(spent, [r for _, r in pairs], t0)
+        doc["timings"] = timings(spent, [r for _, r in got], t0)
     if shard is not None:
         doc["run"]["shard"] = f"{shard[0]}/{shard[1]}"
+    if shard is not None or stopped is not None:
         doc["positions"] = [n for n, _ in pairs]
+    if stopped is not None:
+        doc["incomplete"] = {
+            "done": len(pairs),
+            "planned": total,
+            "reason": "terminated" if stopped == signal.SIGTERM else "interrupted",
+            "signal": _signal_name(stopped),
+        }
     return doc
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM (``signum``) in the audit's main process, raised by the handler that
+    ``normcheck audit`` installs; :func:`run_audit` stops at it and returns what finished."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _measure(fw: str) -> list[dict[str, Any]]:
@@ -341,37 +466,159 @@ def _measure(fw: str) -> list[dict[str, Any]]:
         return [{"framework": fw, "api": "—", "default_eps": f"could not measure: {type(e).__name__}: {e}"}]
 
 
-def _run_parallel(fws, kwargs, workers, on_event, measure=True) -> tuple[dict[str, list], list[dict], list[dict]]:
+#: Deaths of a framework's worker processes after which its unfinished checks become error records
+#: instead of going to a fresh process (a framework whose import kills the process, say).
+MAX_DEATHS = 3
+
+
+class _Proc:
+    """A worker process and what the main process knows of it."""
+
+    def __init__(self, fw: str, k: int, conventions: bool, proc, conn) -> None:
+        self.fw, self.k, self.conventions, self.proc, self.conn = fw, k, conventions, proc, conn
+        self.turn: int | None = None  # the implementation (turn) it claimed last
+        self.running: int | None = None  # the check it started and has not finished
+        self.finished = False  # it sent its conventions rows and timing: all its work is done
+        self.failure = ""  # the traceback of a Python exception it reported
+
+
+def _run_parallel(fws, kwargs, workers, on_event, measure=True, *, skips=None, rows=None, spent=None) -> None:
     """One process per framework (a clean interpreter: no import-order constraints between them),
-    ``SHARDS`` of them for the slowest, taking its implementations from a shared counter. The
-    first of each framework's processes is submitted slowest framework first, the further ones last,
-    so they join once the other frameworks are done. Returns the records by framework, the
-    conventions rows and each process's timing."""
+    ``SHARDS`` of them for the slowest, taking its implementations in turn from this process. The
+    first of each framework's processes starts slowest framework first, the further ones last,
+    so they join once the other frameworks are done; at most ``workers`` run at once. Each record
+    goes to ``on_event`` as it comes; ``rows`` gets each framework's conventions rows, ``spent``
+    each process's timing.
+
+    A worker that dies (a signal, ``os._exit``, an exception) leaves an error record for the check
+    it was on; a fresh process goes on with the rest of the framework (after :data:`MAX_DEATHS`
+    deaths, its unfinished checks become error records). Workers start with SIGINT blocked (a Ctrl-C
+    to the process group is for this process alone): when this one is interrupted, it ends them."""
     import multiprocessing as mp
-    import queue as _queue
-    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing.connection import wait
+
+    from normcheck.audit.driver import not_run
 
     ctx = mp.get_context("spawn")
+    skips = skips or {}
+    rows = {} if rows is None else rows
+    spent = [] if spent is None else spent
     order = sorted(fws, key=lambda f: COST_ORDER.index(f) if f in COST_ORDER else -1)
-    units = [(fw, 0) for fw in order] + [(fw, k) for fw in order for k in range(1, SHARDS.get(fw, 1))]
-    from multiprocessing.managers import SyncManager
+    pending = [(fw, 0, measure) for fw in order] + [(fw, k, False) for fw in order for k in range(1, SHARDS.get(fw, 1))]
+    plans = {fw: _turns(fw, **kwargs) for fw in fws}
+    next_turn = dict.fromkeys(fws, 0)
+    requeued: dict[str, list[int]] = {fw: [] for fw in fws}
+    finished = {fw: set(skips.get(fw, ())) for fw in fws}  # positions done (or given up)
+    deaths = dict.fromkeys(fws, 0)
+    live: list[_Proc] = []
 
-    manager = SyncManager(ctx=ctx)
-    manager.start(_exit_with_parent)  # the manager process, too, ends with the audit
-    with manager:
-        q = manager.Queue()
-        claims = {fw: _Counter(manager.Value("i", 0), manager.Lock()) for fw in order}
-        with ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=ctx, max_tasks_per_child=1) as pool:
-            futures = {u: pool.submit(_worker, *u, kwargs, q, claims[u[0]], measure and u[1] == 0) for u in units}
-            while not all(f.done() for f in futures.values()) or not q.empty():
-                try:
-                    on_event(q.get(timeout=0.2))
-                except _queue.Empty:
+    def start(fw: str, k: int, conventions: bool) -> None:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(
+            target=_worker,
+            args=(child, fw, k, kwargs, frozenset(skips.get(fw, ())), conventions),
+            name=f"normcheck-audit-{fw}-{k}",
+        )
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # inherited through exec
+        try:
+            proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        child.close()
+        live.append(_Proc(fw, k, conventions, proc, parent))
+
+    def claim(w: _Proc):
+        fw = w.fw
+        if requeued[fw]:  # a dead worker's implementation: what it did not finish
+            w.turn = requeued[fw].pop(0)
+            return w.turn, frozenset(finished[fw])
+        w.turn = next_turn[fw]
+        next_turn[fw] += 1
+        return w.turn if w.turn < len(plans[fw][0]) else None
+
+    def handle(w: _Proc, msg) -> None:
+        kind = msg[0]
+        if kind == "claim":
+            try:
+                w.conn.send(claim(w))
+            except OSError:  # it died meanwhile: its sentinel says so
+                pass
+        elif kind == "start":
+            w.running = msg[2]
+        elif kind == "done":
+            w.running = None
+            finished[w.fw].add(msg[2])
+            on_event(msg)
+        elif kind == "unit":
+            w.finished = True
+            rows[w.fw] = msg[2]
+            spent.append(msg[3])
+        elif kind == "failed":
+            w.failure = msg[2]
+
+    def drain(w: _Proc) -> bool:
+        """Read what ``w`` sent; True at the end of its pipe."""
+        try:
+            while w.conn.poll():
+                handle(w, w.conn.recv())
+        except (EOFError, OSError):
+            return True
+        return False
+
+    def died(w: _Proc) -> None:
+        fw, code = w.fw, w.proc.exitcode
+        how = _signal_name(-code) if code is not None and code < 0 else f"exit code {code}"
+        if w.failure:
+            how += ": " + w.failure.strip().splitlines()[-1]
+        deaths[fw] += 1
+        keys, by_key, jobs = plans[fw]
+
+        def error(n: int, message: str) -> None:
+            job = jobs[n][1]
+            finished[fw].add(n)
+            on_event(("done", fw, n, not_run(job.impl, job.dtype, job.prop, message)))
+
+        if w.running is not None:
+            error(w.running, f"the audit's {fw} worker process died ({how}) during this check")
+        if w.turn is not None and w.turn < len(keys) and any(n not in finished[fw] for n, _ in by_key[keys[w.turn]]):
+            requeued[fw].insert(0, w.turn)
+        if not (requeued[fw] or next_turn[fw] < len(keys) or w.conventions):
+            return
+        if deaths[fw] < MAX_DEATHS:
+            pending.insert(0, (fw, w.k, w.conventions))
+            return
+        for turn in [*requeued[fw], *range(next_turn[fw], len(keys))]:
+            for n, _ in by_key[keys[turn]]:
+                if n not in finished[fw]:
+                    error(n, f"not run: the audit's {fw} worker processes died {deaths[fw]} times (last: {how})")
+        requeued[fw].clear()
+        next_turn[fw] = len(keys)
+
+    try:
+        while pending or live:
+            while pending and len(live) < workers:
+                start(*pending.pop(0))
+            ready = set(wait([w.conn for w in live] + [w.proc.sentinel for w in live], timeout=1.0))
+            for w in list(live):
+                if w.conn not in ready and w.proc.sentinel not in ready:
                     continue
-            # every framework's (position, record) pairs in its own (serial) order
-            out: dict[str, list] = {}
-            for fw in fws:
-                pairs = [pair for (f, _), fut in futures.items() if f == fw for pair in fut.result()[0]]
-                out[fw] = sorted(pairs, key=lambda p: p[0])
-            spent = [fut.result()[2] for fut in futures.values()]
-            return out, [row for fw in fws for row in futures[(fw, 0)].result()[1]], spent
+                if not drain(w) and w.proc.sentinel not in ready:
+                    continue
+                w.proc.join(timeout=10)  # its pipe is closed: it is exiting
+                if w.proc.is_alive():  # stuck at exit
+                    w.proc.kill()
+                    w.proc.join()
+                live.remove(w)
+                w.conn.close()
+                if not w.finished:
+                    died(w)
+    finally:  # interrupted (or failed here): end the workers, silently (SIGTERM's default action)
+        for w in live:
+            if w.proc.is_alive():
+                w.proc.terminate()
+        for w in live:
+            w.proc.join(timeout=5)
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join()
+            w.conn.close()

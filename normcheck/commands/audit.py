@@ -11,10 +11,8 @@ HELP = "run every property on every installed framework (the main job)"
 
 
 def add_arguments(p) -> None:
-    p.add_argument(
-        "--profile", choices=PROFILES, default="default", help="Hypothesis settings profile (default: default)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0)")
+    p.add_argument("--profile", choices=PROFILES, help="Hypothesis settings profile (default: default)")
+    p.add_argument("--seed", type=int, help="Hypothesis seed (default 0)")
     p.add_argument(
         "--frameworks", type=csv_choices(FRAMEWORKS), help="comma-separated subset of " + ",".join(FRAMEWORKS)
     )
@@ -55,6 +53,13 @@ def add_arguments(p) -> None:
         help="no persistent compilation cache: JAX and TensorFlow's XLA compile every program afresh (sets "
         "NORMCHECK_NO_CACHE=1; the caches live in $XDG_CACHE_HOME/normcheck/{jax,tensorflow}, by default "
         "~/.cache/normcheck)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RESULTS.json",
+        help="run only the checks an interrupted audit did not finish (read from its --json document, or "
+        "its journal RESULTS.json.journal), with its profile, seed and selection; writes the completed "
+        "document to --json (default: RESULTS.json) and --html (default: the interrupted run's)",
     )
     p.add_argument(
         "--jobs",
@@ -324,9 +329,126 @@ class Progress:
             self._bar.update(self._task, completed=k, total=self.total, description=desc)
 
 
+#: The options an audit's selection consists of: ``--resume`` reads them from the document.
+SELECTION = ("profile", "seed", "frameworks", "norms", "dtypes", "properties", "max_examples", "all_forms", "shard")
+
+
+def banner(doc) -> str | None:
+    """``interrupted after N of M checks (SIGINT)`` for a document marked incomplete, else None."""
+    inc = doc.get("incomplete")
+    if not inc:
+        return None
+    return f"interrupted after {inc['done']} of {inc['planned']} checks ({inc.get('signal', inc.get('reason'))})"
+
+
+def _resumed(args) -> tuple[dict[int, dict], dict | None]:
+    """``--resume RESULTS.json``: the records of the checks the interrupted run finished (by
+    position), and its profile, seed, selection and HTML path (None when its document is complete).
+    Read from its document, and from its journal (``RESULTS.json.journal``) where that holds more
+    or the document was never written."""
+    from normcheck.audit import journal
+    from normcheck.documents import load_document
+
+    given = [n for n in SELECTION if getattr(args, n, None) not in (None, False)]
+    if given:
+        flags = ", ".join("--" + n.replace("_", "-") for n in given)
+        raise CLIError(f"--resume reads the profile, seed and selection from the document: leave out {flags}")
+    path, jpath = args.resume, journal.path_for(args.resume)
+    doc = None
+    try:
+        doc = load_document(path)
+    except ValueError as e:
+        if not jpath.exists():
+            raise CLIError(str(e)) from None
+    done: dict[int, dict] = {}
+    conf = None
+    try:
+        if doc is not None:
+            if not str(doc.get("schema", "")).startswith("normcheck.audit/") or "command" not in doc.get("run", {}):
+                raise CLIError(f"{path}: not an audit result document")
+            inc = doc.get("incomplete")
+            if not inc:
+                return {}, None
+            done = dict(zip(doc["positions"], doc["records"], strict=True))
+            conf = {"profile": doc["run"]["profile"], "seed": doc["run"]["seed"], **inc["resume"]}
+        if jpath.exists():
+            try:
+                header, rows = journal.read(jpath)
+            except ValueError as e:
+                if doc is None:
+                    raise CLIError(str(e)) from None
+            else:
+                mine = {k: header.get(k) for k in ("profile", "seed", "selection", "html")}
+                if conf is None:
+                    conf = {"profile": mine["profile"], "seed": mine["seed"], **mine}
+                if {k: conf.get(k) for k in mine} == mine:  # the journal of this run: it may hold more
+                    done.update(rows)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CLIError(f"{path}: cannot resume from it ({type(e).__name__}: {e})") from None
+    return done, conf
+
+
+def _apply(args, conf: dict) -> None:
+    """The interrupted run's profile, seed and selection into ``args``."""
+    sel = conf["selection"]
+    args.profile, args.seed = conf["profile"], conf["seed"]
+    args.frameworks = sel.get("frameworks")
+    args.norms = ",".join(sel["norms"]) if sel.get("norms") else None
+    args.dtypes = sel.get("dtypes")
+    args.properties = ",".join(sel["properties"]) if sel.get("properties") else None
+    args.max_examples = sel.get("max_examples")
+    args.all_forms = sel.get("all_forms")
+    args.shard = _shard(sel["shard"]) if sel.get("shard") else None
+    args.json = args.json or args.resume
+    args.html = args.html or conf.get("html")
+
+
 def run(args) -> int:
+    """The audit; SIGINT and SIGTERM (where not ignored when it started) stop the checks: what
+    finished is written, marked incomplete, and the exit status is 130 or 143."""
+    import signal
+
+    from normcheck import audit
+
+    state: dict = {"stopped": False, "writing": False, "late": []}
+
+    def stop(signum, frame):
+        if state["writing"]:  # the checks are over: the signal ends the audit once it is written
+            state["late"].append(signum)
+        elif not state["stopped"]:  # the first one ends the checks; the next ones wait for the writing
+            state["stopped"] = True
+            raise audit.Interrupted(signum)
+
+    previous = {}
+    for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+        try:
+            if signal.getsignal(sig) is default:
+                previous[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread: no handlers (SIGINT stays KeyboardInterrupt)
+            break
+    try:
+        return _run(args, state)
+    except audit.Interrupted as e:  # before the checks started
+        print(f"interrupted ({signal.Signals(e.signum).name})", file=sys.stderr)
+        return 128 + e.signum
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(args, state: dict) -> int:
     from normcheck import audit, spec
 
+    done: dict[int, dict] = {}
+    conf = None
+    if args.resume:
+        done, conf = _resumed(args)
+        if conf is None:
+            print(f"nothing to resume: {args.resume} holds a complete audit")
+            return 0
+        _apply(args, conf)
+    args.profile = args.profile or "default"
+    args.seed = 0 if args.seed is None else args.seed
     norms = None
     if args.norms:
         norms = [n.strip() for n in args.norms.split(",") if n.strip()]
@@ -368,27 +490,59 @@ def run(args) -> int:
         shard=args.shard,
     )
     total = sum(planned.values())
+    selection = {
+        "frameworks": list(planned),
+        "norms": norms,
+        "dtypes": args.dtypes,
+        "properties": props,
+        "max_examples": args.max_examples,
+        "all_forms": args.all_forms,
+        "shard": f"{args.shard[0]}/{args.shard[1]}" if args.shard else None,
+    }
+    run = audit.Run(args.profile, seed=args.seed, max_examples=args.max_examples)
+    if conf is not None:
+        _check_resumable(conf, selection, done, run)
     note = first_run_note([fw for fw, n in planned.items() if n])
     if note and not args.quiet:
         print(note, file=sys.stderr)
+    journal = None
+    if args.json:
+        from normcheck.audit.journal import Journal, path_for
+
+        header = {"profile": args.profile, "seed": args.seed, "selection": selection, "html": args.html}
+        journal = Journal(path_for(args.json), {**header, "planned": total})
+        for position in sorted(done):
+            journal.append(position, done[position])
     from normcheck.cli import numpy_warnings_silenced
 
-    with numpy_warnings_silenced(), Progress(total, enabled=_show_progress(args)) as progress:
-        doc = audit.run_audit(
-            frameworks=args.frameworks,
-            norms=norms,
-            dtypes=args.dtypes,
-            properties=props,
-            run=audit.Run(args.profile, seed=args.seed, max_examples=args.max_examples),
-            workers=args.jobs or _cpus(),
-            all_forms=args.all_forms,
-            progress=progress,
-            shard=args.shard,
-            timed=args.timings,
-        )
+    try:
+        with numpy_warnings_silenced(), Progress(total, enabled=_show_progress(args)) as progress:
+            doc = audit.run_audit(
+                frameworks=args.frameworks,
+                norms=norms,
+                dtypes=args.dtypes,
+                properties=props,
+                run=run,
+                workers=args.jobs or _cpus(),
+                all_forms=args.all_forms,
+                progress=progress,
+                shard=args.shard,
+                timed=args.timings,
+                done=done,
+                journal=journal,
+            )
+    finally:
+        state["writing"] = True
+        if journal is not None:
+            journal.close()
+    stopped = banner(doc)
+    if stopped:
+        doc["incomplete"]["resume"] = {"selection": selection, "html": args.html}
+        if journal is not None:
+            doc["incomplete"]["journal"] = str(journal.path)
     if bench_section is not None:
         doc["bench"] = bench_section
-    if args.shard:  # one shard cannot tell a finding fixed: its other checks ran elsewhere
+    if args.shard or stopped:  # one shard cannot tell a finding fixed: its other checks ran elsewhere
         from normcheck.findings import range_warnings
 
         doc["warnings"] = range_warnings(doc["records"], complete=False)
@@ -398,6 +552,8 @@ def run(args) -> int:
     _print_deviations(doc)
     if args.timings:
         print_timings(doc)
+    if stopped:
+        print(f"\n{stopped}")
     if args.json:
         write_text(args.json, json.dumps(doc, indent=1, allow_nan=False))
         print(f"results: {args.json}")
@@ -409,7 +565,41 @@ def run(args) -> int:
         except ImportError as e:
             raise CLIError(str(e)) from None
         print(f"report:  {args.html}")
+    if stopped:
+        if args.json:
+            print(f"resume:  normcheck audit --resume {args.json}")
+        return 143 if doc["incomplete"]["reason"] == "terminated" else 130
+    if journal is not None:  # the document holds every record
+        journal.path.unlink(missing_ok=True)
+    if state["late"]:
+        return 128 + state["late"][0]
     return audit.exit_status(doc)
+
+
+def _check_resumable(conf: dict, selection: dict, done: dict[int, dict], run) -> None:
+    """The checks planned now are those the interrupted run planned: the same frameworks installed,
+    and each finished record where this run would put it."""
+    from normcheck.audit.schedule import checks
+
+    if selection["frameworks"] != conf["selection"].get("frameworks"):
+        raise CLIError(
+            f"cannot resume: the interrupted run audited {', '.join(conf['selection'].get('frameworks') or [])}; "
+            f"installed now: {', '.join(selection['frameworks'])}"
+        )
+    planned = checks(
+        frameworks=selection["frameworks"],
+        norms=selection["norms"],
+        dtypes=selection["dtypes"],
+        properties=selection["properties"],
+        run=run,
+        all_forms=selection["all_forms"],
+    )
+    for position, r in done.items():
+        if not 0 <= position < len(planned) or planned[position] != (r.get("impl"), r.get("dtype"), r.get("property")):
+            raise CLIError(
+                f"cannot resume: the record at position {position} ({r.get('impl')} {r.get('dtype')} "
+                f"{r.get('property')}) is not the check this normcheck plans there"
+            )
 
 
 def no_cache() -> None:

@@ -410,6 +410,18 @@ def _group_view(key: tuple[str, str, str], recs: list[dict[str, Any]], n: int) -
     }
 
 
+def _incomplete(doc: Mapping[str, Any]) -> str:
+    """The banner of an interrupted audit's document (``incomplete``), or ""."""
+    inc = doc.get("incomplete")
+    if not isinstance(inc, Mapping):
+        return ""
+    why = _text(inc.get("signal") or inc.get("reason"))
+    text = f"interrupted after {_text(inc.get('done'))} of {_text(inc.get('planned'))} checks" + (
+        f" ({why})" if why else ""
+    )
+    return text + ": this report shows the checks that finished; normcheck audit --resume runs the rest"
+
+
 def build(doc: Mapping[str, Any], *, figures: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The template context for ``doc``."""
     run = doc.get("run") if isinstance(doc.get("run"), Mapping) else {}
@@ -467,7 +479,9 @@ def build(doc: Mapping[str, Any], *, figures: list[dict[str, Any]] | None = None
     for key, title in (("conventions", "Conventions"), ("bench", "Benchmarks")):
         if key in doc and doc[key] is not None:
             extras.append({"id": key, "title": title, "tables": generic_tables(doc[key])})
+    incomplete = _incomplete(doc)
     return {
+        "incomplete": incomplete,
         "schema": _text(doc.get("schema")),
         "run": {
             "command": _text(run.get("command")),
@@ -495,8 +509,11 @@ def build(doc: Mapping[str, Any], *, figures: list[dict[str, Any]] | None = None
         "status": "bad" if new else "good",
         "status_text": (
             f"{counts['fail']} new deviation{'s' * (counts['fail'] != 1)} and {counts['error']} "
-            f"error{'s' * (counts['error'] != 1)}: the audit exits 1"
+            f"error{'s' * (counts['error'] != 1)}"
+            + (" among the checks that finished" if incomplete else ": the audit exits 1")
             if new
+            else "every check that finished passed or matches a registered finding"
+            if incomplete
             else "every check passed or matches a registered finding: the audit exits 0"
         ),
         "matrix": matrix,
