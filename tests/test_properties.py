@@ -40,6 +40,9 @@ def _inapplicable(impl, prop: str) -> tuple[str, ...]:
     if prop == "gradient_second_order":
         missing = autodiff.second_order_missing(impl)  # the adapter has no (second-order) autodiff
         return (f"unsupported: {missing}",) if missing else ()
+    if prop == "jvp":
+        missing = autodiff.forward_mode_missing(impl)  # the adapter has no forward-mode autodiff
+        return (f"unsupported: {missing}",) if missing else ()
     if prop in STATE:
         if not s.has_running_stats:
             return (f"{impl.norm} keeps no running statistics",)
