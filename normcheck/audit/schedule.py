@@ -551,7 +551,8 @@ def _run_parallel(fws, kwargs, workers, on_event, measure=True, *, skips=None, r
             on_event(msg)
         elif kind == "unit":
             w.finished = True
-            rows[w.fw] = msg[2]
+            if w.conventions:  # the framework's first process measures them; the others send none
+                rows[w.fw] = msg[2]
             spent.append(msg[3])
         elif kind == "failed":
             w.failure = msg[2]
