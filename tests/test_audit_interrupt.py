@@ -208,6 +208,6 @@ def test_a_killed_worker_leaves_an_error_record_and_the_rest_goes_on(tmp_path, p
     assert "incomplete" not in doc and len(doc["records"]) == len(full)
     differ = [(r, f) for r, f in zip(doc["records"], full, strict=True) if _same(r) != _same(f)]
     assert len(differ) == 1, [r["message"] for r, _ in differ]
-    (r, f), = differ
+    ((r, f),) = differ
     assert r["framework"] == "onnxruntime" and r["verdict"] == "error" and "SIGKILL" in r["message"]
     assert (r["impl"], r["dtype"], r["property"]) == (f["impl"], f["dtype"], f["property"])
