@@ -519,13 +519,13 @@ def _run_parallel(fws, kwargs, workers, on_event, measure=True, *, skips=None, r
             args=(child, fw, k, kwargs, frozenset(skips.get(fw, ())), conventions),
             name=f"normcheck-audit-{fw}-{k}",
         )
+        live.append(_Proc(fw, k, conventions, proc, parent))  # before it starts: a signal now still ends it
         old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # inherited through exec
         try:
             proc.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
-        child.close()
-        live.append(_Proc(fw, k, conventions, proc, parent))
+            child.close()
 
     def claim(w: _Proc):
         fw = w.fw
@@ -614,6 +614,7 @@ def _run_parallel(fws, kwargs, workers, on_event, measure=True, *, skips=None, r
                 if not w.finished:
                     died(w)
     finally:  # interrupted (or failed here): end the workers, silently (SIGTERM's default action)
+        live = [w for w in live if w.proc.pid is not None]  # started
         for w in live:
             if w.proc.is_alive():
                 w.proc.terminate()
