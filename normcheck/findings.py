@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
@@ -89,7 +90,8 @@ class Finding:
 
     def covers(self, case) -> bool:
         """Does the case fall in the finding's region? ``where`` is a Python expression over
-        ``N, C, G, shape, spatial, numel, args, dtype, regime, running, weight, bias, prod`` (the registry is our own data).
+        ``N, C, G, shape, spatial, numel, args, dtype, regime, running, weight, bias, prod`` and
+        ``amax`` (``max |x|``, in float64) (the registry is our own data).
         Failures it covers are counted as this finding and exploration goes on past them."""
         if not self.where:
             return True
@@ -110,6 +112,7 @@ class Finding:
             "weight": case.weight is not None,
             "bias": case.bias is not None,
             "prod": math.prod,
+            "amax": float(np.max(np.abs(case.x.astype(np.float64)), initial=0.0)),
         }
         return bool(eval(self.where, {"__builtins__": {}}, names))
 

@@ -131,9 +131,12 @@ def softmax(logits, dtype=np.float64) -> np.ndarray:
 
 
 def mixture(
-    spec, p, v, mean_weight, var_weight, running_mean, running_var, use_batch, momentum, dtype, num_batches_tracked=None
-):
-    """The softmax-weighted mean and variance over the spec's components (see :func:`normalize`)."""
+    spec, p, v, mean_weight, var_weight, running_mean, running_var, use_batch, momentum, dtype, num_batches_tracked=None,
+    scale=1.0,
+):  # fmt: skip
+    """The softmax-weighted mean and variance over the spec's components (see :func:`normalize`), of
+    ``v`` already scaled by the power of two ``scale`` (the running statistics are scaled to match, and
+    their updates unscaled)."""
     k = len(spec.mix)
     for name, lg in (("mean_weight", mean_weight), ("var_weight", var_weight)):
         if lg is None or np.shape(lg) != (k,):
@@ -143,11 +146,14 @@ def mixture(
     with np.errstate(invalid="ignore", over="ignore"):
         for i, (c, axes) in enumerate(zip(spec.mix, _spec.component_axes(spec, p), strict=True)):
             if c.running and not use_batch:
-                mk, vk = running_view(spec, p, running_mean, dtype), running_view(spec, p, running_var, dtype)
+                mk = running_view(spec, p, running_mean, dtype) * scale
+                vk = running_view(spec, p, running_var, dtype) * scale * scale
             else:
                 mk, vk = moments(v, axes, center=spec.center, dtype=dtype)
                 if c.running and (running_mean is not None or running_var is not None):
-                    _update_running(spec, p, mk, vk, running_mean, running_var, momentum, num_batches_tracked)
+                    s64 = np.float64(scale)  # the batch statistics unscaled where float32 may not hold them
+                    _update_running(spec, p, mk / s64, vk / s64 / s64, running_mean, running_var, momentum,
+                                    num_batches_tracked)  # fmt: skip
             mean, var = mean + wm[i] * mk, var + wv[i] * vk
     return mean, var
 
@@ -201,6 +207,9 @@ def normalize(
         )
     if not use_batch_stats and (running_mean is None or running_var is None):
         raise ValueError(f"{spec.name}: running_mean and running_var are needed without batch statistics")
+    if np.dtype(dtype) != np.float64 and (spec.mix or use_batch_stats):
+        return _normalize_scaled(spec, p, x, v, eps, weight, bias, dtype, use_batch_stats, buffers,
+                                 (running_mean, running_var, momentum, num_batches_tracked, mean_weight, var_weight))  # fmt: skip
     if spec.mix:
         mean, var = mixture(spec, p, v, mean_weight, var_weight, running_mean, running_var, use_batch_stats,
                              momentum, dtype, num_batches_tracked)  # fmt: skip
@@ -213,11 +222,45 @@ def normalize(
         mean, var = running_view(spec, p, running_mean, dtype), running_view(spec, p, running_var, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN/Inf propagate by design
         y = ((v - mean) / np.sqrt(var + np.asarray(eps, dtype))).reshape(x.shape)
+    return _affine(y, weight, bias, p, dtype)
+
+
+def _affine(y, weight, bias, p, dtype):
+    """``y * weight + bias``, each where given."""
     if weight is not None:
         y = y * _as(weight, dtype).reshape(p.affine_broadcast)
     if bias is not None:
         y = y + _as(bias, dtype).reshape(p.affine_broadcast)
     return y
+
+
+def _normalize_scaled(spec, p, x, v, eps, weight, bias, dtype, use_batch, buffers, running):
+    """Batch statistics in a precision below float64, computed on each set scaled by a power of two
+    ``k`` that brings ``max_S |x|`` into [0.5, 1): ``(k x - mean(k x)) / sqrt(var(k x) + eps k^2)``
+    (for a mixture, whose components run over different sets, one ``k`` for the whole input).
+
+    Scaling by a power of two is exact, so wherever ``n x^2`` fits the dtype this is bit for bit the
+    unscaled computation; past that (``|x|`` above ~1e19 in float32) the moments stay finite where
+    the unscaled ones overflow, as a careful kernel's do. ``eps k^2`` may underflow to 0: a constant
+    set (numerator and denominator 0) then gives 0, as the reference does."""
+    running_mean, running_var, momentum, num_batches_tracked, mean_weight, var_weight = running
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
+        amax = np.max(np.where(np.isfinite(v), np.abs(v), 0), axis=None if spec.mix else p.reduce, keepdims=True)
+        k = np.ldexp(np.ones_like(amax), -np.frexp(np.where(amax > 0, amax, 1).astype(np.float64))[1]).astype(dtype)
+        vs = v * k
+        if spec.mix:
+            mean, var = mixture(spec, p, vs, mean_weight, var_weight, running_mean, running_var, use_batch, momentum,
+                                dtype, num_batches_tracked, k)  # fmt: skip
+        else:
+            mean, var = moments(vs, p.reduce, center=spec.center, dtype=dtype)
+            if buffers:
+                k64 = k.astype(np.float64)  # the batch statistics unscaled where float32 may not hold them
+                _update_running(spec, p, mean / k64, var / k64 / k64, running_mean, running_var, momentum,
+                                num_batches_tracked)  # fmt: skip
+        num = vs - mean
+        den = np.sqrt(var + np.asarray(eps, dtype) * k * k)
+        y = np.divide(num, den, out=np.zeros_like(num), where=(den != 0) | (num != 0))
+    return _affine(y.reshape(x.shape), weight, bias, p, dtype)
 
 
 _ROLE_ARGS = (

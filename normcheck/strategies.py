@@ -16,6 +16,10 @@ tiny       standard deviation 1e-4 (eps dominates the variance)
 huge       normal values rescaled so that ``max |x|`` is large for the dtype: for float16
            in [259, 16376] (``x**2`` overflows a float16 accumulator, not a float32 one); for the
            other dtypes in [1e4, 1e15] (sums of squares stay finite in float32)
+extreme    (:data:`AUDIT_REGIMES` only) ``max |x|`` from 1e15 up to a quarter of the dtype's max
+           (float32 and bfloat16: 8.5e37; float64: 1e100; float16: [5180, 16376]): past ~1e19
+           ``n x**2`` overflows a float32 accumulator, though x, the normalized output and the
+           float64 reference are all representable
 constant   one reduction set (or every one) holds a single value: zero variance
 outliers   standard normal with 1..3 values of magnitude 1e3..2e3
 =========  ==========================================================================================
@@ -46,6 +50,7 @@ from normcheck import spec as _spec
 from normcheck.case import Case
 
 __all__ = [
+    "AUDIT_REGIMES",
     "REGIMES",
     "Layout",
     "cases",
@@ -62,6 +67,11 @@ __all__ = [
 ]
 
 REGIMES = ("normal", "offset", "tiny", "huge", "constant", "outliers")
+#: What the audit draws for native implementations: :data:`REGIMES` and inputs to the dtype's limit.
+#: (``normcheck check`` draws :data:`REGIMES`: a user's float32 kernel that sums squares unscaled fails
+#: on "extreme" inputs, as every framework's does, and its diagnosis would be that alone.)
+AUDIT_REGIMES = (*REGIMES, "extreme")
+_ALL_REGIMES = AUDIT_REGIMES
 
 _FRAMEWORK_EPS = (1e-5, 1e-3, 1e-6)  # torch / keras / flax defaults
 _SEEDS = st.integers(0, 2**32 - 1)
@@ -299,7 +309,7 @@ def dtypes(*, allowed=("float32", "float16", "bfloat16", "float64")) -> st.Searc
 
 def regimes(*, allowed=REGIMES) -> st.SearchStrategy[str]:
     """Input regime names (see the module docstring); shrinks towards the first."""
-    return st.sampled_from(_check_names("allowed", allowed, REGIMES))
+    return st.sampled_from(_check_names("allowed", allowed, _ALL_REGIMES))
 
 
 # --- input arrays ----------------------------------------------------------------------------
@@ -311,6 +321,19 @@ def _huge_exponents(dtype) -> tuple[float, float]:
     lo = min(math.log10(math.sqrt(big)) + 0.01, 4.0)
     hi = min(math.log10(big / 4), 15.0)
     return lo, hi
+
+
+#: The "extreme" regime's top for float64 inputs: the float64 reference squares the input, so its
+#: sums of squares must stay finite (n x**2 <= 1e200 n).
+_EXTREME_FLOAT64 = 100.0
+
+
+def _extreme_exponents(dtype) -> tuple[float, float]:
+    """log10 range of max|x| in the "extreme" regime: from the top of "huge" to the dtype's limit (a
+    quarter of its max, where eval-mode outputs stay finite); float16's "huge" already reaches its
+    limit, so there "extreme" is its top half-decade."""
+    top = min(math.log10(float(_dt.finfo(dtype).max) / 4), _EXTREME_FLOAT64)
+    return min(_huge_exponents(dtype)[1], top - 0.5), top
 
 
 def _limit(dtype) -> float:
@@ -341,8 +364,9 @@ def make_input(plan: _spec.Plan, dtype, regime: str = "normal", *, seed: int = 0
         x = mean + std * x
     elif regime == "tiny":
         x = 1e-4 * x
-    elif regime == "huge":
-        x = float(params.get("scale", 10.0 ** _huge_exponents(dt)[0])) * x / max(float(np.abs(x).max()), 1e-300)
+    elif regime in ("huge", "extreme"):
+        low = (_huge_exponents if regime == "huge" else _extreme_exponents)(dt)[0]
+        x = float(params.get("scale", 10.0**low)) * x / max(float(np.abs(x).max()), 1e-300)
     elif regime == "constant":
         v = x.reshape(plan.view_shape)
         value = float(params.get("value", 0.0))
@@ -360,7 +384,7 @@ def make_input(plan: _spec.Plan, dtype, regime: str = "normal", *, seed: int = 0
         where = rng.choice(x.size, size=k, replace=False)
         x.flat[where] = rng.choice([-1.0, 1.0], size=k) * _OUTLIER * (1.0 + rng.uniform(size=k))
     else:
-        raise InvalidArgument(f"unknown regime {regime!r}; known: {', '.join(REGIMES)}")
+        raise InvalidArgument(f"unknown regime {regime!r}; known: {', '.join(_ALL_REGIMES)}")
     lim = _limit(dt)
     out = np.clip(x, -lim, lim).astype(dt)
     if not np.isfinite(out.astype(np.float64)).all():  # pragma: no cover - guarded by the clip
@@ -376,8 +400,9 @@ def _regime_params(draw, regime, dtype):
             "std": 10.0 ** draw(st.floats(-2.0, 2.0)),
             "sign": draw(st.sampled_from([1.0, -1.0])),
         }
-    if regime == "huge":
-        return {"scale": 10.0 ** draw(st.floats(*_huge_exponents(dtype)))}
+    if regime in ("huge", "extreme"):
+        exponents = (_huge_exponents if regime == "huge" else _extreme_exponents)(dtype)
+        return {"scale": 10.0 ** draw(st.floats(*exponents))}
     if regime == "constant":
         value = draw(st.one_of(st.sampled_from([0.0, 1.0]), st.floats(-1e3, 1e3)))
         return {"value": value, "all_sets": draw(st.booleans())}
@@ -386,7 +411,7 @@ def _regime_params(draw, regime, dtype):
 
 
 #: Regimes whose inputs take drawn parameters (:func:`_regime_params`); the others take none.
-_PARAMETRIZED_REGIMES = ("offset", "huge", "constant", "outliers")
+_PARAMETRIZED_REGIMES = ("offset", "huge", "extreme", "constant", "outliers")
 
 
 @st.composite
@@ -400,7 +425,7 @@ def _inputs(draw, plan, dtype, regimes):
 def inputs(plan: _spec.Plan, *, dtype="float32", regimes=REGIMES) -> st.SearchStrategy[tuple[np.ndarray, str]]:
     """``(x, regime)``: an input for ``plan`` (from :func:`normcheck.spec.plan`) in ``dtype``."""
     _check_names("dtype", dtype, _dt.FLOAT_DTYPES)
-    return _inputs(plan, dtype, _check_names("regimes", regimes, REGIMES))
+    return _inputs(plan, dtype, _check_names("regimes", regimes, _ALL_REGIMES))
 
 
 # --- cases -----------------------------------------------------------------------------------
@@ -601,7 +626,7 @@ def cases(
     """
     spec = _get_spec(norm)
     dtypes = _check_names("dtypes", dtypes, _dt.FLOAT_DTYPES)
-    regimes = _check_names("regimes", regimes, REGIMES)
+    regimes = _check_names("regimes", regimes, _ALL_REGIMES)
     if axes is not None:  # an axis-set variant is judged on its batch statistics, without buffers
         if running_stats or batch_stats is False:
             raise InvalidArgument("an explicit axis set is checked with batch statistics and no running buffers")
@@ -888,7 +913,7 @@ def identity_cases(
     spec = _get_spec(ident.lhs)
     rhs = _get_spec(ident.rhs["norm"])
     dtypes = _check_names("dtypes", dtypes, _dt.FLOAT_DTYPES)
-    regimes = _check_names("regimes", regimes, REGIMES)
+    regimes = _check_names("regimes", regimes, _ALL_REGIMES)
     eps_s = _eps_strategy(spec, eps)
     if ident.rhs.get("affine", "same") == "none":
         if affine:

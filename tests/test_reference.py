@@ -193,3 +193,23 @@ optional = true
     y = f(x)
     mu, var = x.mean(axis=1, keepdims=True), x.var(axis=1, keepdims=True)
     np.testing.assert_allclose(y, (x - mu) / np.sqrt(var + 1e-6), rtol=1e-12)
+
+
+@pytest.mark.parametrize("norm", ["layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm"])
+@pytest.mark.parametrize("scale", [1e3, 1e20, 1e30, 8e37])
+def test_float32_form_scales_each_set_so_sums_of_squares_never_overflow(norm, scale):
+    """The float32-faithful form computes the moments of each set scaled by a power of two: right to a few
+    float32 ulps at magnitudes where an unscaled float32 n x**2 is inf."""
+    x = np.random.default_rng(3).standard_normal((2, 4, 3))
+    x = (scale * x / np.abs(x).max()).astype(np.float32)
+    kw = {
+        "layer_norm": {"normalized_shape": [4, 3]},
+        "rms_norm": {"normalized_shape": [3]},
+        "group_norm": {"num_groups": 2},
+    }.get(norm, {})
+    if norm == "batch_norm":
+        kw.update(running_mean=None, running_var=None, training=True)
+    y32 = R.function(norm, faithful=True)(x, **kw)
+    y64 = R.function(norm)(x.astype(np.float64), **kw)
+    assert y32.dtype == np.float32 and np.isfinite(y32).all()
+    np.testing.assert_allclose(y32, y64, rtol=0, atol=1e-5)

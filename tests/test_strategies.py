@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import Phase, given, settings
@@ -106,6 +108,30 @@ def test_huge_float16_squares_overflow_float16_not_float32(case):
     assert np.isfinite(case.x).all()
     assert (x * x).max() > float(_dt.finfo("float16").max)
     assert x.size * (x * x).max() < float(_dt.finfo("float32").max)
+
+
+def test_extreme_reaches_past_float32_sums_of_squares_up_to_the_dtype_limit():
+    """float32 and bfloat16 "extreme" draws reach |x| where n x**2 overflows float32 (~1e19 and beyond), and
+    stop at a quarter of the dtype's max; float64 stops where the float64 reference's squares stay finite."""
+    assert "extreme" in ns.AUDIT_REGIMES and "extreme" not in ns.REGIMES
+    for dt in ("float32", "bfloat16"):
+        lo, hi = ns._extreme_exponents(dt)
+        assert lo == 15.0 and 37.5 < hi <= math.log10(float(_dt.finfo(dt).max) / 4)
+        plan = spec.plan(spec.get("layer_norm"), (2, 8), normalized_shape=[8])
+        x = ns.make_input(plan, dt, "extreme", seed=1, scale=10.0**hi).astype(np.float64)
+        assert np.isfinite(x).all() and np.abs(x).max() > 1e37
+        with np.errstate(over="ignore"):
+            assert not np.isfinite((x.astype(np.float32) ** 2).sum())
+    assert ns._extreme_exponents("float64")[1] == 100.0
+    lo16, hi16 = ns._extreme_exponents("float16")
+    assert hi16 == math.log10(float(_dt.finfo("float16").max) / 4) and lo16 == hi16 - 0.5
+
+
+@FAST
+@given(ns.cases("layer_norm", dtypes=("float32", "bfloat16"), regimes=("extreme",)))
+def test_extreme_cases_are_finite_and_past_huge(case):
+    x = np.abs(case.x.astype(np.float64))
+    assert np.isfinite(x).all() and x.max() >= 0.99e15
 
 
 @FAST

@@ -266,7 +266,12 @@ def run_check(
     body = lambda c: prop(impl, c)  # noqa: E731
     with every_case(run.profile == "thorough"):  # the second order on every case, not only small ones
         if strategy is None:  # the same examples for every property: replayed
-            strategy = strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
+            strategy = strategies.cases(
+                impl.norm,
+                dtypes=(dtype,),
+                running_stats=None if impl.running_stats else False,
+                regimes=strategies.REGIMES if impl.framework == "user" else strategies.AUDIT_REGIMES,
+            )
             key = (impl.norm, dtype, impl.running_stats, run)
             drive = _replayed(body, key, strategy, settings, run.seed, known, keep_errors)
         if drive is None:

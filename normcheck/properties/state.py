@@ -362,11 +362,16 @@ def train_eval_convergence(impl, case: Case) -> Result:
     Bessel's factor."""
     _applicable(impl, case)
     rm0, rv0, m = _initial(case)
+    mean, var = _stat(case)
+    bdt = _buffer_dtype(case)
+    top = float(np.max(np.abs(var)))
+    if top > float(np.finfo(bdt).max):  # the buffer holds inf, a prediction of a finite eval has no meaning
+        raise Stop(
+            Result("", "skip", message=f"the batch's running variance {top:.3g} is past the {bdt} buffers' range")
+        )
     if m is None:
         return _convergence_cumulative(impl, case, rm0, rv0)
-    mean, var = _stat(case)
     comps = []
-    bdt = _buffer_dtype(case)
     # (a) the case's momentum, STEPS steps: eval output against the closed form
     rm, rv = rm0.copy(), rv0.copy()
     s_m = s_v = 0.0
