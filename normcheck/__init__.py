@@ -1,15 +1,33 @@
 """normcheck: property testing and numerical audit of normalization layers.
 
-Importing the package imports no framework (and not even NumPy): submodules load on first use.
+The public API: :func:`check` (your implementation of a norm against its definition, a
+:class:`CheckReport` back; ``bool(report)`` is ``report.conforms``) and :func:`assert_conforms` (the
+same, raising ``AssertionError`` with the report's summary unless it conforms, for a pytest suite).
+The command line is ``normcheck`` (``normcheck --help``).
+
+Importing the package imports no framework (and not even NumPy): the public names and the
+submodules load on first use.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what a type checker and an IDE see; at run time they load lazily (__getattr__)
+    from normcheck.checker import CheckReport, check
+    from normcheck.testing import assert_conforms
 
 __version__ = "0.1.0"
 
-_ATTRIBUTES = {"check": ("normcheck.checker", "check")}  # normcheck.check(fn, norm=...) is the function
+__all__ = ["CheckReport", "assert_conforms", "check"]
+
+#: The public names, each from the module that defines it (imported on first use).
+_ATTRIBUTES = {
+    "check": ("normcheck.checker", "check"),
+    "CheckReport": ("normcheck.checker", "CheckReport"),
+    "assert_conforms": ("normcheck.testing", "assert_conforms"),
+}
 _SUBMODULES = (
     "spec",
     "reference",
@@ -29,13 +47,15 @@ _SUBMODULES = (
 
 
 def __getattr__(name: str):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"normcheck.{name}")
     if name in _ATTRIBUTES:
         module, attr = _ATTRIBUTES[name]
-        return getattr(importlib.import_module(module), attr)
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value  # later lookups are plain attribute reads
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"normcheck.{name}")
     raise AttributeError(f"module 'normcheck' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted([*globals(), *_SUBMODULES, *_ATTRIBUTES])
+    return sorted({*globals(), *_SUBMODULES, *_ATTRIBUTES})

@@ -103,6 +103,11 @@ class CheckReport:
         2 stays for a target that cannot be loaded or wrong arguments)."""
         return not self.failures and not self.hung and self.tested
 
+    def __bool__(self) -> bool:
+        """``report.conforms``: ``assert normcheck.check(fn, norm)`` fails for a target that deviates,
+        raises, hangs or was not tested."""
+        return self.conforms
+
     @property
     def verdict(self) -> str:
         """One of "conforms", "deviates" (some property fails), "raises" (only errors), "hangs" or
@@ -392,9 +397,10 @@ def check(
     axes instead of the spec's set S (``axes=(1,)`` with ``"layer_norm"``: ConvNeXt's channels-first
     LayerNorm, called with ``normalized_shape`` = the sizes of those axes). ``init``, ``args``,
     ``no_bias``, ``no_affine``, ``ranks`` and ``shape`` say how a module class is constructed and
-    which inputs the target takes (:func:`~normcheck.target.wrap`). Raises :class:`~normcheck.target.TargetError` for a target that cannot be checked at
-    all (not callable, an unsupported layer kind, an unknown norm); anything the target itself
-    does (raising, returning garbage, hanging) is reported, never raised.
+    which inputs the target takes (:func:`~normcheck.target.wrap`). Raises ``ValueError`` for an
+    unknown profile or dtype, :class:`~normcheck.target.TargetError` for a target that cannot be
+    checked at all (not callable, an unsupported layer kind, an unknown norm or property); anything
+    the target itself does (raising, returning garbage, hanging) is reported, never raised.
     """
     from normcheck import adapters
     from normcheck import diagnose as _diagnose
@@ -411,10 +417,10 @@ def check(
     from normcheck.profiles import PROFILES
 
     if profile not in PROFILES:
-        raise TargetError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     bad = [d for d in dtypes or () if d not in FLOAT_DTYPES]
     if bad:
-        raise TargetError(f"unknown dtype {', '.join(map(str, bad))}; known: {', '.join(FLOAT_DTYPES)}")
+        raise ValueError(f"unknown dtype {', '.join(map(str, bad))}; known: {', '.join(FLOAT_DTYPES)}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if axes is not None:
@@ -572,7 +578,9 @@ def _run_diagnosis(report: CheckReport, target: Target, module, seed):
 
 def assert_conforms(fn, norm: str, framework: str | None = None, **settings) -> CheckReport:
     """Check ``fn`` as ``norm`` (see :func:`check`; ``profile`` defaults to "ci", derandomized) and
-    raise ``AssertionError(report.summary())`` unless it conforms. Returns the report."""
+    raise ``AssertionError(report.summary())`` unless it conforms. Returns the report.
+    :func:`normcheck.testing.assert_conforms` is the same with its parameters spelled out."""
+    __tracebackhide__ = True
     settings.setdefault("profile", "ci")
     report = check(fn, norm, framework, **settings)
     if not report.conforms:

@@ -184,9 +184,9 @@ def test_unknown_norm_property_profile_dtype():
         checker.check(D.group_norm_two_pass, "groupnorm")
     with pytest.raises(TargetError, match="unknown property"):
         checker.check(D.group_norm_two_pass, "group_norm", properties=["agreemnt"])
-    with pytest.raises(TargetError, match="unknown profile"):
+    with pytest.raises(ValueError, match="unknown profile"):
         checker.check(D.group_norm_two_pass, "group_norm", profile="fast")
-    with pytest.raises(TargetError, match="unknown dtype"):
+    with pytest.raises(ValueError, match="unknown dtype"):
         checker.check(D.group_norm_two_pass, "group_norm", dtypes=["float8"])
 
 

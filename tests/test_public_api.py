@@ -1,0 +1,114 @@
+"""The public API a user reads (issue 28): ``normcheck.__all__`` names check, CheckReport and
+assert_conforms, loaded lazily; the package is typed (``py.typed``); ``bool(report)`` is
+``report.conforms``; bad settings are a ValueError; ``normcheck.testing.assert_conforms`` has a
+visible signature and hides its own frame from pytest's tracebacks."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import normcheck
+from normcheck import checker, reference, testing
+from normcheck.target import TargetError
+
+from . import check_doubles as D
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = {"profile": "quick", "seed": 0, "properties": ["agreement"], "dtypes": ["float32"]}
+
+
+def _f64(a):
+    return None if a is None else np.asarray(a, np.float64)
+
+
+def group_norm_f64(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """A conforming target whatever the values drawn: the reference in float64, rounded once."""
+    y = reference.group_norm(_f64(input), num_groups, _f64(weight), _f64(bias), eps)
+    return np.asarray(y).astype(np.asarray(input).dtype)
+
+
+def test_all_names_the_front_door():
+    assert sorted(normcheck.__all__) == ["CheckReport", "assert_conforms", "check"]
+    assert normcheck.check is checker.check
+    assert normcheck.CheckReport is checker.CheckReport
+    assert normcheck.assert_conforms is testing.assert_conforms
+    assert {"check", "CheckReport", "assert_conforms"} <= set(dir(normcheck))
+
+
+def test_star_import_gives_the_public_names_and_imports_no_framework():
+    code = (
+        "import sys\nfrom normcheck import *\n"
+        "print(check.__module__, CheckReport.__name__, assert_conforms.__module__)\n"
+        "print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "normcheck.checker CheckReport normcheck.testing"
+    assert not set(out[1].split()) & {"torch", "jax", "flax", "tensorflow", "keras", "onnx", "onnxruntime"}
+
+
+def test_the_package_is_typed():
+    assert (ROOT / "normcheck" / "py.typed").is_file()
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "py.typed" in data["normcheck"]
+
+
+def test_bool_of_a_report_is_conforms():
+    good = checker.check(group_norm_f64, "group_norm", "numpy", **QUICK)
+    bad = checker.check(D.group_norm_unbiased, "group_norm", "numpy", **QUICK)
+    assert good.conforms and bool(good) is True
+    assert not bad.conforms and bool(bad) is False
+    with pytest.raises(AssertionError):
+        assert normcheck.check(D.group_norm_unbiased, "group_norm", "numpy", **QUICK)
+
+
+def test_bool_of_an_untested_report_is_false():
+    """A report in which every check was skipped tested nothing: false, as conforms is."""
+    report = checker.CheckReport("t", "group_norm", "numpy", "function", "quick", 0, records=[])
+    assert not report.tested and bool(report) is False
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [({"profile": "fast"}, "unknown profile"), ({"dtypes": ["float8"]}, "unknown dtype")],
+)
+def test_bad_settings_are_a_value_error_not_a_target_error(settings, match):
+    for fn in (normcheck.check, testing.assert_conforms):
+        with pytest.raises(ValueError, match=match) as info:
+            fn(group_norm_f64, "group_norm", "numpy", **settings)
+        assert not isinstance(info.value, TargetError)
+
+
+def test_a_target_that_cannot_be_checked_is_still_a_target_error():
+    with pytest.raises(TargetError, match="not callable"):
+        normcheck.check(D.not_callable, "group_norm")
+
+
+def test_assert_conforms_has_a_visible_signature():
+    sig = inspect.signature(testing.assert_conforms)
+    kinds = {p.kind for p in sig.parameters.values()}
+    assert inspect.Parameter.VAR_KEYWORD not in kinds and inspect.Parameter.VAR_POSITIONAL not in kinds
+    check_sig = inspect.signature(checker.check)
+    for name, p in sig.parameters.items():
+        assert name in check_sig.parameters, name
+        want = "ci" if name == "profile" else check_sig.parameters[name].default
+        assert p.default == want, name  # the same defaults as check(), but the derandomized profile
+    internal = {"progress", "argv"}  # the CLI's hooks, not a test's settings
+    assert set(check_sig.parameters) - set(sig.parameters) == internal
+
+
+def test_assert_conforms_hides_its_frame_and_raises_the_summary():
+    with pytest.raises(AssertionError) as info:
+        testing.assert_conforms(D.group_norm_unbiased, "group_norm", "numpy", **QUICK)
+    assert "DEVIATES" in str(info.value)
+    frames = [e for e in info.traceback if e.frame.code.name == "assert_conforms"]
+    assert frames and all(e.frame.f_locals.get("__tracebackhide__") is True for e in frames)
+    assert all(e.ishidden(info) for e in frames)
+    report = testing.assert_conforms(group_norm_f64, "group_norm", "numpy", **QUICK)
+    assert isinstance(report, checker.CheckReport) and report
