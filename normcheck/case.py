@@ -42,6 +42,9 @@ class Case:
     regime: str = "normal"
     mean_weight: np.ndarray | None = None  # mixture importance logits (switchable_norm)
     var_weight: np.ndarray | None = None
+    # Which configuration of a native implementation runs the case (``Impl.configuration``); 0: every
+    # constructor option at its default. Ignored by implementations without configuration axes.
+    variant: int = 0
 
     @property
     def spec(self) -> _spec.Spec:
@@ -79,8 +82,13 @@ class Case:
     def call(self, fn) -> Outcome:
         """Call ``fn(x, **kwargs)`` on fresh copies; return the output and the updated buffers."""
         kw = self.kwargs()
-        y = fn(self.x.copy(), **kw)
+        config = self.configuration(fn)
+        y = fn(self.x.copy(), **kw, **config)
         return Outcome(np.asarray(y), kw.get("running_mean"), kw.get("running_var"))
+
+    def configuration(self, impl) -> dict[str, Any]:
+        """The constructor options ``impl`` runs this case with (``{}`` where it has no axes)."""
+        return impl.configuration(self.variant) if getattr(impl, "configs", ()) else {}
 
     def reference(self, *, num_batches_tracked: int = 0) -> Outcome:
         """The float64 reference's outcome. A training step with ``momentum=None`` (the cumulative
@@ -136,6 +144,7 @@ class Case:
             "args": args,
             "input": arr(self.x),
             **{k: arr(getattr(self, k)) for k in _ARRAYS},
+            **({"variant": self.variant} if self.variant else {}),
         }
 
     @classmethod
@@ -151,7 +160,8 @@ class Case:
         for k in ("normalized_shape", "reduce_axes"):
             if isinstance(args.get(k), list):
                 args[k] = tuple(args[k])
-        return cls(d["norm"], arr(d["input"]), args, **{k: arr(d.get(k)) for k in _ARRAYS}, regime=d.get("regime", ""))
+        arrays = {k: arr(d.get(k)) for k in _ARRAYS}
+        return cls(d["norm"], arr(d["input"]), args, **arrays, regime=d.get("regime", ""), variant=d.get("variant", 0))
 
     def repro(self, call: str = "fn", *, setup: str = "") -> str:
         """A self-contained snippet that rebuilds this case and compares ``call`` with the reference."""

@@ -22,10 +22,12 @@ from normcheck.spec import specs_dir
 
 __all__ = [
     "USER_FORMS",
+    "Bound",
     "Finding",
     "Part",
     "applicable",
     "applicable_to",
+    "bound_to",
     "findings_keys",
     "load",
     "match",
@@ -88,10 +90,12 @@ class Finding:
     def part(self, framework: str) -> Part | None:
         return next((p for p in self.parts if p.framework == framework), None)
 
-    def covers(self, case) -> bool:
+    def covers(self, case, config=None) -> bool:
         """Does the case fall in the finding's region? ``where`` is a Python expression over
         ``N, C, G, shape, spatial, numel, args, dtype, regime, running, weight, bias, prod`` and
-        ``amax`` (``max |x|``, in float64) (the registry is our own data).
+        ``amax`` (``max |x|``, in float64) and ``config`` (the constructor options the implementation ran
+        the case with, :meth:`normcheck.adapters.Impl.configuration`; ``{}`` for the defaults and where it
+        has no configuration axes) (the registry is our own data).
         Failures it covers are counted as this finding and exploration goes on past them."""
         if not self.where:
             return True
@@ -113,14 +117,16 @@ class Finding:
             "bias": case.bias is not None,
             "prod": math.prod,
             "amax": float(np.max(np.abs(case.x.astype(np.float64)), initial=0.0)),
+            "config": config or {},
         }
         return bool(eval(self.where, {"__builtins__": {}}, names))
 
-    def explains(self, case, verdict: str) -> bool:
-        """Does the finding explain a check's ``verdict`` ("fail" or "error") on ``case``? A raise
-        is explained only by a finding that says it raises (``raises = true``), a wrong value only
-        by one that does not: an exception never hides behind a numerical finding."""
-        return self.kind_of(verdict) and self.covers(case)
+    def explains(self, case, verdict: str, config=None) -> bool:
+        """Does the finding explain a check's ``verdict`` ("fail" or "error") on ``case`` (run in the
+        configuration ``config``)? A raise is explained only by a finding that says it raises
+        (``raises = true``), a wrong value only by one that does not: an exception never hides behind
+        a numerical finding."""
+        return self.kind_of(verdict) and self.covers(case, config)
 
     def kind_of(self, verdict: str) -> bool:
         """Is ``verdict`` ("fail" or "error") the kind of deviation this finding is?"""
@@ -182,10 +188,31 @@ def applicable_to(impl, prop: str, dtype: str) -> tuple[Finding, ...]:
     return tuple(f for f in load() if any(f.applies(k, prop, dtype) for k in keys))
 
 
+@dataclass(frozen=True)
+class Bound:
+    """A finding applicable to one implementation: it reads the configuration the implementation ran
+    a case in (``Case.variant`` through ``Impl.configuration``) where the finding's ``where`` asks."""
+
+    finding: Finding
+    impl: Any
+
+    @property
+    def id(self) -> str:
+        return self.finding.id
+
+    def explains(self, case, verdict: str) -> bool:
+        return self.finding.explains(case, verdict, case.configuration(self.impl))
+
+
+def bound_to(impl, prop: str, dtype: str) -> tuple[Bound, ...]:
+    """:func:`applicable_to`, each finding bound to ``impl`` (:class:`Bound`)."""
+    return tuple(Bound(f, impl) for f in applicable_to(impl, prop, dtype))
+
+
 def match_impl(impl, prop: str, dtype: str, case=None, verdict: str = "fail") -> Finding | None:
-    """:func:`match` over :func:`findings_keys`."""
+    """:func:`match` over :func:`findings_keys`, on ``case`` in the configuration ``impl`` runs it in."""
     found = (f for f in applicable_to(impl, prop, dtype) if f.kind_of(verdict))
-    return next((f for f in found if case is None or f.covers(case)), None)
+    return next((f for f in found if case is None or f.covers(case, case.configuration(impl))), None)
 
 
 def _installed(package: str) -> str | None:

@@ -20,6 +20,9 @@ extreme    (:data:`AUDIT_REGIMES` only) ``max |x|`` from 1e15 up to a quarter of
            (float32 and bfloat16: 8.5e37; float64: 1e100; float16: [5180, 16376]): past ~1e19
            ``n x**2`` overflows a float32 accumulator, though x, the normalized output and the
            float64 reference are all representable
+near_constant  (:data:`AUDIT_REGIMES` only) every set near-constant at a large magnitude: ``|mean|``
+           in [10, 1e6] (capped by the dtype's range), ``|mean| / std`` in [1e4, 1e7]: where a
+           one-pass ``E[x^2] - E[x]^2`` cancels to a negative variance (then NaN) or to 0
 constant   one reduction set (or every one) holds a single value: zero variance
 outliers   standard normal with 1..3 values of magnitude 1e3..2e3
 =========  ==========================================================================================
@@ -52,6 +55,7 @@ from normcheck.case import Case
 __all__ = [
     "AUDIT_REGIMES",
     "REGIMES",
+    "VARIANTS",
     "Layout",
     "cases",
     "dtypes",
@@ -70,8 +74,10 @@ REGIMES = ("normal", "offset", "tiny", "huge", "constant", "outliers")
 #: What the audit draws for native implementations: :data:`REGIMES` and inputs to the dtype's limit.
 #: (``normcheck check`` draws :data:`REGIMES`: a user's float32 kernel that sums squares unscaled fails
 #: on "extreme" inputs, as every framework's does, and its diagnosis would be that alone.)
-AUDIT_REGIMES = (*REGIMES, "extreme")
+AUDIT_REGIMES = (*REGIMES, "extreme", "near_constant")
 _ALL_REGIMES = AUDIT_REGIMES
+#: ``Case.variant`` is drawn from ``range(VARIANTS)``, read in mixed radix over an implementation's axes.
+VARIANTS = 1 << 16
 
 _FRAMEWORK_EPS = (1e-5, 1e-3, 1e-6)  # torch / keras / flax defaults
 _SEEDS = st.integers(0, 2**32 - 1)
@@ -346,7 +352,7 @@ def make_input(plan: _spec.Plan, dtype, regime: str = "normal", *, seed: int = 0
 
     Computed in float64, clipped to a quarter of the dtype's range and cast, so it is finite in
     ``dtype``. ``params`` (all optional) by regime: offset: ``ratio`` (|mean| / std), ``std``,
-    ``sign``; huge: ``scale`` (max |x|); constant: ``value``, ``all_sets``; outliers: ``count``.
+    ``sign``; huge, extreme: ``scale`` (max |x|); near_constant: ``magnitude``, ``ratio``, ``sign``; constant: ``value``, ``all_sets``; outliers: ``count``.
     """
     rng = np.random.default_rng([seed, 0])
     dt = _dt.np_dtype(dtype)
@@ -362,6 +368,9 @@ def make_input(plan: _spec.Plan, dtype, regime: str = "normal", *, seed: int = 0
             std *= cap / abs(mean)
             mean = math.copysign(cap, mean)
         x = mean + std * x
+    elif regime == "near_constant":
+        mean = float(params.get("sign", 1.0)) * min(float(params.get("magnitude", 1e3)), _limit(dt) / 2)
+        x = mean + abs(mean) / float(params.get("ratio", 1e5)) * x
     elif regime == "tiny":
         x = 1e-4 * x
     elif regime in ("huge", "extreme"):
@@ -400,6 +409,12 @@ def _regime_params(draw, regime, dtype):
             "std": 10.0 ** draw(st.floats(-2.0, 2.0)),
             "sign": draw(st.sampled_from([1.0, -1.0])),
         }
+    if regime == "near_constant":
+        return {
+            "magnitude": 10.0 ** draw(st.floats(1.0, 6.0)),
+            "ratio": 10.0 ** draw(st.floats(4.0, 7.0)),
+            "sign": draw(st.sampled_from([1.0, -1.0])),
+        }
     if regime in ("huge", "extreme"):
         exponents = (_huge_exponents if regime == "huge" else _extreme_exponents)(dtype)
         return {"scale": 10.0 ** draw(st.floats(*exponents))}
@@ -411,7 +426,7 @@ def _regime_params(draw, regime, dtype):
 
 
 #: Regimes whose inputs take drawn parameters (:func:`_regime_params`); the others take none.
-_PARAMETRIZED_REGIMES = ("offset", "huge", "extreme", "constant", "outliers")
+_PARAMETRIZED_REGIMES = ("offset", "huge", "extreme", "near_constant", "constant", "outliers")
 
 
 @st.composite
@@ -586,6 +601,7 @@ def cases(
     pinned=None,
     bias: bool | None = None,
     momentum_none: bool = False,
+    variants: bool = False,
 ) -> st.SearchStrategy[Case]:
     """Valid cases of ``norm``: shape, arguments, input (by regime), affine parameters, running buffers.
 
@@ -620,7 +636,10 @@ def cases(
 
     ``momentum`` is drawn (:func:`momenta`) when running buffers are given; ``momentum_none=True``
     (a module target whose constructor accepts momentum=None, :meth:`normcheck.target.Target.case_options`)
-    draws ``None`` among the values too (torch's cumulative average; the default draws none). Shrinks towards rank
+    draws ``None`` among the values too (torch's cumulative average; the default draws none).
+    ``variants=True`` draws ``Case.variant`` too, the configuration a native implementation with
+    configuration axes runs the case in (:meth:`normcheck.adapters.Impl.configuration`; shrinks to 0,
+    every option at its default). Shrinks towards rank
     ``max(2, spec.min_rank)`` (the smallest of ``ranks``), sides 1, the "normal" regime, no affine,
     no running buffers.
     """
@@ -682,7 +701,9 @@ def cases(
             )
         )
 
-    return _case()
+    if not variants:
+        return _case()
+    return st.tuples(_case(), st.integers(0, VARIANTS - 1)).map(lambda cv: cv[0].with_(variant=cv[1]))
 
 
 # --- constraints: ranks, shapes and pinned arguments -----------------------------------------

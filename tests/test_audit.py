@@ -25,8 +25,7 @@ def _stable_draws():
 
 def _plain(impl, prop, dtype):
     """The record of a Hypothesis run of this property alone (an explicit strategy is never replayed)."""
-    s = strategies.cases(impl.norm, dtypes=(dtype,), running_stats=None if impl.running_stats else False)
-    return audit.run_check(impl, prop, dtype, Run("ci", seed=0), strategy=s)
+    return audit.run_check(impl, prop, dtype, Run("ci", seed=0), strategy=driver.cases_for(impl, dtype))
 
 
 @pytest.mark.parametrize("norm", ["batch_norm", "layer_norm"])

@@ -74,6 +74,7 @@ __all__ = [
     "Probe",
     "Unsupported",
     "case_arguments",
+    "configuration",
     "gradient_keys",
     "move_channels",
 ]
@@ -116,6 +117,28 @@ class Impl:
     extended: bool = False
     # A user's target (framework "user"): the framework it runs on, whose registered findings apply
     runs_on: str | None = None
+    # Configuration axes: the constructor options of the native layer that change its arithmetic, each
+    # ``(keyword, values)`` with the framework's default first. ``fn`` takes each keyword besides the
+    # canonical arguments; a case's ``variant`` picks one value per axis (:meth:`configuration`).
+    configs: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+    @property
+    def config_count(self) -> int:
+        """How many configurations the axes make (1 without axes)."""
+        n = 1
+        for _, values in self.configs:
+            n *= len(values)
+        return n
+
+    def configuration(self, variant: int) -> dict[str, Any]:
+        """The configuration a case's ``variant`` picks (:func:`configuration`)."""
+        return configuration(self.configs, variant)
+
+    def config_label(self, variant: int) -> str:
+        """``"name=value, ..."`` of the options :meth:`configuration` sets away from their defaults
+        (``""``: the default configuration)."""
+        picked = self.configuration(variant)
+        return ", ".join(f"{k}={v}" for (k, values) in self.configs if (v := picked[k]) != values[0])
 
     @property
     def id(self) -> str:
@@ -128,6 +151,17 @@ class Impl:
 
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
+
+
+def configuration(configs, variant: int) -> dict[str, Any]:
+    """The options ``configs`` (``Impl.configs``) set for a case's ``variant``: ``variant`` read in
+    mixed radix over the axes, so variant 0 (where a case's draw shrinks to) is every default and each
+    axis is used alike."""
+    out, k = {}, int(variant)
+    for name, values in configs:
+        k, i = divmod(k, len(values))
+        out[name] = values[i]
+    return out
 
 
 class Adapter:

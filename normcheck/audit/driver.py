@@ -19,7 +19,7 @@ from normcheck.audit.records import MAX_SAMPLES, Record
 from normcheck.profiles import Run
 from normcheck.properties.second_order import every_case
 
-__all__ = ["not_run", "run_check", "run_identity"]
+__all__ = ["cases_for", "not_run", "run_check", "run_identity"]
 
 
 class _Deviation(AssertionError):
@@ -36,6 +36,7 @@ class _Drive:
     crash: str = ""
     hits: dict[str, tuple[Any, P.Result]] = field(default_factory=dict)  # finding id -> smallest hit
     raised: tuple[Any, P.Result] | None = None  # the smallest example that raised (keep_errors)
+    variants: dict[int, list] = field(default_factory=dict)  # Case.variant -> [examples, worst, deviations]
 
 
 @contextmanager
@@ -105,6 +106,10 @@ def _judge(d: _Drive, case, r: P.Result, known, *, keep_errors: bool = False) ->
         return False
     if len(d.samples) < MAX_SAMPLES and math.isfinite(r.observed):
         d.samples.append(float(r.observed))
+    per = d.variants.setdefault(getattr(case, "variant", 0), [0, 0.0, 0])
+    per[0] += 1
+    per[1] = max(per[1], float(r.observed)) if not math.isnan(r.observed) else per[1]
+    per[2] += not r.ok
     if not r.ok:
         f = next((f for f in known if f.explains(r.case or case, r.verdict)), None)
         if f is not None:
@@ -191,12 +196,14 @@ def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record
         samples=samples,
         seconds=round(time.perf_counter() - t0, 3),
     )
+    if getattr(impl, "configs", ()) and d.variants:
+        base["configs"] = _by_configuration(impl, d.variants)
     finding = None
     if d.raised is not None:
         case, r = d.raised
         base["raises"] = {
             "message": r.message,
-            "counterexample": case.to_json() if hasattr(case, "to_json") else None,
+            "counterexample": _counterexample(impl, case),
             "repro": case.repro(repro_call) if hasattr(case, "repro") else None,
         }
         if fail is None:  # it raised, and deviated nowhere else: the raise is the record's verdict
@@ -215,7 +222,7 @@ def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record
             allowed=r.allowed,
             message=r.message,
             finding=finding,
-            counterexample=case.to_json() if hasattr(case, "to_json") else None,
+            counterexample=_counterexample(impl, case),
             repro=case.repro(repro_call) if hasattr(case, "repro") else None,
         )
     if crash:
@@ -225,6 +232,28 @@ def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record
     from normcheck.error_model import MODEL
 
     return Record(**base, verdict="pass", observed=max(samples, default=0.0), allowed=MODEL.lam)
+
+
+def _counterexample(impl, case) -> dict[str, Any] | None:
+    """The case's JSON, with the constructor options the implementation ran it in (``config``)."""
+    if not hasattr(case, "to_json"):
+        return None
+    out = case.to_json()
+    if getattr(impl, "configs", ()):
+        out["config"] = case.configuration(impl)
+    return out
+
+
+def _by_configuration(impl, variants: dict[int, list]) -> dict[str, dict[str, Any]]:
+    """Judged examples (skips aside), worst error (u·s) and deviations per configuration the examples drew, by the options
+    set away from their defaults ("defaults": none)."""
+    out: dict[str, dict[str, Any]] = {}
+    for variant, (n, worst, bad) in sorted(variants.items()):
+        row = out.setdefault(impl.config_label(variant) or "defaults", {"examples": 0, "worst": 0.0, "deviations": 0})
+        row["examples"] += n
+        row["worst"] = max(row["worst"], worst)
+        row["deviations"] += bad
+    return out
 
 
 def _skip(impl, dtype: str, prop_name: str, message: str) -> Record:
@@ -246,6 +275,22 @@ def _repro_call(impl) -> str:
     return f"next(i for i in __import__('normcheck.adapters', fromlist=['get']).get({impl.framework!r}).implementations() if i.id == {impl.id!r})"
 
 
+def cases_for(impl, dtype: str):
+    """The strategy of the cases a check of ``impl`` draws: a native implementation's include the
+    inputs to the dtype's limits (:data:`normcheck.strategies.AUDIT_REGIMES`) and the configuration
+    each case runs in (``Case.variant``); a user's target's (``normcheck check``) neither."""
+    from normcheck import strategies
+
+    native = impl.framework != "user"
+    return strategies.cases(
+        impl.norm,
+        dtypes=(dtype,),
+        running_stats=None if impl.running_stats else False,
+        regimes=strategies.AUDIT_REGIMES if native else strategies.REGIMES,
+        variants=native,
+    )
+
+
 def run_check(
     impl, prop_name: str, dtype: str, run: Run | None = None, *, strategy=None, keep_errors: bool = False
 ) -> Record:
@@ -253,7 +298,6 @@ def run_check(
     profile, seed and examples; by default the loaded Hypothesis profile, unseeded). With
     ``keep_errors`` (a user's target) an example on which the implementation raises does not end
     the exploration: the smallest is kept in the record's ``raises`` beside any deviation."""
-    from normcheck import strategies
 
     run = run or Run(profile=None, seed=None)
     t0 = time.perf_counter()
@@ -261,18 +305,13 @@ def run_check(
         return _skip(impl, dtype, prop_name, f"{impl.api or impl.id} does not support {dtype}")
     prop = P.PROPERTIES[prop_name]
     settings = run.settings()
-    known = _findings.applicable_to(impl, prop_name, dtype)
+    known = _findings.bound_to(impl, prop_name, dtype)
     drive = None
     body = lambda c: prop(impl, c)  # noqa: E731
     with every_case(run.profile == "thorough"):  # the second order on every case, not only small ones
         if strategy is None:  # the same examples for every property: replayed
-            strategy = strategies.cases(
-                impl.norm,
-                dtypes=(dtype,),
-                running_stats=None if impl.running_stats else False,
-                regimes=strategies.REGIMES if impl.framework == "user" else strategies.AUDIT_REGIMES,
-            )
-            key = (impl.norm, dtype, impl.running_stats, run)
+            strategy = cases_for(impl, dtype)
+            key = (impl.norm, dtype, impl.running_stats, impl.framework == "user", run)
             drive = _replayed(body, key, strategy, settings, run.seed, known, keep_errors)
         if drive is None:
             drive = _drive(body, strategy, settings, run.seed, known, keep_errors=keep_errors)

@@ -47,11 +47,15 @@ class Record:
     # a check that keeps exploring after the target raises (``normcheck check``): the smallest case
     # on which it raised ({"message", "counterexample", "repro"}), reported beside any deviation
     raises: dict[str, Any] | None = None
+    # for a native implementation with configuration axes: examples, worst error and deviations per
+    # configuration drawn, by the options set away from their defaults ("defaults": none)
+    configs: dict[str, dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        if d["raises"] is None:
-            del d["raises"]
+        for k in ("raises", "configs"):
+            if d[k] is None:
+                del d[k]
         for k in ("observed", "allowed"):
             if not math.isfinite(d[k]):
                 d[k] = None if math.isnan(d[k]) else ("inf" if d[k] > 0 else "-inf")

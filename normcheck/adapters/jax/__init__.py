@@ -88,9 +88,12 @@ __all__ = [
     "COMPILES",
     "CONVENTIONS",
     "FLAX_CLASSES",
+    "FLAX_CONFIGS",
+    "STANDARDIZE_CONFIGS",
     "TRACES",
     "JaxAdapter",
     "cache_dir",
+    "config_axes",
     "setup",
 ]
 
@@ -116,6 +119,15 @@ CONVENTIONS: dict[str, Any] = {
 #: Traces of the cached jitted applies, by ``"linen/<norm>/<layout>"``: a Python side effect that
 #: runs only while JAX traces, so it stays put when a call reuses the compiled program.
 TRACES: Counter[str] = Counter()
+
+#: Configuration axes (``Impl.configs``): the constructor options of Flax's norm layers that change
+#: the arithmetic, default first: the one-pass ``E[x^2] - E[x]^2`` or two-pass variance, and statistics
+#: reduced in float32 or in the input's dtype. ``jax.nn.standardize``: its variance ``algorithm``.
+FLAX_CONFIGS = {
+    "linen": (("use_fast_variance", (True, False)), ("force_float32_reductions", (True, False))),
+    "nnx": (("use_fast_variance", (True, False)),),  # nnx's layers have no force_float32_reductions
+}
+STANDARDIZE_CONFIGS = (("algorithm", ("fast", "stable")),)
 
 #: The Flax layer class of each norm (the same name in ``flax.linen`` and ``flax.nnx``).
 FLAX_CLASSES = {
@@ -378,7 +390,7 @@ def _common(x, eps):
 # --- the norms, canonical arguments in --------------------------------------------------------
 
 
-def _batch_norm(form, layout, mode, input, running_mean, running_var, weight, bias, training, momentum, eps):
+def _batch_norm(form, layout, mode, input, running_mean, running_var, weight, bias, training, momentum, eps, config):
     x = np.asarray(input)
     p = _spec.plan("batch_norm", x.shape)
     training = bool(training)
@@ -398,6 +410,7 @@ def _batch_norm(form, layout, mode, input, running_mean, running_var, weight, bi
         "use_running_average": not training,
         "axis": -1 if layout == "channels_last" else 1,
         "momentum": m,
+        **config,
     }
     c, sdt = x.shape[1], _stats_dtype(x.dtype)
     old_mean = np.zeros(c, sdt) if running_mean is None else np.array(running_mean)
@@ -412,48 +425,51 @@ def _batch_norm(form, layout, mode, input, running_mean, running_var, weight, bi
     return y
 
 
-def _layer_norm(form, layout, mode, input, normalized_shape, weight, bias, eps):
+def _layer_norm(form, layout, mode, input, normalized_shape, weight, bias, eps, config):
     x = np.asarray(input)
     p = _spec.plan("layer_norm", x.shape, normalized_shape=normalized_shape)
     k = len(p.reduce)
     axes = tuple(range(-k, 0))
     params, flags = _affine(weight, bias, x.dtype)
     cfg = {**_common(x, eps), **flags, "use_bias": bias is not None, "reduction_axes": axes, "feature_axes": axes}
+    cfg.update(config)
     return _native(form, layout, mode, "layer_norm", cfg, x, params, num_features=int(np.prod(p.affine_shape)))[0]
 
 
-def _rms_norm(form, layout, mode, input, normalized_shape, weight, eps):
+def _rms_norm(form, layout, mode, input, normalized_shape, weight, eps, config):
     x = np.asarray(input)
     p = _spec.plan("rms_norm", x.shape, normalized_shape=normalized_shape)
     eps = _spec.get("rms_norm").resolve_eps(eps, x.dtype)  # None: machine epsilon of the input dtype
     axes = tuple(range(-len(p.reduce), 0))
     params, flags = _affine(weight, None, x.dtype)
-    cfg = {**_common(x, eps), **flags, "reduction_axes": axes, "feature_axes": axes}
+    cfg = {**_common(x, eps), **flags, "reduction_axes": axes, "feature_axes": axes, **config}
     return _native(form, layout, mode, "rms_norm", cfg, x, params, num_features=int(np.prod(p.affine_shape)))[0]
 
 
-def _group_norm(form, layout, mode, input, num_groups, weight, bias, eps):
+def _group_norm(form, layout, mode, input, num_groups, weight, bias, eps, config):
     x = np.asarray(input)
     _spec.plan("group_norm", x.shape, num_groups=num_groups)
     if layout != "channels_last":
         raise Unsupported("flax GroupNorm groups the last axis only (channels_last)")
     params, flags = _affine(weight, bias, x.dtype)
-    cfg = {**_common(x, eps), **flags, "use_bias": bias is not None, "num_groups": int(num_groups)}
+    cfg = {**_common(x, eps), **flags, "use_bias": bias is not None, "num_groups": int(num_groups), **config}
     return _native(form, layout, mode, "group_norm", cfg, x, params, num_features=x.shape[1])[0]
 
 
-def _instance_norm(form, layout, mode, input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps):
+def _instance_norm(
+    form, layout, mode, input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps, config
+):
     x = np.asarray(input)
     _spec.plan("instance_norm", x.shape)
     if running_mean is not None or running_var is not None or not use_input_stats:
         raise Unsupported("flax InstanceNorm tracks no running statistics")
     params, flags = _affine(weight, bias, x.dtype)
     axis = -1 if layout == "channels_last" else 1
-    cfg = {**_common(x, eps), **flags, "use_bias": bias is not None, "feature_axes": axis}
+    cfg = {**_common(x, eps), **flags, "use_bias": bias is not None, "feature_axes": axis, **config}
     return _native(form, layout, mode, "instance_norm", cfg, x, params, num_features=x.shape[1])[0]
 
 
-def _standardize(norm, a: dict[str, Any]):
+def _standardize(norm, a: dict[str, Any], config):
     """``jax.nn.standardize`` over the norm's axis set, where no affine or running statistics are asked."""
     import jax
 
@@ -468,7 +484,7 @@ def _standardize(norm, a: dict[str, Any]):
     p = _spec.plan(norm, x.shape, normalized_shape=a.get("normalized_shape"))
     if norm not in ("batch_norm", "instance_norm", "layer_norm"):
         raise Unsupported(f"{norm} is not a standardization")
-    y = jax.nn.standardize(put(x), axis=p.reduce, epsilon=float(a["eps"]))
+    y = jax.nn.standardize(put(x), axis=p.reduce, epsilon=float(a["eps"]), **config)
     return np.array(y)
 
 
@@ -495,13 +511,16 @@ def _function(norm: str, form: str, layout: str, mode: str):
     s = _spec.get(norm)
     sig = _signature(s)
 
+    axes = config_axes(form, norm)
+
     def fn(*args, **kwargs):
+        config = {k: kwargs.pop(k) for k, _ in axes if k in kwargs}  # a configuration's options
         a = sig.bind(*args, **kwargs)
         a.apply_defaults()
         _check_dtype(np.asarray(a.arguments["input"]).dtype)
         if form == "standardize":
-            return _standardize(norm, a.arguments)
-        return _BODIES[norm](form, layout, mode, **a.arguments)
+            return _standardize(norm, a.arguments, config)
+        return _BODIES[norm](form, layout, mode, **a.arguments, config=config)
 
     fn.__signature__ = sig
     fn.__name__ = fn.__qualname__ = norm
@@ -520,6 +539,15 @@ def linen_layer_function(norm: str, cls, *, layout: str | None = None, mode: str
     if layout is None:
         layout = "channels_last" if norm in ("batch_norm", "group_norm", "instance_norm") else "channels_first"
     return _function(norm, form, layout, mode)
+
+
+def config_axes(form: str, norm: str) -> tuple:
+    """The configuration axes of a form: Flax's own layers (RMSNorm has no mean, so no variance
+    algorithm) and ``jax.nn.standardize``; a user's linen class has none (its constructor is its own)."""
+    if form == "standardize":
+        return STANDARDIZE_CONFIGS
+    axes = FLAX_CONFIGS.get(form, ())
+    return tuple(a for a in axes if a[0] != "use_fast_variance") if norm == "rms_norm" else axes
 
 
 def _api(norm: str, form: str) -> str:
@@ -614,6 +642,7 @@ class JaxAdapter(Adapter):
                     running_stats=s.has_running_stats and form != "standardize" and norm != "instance_norm",
                     stateful=form == "nnx",
                     notes=_NOTES[form],
+                    configs=config_axes(form, norm),
                     # op-by-op dispatch compiles every primitive per new shape, some 20 programs
                     # an example with its gradient: the audit runs both Flax APIs under jax.jit
                     # (as training steps run them), the thorough profile op by op too

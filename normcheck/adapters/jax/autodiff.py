@@ -29,20 +29,28 @@ from typing import Any
 
 import numpy as np
 
-from normcheck.adapters.base import Unsupported, case_arguments, gradient_keys, move_channels
+from normcheck.adapters.base import Unsupported, case_arguments, configuration, gradient_keys, move_channels
 from normcheck.case import Case
 
 __all__ = ["hvp", "jvp", "target_hvp", "target_jvp", "target_vjp", "vjp"]
 
 
-def _flax_config(ja, case: Case, a: dict[str, Any], layout: str) -> tuple[dict[str, Any], dict[str, Any], int]:
+def _options(ja, case: Case, form: str) -> dict[str, Any]:
+    """The constructor options of the case's configuration (``Case.variant``) for Flax's own layers
+    or ``jax.nn.standardize``; none for variant 0 (the defaults, and every user target's cases)."""
+    return configuration(ja.config_axes(form, case.norm), case.variant) if case.variant else {}
+
+
+def _flax_config(
+    ja, case: Case, a: dict[str, Any], layout: str, form: str
+) -> tuple[dict[str, Any], dict[str, Any], int]:
     """(module config, params, num_features) as the jax adapter builds them for this case."""
     from normcheck import spec as _spec
 
     norm, x = case.norm, np.asarray(a["input"])
     w, b = a.get("weight"), a.get("bias")
     params, flags = ja._affine(w, b, x.dtype)
-    cfg = {**ja._common(x, case.spec.resolve_eps(a.get("eps"), x.dtype)), **flags}
+    cfg = {**ja._common(x, case.spec.resolve_eps(a.get("eps"), x.dtype)), **flags, **_options(ja, case, form)}
     if norm in ("batch_norm", "instance_norm", "group_norm", "layer_norm"):
         cfg["use_bias"] = b is not None
     if norm == "batch_norm":
@@ -230,8 +238,13 @@ def _standardize_fn(ja, case: Case, a: dict[str, Any]):
         raise Unsupported("jax.nn.standardize keeps no running statistics")
     if case.norm not in ("batch_norm", "instance_norm", "layer_norm"):
         raise Unsupported(f"{case.norm} is not a standardization")
-    axes, eps = case.plan().reduce, float(a["eps"])
-    return lambda x: jax.nn.standardize(x, axis=axes, epsilon=eps)
+    axes, eps, options = case.plan().reduce, float(a["eps"]), _options(ja, case, "standardize")
+    return lambda x: jax.nn.standardize(x, axis=axes, epsilon=eps, **options)
+
+
+def _standardize_key(what: str, ja, case: Case, a: dict[str, Any]) -> tuple:
+    """What keys a jitted ``jax.nn.standardize`` program: the axes, eps and the configuration's options."""
+    return (what, case.plan().reduce, float(a["eps"]), tuple(sorted(_options(ja, case, "standardize").items())))
 
 
 @dataclass
@@ -256,13 +269,13 @@ class _Flax:
         return move_channels(np.array(a), self.last, back=True)
 
 
-def _flax_case(ja, case: Case, a: dict[str, Any], layout: str) -> _Flax:
+def _flax_case(ja, case: Case, a: dict[str, Any], layout: str, form: str) -> _Flax:
     if case.norm == "batch_norm" and bool(a["training"]) and a.get("running_mean") is not None:
         if case.plan().reduce_size < 2:
             raise Unsupported("training with one value per channel: the unbiased running variance is undefined")
     if case.norm == "batch_norm" and not a["training"] and a.get("running_mean") is None:
         raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
-    cfg, params, features = _flax_config(ja, case, a, layout)
+    cfg, params, features = _flax_config(ja, case, a, layout, form)
     last = layout == "channels_last"
     stats = None
     if case.norm == "batch_norm":
@@ -279,7 +292,7 @@ def _flax_vjp(ja, case: Case, dy: np.ndarray, form: str, layout: str, mode: str,
     """``jax.vjp`` through a flax linen (flax's class or a user's ``cls``) or nnx layer."""
     import jax
 
-    fl = _flax_case(ja, case, case_arguments(case), layout)
+    fl = _flax_case(ja, case, case_arguments(case), layout, form)
     params, g = fl.params, fl.native(ja, dy)
     if form == "linen":
         dx, dp = _linen_vjp_fn(ja, case.norm, fl.cfg, fl.training, mode == "jit", cls)(fl.x, fl.p, fl.stats, g)
@@ -310,7 +323,7 @@ def _flax_vjp(ja, case: Case, dy: np.ndarray, form: str, layout: str, mode: str,
 
 def _flax_hvp(ja, case: Case, dy: np.ndarray, v: np.ndarray, form: str, layout: str, mode: str, cls=None):
     """Forward-over-reverse through a flax linen (flax's class or ``cls``) or nnx layer."""
-    fl = _flax_case(ja, case, case_arguments(case), layout)
+    fl = _flax_case(ja, case, case_arguments(case), layout, form)
     g, t = fl.native(ja, dy), fl.native(ja, v)
     if form == "linen":
         h = _linen_hvp_fn(ja, case.norm, fl.cfg, fl.training, mode == "jit", cls)(fl.x, fl.p, fl.stats, g, t)
@@ -334,7 +347,7 @@ _CANONICAL = {"scale": "weight", "bias": "bias"}
 def _flax_jvp(ja, case: Case, tangents: dict[str, np.ndarray], form: str, layout: str, mode: str, cls=None):
     """``jax.jvp`` through a flax linen (flax's class or a user's ``cls``) or nnx layer, along the
     input tangent and the parameters' (zero for a parameter without one)."""
-    fl = _flax_case(ja, case, case_arguments(case), layout)
+    fl = _flax_case(ja, case, case_arguments(case), layout, form)
     tx = fl.native(ja, np.asarray(tangents["input"]).astype(case.x.dtype))
     tp = {}
     for k, p in fl.p.items():
@@ -362,7 +375,7 @@ def jvp(impl, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
     if impl.form == "standardize":
         a = case_arguments(case)
         f = _standardize_fn(ja, case, a)  # bound to the axes and eps, which key the jitted function
-        key = ("standardize-jvp", case.plan().reduce, float(a["eps"]))
+        key = _standardize_key("standardize-jvp", ja, case, a)
         run = _cached(key, lambda: jax.jit(lambda x, t: jax.jvp(f, (x,), (t,))[1]))
         return np.array(run(ja.put(case.x), ja.put(np.asarray(tangents["input"]).astype(case.x.dtype))))
     return _flax_jvp(ja, case, tangents, impl.form, impl.layout, impl.mode)
@@ -378,7 +391,7 @@ def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     if impl.form == "standardize":
         a = case_arguments(case)
         f = _standardize_fn(ja, case, a)  # bound to the axes and eps, which key the jitted function
-        run = _cached(("standardize-vjp", case.plan().reduce, float(a["eps"])), lambda: jax.jit(_pullback(f)))
+        run = _cached(_standardize_key("standardize-vjp", ja, case, a), lambda: jax.jit(_pullback(f)))
         return {"input": np.array(run(ja.put(case.x), ja.put(dy)))}
     return _flax_vjp(ja, case, dy, impl.form, impl.layout, impl.mode)
 
@@ -406,7 +419,7 @@ def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
     if impl.form == "standardize":
         a = case_arguments(case)
         f = _standardize_fn(ja, case, a)  # bound to the axes and eps, which key the jitted function
-        key = ("standardize-hvp", case.plan().reduce, float(a["eps"]))
+        key = _standardize_key("standardize-hvp", ja, case, a)
         run = _cached(key, lambda: jax.jit(lambda x, dy, v: _fwd_over_rev(f, x, dy, v)))
         return np.array(run(ja.put(case.x), ja.put(dy), ja.put(v)))
     return _flax_hvp(ja, case, dy, v, impl.form, impl.layout, impl.mode)

@@ -1,0 +1,148 @@
+"""Configurations as data: a native implementation's constructor options (``Impl.configs``), drawn
+per case (``Case.variant``), run by the adapter, recorded per record, and read by findings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from normcheck import findings
+from normcheck import strategies as ns
+from normcheck.adapters import Impl
+from normcheck.adapters.base import configuration
+from normcheck.case import Case
+
+AXES = (("fast", (True, False)), ("reduce", ("float32", "input", "float64")))
+
+
+def _impl(**kw):
+    return Impl("numpy", "layer_norm", "x", lambda x, **k: x, configs=AXES, **kw)
+
+
+def test_variant_zero_is_every_default_and_each_configuration_is_reached():
+    impl = _impl()
+    assert impl.config_count == 6
+    assert impl.configuration(0) == {"fast": True, "reduce": "float32"}
+    assert impl.config_label(0) == ""
+    seen = {tuple(impl.configuration(v).items()) for v in range(impl.config_count)}
+    assert len(seen) == 6
+    assert impl.configuration(1) == {"fast": False, "reduce": "float32"}  # mixed radix, first axis fastest
+    assert impl.configuration(2) == {"fast": True, "reduce": "input"}
+    assert impl.config_label(5) == "fast=False, reduce=float64"
+    assert configuration((), 12345) == {}
+
+
+def test_case_call_passes_the_configuration_only_to_an_implementation_with_axes():
+    got = {}
+
+    def fn(x, normalized_shape, eps, weight=None, bias=None, **options):
+        got.update(options)
+        return x
+
+    case = Case("layer_norm", np.ones((1, 2), np.float32), {"normalized_shape": (2,), "eps": 1e-5}, variant=5)
+    case.call(Impl("numpy", "layer_norm", "x", fn, configs=AXES))
+    assert got == {"fast": False, "reduce": "float64"}
+    got.clear()
+    case.call(fn)  # a plain function (a user's target) gets the canonical arguments only
+    assert got == {}
+
+
+def test_variant_round_trips_through_json():
+    case = Case("layer_norm", np.ones((1, 2), np.float32), {"normalized_shape": (2,), "eps": 1e-5}, variant=3)
+    back = Case.from_json(json.loads(json.dumps(case.to_json())))
+    assert back.variant == 3
+    assert "variant" not in case.with_(variant=0).to_json()
+
+
+@settings(max_examples=40, derandomize=True, deadline=None)
+@given(ns.cases("layer_norm", variants=True))
+def test_cases_draw_variants_when_asked(case):
+    assert 0 <= case.variant < ns.VARIANTS
+
+
+@settings(max_examples=20, derandomize=True, deadline=None)
+@given(ns.cases("layer_norm"))
+def test_cases_draw_no_variant_by_default(case):
+    assert case.variant == 0
+
+
+def test_a_finding_can_be_conditioned_on_the_configuration():
+    (flax_fast,) = [f for f in findings.load() if f.id == "flax-fast-variance"]
+    case = Case("layer_norm", np.array([[1e4, 1e4 + 1]], np.float32), {"normalized_shape": (2,), "eps": 1e-5})
+    assert flax_fast.covers(case, {})  # the default: use_fast_variance=True
+    assert flax_fast.covers(case, {"use_fast_variance": True})
+    assert not flax_fast.covers(case, {"use_fast_variance": False})
+
+
+# --- JAX: Flax's options and jax.nn.standardize's algorithm ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def jax_impls():
+    pytest.importorskip("flax", reason="the JAX adapter needs jax and flax (pip install 'normcheck[jax]')")
+    from normcheck.adapters import get
+
+    return {i.id: i for i in get("jax").implementations()}
+
+
+@pytest.mark.parametrize(
+    ("impl_id", "option"),
+    [
+        ("jax/layer_norm/linen/jit", {"use_fast_variance": False}),
+        ("jax/layer_norm/nnx/jit", {"use_fast_variance": False}),
+        ("jax/layer_norm/standardize/jit", {"algorithm": "stable"}),
+    ],
+)
+def test_two_pass_configuration_of_flax_and_standardize_passes_where_the_default_one_pass_fails(
+    jax_impls, impl_id, option
+):
+    """[1e4, 1e4 + 1, ...]: the default one-pass variance cancels (the registered finding), the two-pass
+    option is right to a fraction of a unit; the finding explains the first and not the second."""
+    from normcheck.properties import PROPERTIES
+
+    impl = jax_impls[impl_id]
+    variant = next(v for v in range(impl.config_count) if impl.configuration(v).items() >= option.items())
+    x = np.array([[10000.0, 10001.0, 10000.5, 10000.25]], np.float32)
+    case = Case("layer_norm", x, {"normalized_shape": (4,), "eps": 1e-5})
+    for prop in ("agreement", "gradient_agreement"):
+        default = PROPERTIES[prop](impl, case)
+        assert default.verdict == "fail" and default.observed > 1e3, default.message
+        assert findings.match_impl(impl, prop, "float32", case) is not None
+        two_pass = PROPERTIES[prop](impl, case.with_(variant=variant))
+        assert two_pass.verdict == "pass" and two_pass.observed < 2, two_pass.message
+        assert findings.match_impl(impl, prop, "float32", case.with_(variant=variant)) is None
+
+
+def test_flax_axes_are_options_of_the_installed_classes(jax_impls):
+    """Every declared option is a constructor keyword of the class the form builds (read, not assumed)."""
+    import inspect
+
+    import flax.linen as linen
+    from flax import nnx
+
+    from normcheck.adapters.jax import FLAX_CLASSES
+
+    for impl in jax_impls.values():
+        if impl.form not in ("linen", "nnx"):
+            continue
+        cls = getattr(linen if impl.form == "linen" else nnx, FLAX_CLASSES[impl.norm])
+        params = inspect.signature(cls if impl.form == "linen" else cls.__init__).parameters
+        assert impl.configs or impl.id.startswith("jax/rms_norm/nnx"), impl.id  # RMS: no variance algorithm
+        for name, values in impl.configs:
+            assert name in params, (impl.id, name)
+            if impl.form == "linen":
+                assert params[name].default == values[0], (impl.id, name)
+
+
+def test_audit_records_the_configurations_it_drew(jax_impls):
+    from normcheck.audit.driver import run_check
+    from normcheck.profiles import Run
+
+    impl = jax_impls["jax/layer_norm/standardize/jit"]
+    rec = run_check(impl, "agreement", "float32", Run("ci", 0))
+    assert rec.configs is not None and set(rec.configs) <= {"defaults", "algorithm=stable"}
+    assert 0 < sum(row["examples"] for row in rec.configs.values()) <= rec.examples  # skips are not judged
+    assert "configs" in rec.to_json()
