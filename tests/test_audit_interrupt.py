@@ -96,6 +96,13 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _maps(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
@@ -179,7 +186,7 @@ def test_sigterm_to_the_main_process_stops_every_worker(tmp_path, parallel_run):
     a = Audit(tmp_path, "b", PARALLEL)
     a.wait_for(lambda recs: len({r["framework"] for r in recs}) == 2 and len(recs) >= 10)
     workers = a.workers()
-    assert len(workers) == 2, workers
+    assert workers, "no worker process is running"
     os.kill(a.proc.pid, signal.SIGTERM)  # the main process alone, as a CI runner or process manager does
     t0 = time.monotonic()
     while any(map(_alive, workers)) and time.monotonic() - t0 < 10:
@@ -197,9 +204,14 @@ def test_sigterm_to_the_main_process_stops_every_worker(tmp_path, parallel_run):
 def test_a_killed_worker_leaves_an_error_record_and_the_rest_goes_on(tmp_path, parallel_run):
     _, full = parallel_run
     a = Audit(tmp_path, "c", PARALLEL)
-    a.wait_for(lambda recs: sum(r["framework"] == "onnxruntime" for r in recs) >= 3)
-    ort = [w for w in a.workers() if "onnxruntime" in Path(f"/proc/{w}/maps").read_text()]
-    assert len(ort) == 1, ort
+    ort: list[int] = []
+
+    def ort_running(recs) -> bool:  # ONNX Runtime's worker is at its checks
+        ort[:] = [w for w in a.workers() if "onnxruntime" in _maps(w)]
+        return len(ort) == 1 and sum(r["framework"] == "onnxruntime" for r in recs) >= 3
+
+    recs = a.wait_for(ort_running)
+    assert sum(r["framework"] == "onnxruntime" for r in recs) < len(full) // 4  # it has most of its work ahead
     os.kill(ort[0], signal.SIGKILL)
     rc = a.finish()
     assert rc == 1, a.stderr
