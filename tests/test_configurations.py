@@ -146,3 +146,54 @@ def test_audit_records_the_configurations_it_drew(jax_impls):
     assert rec.configs is not None and set(rec.configs) <= {"defaults", "algorithm=stable"}
     assert 0 < sum(row["examples"] for row in rec.configs.values()) <= rec.examples  # skips are not judged
     assert "configs" in rec.to_json()
+
+
+# --- TensorFlow: Keras's dtype policies and tf.nn under XLA ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tf_impls():
+    pytest.importorskip("torch", reason="torch is imported before tensorflow in one process")
+    pytest.importorskip(
+        "tensorflow", reason="the TensorFlow adapter needs tensorflow (pip install 'normcheck[tensorflow]')"
+    )
+    from normcheck.adapters import get
+
+    return {i.id: i for i in get("tensorflow").implementations()}
+
+
+def test_tf_nn_under_xla_is_one_compiled_program_per_view_and_passes(tf_impls):
+    from normcheck.adapters import tensorflow as tfa
+    from normcheck.properties import PROPERTIES
+
+    impl = tf_impls["tensorflow/layer_norm/tf.nn"]
+    assert impl.configs == tfa.TFNN_CONFIGS and impl.configuration(1) == {"jit_compile": True}
+    x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    case = Case("layer_norm", x, {"normalized_shape": (5,), "eps": 1e-5}, variant=1)
+    for prop in ("agreement", "gradient_agreement"):
+        r = PROPERTIES[prop](impl, case)
+        assert r.verdict == "pass", r.message
+    assert ((3, 5), (1,)) in tfa.TFNN_PROGRAMS  # the XLA program of this view and axis set ran
+
+
+def test_keras_full_16_bit_policy_is_a_configuration_and_keeps_16_bit_moving_statistics(tf_impls):
+    """The mixed policy keeps float32 moving statistics (exact); the full float16 one rounds them to
+    float16 and overflows past 65504 (the registered finding, which covers only that configuration)."""
+    from normcheck.properties import PROPERTIES
+
+    impl = tf_impls["tensorflow/batch_norm/keras"]
+    assert impl.configuration(1) == {"dtype_policy": "full"}
+    case = Case(
+        "batch_norm",
+        np.array([[-400.0], [400.0]], np.float16),
+        {"eps": 1e-5, "training": True, "momentum": 1.0},
+        running_mean=np.array([0.5], np.float32),
+        running_var=np.array([1.0], np.float32),
+    )
+    mixed, full = (PROPERTIES["agreement"](impl, case.with_(variant=v)) for v in (0, 1))
+    assert mixed.verdict == "pass", mixed.message
+    assert full.verdict == "fail" and "running_var" in full.message
+    assert findings.match_impl(impl, "agreement", "float16", case.with_(variant=1)).id == (
+        "keras-full-16bit-policy-running-stats-in-16-bits"
+    )
+    assert findings.match_impl(impl, "agreement", "float16", case) is None

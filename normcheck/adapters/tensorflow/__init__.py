@@ -39,14 +39,19 @@ from normcheck.adapters.base import Adapter, Impl, Unsupported
 __all__ = [
     "ADAPTER",
     "CONVENTIONS",
+    "KERAS_CONFIGS",
     "KERAS_LAYERS",
     "KERAS_SINCE",
     "NOT_NATIVE",
+    "TFNN_CONFIGS",
+    "TFNN_PROGRAMS",
     "TensorFlowAdapter",
     "clear_cache",
     "import_keras",
     "import_tensorflow",
     "keras_layer",
+    "policy",
+    "tfnn_program",
     "trace_count",
 ]
 
@@ -92,11 +97,22 @@ def _keras_momentum(momentum) -> float:
     return 1.0 - float(momentum)
 
 
-def _policy(dtype: np.dtype) -> str:
+#: Configuration axes (``Impl.configs``), default first. Keras: the dtype policy a 16-bit input's layer
+#: is built with, the mixed one (``mixed_float16``: float32 variables and statistics) or the full one
+#: (``dtype="float16"``: everything in 16 bits); float32 and float64 have one policy. tf.nn: eager, or
+#: the same ops under ``tf.function(jit_compile=True)`` (XLA fuses multiply-adds, which moves rounding).
+KERAS_CONFIGS = (("dtype_policy", ("mixed", "full")),)
+TFNN_CONFIGS = (("jit_compile", (False, True)),)
+
+
+def policy(dtype: np.dtype, dtype_policy: str = "mixed") -> str:
+    """The Keras dtype policy a layer is built with for ``dtype`` inputs (:data:`KERAS_CONFIGS`)."""
+    name = np.dtype(dtype).name
     try:
-        return CONVENTIONS["dtype_policy"][np.dtype(dtype).name]
+        mixed = CONVENTIONS["dtype_policy"][name]
     except KeyError:
-        raise TypeError(f"unsupported input dtype {np.dtype(dtype).name}") from None
+        raise TypeError(f"unsupported input dtype {name}") from None
+    return name if dtype_policy == "full" else mixed
 
 
 def _torch_running_var(old, keras_new, momentum: float, n: int) -> np.ndarray:
@@ -224,17 +240,19 @@ def _entry(key, make: Callable[[], Any], compiled_id: str | None) -> _Entry:
 
 
 # --- the canonical signature --------------------------------------------------------------------
-def _canonical(norm: str, body: Callable, **fixed) -> Callable:
-    """Wrap ``body(spec, arguments, **fixed)`` in the spec's (torch.nn.functional) signature."""
+def _canonical(norm: str, body: Callable, axes=(), **fixed) -> Callable:
+    """Wrap ``body(spec, arguments, **fixed, **options)`` in the spec's (torch.nn.functional)
+    signature; ``options`` are a configuration's (``axes``: the Impl's configuration axes)."""
     from normcheck import reference
 
     s = _spec.get(norm)
     sig = inspect.signature(reference.function(s))
 
     def fn(*args, **kwargs):
+        options = {k: kwargs.pop(k) for k, _ in axes if k in kwargs}
         bound = sig.bind(*args, **kwargs)
         bound.apply_defaults()
-        return body(s, bound.arguments, **fixed)
+        return body(s, bound.arguments, **fixed, **options)
 
     fn.__signature__ = sig
     fn.__name__ = fn.__qualname__ = norm
@@ -298,7 +316,9 @@ def _assign(var, value) -> None:
     var.assign(np.asarray(value).astype(var.dtype))
 
 
-def _keras_call(s: _spec.Spec, a: dict[str, Any], *, layout: str, mode: str, impl_id: str, cls=None):
+def _keras_call(
+    s: _spec.Spec, a: dict[str, Any], *, layout: str, mode: str, impl_id: str, cls=None, dtype_policy: str = "mixed"
+):
     """The Keras layer of ``s`` (or ``cls``, a user's layer class constructed like it) on canonical
     NumPy arguments: built once per configuration and shape, its variables assigned per call."""
     norm = s.name
@@ -317,14 +337,14 @@ def _keras_call(s: _spec.Spec, a: dict[str, Any], *, layout: str, mode: str, imp
 
     xt = _to_layout(x, layout)
     config = _keras_config(norm, a, layout)
-    policy = _policy(x.dtype)
+    policy_name = policy(x.dtype, dtype_policy)
     cls = cls or keras_layer(keras, norm)
     # Compiled functions bake eps and momentum into the trace; eager layers read them per call.
     consts = (eps, momentum) if mode == "compiled" else ()
-    key = (impl_id, cls, tuple(sorted((k, str(v)) for k, v in config.items())), xt.shape, policy, consts)
+    key = (impl_id, cls, tuple(sorted((k, str(v)) for k, v in config.items())), xt.shape, policy_name, consts)
 
     def make():
-        layer = cls(epsilon=eps, dtype=policy, **config)
+        layer = cls(epsilon=eps, dtype=policy_name, **config)
         layer.build(xt.shape)
         return layer
 
@@ -362,8 +382,9 @@ def _keras_call(s: _spec.Spec, a: dict[str, Any], *, layout: str, mode: str, imp
 
 
 # --- tf.nn form ---------------------------------------------------------------------------------
-def _tfnn_call(s: _spec.Spec, a: dict[str, Any]):
-    """tf.nn.moments over the norm's axes, then tf.nn.batch_normalization."""
+def _tfnn_call(s: _spec.Spec, a: dict[str, Any], jit_compile: bool = False):
+    """tf.nn.moments over the norm's axes, then tf.nn.batch_normalization (eagerly, or under
+    ``tf.function(jit_compile=True)``: one program per view, axes and arguments given)."""
     norm = s.name
     if (norm, "tf.nn") in NOT_NATIVE:
         raise Unsupported(NOT_NATIVE[(norm, "tf.nn")])
@@ -390,17 +411,41 @@ def _tfnn_call(s: _spec.Spec, a: dict[str, Any]):
         view, axes = x.shape, [0, *range(2, x.ndim)] if norm == "batch_norm" else list(range(2, x.ndim))
         affine = (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
-    xt = tf.reshape(tf.convert_to_tensor(x), view)
-    if use_batch:
-        mean, var = tf.nn.moments(xt, axes=axes, keepdims=True)
-    else:  # running statistics, kept in their own (float32 for 16-bit) dtype
-        mean, var = tf.constant(np.reshape(rm, affine)), tf.constant(np.reshape(rv, affine))
-    dt = mean.dtype.as_numpy_dtype
+    # running statistics are kept in their own (float32 for 16-bit) dtype, the affine in the statistics'
+    stats = None if use_batch else (np.reshape(rm, affine), np.reshape(rv, affine))
+    dt = x.dtype if use_batch else np.asarray(rm).dtype
     w, b = a.get("weight"), a.get("bias")
-    scale = None if w is None else tf.constant(np.reshape(w, affine).astype(dt))
-    offset = None if b is None else tf.constant(np.reshape(b, affine).astype(dt))
-    y = tf.nn.batch_normalization(xt, mean, var, offset, scale, variance_epsilon=eps)
+    scale = None if w is None else np.reshape(w, affine).astype(dt)
+    offset = None if b is None else np.reshape(b, affine).astype(dt)
+    run = tfnn_program(tf, view, tuple(axes), jit_compile)
+    y = run(tf.convert_to_tensor(x), stats, offset, scale, tf.constant(eps, tf.float64))
     return tf.reshape(y, x.shape).numpy()
+
+
+#: The compiled tf.nn programs (:func:`tfnn_program`), by (view, axes).
+TFNN_PROGRAMS: dict[tuple, Any] = {}
+
+
+def tfnn_program(tf, view: tuple, axes: tuple, jit_compile: bool):
+    """``run(x, stats, offset, scale, eps)``: tf.nn.moments over ``axes`` of ``x`` viewed as ``view``
+    (``stats``: the running (mean, var) instead), then tf.nn.batch_normalization; eager, or one
+    ``tf.function(jit_compile=True)`` per view and axes (the autodiff part differentiates it)."""
+
+    def run(x, stats, offset, scale, eps):
+        xv = tf.reshape(x, view)
+        if stats is None:
+            mean, var = tf.nn.moments(xv, axes=list(axes), keepdims=True)
+        else:
+            mean, var = (tf.convert_to_tensor(t) for t in stats)
+        eps = tf.cast(eps, var.dtype)
+        return tf.nn.batch_normalization(xv, mean, var, offset, scale, variance_epsilon=eps)
+
+    if not jit_compile:
+        return run
+    key = (view, axes)
+    if key not in TFNN_PROGRAMS:
+        TFNN_PROGRAMS[key] = tf.function(run, jit_compile=True)
+    return TFNN_PROGRAMS[key]
 
 
 # --- the adapter --------------------------------------------------------------------------------
@@ -459,7 +504,7 @@ class TensorFlowAdapter(Adapter):
                         "tensorflow",
                         norm,
                         "keras",
-                        _canonical(norm, _keras_call, layout=layout, mode=mode, impl_id=impl_id),
+                        _canonical(norm, _keras_call, KERAS_CONFIGS, layout=layout, mode=mode, impl_id=impl_id),
                         api=api,
                         layout=layout,
                         mode=mode,
@@ -469,6 +514,7 @@ class TensorFlowAdapter(Adapter):
                         # eps and momentum are trace constants: BatchNorm retraces for nearly
                         # every generated example (~0.3 s each); its eager form covers the layer
                         extended=mode == "compiled" and norm == "batch_norm",
+                        configs=KERAS_CONFIGS,
                     )
                 )
         tfnn_notes = {
@@ -485,9 +531,10 @@ class TensorFlowAdapter(Adapter):
                     "tensorflow",
                     norm,
                     "tf.nn",
-                    _canonical(norm, _tfnn_call),
+                    _canonical(norm, _tfnn_call, TFNN_CONFIGS),
                     api="tf.nn.moments + tf.nn.batch_normalization",
                     notes=notes,
+                    configs=TFNN_CONFIGS,
                 )
             )
         return out

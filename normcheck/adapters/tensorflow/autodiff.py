@@ -49,7 +49,7 @@ _TF_VJPS: dict[tuple, tuple[Any, Any]] = {}
 
 
 def _keras_vjp(
-    tfa, case: Case, a: dict[str, Any], dy: np.ndarray, layout: str, mode: str, cls=None
+    tfa, case: Case, a: dict[str, Any], dy: np.ndarray, layout: str, mode: str, cls=None, dtype_policy: str = "mixed"
 ) -> dict[str, np.ndarray]:
     """``tf.GradientTape`` through the Keras layer of the case's norm (or ``cls``, a user's Keras
     layer class constructed like it, as the adapter's forward call builds it)."""
@@ -65,7 +65,7 @@ def _keras_vjp(
     keras, tf = tfa.import_keras(), tfa.import_tensorflow()
     xt = tfa._to_layout(x, layout)
     config = tfa._keras_config(norm, a, layout)
-    policy = tfa._policy(x.dtype)
+    policy = tfa.policy(x.dtype, dtype_policy)
     key = (norm, tuple(sorted((k, str(v)) for k, v in config.items())), xt.shape, policy, eps, momentum)
     key += (bool(use_batch), case.weight is not None, case.bias is not None, mode, cls)
     cached = _TF_VJPS.get(key)
@@ -105,9 +105,10 @@ def _keras_vjp(
     return out
 
 
-def _tfnn_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray) -> dict[str, np.ndarray]:
-    """The adapter's tf.nn composition, differentiated: moments over the norm's axes, then
-    batch_normalization; the affine parameters are watched constants of the statistics' dtype."""
+def _tfnn_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray, jit_compile: bool = False) -> dict[str, np.ndarray]:
+    """The adapter's tf.nn composition (:func:`normcheck.adapters.tensorflow.tfnn_program`, eager or
+    compiled), differentiated: moments over the norm's axes, then batch_normalization; the affine
+    parameters are watched constants of the statistics' dtype."""
     s, norm = case.spec, case.norm
     if (norm, "tf.nn") in tfa.NOT_NATIVE:
         raise Unsupported(tfa.NOT_NATIVE[(norm, "tf.nn")])
@@ -138,19 +139,14 @@ def _tfnn_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray) -> dict[str, n
     consts = {
         k: tf.convert_to_tensor(np.reshape(getattr(case, k), affine).astype(stat_dt)) for k in gradient_keys(case)[1:]
     }
+    run = tfa.tfnn_program(tf, tuple(view), tuple(axes), jit_compile)
+    stats = None if use_batch else (np.reshape(rm, affine), np.reshape(rv, affine))
+    eps = tf.constant(s.resolve_eps(a["eps"], x.dtype), tf.float64)
     with tf.GradientTape() as tape:
         tape.watch(xt)
         for t in consts.values():
             tape.watch(t)
-        xv = tf.reshape(xt, view)
-        if use_batch:
-            mean, var = tf.nn.moments(xv, axes=axes, keepdims=True)
-        else:
-            mean, var = tf.constant(np.reshape(rm, affine)), tf.constant(np.reshape(rv, affine))
-        y = tf.nn.batch_normalization(
-            xv, mean, var, consts.get("bias"), consts.get("weight"), variance_epsilon=s.resolve_eps(a["eps"], x.dtype)
-        )
-        y = tf.reshape(y, x.shape)
+        y = tf.reshape(run(xt, stats, consts.get("bias"), consts.get("weight"), eps), x.shape)
     keys = list(consts)
     res = tape.gradient(y, [xt, *consts.values()], output_gradients=tf.convert_to_tensor(np.asarray(dy)))
     out = {"input": res[0].numpy()}
@@ -163,11 +159,11 @@ def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     """``tf.GradientTape`` through the Keras layer or the tf.nn composition of ``impl``."""
     from normcheck.adapters import tensorflow as tfa
 
-    a = case_arguments(case)
+    a, options = case_arguments(case), case.configuration(impl)
     if impl.form == "keras":
-        return _keras_vjp(tfa, case, a, dy, impl.layout, impl.mode)
+        return _keras_vjp(tfa, case, a, dy, impl.layout, impl.mode, **options)
     if impl.form == "tf.nn":
-        return _tfnn_vjp(tfa, case, a, dy)
+        return _tfnn_vjp(tfa, case, a, dy, **options)
     raise Unsupported(f"no tensorflow autodiff for the {impl.form} form")
 
 
