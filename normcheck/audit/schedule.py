@@ -21,11 +21,13 @@ __all__ = [
     "THREAD_ENV",
     "Interrupted",
     "checks",
+    "clear_stop",
     "identity_pairs",
     "plan",
     "quiet_threads",
     "run_audit",
     "shard_of",
+    "stop",
     "timings",
 ]
 
@@ -220,6 +222,7 @@ def _framework_records(
         for n, job in mine:
             if n in skipped:
                 continue
+            _stop_point()
             if emit:
                 emit(("start", framework, n))
             r = job()
@@ -422,6 +425,7 @@ def run_audit(
             _run_parallel(fws, kwargs, workers, on_event, measure, skips=skips, rows=rows, spent=spent)
     except KeyboardInterrupt as e:  # SIGINT, or SIGTERM where the caller turned it into Interrupted
         stopped = getattr(e, "signum", signal.SIGINT)
+    _STOP.clear()
     pairs = sorted([*done.items(), *got], key=lambda pair: pair[0])
     doc = document([r for _, r in pairs], profile=run.profile, seed=run.seed, started=t0, argv=sys.argv[1:])
     doc["conventions"] = [row for fw in fws for row in rows.get(fw, [])]
@@ -439,6 +443,28 @@ def run_audit(
             "signal": _signal_name(stopped),
         }
     return doc
+
+
+#: The signals that asked the audit in this process to stop (:func:`stop`); cleared when it returns.
+_STOP: list[int] = []
+
+
+def stop(signum: int) -> None:
+    """Stop the audit running in this process (from a signal handler): raises :class:`Interrupted`
+    now and, should that be swallowed (an exception raised in a garbage-collector callback or a
+    finalizer is only printed), again before the next check."""
+    _STOP.append(signum)
+    raise Interrupted(signum)
+
+
+def clear_stop() -> None:
+    """Forget the requests to stop (:func:`stop`): the next audit in this process runs."""
+    _STOP.clear()
+
+
+def _stop_point() -> None:
+    if _STOP:
+        raise Interrupted(_STOP[0])
 
 
 class Interrupted(KeyboardInterrupt):
@@ -597,6 +623,7 @@ def _run_parallel(fws, kwargs, workers, on_event, measure=True, *, skips=None, r
 
     try:
         while pending or live:
+            _stop_point()
             while pending and len(live) < workers:
                 start(*pending.pop(0))
             ready = set(wait([w.conn for w in live] + [w.proc.sentinel for w in live], timeout=1.0))

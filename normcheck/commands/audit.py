@@ -409,15 +409,21 @@ def run(args) -> int:
     import signal
 
     from normcheck import audit
+    from normcheck.audit import schedule
 
     state: dict = {"stopped": False, "writing": False, "late": []}
+    hook = sys.unraisablehook
 
     def stop(signum, frame):
         if state["writing"]:  # the checks are over: the signal ends the audit once it is written
             state["late"].append(signum)
         elif not state["stopped"]:  # the first one ends the checks; the next ones wait for the writing
             state["stopped"] = True
-            raise audit.Interrupted(signum)
+            schedule.stop(signum)
+
+    def unraisable(u) -> None:  # stop()'s exception where Python only prints it: the audit stops anyway
+        if not isinstance(u.exc_value, audit.Interrupted):
+            hook(u)
 
     previous = {}
     for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
@@ -426,6 +432,7 @@ def run(args) -> int:
                 previous[sig] = signal.signal(sig, stop)
         except ValueError:  # not the main thread: no handlers (SIGINT stays KeyboardInterrupt)
             break
+    sys.unraisablehook = unraisable
     try:
         return _run(args, state)
     except audit.Interrupted as e:  # before the checks started
@@ -434,6 +441,8 @@ def run(args) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        sys.unraisablehook = hook
+        schedule.clear_stop()
 
 
 def _run(args, state: dict) -> int:
