@@ -197,3 +197,15 @@ def test_keras_full_16_bit_policy_is_a_configuration_and_keeps_16_bit_moving_sta
         "keras-full-16bit-policy-running-stats-in-16-bits"
     )
     assert findings.match_impl(impl, "agreement", "float16", case) is None
+
+
+def test_a_record_with_an_infinite_worst_configuration_is_valid_json():
+    from normcheck.audit.records import Record
+
+    rec = Record(
+        "jax/layer_norm/linen/jit", "jax", "0", "layer_norm", "linen", "channels_first", "jit", "", "float32",
+        "agreement", "finding", observed=float("inf"),
+        configs={"defaults": {"examples": 2, "worst": float("inf"), "deviations": 1}},
+    )  # fmt: skip
+    doc = json.loads(json.dumps(rec.to_json(), allow_nan=False))
+    assert doc["configs"]["defaults"]["worst"] == "inf" and doc["observed"] == "inf"

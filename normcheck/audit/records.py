@@ -57,10 +57,18 @@ class Record:
             if d[k] is None:
                 del d[k]
         for k in ("observed", "allowed"):
-            if not math.isfinite(d[k]):
-                d[k] = None if math.isnan(d[k]) else ("inf" if d[k] > 0 else "-inf")
+            d[k] = _number(d[k])
+        for row in d.get("configs", {}).values():
+            row["worst"] = _number(row["worst"])
         d["samples"] = [round(s, 4) for s in d["samples"] if math.isfinite(s)]
         return d
+
+
+def _number(v: float):
+    """``v`` as JSON holds it: a finite float, ``"inf"``/``"-inf"``, or None for NaN."""
+    if math.isfinite(v):
+        return v
+    return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
 
 
 def document(records: list[Record | dict[str, Any]], *, profile, seed, started, argv=()) -> dict[str, Any]:
