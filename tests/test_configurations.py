@@ -209,3 +209,37 @@ def test_a_record_with_an_infinite_worst_configuration_is_valid_json():
     )  # fmt: skip
     doc = json.loads(json.dumps(rec.to_json(), allow_nan=False))
     assert doc["configs"]["defaults"]["worst"] == "inf" and doc["observed"] == "inf"
+
+
+def test_the_report_shows_each_record_and_matrix_cell_by_configuration():
+    pytest.importorskip("jinja2", reason="the report needs jinja2 (pip install 'normcheck[report]')")
+    from normcheck.report.view import build
+
+    def rec(prop, verdict, configs):
+        return {
+            "impl": "jax/layer_norm/linen/jit", "framework": "jax", "version": "0.10.2", "norm": "layer_norm",
+            "form": "linen", "layout": "channels_first", "mode": "jit", "api": "flax.linen.LayerNorm",
+            "dtype": "float32", "property": prop, "verdict": verdict, "observed": 2e4, "allowed": 16,
+            "examples": 15, "message": "output: observed 2e4 u·s", "finding": "flax-fast-variance",
+            "configs": configs,
+        }  # fmt: skip
+
+    doc = {
+        "schema": "normcheck.audit/1",
+        "run": {"profile": "ci", "seed": 0},
+        "summary": {},
+        "records": [
+            rec("agreement", "finding", {"defaults": {"examples": 9, "worst": 2e4, "deviations": 3},
+                                         "use_fast_variance=False": {"examples": 6, "worst": 0.98, "deviations": 0}}),
+            rec("statistics", "pass", {"defaults": {"examples": 9, "worst": 1.5, "deviations": 0},
+                                       "use_fast_variance=False": {"examples": 6, "worst": "inf", "deviations": 2}}),
+        ],
+    }  # fmt: skip
+    view = build(doc)
+    (group,) = [g for g in view["groups"] if g["norm"] == "layer_norm"]
+    by = {c["config"]: c for c in group["configs"]}
+    assert by["defaults"]["examples"] == "18" and by["defaults"]["deviations"] == "3"
+    assert by["use_fast_variance=False"]["deviations"] == "2"
+    assert "by configuration: defaults 3 of 18 deviating" in group["title"]
+    card = next(r for r in view["issues"] if r["property"] == "agreement")
+    assert [c["config"] for c in card["configs"]] == ["defaults", "use_fast_variance=False"]

@@ -224,11 +224,42 @@ def _record_view(i: int, raw: Mapping[str, Any], findings: Mapping[str, Mapping[
         "finding": _text(fid) if fid is not None else "",
         "finding_entry": _registry_entry(finding) if finding else None,
         "case": _case_view(raw.get("counterexample")),
+        "configs": _configs_view(raw.get("configs")),
         "repro": _text(raw.get("repro")) if raw.get("repro") else "",
         "diagnosis": _text(raw.get("diagnosis")) if raw.get("diagnosis") else "",
         "search": text.lower(),
         "issue": v in ("fail", "error", "finding"),
     }
+
+
+def _configs_view(rows: Any) -> list[dict[str, str]]:
+    """A record's (or a group's) configuration breakdown: per configuration drawn, its examples, worst
+    error and deviations ("defaults": every constructor option at its default)."""
+    if not isinstance(rows, Mapping):
+        return []
+    return [
+        {
+            "config": str(label),
+            "examples": _text(row.get("examples")),
+            "worst": fmt_units(row.get("worst")),
+            "deviations": _text(row.get("deviations")),
+        }
+        for label, row in rows.items()
+        if isinstance(row, Mapping)
+    ]
+
+
+def _merged_configs(recs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The configuration breakdowns of several records summed per configuration (worst: the largest)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in recs:
+        for label, row in (r["raw"].get("configs") or {}).items():
+            acc = out.setdefault(label, {"examples": 0, "worst": 0.0, "deviations": 0})
+            acc["examples"] += int(row.get("examples") or 0)
+            acc["deviations"] += int(row.get("deviations") or 0)
+            w = _num(row.get("worst"))
+            acc["worst"] = max(acc["worst"], w) if w is not None else acc["worst"]
+    return out
 
 
 def _registry_entry(f: Mapping[str, Any]) -> dict[str, str]:
@@ -393,6 +424,11 @@ def _group_view(key: tuple[str, str, str], recs: list[dict[str, Any]], n: int) -
     if wo is not None:
         title += f"; worst observed {fmt_units(wo)} u·s ({wrec['property']}, {wrec['dtype']})"
     title += "; by dtype: " + ", ".join(f"{d} {LABELS[v]}" for d, v in by_dtype.items())
+    configs = _configs_view(_merged_configs(recs))
+    if configs:
+        title += "; by configuration: " + ", ".join(
+            f"{c['config']} {c['deviations']} of {c['examples']} deviating (worst {c['worst']} u·s)" for c in configs
+        )
     recs = sorted(recs, key=lambda r: (-SEVERITY[r["verdict"]], r["property"], r["dtype"], r["impl"]))
     return {
         "id": f"g-{_slug(norm, fw, form)}-{n}",
@@ -407,6 +443,7 @@ def _group_view(key: tuple[str, str, str], recs: list[dict[str, Any]], n: int) -
         "worst_observed": "nan" if nan and wo is None else (fmt_units(wo) if wo is not None else "—"),
         "title": title,
         "issues": sum(counts[v] for v in ("fail", "error", "finding")),
+        "configs": configs,
     }
 
 
