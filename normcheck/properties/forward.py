@@ -192,7 +192,7 @@ def contracts(impl, case: Case) -> Result:
     kw = case.kwargs()
     before = {k: v.copy() for k, v in kw.items() if isinstance(v, np.ndarray)}
     try:
-        y1 = np.asarray(impl(x, **kw))
+        y1 = np.asarray(impl(x, **kw, **case.configuration(impl)))
     except Unsupported as e:
         return Result("", "skip", message=f"unsupported: {e}")
     except Exception as e:
