@@ -395,15 +395,23 @@ def jvp_scale(
             s = (1 + np.sqrt(n) * kappa) * (1 + ay) * (av + big_b) / sigma
         else:
             s = av / sigma
+
+        def as_input(a):  # a view-shaped term in the input's shape, where the affine parameters broadcast
+            return np.broadcast_to(a, view).reshape(x.shape)
+
+        def affine(a):
+            return np.abs(np.asarray(a, np.float64).reshape(p.affine_broadcast))
+
+        s = as_input(s)
         if weight is not None:
-            s = s * np.abs(as_view(np.asarray(weight, np.float64).reshape(p.affine_broadcast)))
+            s = s * affine(weight)
         if weight_tangent is not None:
             # y^'s own error, as the forward model's: centered (and eval) sqrt(n) kappa (1 + |y^|), RMS sqrt(n) |y^|
             t = np.sqrt(n) * kappa * (1 + ay) if (spec.center or not use_batch_stats or spec.mix) else np.sqrt(n) * ay
-            s = s + np.abs(as_view(np.asarray(weight_tangent, np.float64).reshape(p.affine_broadcast))) * (t + ay)
+            s = s + affine(weight_tangent) * as_input(t + ay)
         if bias_tangent is not None:
-            s = s + np.abs(as_view(np.asarray(bias_tangent, np.float64).reshape(p.affine_broadcast)))
-    return np.maximum(np.asarray(s).reshape(x.shape), FLOOR)
+            s = s + affine(bias_tangent)
+    return np.maximum(np.asarray(s, np.float64), FLOOR)
 
 
 def _unit(s, u, eta):

@@ -329,3 +329,18 @@ def test_tensorflow_has_no_forward_mode_here():
     _installed("tensorflow")
     impl = next(i for i in _impls("tensorflow"))
     assert autodiff.forward_mode_missing(impl) == "tensorflow: no forward-mode autodiff"
+
+
+def test_jvp_scale_of_a_grouped_norm_broadcasts_the_affine_over_channels_not_groups():
+    """GroupNorm's sets are (N, G, C/G, ...) views while its affine is per channel: the weight and bias
+    tangents' terms broadcast over the input's shape (a (2, 2) input with G=2 once raised)."""
+    from normcheck import error_model
+
+    x = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
+    w, b = np.array([1.5, -2.0], np.float32), np.array([0.5, 3.0], np.float32)
+    v = np.ones_like(x)
+    s = error_model.jvp_scale("group_norm", x, v, weight=w, bias=b, weight_tangent=w, bias_tangent=b, num_groups=2)
+    assert s.shape == x.shape and np.isfinite(s).all()
+    # one element per group: y^ = 0 and sigma = sqrt(eps), so the bias tangent's term is |b'| per channel
+    no_w = error_model.jvp_scale("group_norm", x, np.zeros_like(x), bias_tangent=b, num_groups=2)
+    assert np.allclose(no_w, np.abs(b)[None, :])
