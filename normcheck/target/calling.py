@@ -31,7 +31,7 @@ def _same(a, b) -> bool:
 
 @dataclass
 class Target:
-    """A user's norm implementation behind the canonical NumPy convention (see module docstring)."""
+    """A user's norm implementation behind the canonical NumPy convention (see :mod:`normcheck.target`)."""
 
     obj: Any
     norm: str
