@@ -126,6 +126,7 @@ __all__ = [
     "ErrorModel",
     "Expectation",
     "compare",
+    "exact_centering",
     "jvp_scale",
     "running_scale",
     "running_scales_of",
@@ -221,13 +222,24 @@ def scale(
         w = 1.0 if weight is None else np.abs(np.asarray(weight, np.float64)).reshape(p.affine_broadcast)
         b = 0.0 if bias is None else np.abs(np.asarray(bias, np.float64)).reshape(p.affine_broadcast)
         ay = np.abs(yhat)
-        if spec.center or not use_batch_stats or spec.mix:
+        if exact_centering(spec, use_batch_stats, n):
+            t = np.zeros(p.view_shape)
+        elif spec.center or not use_batch_stats or spec.mix:
             t = np.sqrt(n) * kappa * (1 + ay)
         else:
             t = np.sqrt(n) * ay
         s = t.reshape(x.shape) * w + ay.reshape(x.shape) * w + b
     # A scale of exactly 0 (zero weight, zero bias) still allows the output's own rounding.
     return np.maximum(s, FLOOR)
+
+
+def exact_centering(spec, use_batch_stats: bool, n: int) -> bool:
+    """Is the centring exact in floating point? On a one-element set the batch mean is the element
+    itself (a sum of one term, divided by 1), so ``x - mean`` is exactly 0, y^ = 0 and y = b exactly:
+    the model allows that step no error (only the output's own rounding of ``b``), so a kernel that
+    gets a one-element set's output wrong (11 for a bias of 3) is not forgiven by a bound that grows
+    with max|x| / sqrt(eps). Running statistics (eval) and mixtures are not exact."""
+    return use_batch_stats and spec.center and not spec.mix and n == 1
 
 
 def _mixture_terms(spec, p, x64, eps, use_batch, running_mean, running_var, kw):

@@ -93,7 +93,7 @@ class Finding:
     def covers(self, case, config=None) -> bool:
         """Does the case fall in the finding's region? ``where`` is a Python expression over
         ``N, C, G, shape, spatial, numel, args, dtype, regime, running, weight, bias, prod`` and
-        ``amax`` (``max |x|``, in float64) and ``config`` (the constructor options the implementation ran
+        ``amax`` (``max |x|``, in float64), ``set_size`` (the size n of a reduction set) and ``config`` (the constructor options the implementation ran
         the case with, :meth:`normcheck.adapters.Impl.configuration`; ``{}`` for the defaults and where it
         has no configuration axes) (the registry is our own data).
         Failures it covers are counted as this finding and exploration goes on past them."""
@@ -117,6 +117,7 @@ class Finding:
             "bias": case.bias is not None,
             "prod": math.prod,
             "amax": float(np.max(np.abs(case.x.astype(np.float64)), initial=0.0)),
+            "set_size": case.plan().reduce_size,
             "config": config or {},
         }
         return bool(eval(self.where, {"__builtins__": {}}, names))
