@@ -1,6 +1,7 @@
 """Does the registry hold at every seed? Runs `normcheck audit` at several seeds and groups the new
 deviations and errors (by implementation, property, dtype and value regime), printing one smallest
-case per group. Prints numbers and groups; exits 1 when any seed has a new deviation or error.
+case per group, and prints each registered numeric finding's worst hit over λ per seed (a finding
+met at under 10x λ is a seed away from silence). Exits 1 when any seed has a new deviation or error.
 
     python scripts/seed_sweep.py --seeds 0-9 [--profile default] [--out out/sweep] [-- AUDIT OPTIONS]
 
@@ -50,6 +51,45 @@ def size(r: dict) -> int:
     return n
 
 
+#: A registered numeric finding is met robustly when its worst hit is at least this many times λ.
+MARGIN = 10.0
+
+
+def margins(docs: dict[int, dict]) -> dict[str, dict[int, float]]:
+    """Per registered numeric finding and seed: its worst hit over λ (observed / allowed) among the
+    records it explains (inf where a hit overflows or is NaN)."""
+    from normcheck import findings
+
+    raising = {f.id for f in findings.load() if f.raises}
+    out: dict[str, dict[int, float]] = {}
+    for seed, doc in docs.items():
+        for r in doc["records"]:
+            fid = r.get("finding")
+            if r["verdict"] != "finding" or not fid or fid in raising:
+                continue
+            obs, lam = r.get("observed"), r.get("allowed") or 16.0
+            ratio = float("inf") if not isinstance(obs, int | float) else obs / lam
+            row = out.setdefault(fid, {})
+            row[seed] = max(row.get(seed, 0.0), ratio)
+    return out
+
+
+def print_margins(docs: dict[int, dict]) -> None:
+    """The table of every registered numeric finding's worst hit / λ per seed ("—": not met)."""
+    table = margins(docs)
+    if not table:
+        return
+    seeds_ = sorted(docs)
+    print(f"\nregistered numeric findings: worst hit / λ per seed (* below {MARGIN:g}x, — not met)")
+    print(f"{'finding':<52}" + "".join(f"{s:>9}" for s in seeds_))
+    for fid in sorted(table):
+        cells = []
+        for s in seeds_:
+            v = table[fid].get(s)
+            cells.append("—" if v is None else (f"{v:.3g}" if v < 1e6 else f"{v:.1e}") + ("*" if v < MARGIN else ""))
+        print(f"{fid:<52}" + "".join(f"{c:>9}" for c in cells))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=seeds, default=seeds("0-9"))
@@ -60,6 +100,7 @@ def main() -> int:
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     groups: dict[tuple, list[tuple[int, dict]]] = {}
+    docs: dict[int, dict] = {}
     print(f"seed sweep, profile {a.profile}: {len(a.seeds)} seeds")
     print(f"{'seed':>4} {'passed':>7} {'registered':>10} {'new':>5} {'errors':>6} {'seconds':>8}")
     for s in a.seeds:
@@ -73,13 +114,14 @@ def main() -> int:
                 (s, {"verdict": "error", "message": "no document"})
             )
             continue
-        doc = json.loads(path.read_text())
+        doc = docs[s] = json.loads(path.read_text())
         sm = doc["summary"]
         print(
             f"{s:>4} {sm['pass']:>7} {sm['finding']:>10} {sm['fail']:>5} {sm['error']:>6} {took or doc['run']['seconds']:>8.0f}"
         )
         for r in new_ones(doc):
             groups.setdefault(group_key(r), []).append((s, r))
+    print_margins(docs)
     if not groups:
         print("\nno new deviation and no error at any seed")
         return 0
