@@ -127,6 +127,7 @@ __all__ = [
     "Expectation",
     "compare",
     "exact_centering",
+    "fused_share",
     "jvp_scale",
     "running_scale",
     "running_scales_of",
@@ -223,7 +224,7 @@ def scale(
         b = 0.0 if bias is None else np.abs(np.asarray(bias, np.float64)).reshape(p.affine_broadcast)
         ay = np.abs(yhat)
         if exact_centering(spec, use_batch_stats, n):
-            t = np.zeros(p.view_shape)
+            t = fused_share(x.dtype) * kappa
         elif spec.center or not use_batch_stats or spec.mix:
             t = np.sqrt(n) * kappa * (1 + ay)
         else:
@@ -235,11 +236,23 @@ def scale(
 
 def exact_centering(spec, use_batch_stats: bool, n: int) -> bool:
     """Is the centring exact in floating point? On a one-element set the batch mean is the element
-    itself (a sum of one term, divided by 1), so ``x - mean`` is exactly 0, y^ = 0 and y = b exactly:
-    the model allows that step no error (only the output's own rounding of ``b``), so a kernel that
-    gets a one-element set's output wrong (11 for a bias of 3) is not forgiven by a bound that grows
-    with max|x| / sqrt(eps). Running statistics (eval) and mixtures are not exact."""
+    itself (a sum of one term, divided by 1), so ``x - mean`` is exactly 0, y^ = 0 and y = b exactly.
+    Running statistics (eval) and mixtures are not exact. See :func:`fused_share` for what the model
+    still allows there."""
     return use_batch_stats and spec.center and not spec.mix and n == 1
+
+
+def fused_share(dtype) -> float:
+    """Where the centring is exact (:func:`exact_centering`) the model allows it no error of the
+    input's precision: what remains is the normalization applied as a fused scale and shift,
+    ``x a + (b - mean a)`` with ``a = w / sigma``, which a kernel forms in its accumulation precision
+    (float32 for 16-bit inputs, as every native does: u_acc kappa |w|) before the output rounds ``b``
+    in the input's (u |b|). So the centring term's kappa |w| is weighted by u_acc / u: 1 in float32 and
+    float64, 2^-24 / 2^-8 in bfloat16, where a kernel that forms the shift in bfloat16, or gives 11 for
+    a bias of 3, is no longer forgiven by a bound that grew with max|x| / sqrt(eps)."""
+    u = dtypes.unit_roundoff(dtype)
+    acc = dtypes.unit_roundoff("float32") if dtypes.is_16bit(dtype) else u
+    return acc / u
 
 
 def _mixture_terms(spec, p, x64, eps, use_batch, running_mean, running_var, kw):

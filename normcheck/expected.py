@@ -6,7 +6,7 @@ to update, no mixture), both come from one moments pass:
 
     mean, var = moments_S(x);   sigma = sqrt(var + eps);   y^ = (x - mean) / sigma
     y = y^ w + b
-    s = sqrt(n) kappa_S (1 + |y^|) |w| + |y^| |w| + |b|,   kappa_S = max_S |x| / sigma   (centered; n = 1: |b|)
+    s = sqrt(n) kappa_S (1 + |y^|) |w| + |y^| |w| + |b|,   kappa_S = max_S |x| / sigma   (centered; n = 1: error_model.fused_share)
     s = sqrt(n) |y^| |w| + |y^| |w|                                                   (RMS)
 
 with the same operations in the same order as the two functions; every other case calls them. On
@@ -79,10 +79,11 @@ def _batch_statistics(case: Case) -> tuple[Outcome, np.ndarray] | None:
         if b64 is not None:
             y = y + b64
         ay = np.abs(yhat)
-        if error_model.exact_centering(spec, True, n):
-            t = np.zeros(p.view_shape)
-        elif spec.center:
+        if spec.center:
             kappa = np.maximum.reduce(np.abs(v), axis=p.reduce, keepdims=True) / sigma
+        if error_model.exact_centering(spec, True, n):
+            t = error_model.fused_share(x.dtype) * kappa
+        elif spec.center:
             t = math.sqrt(n) * kappa * (1 + ay)
         else:
             t = math.sqrt(n) * ay

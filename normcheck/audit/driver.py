@@ -37,6 +37,8 @@ class _Drive:
     hits: dict[str, tuple[Any, P.Result]] = field(default_factory=dict)  # finding id -> smallest hit
     raised: tuple[Any, P.Result] | None = None  # the smallest example that raised (keep_errors)
     variants: dict[int, list] = field(default_factory=dict)  # Case.variant -> [examples, worst, deviations]
+    explained: dict[str, int] = field(default_factory=dict)  # finding id -> the examples it explained
+    unexplained_worst: float = 0.0  # the worst error over the judged examples no finding explains
 
 
 @contextmanager
@@ -110,12 +112,15 @@ def _judge(d: _Drive, case, r: P.Result, known, *, keep_errors: bool = False) ->
     per[0] += 1
     per[1] = max(per[1], float(r.observed)) if not math.isnan(r.observed) else per[1]
     per[2] += not r.ok
+    if r.ok and not math.isnan(r.observed):
+        d.unexplained_worst = max(d.unexplained_worst, float(r.observed))
     if not r.ok:
         f = next((f for f in known if f.explains(r.case or case, r.verdict)), None)
         if f is not None:
             prev = d.hits.get(f.id)
             if prev is None or case.x.size < prev[0].x.size:
                 d.hits[f.id] = (case, r)
+            d.explained[f.id] = d.explained.get(f.id, 0) + 1
             return False
         if keep_errors and r.verdict == "error":
             if d.raised is None or case.x.size < d.raised[0].x.size:
@@ -198,6 +203,9 @@ def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record
     )
     if getattr(impl, "configs", ()) and d.variants:
         base["configs"] = _by_configuration(impl, d.variants)
+    if d.explained:  # every finding the examples met, and what the others measured
+        base["explained"] = dict(d.explained)
+        base["unexplained_worst"] = d.unexplained_worst
     finding = None
     if d.raised is not None:
         case, r = d.raised

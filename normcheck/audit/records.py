@@ -50,12 +50,19 @@ class Record:
     # for a native implementation with configuration axes: examples, worst error and deviations per
     # configuration drawn, by the options set away from their defaults ("defaults": none)
     configs: dict[str, dict[str, Any]] | None = None
+    # where registered findings explained examples: each finding met and how many examples it explained,
+    # and the worst error (u·s) over the judged examples no finding explains (the record's verdict and
+    # observed speak for the first finding's smallest hit)
+    explained: dict[str, int] | None = None
+    unexplained_worst: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("raises", "configs"):
+        for k in ("raises", "configs", "explained", "unexplained_worst"):
             if d[k] is None:
                 del d[k]
+        if "unexplained_worst" in d:
+            d["unexplained_worst"] = _number(d["unexplained_worst"])
         for k in ("observed", "allowed"):
             d[k] = _number(d[k])
         for row in d.get("configs", {}).values():

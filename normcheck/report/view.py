@@ -225,6 +225,8 @@ def _record_view(i: int, raw: Mapping[str, Any], findings: Mapping[str, Mapping[
         "finding_entry": _registry_entry(finding) if finding else None,
         "case": _case_view(raw.get("counterexample")),
         "configs": _configs_view(raw.get("configs")),
+        "explained": [(str(k), _text(v)) for k, v in (raw.get("explained") or {}).items()],
+        "unexplained_worst": fmt_units(raw.get("unexplained_worst")) if raw.get("explained") else "",
         "repro": _text(raw.get("repro")) if raw.get("repro") else "",
         "diagnosis": _text(raw.get("diagnosis")) if raw.get("diagnosis") else "",
         "search": text.lower(),
@@ -260,6 +262,29 @@ def _merged_configs(recs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, An
             w = _num(row.get("worst"))
             acc["worst"] = max(acc["worst"], w) if w is not None else acc["worst"]
     return out
+
+
+def _by_finding(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The records grouped by the findings they met: per finding, the records, examples it explained,
+    implementations and properties, and its record with the smallest counterexample (a link)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in records:
+        raw = r["raw"]
+        met = dict(raw.get("explained") or {})
+        if not met and raw.get("finding"):
+            met = {str(raw["finding"]): None}
+        for fid, n in met.items():
+            g = out.setdefault(
+                fid, {"id": fid, "records": 0, "examples": 0, "impls": set(), "props": set(), "first": r}
+            )
+            g["records"] += 1
+            g["examples"] += int(n or 0)
+            g["impls"].add(r["impl"])
+            g["props"].add(r["property"])
+    return [
+        {**g, "impls": ", ".join(sorted(g["impls"])), "props": ", ".join(sorted(g["props"])), "first": g["first"]["id"]}
+        for g in sorted(out.values(), key=lambda g: -g["records"])
+    ]
 
 
 def _registry_entry(f: Mapping[str, Any]) -> dict[str, str]:
@@ -558,6 +583,7 @@ def build(doc: Mapping[str, Any], *, figures: list[dict[str, Any]] | None = None
         "issues": issues,
         "open_cards": len(issues) <= OPEN_CARDS,
         "registry": [_registry_entry(f) for f in raw_findings if isinstance(f, Mapping)],
+        "by_finding": _by_finding(records),
         "figures": figures or [],
         "records": records,
         "filter_frameworks": frameworks,

@@ -1,0 +1,45 @@
+"""A record tells what was measured: every finding its examples met, how many each explained, and the
+worst error over the examples no finding explains; the report groups the checks by finding."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from normcheck.audit.driver import run_check
+from normcheck.profiles import Run
+
+
+@pytest.fixture(scope="module")
+def standardize():
+    pytest.importorskip("jax", reason="needs jax")
+    from normcheck.adapters import get
+
+    return next(i for i in get("jax").implementations() if i.id == "jax/layer_norm/standardize/jit")
+
+
+def test_a_record_lists_the_findings_it_met_and_the_worst_of_the_other_examples(standardize):
+    rec = run_check(standardize, "gradient_agreement", "float32", Run("ci", 0))
+    assert rec.verdict == "finding"
+    assert rec.explained and all(n >= 1 for n in rec.explained.values())
+    assert "jax-standardize-fast-variance" in rec.explained or "float32-sum-of-squares-overflow" in rec.explained
+    assert sum(rec.explained.values()) < rec.examples  # the other examples were judged on their own
+    assert 0 < rec.unexplained_worst < 16  # and they pass: the finding hides no measured error
+    doc = json.loads(json.dumps(rec.to_json(), allow_nan=False))
+    assert doc["explained"] == rec.explained
+
+
+def test_the_report_groups_checks_by_finding(standardize):
+    pytest.importorskip("jinja2", reason="the report needs jinja2")
+    from normcheck.report.view import build
+
+    recs = [run_check(standardize, p, "float32", Run("ci", 0)).to_json() for p in ("gradient_agreement", "agreement")]
+    view = build({"schema": "normcheck.audit/1", "run": {"profile": "ci", "seed": 0}, "summary": {}, "records": recs})
+    by = {g["id"]: g for g in view["by_finding"]}
+    met = set().union(*(r.get("explained", {}) for r in recs))
+    assert met and set(by) == met
+    for fid, g in by.items():
+        assert g["records"] == sum(fid in r.get("explained", {}) for r in recs)
+        assert g["examples"] == sum(r.get("explained", {}).get(fid, 0) for r in recs)
+        assert g["impls"] == "jax/layer_norm/standardize/jit"
