@@ -112,3 +112,71 @@ def test_assert_conforms_hides_its_frame_and_raises_the_summary():
     assert all(e.ishidden(info) for e in frames)
     report = testing.assert_conforms(group_norm_f64, "group_norm", "numpy", **QUICK)
     assert isinstance(report, checker.CheckReport) and report
+
+
+# --- properties: "not applicable" is said, never inferred from a ValueError ------------------------
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """A private registry, so the properties registered here never reach the audit's."""
+    from normcheck.properties import core
+
+    monkeypatch.setattr(core, "REGISTRY", dict(core.REGISTRY))
+    return core
+
+
+def test_not_applicable_is_a_skip_with_its_reason(registry):
+    @registry.register
+    def needs_two_axes(impl, case):
+        raise registry.NotApplicable("the case has one axis")
+
+    r = needs_two_axes(None, fixed_cases_one())
+    assert (r.property, r.verdict, r.message) == ("needs_two_axes", "skip", "not applicable: the case has one axis")
+    assert not r.ok  # a skip tested nothing
+    assert registry.REGISTRY["needs_two_axes"] is needs_two_axes
+
+
+def test_a_value_error_in_a_property_is_not_a_skip(registry):
+    """A harness bug (a broadcast that fails, a bad reshape) propagates instead of reading as
+    "not applicable"."""
+
+    @registry.register
+    def buggy(impl, case):
+        np.broadcast_to(np.ones(3), (2, 4))  # ValueError: a bug in the property, not a verdict
+
+    with pytest.raises(ValueError, match="broadcast"):
+        buggy(None, fixed_cases_one())
+
+
+def test_only_a_pass_is_ok():
+    from normcheck.properties.core import Result
+
+    assert {v: Result("p", v).ok for v in ("pass", "fail", "error", "skip")} == {
+        "pass": True,
+        "fail": False,
+        "error": False,
+        "skip": False,
+    }
+
+
+def test_group_norm_jvp_scale_takes_a_weight():
+    """The forward-mode bound of a group norm with weight and tangents (was a ValueError, read as a
+    skip of every such example of the jvp property)."""
+    from normcheck import error_model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 4, 3))
+    w, wt, bt = rng.normal(size=4), rng.normal(size=4), rng.normal(size=4)
+    kw = {"num_groups": 2, "weight": w}
+    s = error_model.jvp_scale("group_norm", x, np.ones_like(x), weight_tangent=wt, bias_tangent=bt, **kw)
+    plain = error_model.jvp_scale("group_norm", x, np.ones_like(x), num_groups=2)
+    assert s.shape == x.shape and np.all(np.isfinite(s))
+    # the weight scales channel c's bound by |w_c|, and the tangents add to it
+    assert np.all(s >= np.abs(w)[None, :, None] * plain * (1 - 1e-12))
+
+
+def fixed_cases_one():
+    from normcheck.case import fixed_cases
+
+    return fixed_cases("layer_norm", "float32")[0]

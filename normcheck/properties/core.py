@@ -5,8 +5,10 @@ A property is a plain function ``(impl, case) -> Result`` registered with :func:
 raises for a deviation: its body returns a Result, or raises :class:`Stop` carrying one from deep
 inside (:func:`call` does, when the implementation raises or returns the wrong shape or dtype). The
 verdict is ``pass``, ``fail``, ``error`` (the implementation raised or returned garbage) or ``skip``
-(the case does not apply, or the framework cannot express it:
-:class:`normcheck.adapters.Unsupported`). Every numeric judgement goes through
+(the case does not apply: the property raised :class:`NotApplicable`; or the framework cannot
+express it: :class:`normcheck.adapters.Unsupported`). Any other exception a property's own code
+raises (a ``ValueError`` included) is a bug of the harness and propagates: it is never read as
+"not applicable". Every numeric judgement goes through
 :mod:`normcheck.error_model`: an output may err by ``lambda u s`` (s the reference's condition
 scale); a relation between two outputs of the same implementation is allowed both sides' bounds.
 """
@@ -26,6 +28,7 @@ from normcheck.case import Case, Outcome
 
 __all__ = [
     "REGISTRY",
+    "NotApplicable",
     "Result",
     "Stop",
     "call",
@@ -51,7 +54,14 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.verdict in ("pass", "skip")
+        """The property held: a pass. A skip tested nothing, so it is not ok (and not a failure:
+        check ``verdict == "skip"`` first where that matters)."""
+        return self.verdict == "pass"
+
+
+class NotApplicable(Exception):
+    """Raised by a property's body when the case does not fit the property (its transformation
+    cannot be applied to it): :func:`register` turns it into a skip carrying the message."""
 
 
 class Stop(Exception):
@@ -85,15 +95,16 @@ REGISTRY: dict[str, Callable[..., Result]] = {}
 
 def register(fn: Callable[..., Result]) -> Callable[..., Result]:
     """Register ``fn`` as the property named ``fn.__name__``: the wrapper names its Result, turns
-    :class:`Stop` into its Result and a ``ValueError`` (the case does not fit the property's
-    transformation) into a skip."""
+    :class:`Stop` into its Result and :class:`NotApplicable` (the case does not fit the property's
+    transformation) into a skip. Any other exception propagates: a ``ValueError`` from the
+    property's own code is a harness bug, not a skip."""
 
     def wrapper(impl, case: Case, **kw) -> Result:
         try:
             r = fn(impl, case, **kw)
         except Stop as stop:
             r = stop.result
-        except ValueError as e:
+        except NotApplicable as e:
             r = Result("", "skip", message=f"not applicable: {e}")
         r.property = fn.__name__
         return r
