@@ -130,10 +130,10 @@ def test_flax_axes_are_options_of_the_installed_classes(jax_impls):
             continue
         cls = getattr(linen if impl.form == "linen" else nnx, FLAX_CLASSES[impl.norm])
         params = inspect.signature(cls if impl.form == "linen" else cls.__init__).parameters
-        assert impl.configs or impl.id.startswith("jax/rms_norm/nnx"), impl.id  # RMS: no variance algorithm
+        assert impl.configs, impl.id
         for name, values in impl.configs:
-            assert name in params, (impl.id, name)
-            if impl.form == "linen":
+            assert (name if name != "axis_spelling" else "reduction_axes") in params, (impl.id, name)
+            if impl.form == "linen" and name != "axis_spelling":
                 assert params[name].default == values[0], (impl.id, name)
 
 
@@ -143,7 +143,8 @@ def test_audit_records_the_configurations_it_drew(jax_impls):
 
     impl = jax_impls["jax/layer_norm/standardize/jit"]
     rec = run_check(impl, "agreement", "float32", Run("ci", 0))
-    assert rec.configs is not None and set(rec.configs) <= {"defaults", "algorithm=stable"}
+    labels = {impl.config_label(v) or "defaults" for v in range(impl.config_count)}
+    assert rec.configs is not None and set(rec.configs) <= labels and len(rec.configs) > 1
     assert 0 < sum(row["examples"] for row in rec.configs.values()) <= rec.examples  # skips are not judged
     assert "configs" in rec.to_json()
 
@@ -167,7 +168,7 @@ def test_tf_nn_under_xla_is_one_compiled_program_per_view_and_passes(tf_impls):
     from normcheck.properties import PROPERTIES
 
     impl = tf_impls["tensorflow/layer_norm/tf.nn"]
-    assert impl.configs == tfa.TFNN_CONFIGS and impl.configuration(1) == {"jit_compile": True}
+    assert impl.configs == tfa.TFNN_CONFIGS and impl.configuration(1)["jit_compile"] is True
     x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
     case = Case("layer_norm", x, {"normalized_shape": (5,), "eps": 1e-5}, variant=1)
     for prop in ("agreement", "gradient_agreement"):
@@ -243,3 +244,34 @@ def test_the_report_shows_each_record_and_matrix_cell_by_configuration():
     assert "by configuration: defaults 3 of 18 deviating" in group["title"]
     card = next(r for r in view["issues"] if r["property"] == "agreement")
     assert [c["config"] for c in card["configs"]] == ["defaults", "use_fast_variance=False"]
+
+
+def test_axis_spellings_name_the_same_set():
+    from normcheck.adapters.base import spell_axes
+
+    assert spell_axes((-2, -1), 3, "negative") == (-2, -1)
+    assert spell_axes((-2, -1), 3, "positive") == (1, 2)
+    assert spell_axes((2, 1), 3, "descending") == (2, 1)
+    assert spell_axes((1, -1), 4, "descending") == (3, 1)
+    with pytest.raises(ValueError, match="unknown axis spelling"):
+        spell_axes((1,), 2, "sideways")
+
+
+@pytest.mark.parametrize(
+    "impl_id", ["jax/layer_norm/linen/jit", "jax/rms_norm/nnx/jit", "jax/instance_norm/standardize/jit"]
+)
+def test_every_axis_spelling_of_a_multi_axis_set_gives_a_correct_result(jax_impls, impl_id):
+    """The same axis set spelled negative, positive and descending: each configuration passes."""
+    from normcheck.properties import PROPERTIES
+
+    impl = jax_impls[impl_id]
+    spellings = set()
+    x = np.random.default_rng(1).standard_normal((2, 3, 4, 2)).astype(np.float32)
+    args = (
+        {"eps": 1e-5, "use_input_stats": True} if "instance" in impl_id else {"normalized_shape": (4, 2), "eps": 1e-5}
+    )
+    for v in range(impl.config_count):
+        spellings.add(impl.configuration(v).get("axis_spelling"))
+        r = PROPERTIES["agreement"](impl, Case(impl.norm, x, args, variant=v))
+        assert r.verdict == "pass", (impl.config_label(v), r.message)
+    assert spellings >= {"negative", "positive", "descending"}

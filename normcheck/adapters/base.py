@@ -63,6 +63,7 @@ import numpy as np
 from normcheck import installed
 
 __all__ = [
+    "AXIS_SPELLINGS",
     "DEFAULT",
     "LAYOUTS",
     "MODES",
@@ -77,6 +78,7 @@ __all__ = [
     "configuration",
     "gradient_keys",
     "move_channels",
+    "spell_axes",
 ]
 
 LAYOUTS = ("channels_first", "channels_last")
@@ -162,6 +164,25 @@ def configuration(configs, variant: int) -> dict[str, Any]:
         k, i = divmod(k, len(values))
         out[name] = values[i]
     return out
+
+
+#: How an axis list can be spelled to an API that accepts any (a configuration axis): the default
+#: the adapter used before, then the other signs and a descending order.
+AXIS_SPELLINGS = ("negative", "positive", "descending")
+
+
+def spell_axes(axes, ndim: int, spelling: str) -> tuple[int, ...]:
+    """``axes`` of an ``ndim``-dimensional array as ``spelling`` says: "negative" (each axis minus
+    ``ndim``), "positive" (ascending), "descending" (positive, in descending order). The set is the
+    same; an API must give the same result for each."""
+    pos = sorted(a % ndim for a in axes)
+    if spelling == "negative":
+        return tuple(a - ndim for a in pos)
+    if spelling == "positive":
+        return tuple(pos)
+    if spelling == "descending":
+        return tuple(reversed(pos))
+    raise ValueError(f"unknown axis spelling {spelling!r}; known: {', '.join(AXIS_SPELLINGS)}")
 
 
 class Adapter:

@@ -81,10 +81,11 @@ import numpy as np
 from normcheck import compile_cache
 from normcheck import dtypes as _dtypes
 from normcheck import spec as _spec
-from normcheck.adapters.base import Adapter, Impl, Unsupported
+from normcheck.adapters.base import Adapter, Impl, Unsupported, spell_axes
 
 __all__ = [
     "ADAPTER",
+    "AXIS_CONFIG",
     "COMPILES",
     "CONVENTIONS",
     "FLAX_CLASSES",
@@ -94,6 +95,7 @@ __all__ = [
     "JaxAdapter",
     "cache_dir",
     "config_axes",
+    "reduction_options",
     "setup",
 ]
 
@@ -127,7 +129,11 @@ FLAX_CONFIGS = {
     "linen": (("use_fast_variance", (True, False)), ("force_float32_reductions", (True, False))),
     "nnx": (("use_fast_variance", (True, False)),),  # nnx's layers have no force_float32_reductions
 }
-STANDARDIZE_CONFIGS = (("algorithm", ("fast", "stable")),)
+#: LayerNorm's and RMSNorm's ``reduction_axes``, and standardize's ``axis``, spelled every way the API
+#: accepts (``normcheck.adapters.base.spell_axes``); ``feature_axes`` keeps its spelling, which shapes
+#: the parameters.
+AXIS_CONFIG = ("axis_spelling", ("negative", "positive", "descending"))
+STANDARDIZE_CONFIGS = (("algorithm", ("fast", "stable")), ("axis_spelling", ("positive", "negative", "descending")))
 
 #: The Flax layer class of each norm (the same name in ``flax.linen`` and ``flax.nnx``).
 FLAX_CLASSES = {
@@ -432,7 +438,7 @@ def _layer_norm(form, layout, mode, input, normalized_shape, weight, bias, eps, 
     axes = tuple(range(-k, 0))
     params, flags = _affine(weight, bias, x.dtype)
     cfg = {**_common(x, eps), **flags, "use_bias": bias is not None, "reduction_axes": axes, "feature_axes": axes}
-    cfg.update(config)
+    cfg.update(reduction_options(config, axes, x.ndim))
     return _native(form, layout, mode, "layer_norm", cfg, x, params, num_features=int(np.prod(p.affine_shape)))[0]
 
 
@@ -442,7 +448,8 @@ def _rms_norm(form, layout, mode, input, normalized_shape, weight, eps, config):
     eps = _spec.get("rms_norm").resolve_eps(eps, x.dtype)  # None: machine epsilon of the input dtype
     axes = tuple(range(-len(p.reduce), 0))
     params, flags = _affine(weight, None, x.dtype)
-    cfg = {**_common(x, eps), **flags, "reduction_axes": axes, "feature_axes": axes, **config}
+    cfg = {**_common(x, eps), **flags, "reduction_axes": axes, "feature_axes": axes}
+    cfg.update(reduction_options(config, axes, x.ndim))
     return _native(form, layout, mode, "rms_norm", cfg, x, params, num_features=int(np.prod(p.affine_shape)))[0]
 
 
@@ -484,7 +491,9 @@ def _standardize(norm, a: dict[str, Any], config):
     p = _spec.plan(norm, x.shape, normalized_shape=a.get("normalized_shape"))
     if norm not in ("batch_norm", "instance_norm", "layer_norm"):
         raise Unsupported(f"{norm} is not a standardization")
-    y = jax.nn.standardize(put(x), axis=p.reduce, epsilon=float(a["eps"]), **config)
+    options = dict(config)
+    axis = spell_axes(p.reduce, x.ndim, options.pop("axis_spelling", "positive"))
+    y = jax.nn.standardize(put(x), axis=axis, epsilon=float(a["eps"]), **options)
     return np.array(y)
 
 
@@ -541,13 +550,25 @@ def linen_layer_function(norm: str, cls, *, layout: str | None = None, mode: str
     return _function(norm, form, layout, mode)
 
 
+def reduction_options(config: dict[str, Any], axes: tuple, ndim: int) -> dict[str, Any]:
+    """A Flax layer's constructor options from a configuration: its ``axis_spelling`` becomes the
+    ``reduction_axes`` (of the default negative ``axes``) spelled that way, the rest passes as is."""
+    options = dict(config)
+    spelling = options.pop("axis_spelling", None)
+    if spelling is not None:
+        options["reduction_axes"] = spell_axes(axes, ndim, spelling)
+    return options
+
+
 def config_axes(form: str, norm: str) -> tuple:
     """The configuration axes of a form: Flax's own layers (RMSNorm has no mean, so no variance
     algorithm) and ``jax.nn.standardize``; a user's linen class has none (its constructor is its own)."""
     if form == "standardize":
         return STANDARDIZE_CONFIGS
     axes = FLAX_CONFIGS.get(form, ())
-    return tuple(a for a in axes if a[0] != "use_fast_variance") if norm == "rms_norm" else axes
+    if norm == "rms_norm":
+        axes = tuple(a for a in axes if a[0] != "use_fast_variance")
+    return (*axes, AXIS_CONFIG) if form in FLAX_CONFIGS and norm in ("layer_norm", "rms_norm") else axes
 
 
 def _api(norm: str, form: str) -> str:

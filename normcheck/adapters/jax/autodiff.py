@@ -29,7 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from normcheck.adapters.base import Unsupported, case_arguments, configuration, gradient_keys, move_channels
+from normcheck.adapters.base import (
+    Unsupported,
+    case_arguments,
+    configuration,
+    gradient_keys,
+    move_channels,
+    spell_axes,
+)
 from normcheck.case import Case
 
 __all__ = ["hvp", "jvp", "target_hvp", "target_jvp", "target_vjp", "vjp"]
@@ -50,7 +57,8 @@ def _flax_config(
     norm, x = case.norm, np.asarray(a["input"])
     w, b = a.get("weight"), a.get("bias")
     params, flags = ja._affine(w, b, x.dtype)
-    cfg = {**ja._common(x, case.spec.resolve_eps(a.get("eps"), x.dtype)), **flags, **_options(ja, case, form)}
+    cfg = {**ja._common(x, case.spec.resolve_eps(a.get("eps"), x.dtype)), **flags}
+    options = _options(ja, case, form)
     if norm in ("batch_norm", "instance_norm", "group_norm", "layer_norm"):
         cfg["use_bias"] = b is not None
     if norm == "batch_norm":
@@ -58,22 +66,23 @@ def _flax_config(
         given = a.get("running_mean") is not None
         momentum = ja._flax_momentum(a["momentum"]) if training and given else ja.CONVENTIONS["default_momentum"]
         cfg.update(use_running_average=not training, axis=-1 if layout == "channels_last" else 1, momentum=momentum)
-        return cfg, params, x.shape[1]
+        return {**cfg, **options}, params, x.shape[1]
     if norm == "instance_norm":
         if a.get("running_mean") is not None or not a["use_input_stats"]:
             raise Unsupported("flax InstanceNorm tracks no running statistics")
         cfg["feature_axes"] = -1 if layout == "channels_last" else 1
-        return cfg, params, x.shape[1]
+        return {**cfg, **options}, params, x.shape[1]
     if norm == "group_norm":
         if layout != "channels_last":
             raise Unsupported("flax GroupNorm groups the last axis only (channels_last)")
         cfg["num_groups"] = int(a["num_groups"])
-        return cfg, params, x.shape[1]
+        return {**cfg, **options}, params, x.shape[1]
     p = case.plan()
     axes = tuple(range(-len(p.reduce), 0))
     cfg.update(reduction_axes=axes, feature_axes=axes)
     if norm == "rms_norm":
         cfg["epsilon"] = float(_spec.get("rms_norm").resolve_eps(a.get("eps"), x.dtype))
+    cfg.update(ja.reduction_options(options, axes, x.ndim))
     return cfg, params, int(np.prod(p.affine_shape))
 
 
@@ -238,7 +247,9 @@ def _standardize_fn(ja, case: Case, a: dict[str, Any]):
         raise Unsupported("jax.nn.standardize keeps no running statistics")
     if case.norm not in ("batch_norm", "instance_norm", "layer_norm"):
         raise Unsupported(f"{case.norm} is not a standardization")
-    axes, eps, options = case.plan().reduce, float(a["eps"]), _options(ja, case, "standardize")
+    options = _options(ja, case, "standardize")
+    axes = spell_axes(case.plan().reduce, case.x.ndim, options.pop("axis_spelling", "positive"))
+    eps = float(a["eps"])
     return lambda x: jax.nn.standardize(x, axis=axes, epsilon=eps, **options)
 
 

@@ -34,11 +34,12 @@ import numpy as np
 
 from normcheck import compile_cache
 from normcheck import spec as _spec
-from normcheck.adapters.base import Adapter, Impl, Unsupported
+from normcheck.adapters.base import Adapter, Impl, Unsupported, spell_axes
 
 __all__ = [
     "ADAPTER",
     "CONVENTIONS",
+    "KERAS_AXIS_CONFIG",
     "KERAS_CONFIGS",
     "KERAS_LAYERS",
     "KERAS_SINCE",
@@ -49,6 +50,7 @@ __all__ = [
     "clear_cache",
     "import_keras",
     "import_tensorflow",
+    "keras_configs",
     "keras_layer",
     "policy",
     "tfnn_program",
@@ -102,7 +104,15 @@ def _keras_momentum(momentum) -> float:
 #: (``dtype="float16"``: everything in 16 bits); float32 and float64 have one policy. tf.nn: eager, or
 #: the same ops under ``tf.function(jit_compile=True)`` (XLA fuses multiply-adds, which moves rounding).
 KERAS_CONFIGS = (("dtype_policy", ("mixed", "full")),)
-TFNN_CONFIGS = (("jit_compile", (False, True)),)
+TFNN_CONFIGS = (("jit_compile", (False, True)), ("axis_spelling", ("positive", "negative", "descending")))
+#: LayerNormalization's and RMSNormalization's axis list with either sign (the order shapes gamma).
+KERAS_AXIS_CONFIG = ("axis_spelling", ("negative", "positive"))
+
+
+def keras_configs(norm: str) -> tuple:
+    """The configuration axes of a Keras layer: its dtype policy, and the axis list's sign where the
+    layer takes a list (LayerNormalization, RMSNormalization)."""
+    return (*KERAS_CONFIGS, KERAS_AXIS_CONFIG) if norm in ("layer_norm", "rms_norm") else KERAS_CONFIGS
 
 
 def policy(dtype: np.dtype, dtype_policy: str = "mixed") -> str:
@@ -281,8 +291,9 @@ KERAS_LAYERS = {
 }
 
 
-def _keras_config(norm: str, a: dict[str, Any], layout: str) -> dict[str, Any]:
-    """Constructor arguments of the Keras layer for these canonical arguments (eps excluded)."""
+def _keras_config(norm: str, a: dict[str, Any], layout: str, axis_spelling: str = "negative") -> dict[str, Any]:
+    """Constructor arguments of the Keras layer for these canonical arguments (eps excluded); a
+    LayerNormalization/RMSNormalization axis list spelled as ``axis_spelling`` says."""
     axis = CONVENTIONS["channel_axis"][layout]
     has_w, has_b = a.get("weight") is not None, a.get("bias") is not None
     if norm == "batch_norm":
@@ -291,10 +302,11 @@ def _keras_config(norm: str, a: dict[str, Any], layout: str) -> dict[str, Any]:
         return {"groups": int(a["num_groups"]), "axis": axis, "center": has_b, "scale": has_w}
     ns = a["normalized_shape"]
     k = 1 if isinstance(ns, int | np.integer) else len(ns)
+    axes = list(spell_axes(range(-k, 0), np.ndim(a["input"]), axis_spelling))
     if norm == "layer_norm":  # rms_scaling (deprecated, wrong) is never passed
-        return {"axis": list(range(-k, 0)), "center": has_b, "scale": has_w}
+        return {"axis": axes, "center": has_b, "scale": has_w}
     if norm == "rms_norm":  # no scale=False: a missing weight is a scale of ones (exact)
-        return {"axis": list(range(-k, 0))}
+        return {"axis": axes}
     raise Unsupported(NOT_NATIVE.get((norm, "keras"), f"keras has no {norm} layer"))
 
 
@@ -317,7 +329,15 @@ def _assign(var, value) -> None:
 
 
 def _keras_call(
-    s: _spec.Spec, a: dict[str, Any], *, layout: str, mode: str, impl_id: str, cls=None, dtype_policy: str = "mixed"
+    s: _spec.Spec,
+    a: dict[str, Any],
+    *,
+    layout: str,
+    mode: str,
+    impl_id: str,
+    cls=None,
+    dtype_policy: str = "mixed",
+    axis_spelling: str = "negative",
 ):
     """The Keras layer of ``s`` (or ``cls``, a user's layer class constructed like it) on canonical
     NumPy arguments: built once per configuration and shape, its variables assigned per call."""
@@ -336,7 +356,7 @@ def _keras_call(
     tf = import_tensorflow()
 
     xt = _to_layout(x, layout)
-    config = _keras_config(norm, a, layout)
+    config = _keras_config(norm, a, layout, axis_spelling)
     policy_name = policy(x.dtype, dtype_policy)
     cls = cls or keras_layer(keras, norm)
     # Compiled functions bake eps and momentum into the trace; eager layers read them per call.
@@ -382,7 +402,7 @@ def _keras_call(
 
 
 # --- tf.nn form ---------------------------------------------------------------------------------
-def _tfnn_call(s: _spec.Spec, a: dict[str, Any], jit_compile: bool = False):
+def _tfnn_call(s: _spec.Spec, a: dict[str, Any], jit_compile: bool = False, axis_spelling: str = "positive"):
     """tf.nn.moments over the norm's axes, then tf.nn.batch_normalization (eagerly, or under
     ``tf.function(jit_compile=True)``: one program per view, axes and arguments given)."""
     norm = s.name
@@ -417,7 +437,7 @@ def _tfnn_call(s: _spec.Spec, a: dict[str, Any], jit_compile: bool = False):
     w, b = a.get("weight"), a.get("bias")
     scale = None if w is None else np.reshape(w, affine).astype(dt)
     offset = None if b is None else np.reshape(b, affine).astype(dt)
-    run = tfnn_program(tf, view, tuple(axes), jit_compile)
+    run = tfnn_program(tf, view, spell_axes(axes, len(view), axis_spelling), jit_compile)
     y = run(tf.convert_to_tensor(x), stats, offset, scale, tf.constant(eps, tf.float64))
     return tf.reshape(y, x.shape).numpy()
 
@@ -504,7 +524,7 @@ class TensorFlowAdapter(Adapter):
                         "tensorflow",
                         norm,
                         "keras",
-                        _canonical(norm, _keras_call, KERAS_CONFIGS, layout=layout, mode=mode, impl_id=impl_id),
+                        _canonical(norm, _keras_call, keras_configs(norm), layout=layout, mode=mode, impl_id=impl_id),
                         api=api,
                         layout=layout,
                         mode=mode,
@@ -514,7 +534,7 @@ class TensorFlowAdapter(Adapter):
                         # eps and momentum are trace constants: BatchNorm retraces for nearly
                         # every generated example (~0.3 s each); its eager form covers the layer
                         extended=mode == "compiled" and norm == "batch_norm",
-                        configs=KERAS_CONFIGS,
+                        configs=keras_configs(norm),
                     )
                 )
         tfnn_notes = {

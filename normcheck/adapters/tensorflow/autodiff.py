@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from normcheck.adapters.base import Unsupported, case_arguments, gradient_keys
+from normcheck.adapters.base import Unsupported, case_arguments, gradient_keys, spell_axes
 from normcheck.case import Case
 
 __all__ = ["target_vjp", "vjp"]
@@ -49,7 +49,15 @@ _TF_VJPS: dict[tuple, tuple[Any, Any]] = {}
 
 
 def _keras_vjp(
-    tfa, case: Case, a: dict[str, Any], dy: np.ndarray, layout: str, mode: str, cls=None, dtype_policy: str = "mixed"
+    tfa,
+    case: Case,
+    a: dict[str, Any],
+    dy: np.ndarray,
+    layout: str,
+    mode: str,
+    cls=None,
+    dtype_policy: str = "mixed",
+    axis_spelling: str = "negative",
 ) -> dict[str, np.ndarray]:
     """``tf.GradientTape`` through the Keras layer of the case's norm (or ``cls``, a user's Keras
     layer class constructed like it, as the adapter's forward call builds it)."""
@@ -64,7 +72,7 @@ def _keras_vjp(
     momentum = tfa._keras_momentum(a["momentum"]) if s.has_running_stats and use_batch else 0.99
     keras, tf = tfa.import_keras(), tfa.import_tensorflow()
     xt = tfa._to_layout(x, layout)
-    config = tfa._keras_config(norm, a, layout)
+    config = tfa._keras_config(norm, a, layout, axis_spelling)
     policy = tfa.policy(x.dtype, dtype_policy)
     key = (norm, tuple(sorted((k, str(v)) for k, v in config.items())), xt.shape, policy, eps, momentum)
     key += (bool(use_batch), case.weight is not None, case.bias is not None, mode, cls)
@@ -105,7 +113,9 @@ def _keras_vjp(
     return out
 
 
-def _tfnn_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray, jit_compile: bool = False) -> dict[str, np.ndarray]:
+def _tfnn_vjp(
+    tfa, case: Case, a: dict[str, Any], dy: np.ndarray, jit_compile: bool = False, axis_spelling: str = "positive"
+) -> dict[str, np.ndarray]:
     """The adapter's tf.nn composition (:func:`normcheck.adapters.tensorflow.tfnn_program`, eager or
     compiled), differentiated: moments over the norm's axes, then batch_normalization; the affine
     parameters are watched constants of the statistics' dtype."""
@@ -139,7 +149,7 @@ def _tfnn_vjp(tfa, case: Case, a: dict[str, Any], dy: np.ndarray, jit_compile: b
     consts = {
         k: tf.convert_to_tensor(np.reshape(getattr(case, k), affine).astype(stat_dt)) for k in gradient_keys(case)[1:]
     }
-    run = tfa.tfnn_program(tf, tuple(view), tuple(axes), jit_compile)
+    run = tfa.tfnn_program(tf, tuple(view), spell_axes(axes, len(view), axis_spelling), jit_compile)
     stats = None if use_batch else (np.reshape(rm, affine), np.reshape(rv, affine))
     eps = tf.constant(s.resolve_eps(a["eps"], x.dtype), tf.float64)
     with tf.GradientTape() as tape:
