@@ -56,12 +56,13 @@ MARGIN = 10.0
 
 
 def margins(docs: dict[int, dict]) -> dict[str, dict[int, float]]:
-    """Per registered numeric finding and seed: its worst hit over λ (observed / allowed) among the
-    records it explains (inf where a hit overflows or is NaN)."""
+    """Per registered numeric finding (every one in the registry) and seed: its worst hit over λ
+    (observed / allowed) among the records it explains (inf where a hit overflows or is NaN; no entry
+    where the seed did not meet it: a dtype the profile does not draw, a version outside its range)."""
     from normcheck import findings
 
     raising = {f.id for f in findings.load() if f.raises}
-    out: dict[str, dict[int, float]] = {}
+    out: dict[str, dict[int, float]] = {f.id: {} for f in findings.load() if not f.raises}
     for seed, doc in docs.items():
         for r in doc["records"]:
             fid = r.get("finding")
