@@ -52,7 +52,7 @@ def test_jax_alone_runs_in_its_two_processes_with_the_records_of_one():
     run = Run("quick", seed=0, max_examples=2)
     serial = audit.run_audit(run=run, workers=1, timed=True, **kw)
     parallel = audit.run_audit(run=run, workers=2, timed=True, **kw)
-    assert [p["process"] for p in parallel["timings"]["processes"]] == [0, 1]
+    assert sorted(p["process"] for p in parallel["timings"]["processes"]) == [0, 1]  # in the order they end
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in serial["records"]]
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in parallel["records"]]
     assert len(strip) >= 4 and all(r["verdict"] in ("pass", "finding") for r in strip)
