@@ -174,7 +174,7 @@ def test_tf_nn_under_xla_is_one_compiled_program_per_view_and_passes(tf_impls):
     for prop in ("agreement", "gradient_agreement"):
         r = PROPERTIES[prop](impl, case)
         assert r.verdict == "pass", r.message
-    assert ((3, 5), (1,)) in tfa.TFNN_PROGRAMS  # the XLA program of this view and axis set ran
+    assert any(k[:3] == ((3, 5), (1,), "float32") for k in tfa.TFNN_PROGRAMS)  # its XLA program ran
 
 
 def test_keras_full_16_bit_policy_is_a_configuration_and_keeps_16_bit_moving_statistics(tf_impls):

@@ -442,30 +442,47 @@ def _tfnn_call(s: _spec.Spec, a: dict[str, Any], jit_compile: bool = False, axis
     return tf.reshape(y, x.shape).numpy()
 
 
-#: The compiled tf.nn programs (:func:`tfnn_program`), by (view, axes).
+#: The compiled tf.nn programs (:func:`tfnn_program`), by (view, axes, dtype, which arguments are given).
 TFNN_PROGRAMS: dict[tuple, Any] = {}
 
 
-def tfnn_program(tf, view: tuple, axes: tuple, jit_compile: bool):
-    """``run(x, stats, offset, scale, eps)``: tf.nn.moments over ``axes`` of ``x`` viewed as ``view``
-    (``stats``: the running (mean, var) instead), then tf.nn.batch_normalization; eager, or one
-    ``tf.function(jit_compile=True)`` per view and axes (the autodiff part differentiates it)."""
+class _TfnnRun:
+    """tf.nn.moments over ``axes`` of ``x`` viewed as ``view`` (``stats``: the running (mean, var)
+    instead), then tf.nn.batch_normalization. A callable object rather than a closure, as :class:`_Run`,
+    so that TensorFlow keys its retracing statistics on each compiled program's own function."""
 
-    def run(x, stats, offset, scale, eps):
-        xv = tf.reshape(x, view)
+    def __init__(self, tf, view: tuple, axes: tuple):
+        self.tf, self.view, self.axes = tf, view, axes
+
+    def __call__(self, x, stats, offset, scale, eps):
+        tf = self.tf
+        xv = tf.reshape(x, self.view)
         if stats is None:
-            mean, var = tf.nn.moments(xv, axes=list(axes), keepdims=True)
+            mean, var = tf.nn.moments(xv, axes=list(self.axes), keepdims=True)
         else:
             mean, var = (tf.convert_to_tensor(t) for t in stats)
         eps = tf.cast(eps, var.dtype)
         return tf.nn.batch_normalization(xv, mean, var, offset, scale, variance_epsilon=eps)
 
+
+def tfnn_program(tf, view: tuple, axes: tuple, jit_compile: bool):
+    """``run(x, stats, offset, scale, eps)``: :class:`_TfnnRun` eagerly, or under
+    ``tf.function(jit_compile=True)``, one program per view, axes, dtype and arguments given, each
+    traced once (the autodiff part differentiates it)."""
     if not jit_compile:
-        return run
-    key = (view, axes)
-    if key not in TFNN_PROGRAMS:
-        TFNN_PROGRAMS[key] = tf.function(run, jit_compile=True)
-    return TFNN_PROGRAMS[key]
+        return _TfnnRun(tf, view, axes)
+
+    def compiled(x, stats, offset, scale, eps):
+        tensor = tf.convert_to_tensor  # NumPy arrays and tensors alike: one signature, one trace
+        x = tensor(x)
+        key = (view, axes, x.dtype.name, stats is None, offset is None, scale is None)
+        if key not in TFNN_PROGRAMS:
+            TFNN_PROGRAMS[key] = tf.function(_TfnnRun(tf, view, axes), jit_compile=True)
+        stats = None if stats is None else tuple(tensor(t) for t in stats)
+        offset, scale = (None if a is None else tensor(a) for a in (offset, scale))
+        return TFNN_PROGRAMS[key](x, stats, offset, scale, tensor(eps))
+
+    return compiled
 
 
 # --- the adapter --------------------------------------------------------------------------------
