@@ -197,29 +197,7 @@ def scale(
     p = _spec.plan(spec, x.shape, normalized_shape=normalized_shape, num_groups=num_groups, reduce_axes=reduce_axes)
     x64 = x.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
-        if spec.mix:
-            n, kappa, sigma, yhat = _mixture_terms(
-                spec, p, x64, eps, use_batch_stats, running_mean, running_var, _ignored
-            )
-        elif use_batch_stats:
-            from normcheck.reference import moments
-
-            # per set (the view's statistic shape), broadcast by the elementwise terms below
-            v = x64.reshape(p.view_shape)
-            mean, var = moments(v, p.reduce, center=spec.center)
-            sigma = np.sqrt(var + eps)
-            yhat = (v - mean) / sigma
-            n = p.reduce_size
-            kappa = np.maximum.reduce(np.abs(v), axis=p.reduce, keepdims=True) / sigma
-        else:
-            from normcheck.reference import running_view
-
-            rm = np.broadcast_to(running_view(spec, p, running_mean, np.float64), p.view_shape).reshape(x.shape)
-            rv = np.broadcast_to(running_view(spec, p, running_var, np.float64), p.view_shape).reshape(x.shape)
-            sigma = np.sqrt(rv + eps)
-            yhat = (x64 - rm) / sigma
-            n = 1
-            kappa = (np.abs(x64) + np.abs(rm)) / sigma
+        n, kappa, _, yhat = _terms(spec, p, x64, eps, use_batch_stats, running_mean, running_var, _ignored)
         w = 1.0 if weight is None else np.abs(np.asarray(weight, np.float64)).reshape(p.affine_broadcast)
         b = 0.0 if bias is None else np.abs(np.asarray(bias, np.float64)).reshape(p.affine_broadcast)
         ay = np.abs(yhat)
@@ -253,6 +231,28 @@ def fused_share(dtype) -> float:
     u = dtypes.unit_roundoff(dtype)
     acc = dtypes.unit_roundoff("float32") if dtypes.is_16bit(dtype) else u
     return acc / u
+
+
+def _terms(spec, p, x64, eps, use_batch, running_mean, running_var, kw):
+    """(n, kappa, sigma, yhat) of the statistics the case normalizes with, in the plan's view: the
+    batch's per set (kappa_S = max_S |x| / sigma, per set), the running statistics' in eval mode (n = 1,
+    kappa_i = (|x_i| + |running_mean|) / sigma), or a mixture's (:func:`_mixture_terms`)."""
+    if spec.mix:
+        return _mixture_terms(spec, p, x64, eps, use_batch, running_mean, running_var, kw)
+    v = x64.reshape(p.view_shape)
+    if use_batch:
+        from normcheck.reference import moments
+
+        mean, var = moments(v, p.reduce, center=spec.center)
+        sigma = np.sqrt(var + eps)
+        kappa = np.maximum.reduce(np.abs(v), axis=p.reduce, keepdims=True) / sigma
+        return p.reduce_size, kappa, sigma, (v - mean) / sigma
+    from normcheck.reference import running_view
+
+    rm = np.broadcast_to(running_view(spec, p, running_mean, np.float64), p.view_shape)
+    rv = np.broadcast_to(running_view(spec, p, running_var, np.float64), p.view_shape)
+    sigma = np.sqrt(rv + eps)
+    return 1, (np.abs(v) + np.abs(rm)) / sigma, sigma, (v - rm) / sigma
 
 
 def _mixture_terms(spec, p, x64, eps, use_batch, running_mean, running_var, kw):
@@ -382,34 +382,17 @@ def jvp_scale(
         return a.reshape(view) if a.shape == x.shape else np.broadcast_to(a, view)
 
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        n, kappa, sigma, yhat = _terms(spec, p, x64, eps, use_batch_stats, running_mean, running_var, _ignored)
         if spec.mix:
-            n, kappa, sigma, yhat = _mixture_terms(
-                spec, p, x64, eps, use_batch_stats, running_mean, running_var, _ignored
-            )
             sets = [
                 axes
                 for c, axes in zip(spec.mix, _spec.component_axes(spec, p), strict=True)
                 if use_batch_stats or not c.running
             ]
         elif use_batch_stats:
-            from normcheck.reference import moments
-
-            xv = x64.reshape(view)
-            mean, var = moments(xv, p.reduce, center=spec.center)
-            sigma = np.sqrt(var + eps)
-            yhat = (xv - mean) / sigma
-            n = p.reduce_size
-            kappa = np.maximum.reduce(np.abs(xv), axis=p.reduce, keepdims=True) / sigma if spec.center else 1.0
+            kappa = kappa if spec.center else 1.0  # RMS: no centring to condition
             sets = [p.reduce]
         else:
-            from normcheck.reference import running_view
-
-            rm = np.broadcast_to(running_view(spec, p, running_mean, np.float64), view)
-            rv = np.broadcast_to(running_view(spec, p, running_var, np.float64), view)
-            sigma = np.sqrt(rv + eps)
-            yhat = (x64.reshape(view) - rm) / sigma
-            n = 1
-            kappa = (np.abs(x64.reshape(view)) + np.abs(rm)) / sigma
             sets = []
         sigma, yhat, kappa = as_view(sigma), as_view(yhat), as_view(kappa)
         ay, av = np.abs(yhat), np.abs(as_view(v))
