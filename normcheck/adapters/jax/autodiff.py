@@ -253,9 +253,13 @@ def _standardize_fn(ja, case: Case, a: dict[str, Any]):
     return lambda x: jax.nn.standardize(x, axis=axes, epsilon=eps, **options)
 
 
-def _standardize_key(what: str, ja, case: Case, a: dict[str, Any]) -> tuple:
-    """What keys a jitted ``jax.nn.standardize`` program: the axes, eps and the configuration's options."""
-    return (what, case.plan().reduce, float(a["eps"]), tuple(sorted(_options(ja, case, "standardize").items())))
+def _standardize_program(ja, case: Case, what: str, build):
+    """The cached jitted ``build(f)`` of ``f`` = ``jax.nn.standardize`` bound to the case's axes, eps and
+    configuration, which key it (``what`` names the derivative: "standardize-vjp", "-jvp", "-hvp")."""
+    a = case_arguments(case)
+    f = _standardize_fn(ja, case, a)  # raises Unsupported for what standardize cannot express, cached or not
+    key = (what, case.plan().reduce, float(a["eps"]), tuple(sorted(_options(ja, case, "standardize").items())))
+    return _cached(key, lambda: build(f))
 
 
 @dataclass
@@ -384,10 +388,9 @@ def jvp(impl, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
 
     ja._check_dtype(case.x.dtype)
     if impl.form == "standardize":
-        a = case_arguments(case)
-        f = _standardize_fn(ja, case, a)  # bound to the axes and eps, which key the jitted function
-        key = _standardize_key("standardize-jvp", ja, case, a)
-        run = _cached(key, lambda: jax.jit(lambda x, t: jax.jvp(f, (x,), (t,))[1]))
+        run = _standardize_program(
+            ja, case, "standardize-jvp", lambda f: jax.jit(lambda x, t: jax.jvp(f, (x,), (t,))[1])
+        )
         return np.array(run(ja.put(case.x), ja.put(np.asarray(tangents["input"]).astype(case.x.dtype))))
     return _flax_jvp(ja, case, tangents, impl.form, impl.layout, impl.mode)
 
@@ -400,9 +403,7 @@ def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
 
     ja._check_dtype(case.x.dtype)
     if impl.form == "standardize":
-        a = case_arguments(case)
-        f = _standardize_fn(ja, case, a)  # bound to the axes and eps, which key the jitted function
-        run = _cached(_standardize_key("standardize-vjp", ja, case, a), lambda: jax.jit(_pullback(f)))
+        run = _standardize_program(ja, case, "standardize-vjp", lambda f: jax.jit(_pullback(f)))
         return {"input": np.array(run(ja.put(case.x), ja.put(dy)))}
     return _flax_vjp(ja, case, dy, impl.form, impl.layout, impl.mode)
 
@@ -428,10 +429,9 @@ def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
 
     ja._check_dtype(case.x.dtype)
     if impl.form == "standardize":
-        a = case_arguments(case)
-        f = _standardize_fn(ja, case, a)  # bound to the axes and eps, which key the jitted function
-        key = _standardize_key("standardize-hvp", ja, case, a)
-        run = _cached(key, lambda: jax.jit(lambda x, dy, v: _fwd_over_rev(f, x, dy, v)))
+        run = _standardize_program(
+            ja, case, "standardize-hvp", lambda f: jax.jit(lambda x, dy, v: _fwd_over_rev(f, x, dy, v))
+        )
         return np.array(run(ja.put(case.x), ja.put(dy), ja.put(v)))
     return _flax_hvp(ja, case, dy, v, impl.form, impl.layout, impl.mode)
 
