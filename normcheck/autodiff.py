@@ -91,15 +91,21 @@ def jvp(impl, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
     return adapters.get(framework).jvp(impl, case, t)
 
 
-def forward_mode_missing(impl) -> str | None:
-    """Why :func:`jvp` cannot run for ``impl`` (the framework, or the one a user's target runs on,
-    has no forward-mode autodiff here), or None."""
+def _differentiating(impl):
+    """(the framework whose autodiff differentiates ``impl``: its own, or the one a user's target runs
+    on; that framework's adapter, or None where it is no framework normcheck knows)."""
     framework = getattr(impl, "framework", "")
     if framework == "user":
         framework = getattr(impl, "runs_on", None)
-    if framework not in adapters.FRAMEWORKS:
+    return framework, adapters.get(framework) if framework in adapters.FRAMEWORKS else None
+
+
+def forward_mode_missing(impl) -> str | None:
+    """Why :func:`jvp` cannot run for ``impl`` (the framework, or the one a user's target runs on,
+    has no forward-mode autodiff here), or None."""
+    framework, a = _differentiating(impl)
+    if a is None:
         return f"{framework or '?'} has no autodiff"
-    a = adapters.get(framework)
     if not a.has_jvp:
         return f"{framework} has no autodiff" if not a.has_vjp else f"{framework}: no forward-mode autodiff"
     return None
@@ -109,12 +115,9 @@ def second_order_missing(impl) -> str | None:
     """Why :func:`hvp` cannot run for ``impl`` (the framework, or the one a user's target runs on,
     has no second-order autodiff here), or None: the cheap check a property makes before drawing
     on the implementation."""
-    framework = getattr(impl, "framework", "")
-    if framework == "user":
-        framework = getattr(impl, "runs_on", None)
-    if framework not in adapters.FRAMEWORKS:
+    framework, a = _differentiating(impl)
+    if a is None:
         return f"{framework or '?'} has no autodiff"
-    a = adapters.get(framework)
     if "second_order" not in a.parts:
         return f"{framework} has no autodiff" if not a.has_vjp else f"{framework}: no second-order autodiff"
     return None
