@@ -78,6 +78,10 @@ class CheckReport:
     started: float = 0.0
     argv: tuple[str, ...] = ()
     outputs: dict[int, Any] = field(default_factory=dict, repr=False)  # id(record) -> target output on its case
+    # the deaths of the worker process the target ran in (:func:`check` isolates an importable
+    # target): each {"property", "dtype", "how", "signal", "exit_code", "stderr", "case", "reproduced"}
+    crashes: list[dict[str, Any]] = field(default_factory=list)
+    isolation: str = "in-process"  # "worker": the target ran in a worker process; "in-process"
 
     # --- verdicts ------------------------------------------------------------------------------
     @property
@@ -101,7 +105,7 @@ class CheckReport:
         """No failure, no hang, and something was tested: a check in which nothing ran is never a pass
         (``normcheck check`` exits 1 for it, as for a deviation: the target was not shown to conform;
         2 stays for a target that cannot be loaded or wrong arguments)."""
-        return not self.failures and not self.hung and self.tested
+        return not self.failures and not self.hung and not self.crashes and self.tested
 
     def __bool__(self) -> bool:
         """``report.conforms``: ``assert normcheck.check(fn, norm)`` fails for a target that deviates,
@@ -110,8 +114,11 @@ class CheckReport:
 
     @property
     def verdict(self) -> str:
-        """One of "conforms", "deviates" (some property fails), "raises" (only errors), "hangs" or
-        "untested" (every check was skipped: nothing was tested)."""
+        """One of "conforms", "deviates" (some property fails), "raises" (only errors), "crashes" (the
+        target killed the process it ran in), "hangs" or "untested" (every check was skipped: nothing
+        was tested)."""
+        if self.crashes:
+            return "crashes"
         if self.hung:
             return "hangs"
         if any(r.verdict == "fail" for r in self.records):
@@ -176,6 +183,11 @@ class CheckReport:
                 f"{skipped} not applicable, in {self.seconds:.1f} s"
             )
         props = list(dict.fromkeys(r.property for r in self.failures))
+        if v == "crashes":
+            c = self.crashes[0]
+            where = f"{c['property']} ({c['dtype']})" if c["dtype"] else c["property"]
+            more = f" (and {len(self.crashes) - 1} more)" if len(self.crashes) > 1 else ""
+            return f"CRASHES: the target killed its worker process ({c['how']}) during {where}{more}"
         if v == "hangs":
             return f"HANGS: {self.hung}"
         n = f"{len(props)} propert{'y' if len(props) == 1 else 'ies'}"
@@ -209,6 +221,8 @@ class CheckReport:
                 out.append(f"diagnosis: {self.diagnosis.text}")
             elif self.hung:
                 out.append("diagnosis: none (the target hung; it was not called again)")
+            elif self.crashes and all(_crashed(r) for r in self.failures):
+                out.append("diagnosis: none (the target crashed; nothing to compare)")
             else:
                 out.append(f"diagnosis: {self._plain_answer()}")
         return "\n".join(out)
@@ -233,8 +247,16 @@ class CheckReport:
         return "the output agrees with the reference; the deviation is in the property named above"
 
     def _details(self, r: audit.Record, printed: dict[str, str]) -> list[str]:
-        tag = "FAIL" if r.verdict == "fail" else "ERROR"
+        tag = "FAIL" if r.verdict == "fail" else "CRASH" if _crashed(r) else "ERROR"
         out = [f"── {tag} {r.property} ({r.dtype}): {r.message}"]
+        crash = next((c for c in self.crashes if (c["property"], c["dtype"]) == (r.property, r.dtype)), None)
+        if crash is not None:
+            if crash["reproduced"] is not None:
+                again = "yes" if crash["reproduced"] else "no (it depends on the calls before it)"
+                out.append(f"   the case alone, re-run in a fresh worker, crashes again: {again}")
+            if crash["stderr"]:
+                out.append("   the worker's last stderr lines:")
+                out += [f"     | {line}" for line in crash["stderr"]]
         if r.verdict == "fail" and math.isfinite(r.observed) and "u·s" not in r.message:
             out.append(f"   observed {r.observed:.3g} u·s, allowed {r.allowed:g} u·s (error-model units)")
         if r.verdict == "fail" and r.raises:  # it also raised, on other examples: both are reported
@@ -288,6 +310,8 @@ class CheckReport:
             "conforms": self.conforms,
             "notes": list(self.notes),
             "hung": self.hung,
+            "crashes": list(self.crashes),
+            "isolation": self.isolation,
             "dtypes": self.dtype_status(),
             "ran": len(self.ran),
             "examples": sum(r.examples for r in self.ran),
@@ -322,6 +346,13 @@ def _row(r: audit.Record) -> str:
 
 
 # --- the check ---------------------------------------------------------------------------------------
+
+
+CRASH = "crash: "  # the message of a check during which the target killed its worker process
+
+
+def _crashed(r: audit.Record) -> bool:
+    return r.verdict == "error" and r.message.startswith(CRASH)
 
 
 def _clean_message(msg: str) -> str:
@@ -386,6 +417,7 @@ def check(
     no_affine: bool = False,
     ranks=None,
     shape=None,
+    in_process: bool = False,
 ) -> CheckReport:
     """Check ``fn`` (a callable, a module class, or a ``"module:attr"`` / ``"file.py:attr"``
     reference) as an implementation of ``norm``; see the module docstring.
@@ -400,52 +432,148 @@ def check(
     which inputs the target takes (:func:`~normcheck.target.wrap`). Raises ``ValueError`` for an
     unknown profile or dtype, :class:`~normcheck.target.TargetError` for a target that cannot be
     checked at all (not callable, an unsupported layer kind, an unknown norm or property); anything
-    the target itself does (raising, returning garbage, hanging) is reported, never raised.
+    the target itself does (raising, returning garbage, hanging, killing its process) is reported,
+    never raised.
+
+    An importable target (a reference string, or a function or class its module's name and qualified
+    name load) runs in a worker process (:mod:`normcheck.isolation`): a crash of that process (a
+    signal, ``abort()``, ``os._exit``, ``sys.exit`` in the target, the OOM killer) is the verdict
+    "crashes" with the case it was on, and the other checks go on in a fresh worker; a hang is ended
+    by killing the worker. ``in_process=True`` (or a target no other process can load) runs it here,
+    guarded by a thread (the report's ``isolation`` says which).
     """
-    from normcheck import adapters
-    from normcheck import diagnose as _diagnose
-    from normcheck.properties import PROPERTIES
+    from normcheck import isolation
 
     t0_wall, t0 = time.time(), time.perf_counter()
-    if norm not in _spec.names():
-        raise TargetError(f"unknown norm {norm!r}; known: {', '.join(_spec.names())}")
-    props = list(properties or PROPERTIES)
-    unknown = [p for p in props if p not in PROPERTIES]
-    if unknown:
-        raise TargetError(f"unknown property {', '.join(unknown)}; known: {', '.join(PROPERTIES)}")
+    _validate(norm, properties, profile, dtypes)
+    options = dict(
+        framework=framework,
+        form=form,
+        profile=profile,
+        seed=seed,
+        max_examples=max_examples,
+        dtypes=dtypes,
+        properties=properties,
+        timeout=timeout,
+        diagnose=diagnose,
+        label=label,
+        argv=argv,
+        axes=axes,
+        init=init,
+        args=args,
+        no_bias=no_bias,
+        no_affine=no_affine,
+        ranks=ranks,
+        shape=shape,
+    )
+    ref, why = (None, "--in-process") if in_process else isolation.importable_ref(fn)
+    if ref is not None:
+        import pickle
+
+        try:
+            pickle.dumps(options)
+        except Exception as e:
+            ref, why = None, f"its options cannot be sent to a worker process ({type(e).__name__})"
+    if ref is None:
+        report = run_checks(fn, norm, progress=progress, **options)
+        if not in_process:
+            report.notes.append(f"ran in this process, not a worker ({why}): a crash of the target ends it")
+    else:
+        if not isinstance(fn, str) and label is None:
+            from normcheck.target import describe
+
+            options["label"] = describe(fn)
+        report = _supervise(ref, norm, options, progress)
+        report.isolation = "worker"
+    report.started, report.argv = t0_wall, tuple(argv)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _validate(norm: str, properties, profile: str, dtypes) -> None:
     from normcheck.dtypes import FLOAT_DTYPES
     from normcheck.profiles import PROFILES
+    from normcheck.properties import PROPERTIES
 
+    if norm not in _spec.names():
+        raise TargetError(f"unknown norm {norm!r}; known: {', '.join(_spec.names())}")
+    unknown = [p for p in properties or () if p not in PROPERTIES]
+    if unknown:
+        raise TargetError(f"unknown property {', '.join(unknown)}; known: {', '.join(PROPERTIES)}")
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     bad = [d for d in dtypes or () if d not in FLOAT_DTYPES]
     if bad:
         raise ValueError(f"unknown dtype {', '.join(map(str, bad))}; known: {', '.join(FLOAT_DTYPES)}")
+
+
+class Events:
+    """What :func:`run_checks` tells as it goes (a worker process sends it to its supervisor):
+    ``plan`` once the target is loaded, ``stage`` before each step that calls the target."""
+
+    def plan(self, info: dict[str, Any]) -> None:
+        """The target's label, framework, form, notes, repro setup and the checks in order
+        (``order``: (dtype, property, message of a skip known in advance or None))."""
+
+    def stage(self, dtype: str, what: str) -> None:
+        """About to run ``what`` (a property, "probe", "setup" or "diagnosis") at ``dtype``."""
+
+
+def _wrap(fn, norm: str, o: dict[str, Any]) -> Target:
+    axes = o.get("axes")
+    if axes is not None:
+        axes = (axes,) if isinstance(axes, int) else tuple(int(a) for a in axes)
+    return wrap(
+        fn,
+        norm,
+        framework=o.get("framework"),
+        form=o.get("form"),
+        timeout=o.get("timeout", DEFAULT_TIMEOUT),
+        label=o.get("label"),
+        init=o.get("init"),
+        args=o.get("args"),
+        no_bias=o.get("no_bias", False),
+        no_affine=o.get("no_affine", False),
+        ranks=o.get("ranks"),
+        shape=o.get("shape"),
+        axes=axes,
+    )
+
+
+def run_checks(
+    fn,
+    norm: str,
+    *,
+    progress: Callable[[audit.Record], None] | None = None,
+    prior: dict[tuple[str, str], audit.Record] | None = None,
+    events: Events | None = None,
+    **options,
+) -> CheckReport:
+    """:func:`check`'s work in this process (its ``options``). ``prior``: records of checks already
+    run elsewhere (by (dtype, property)): kept as they are, not run again, not passed to
+    ``progress``; ``events``: told the plan and each stage (:class:`Events`)."""
+    from normcheck import adapters
+    from normcheck import diagnose as _diagnose
+    from normcheck.properties import PROPERTIES
+
+    o = options
+    t0 = time.perf_counter()
+    prior = prior or {}
+    events = events or Events()
+    _validate(norm, o.get("properties"), o.get("profile", "default"), o.get("dtypes"))
+    profile, seed, properties = o.get("profile", "default"), o.get("seed", 0), o.get("properties")
+    props = list(properties or PROPERTIES)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if axes is not None:
-            axes = (axes,) if isinstance(axes, int) else tuple(int(a) for a in axes)
-        target = wrap(
-            fn,
-            norm,
-            framework=framework,
-            form=form,
-            timeout=timeout,
-            label=label,
-            init=init,
-            args=args,
-            no_bias=no_bias,
-            no_affine=no_affine,
-            ranks=ranks,
-            shape=shape,
-            axes=axes,
-        )
+        events.stage("", "setup")
+        target = _wrap(fn, norm, o)
+        axes = target.axes
         ref = fn if isinstance(fn, str) else None
         setup = repro_setup(target, ref)
         version = adapters.get(target.framework).version()
         s = _spec.get(norm)
-        run_dtypes = _dtypes(profile, dtypes)
-        config = Run(profile, seed=seed, max_examples=max_examples)
+        run_dtypes = _dtypes(profile, o.get("dtypes"))
+        config = Run(profile, seed=seed, max_examples=o.get("max_examples"))
 
         strategy_for = None
         if target.strategy("float32") is not None:  # axes, ranks, shape, pinned arguments (validated by wrap)
@@ -457,7 +585,26 @@ def check(
         report = CheckReport(
             target.label, norm, target.framework, target.form, profile, seed, [], notes=list(target.notes)
         )
-        report.started, report.argv = t0_wall, tuple(argv)
+        identities = []
+        if properties is None and axes is None:
+            for ident in s.identities:
+                msg = f"needs {ident.rhs['norm']} from the same implementation (a check has one target)"
+                identities.append((f"identity:{ident.name}", msg))
+        order = []
+        for dt in run_dtypes:
+            order += [(dt, p, None) for p in props]
+            order += [(dt, name, msg) for name, msg in identities if dt == "float32"]
+        events.plan(
+            {
+                "label": target.label,
+                "framework": target.framework,
+                "form": target.form,
+                "notes": list(target.notes),
+                "setup": setup,
+                "version": version,
+                "order": order,
+            }
+        )
 
         def add(r: audit.Record) -> None:
             report.records.append(r)
@@ -465,34 +612,210 @@ def check(
                 progress(r)
 
         for dt in run_dtypes:
-            why = None if dt == "float32" else _probe(target, norm, dt, axes)
+            todo = [p for p in props if (dt, p) not in prior]
+            why = None
+            if dt != "float32" and todo:
+                events.stage(dt, "probe")
+                why = _probe(target, norm, dt, axes)
             for p in props:
-                if target.hung:
+                if (dt, p) in prior:
+                    report.records.append(prior[(dt, p)])
+                elif target.hung:
                     add(_skip(target, norm, dt, p, "not run: the target hung"))
                 elif why:
                     add(_skip(target, norm, dt, p, why))
                 else:
+                    events.stage(dt, p)
                     r = audit.run_check(
                         impl, p, dt, config, strategy=strategy_for(dt) if strategy_for else None, keep_errors=True
                     )
                     add(_finish(r, target, setup, version))
-            if dt == "float32" and properties is None and axes is None:
-                for ident in s.identities:
-                    msg = f"needs {ident.rhs['norm']} from the same implementation (a check has one target)"
-                    add(_skip(target, norm, dt, f"identity:{ident.name}", msg))
+            if dt == "float32":
+                for name, msg in identities:
+                    if (dt, name) in prior:
+                        report.records.append(prior[(dt, name)])
+                    else:
+                        add(_skip(target, norm, dt, name, msg))
         if target.hung:
             report.hung = target.hung
             for r in report.records:
                 if r.message.startswith("hang: ") or "TargetHung" in r.message:
                     r.verdict = "error"
+        events.stage("", "diagnosis")
         _outputs(report, target)
-        if diagnose and report.failures and not target.hung:
+        if o.get("diagnose", True) and _diagnosable(report) and not target.hung:
             report.diagnosis = _run_diagnosis(report, target, _diagnose, seed)
         if report.diagnosis is not None:
             for r in report.failures:
-                r.diagnosis = report.diagnosis.text
+                if not _crashed(r):
+                    r.diagnosis = report.diagnosis.text
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _diagnosable(report: CheckReport) -> bool:
+    return any(not _crashed(r) for r in report.failures)
+
+
+def rerun_case(fn, norm: str, dtype: str, prop: str, case, **options) -> None:
+    """Run property ``prop`` of the target (loaded as :func:`check` loads it) on ``case`` alone: a
+    crashing case, re-run in a fresh worker to see whether it crashes by itself."""
+    from normcheck.properties import PROPERTIES
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        target = _wrap(fn, norm, options)
+        s = _spec.get(norm)
+        impl = _user_impl(target, norm, dtypes=(dtype,), running_stats=s.has_running_stats and target.running_stats)
+        if prop in PROPERTIES:
+            PROPERTIES[prop](impl, case)
+        else:
+            case.call(target)
+
+
+#: Deaths of the worker process after which the checks not yet run are skipped, not retried.
+MAX_CRASHES = 3
+
+
+def _supervise(ref: str, norm: str, options: dict[str, Any], progress) -> CheckReport:
+    """:func:`run_checks` in worker processes (:mod:`normcheck.isolation`): the records as they come;
+    at a worker's death a crash (or hang) record for the check and case it was on, then a fresh
+    worker for the checks left (a hang, or :data:`MAX_CRASHES` deaths: the rest are not run)."""
+    from normcheck import isolation as iso
+
+    timeout = options.get("timeout")
+    done: dict[tuple[str, str], audit.Record] = {}
+    plan: dict[str, Any] | None = None
+    crashes: list[dict[str, Any]] = []
+    hung = None
+    notes: list[str] = []
+
+    def keep(r: audit.Record) -> None:
+        done[(r.dtype, r.property)] = r
+        if progress:
+            progress(r)
+
+    while True:
+        report = None
+        w = iso.Worker({"mode": "check", "target": ref, "norm": norm, "options": options, "prior": done}, timeout)
+        try:
+            for kind, msg in w.messages():
+                if kind == iso.PLAN:
+                    plan = msg
+                elif kind == iso.RECORD:
+                    keep(msg)
+                elif kind == iso.REPORT:
+                    report = msg
+                elif kind == iso.RAISE:
+                    _raise(*msg)
+            case = w.case
+        finally:
+            w.close()
+        if report is not None:
+            report.outputs = {id(report.records[i]): v for i, v in report.outputs.items()}
+            report.crashes = crashes
+            report.notes += notes
+            return report
+        death = w.death
+        dtype, what = w.stage or ("", "setup")
+        stub = _Stub(plan, ref, options)
+        if death.hung:
+            hung = (
+                f"the target did not return within {timeout:g} s (per-call timeout); its worker process was "
+                "killed and the target was not called again"
+            )
+            message = f"hang: {hung}"
+        else:
+            message = f"{CRASH}the target killed its worker process ({death.how})"
+            if case is not None:
+                message += f" on the case {case.describe()}"
+        entry: dict[str, Any] = {
+            "property": what,
+            "dtype": dtype,
+            "how": death.how,
+            "signal": death.signal,
+            "exit_code": death.exit_code,
+            "stderr": list(death.stderr),
+            "case": None if case is None else case.to_json(),
+            "reproduced": None,
+        }
+        if what in ("setup", "probe", "diagnosis"):
+            stage = {"setup": "loading or probing the target", "probe": f"the probe call at {dtype}"}.get(
+                what, "the diagnosis of the failing cases"
+            )
+            notes.append(f"{stage} {'hung' if death.hung else f'killed the worker process ({death.how})'}")
+            if what == "probe":
+                for dt, p, _ in plan["order"] if plan else ():
+                    if dt == dtype and (dt, p) not in done:
+                        keep(_skip(stub, norm, dt, p, f"not run: {notes[-1]}"))
+            if what == "setup" and not done:
+                keep(_crash_record(stub, norm, dtype or "float32", "setup", message, case, plan))
+        else:
+            keep(_crash_record(stub, norm, dtype, what, message, case, plan))
+        if not death.hung:
+            if case is not None and what not in ("setup", "diagnosis"):
+                entry["reproduced"] = _reproduces(ref, norm, dtype, what, case, options)
+            crashes.append(entry)
+        stop = death.hung or what in ("setup", "diagnosis") or plan is None or len(crashes) >= MAX_CRASHES
+        if stop:
+            reason = "the target hung" if death.hung else f"the target killed its worker process {len(crashes)} times"
+            for dt, p, msg in plan["order"] if plan else ():
+                if (dt, p) not in done:
+                    keep(_skip(stub, norm, dt, p, msg or f"not run: {reason}"))
+            out = CheckReport(stub.label, norm, stub.framework, stub.form, options["profile"], options["seed"], [])
+            rank = {(dt, p): k for k, (dt, p, _) in enumerate(plan["order"])} if plan else {}
+            out.records = sorted(done.values(), key=lambda r: rank.get((r.dtype, r.property), -1))
+            out.notes = [*(plan["notes"] if plan else []), *notes]
+            out.hung, out.crashes = hung, crashes
+            return out
+
+
+class _Stub:
+    """The target as the records need it (label, framework, form) where no worker finished."""
+
+    def __init__(self, plan, ref: str, options: dict[str, Any]) -> None:
+        self.label = plan["label"] if plan else options.get("label") or ref
+        self.framework = plan["framework"] if plan else options.get("framework") or "unknown"
+        self.form = plan["form"] if plan else options.get("form") or "unknown"
+        self.setup = plan["setup"] if plan else ""
+        self.version = plan["version"] if plan else None
+
+
+def _crash_record(stub: _Stub, norm: str, dtype: str, prop: str, message: str, case, plan) -> audit.Record:
+    r = _skip(stub, norm, dtype, prop, message)
+    r.verdict, r.version = "error", stub.version
+    if case is not None:
+        r.counterexample = case.to_json()
+        r.repro = case.repro("fn", setup=stub.setup)
+    return r
+
+
+def _reproduces(ref: str, norm: str, dtype: str, prop: str, case, options: dict[str, Any]) -> bool | None:
+    """Does ``case`` alone crash a fresh worker? None when that could not be told (the re-run raised)."""
+    from normcheck import isolation as iso
+
+    request = {"mode": "case", "target": ref, "norm": norm, "options": options, "dtype": dtype, "property": prop}
+    request["case"] = case
+    w = iso.Worker(request, options.get("timeout"))
+    try:
+        result = None
+        for kind, _ in w.messages():
+            if kind in (iso.RESULT, iso.RAISE):
+                result = kind
+    finally:
+        w.close()
+    if w.death is not None:
+        return not w.death.hung
+    return False if result == iso.RESULT else None
+
+
+def _raise(kind: str, message: str):
+    """A worker's exception, raised here: the target could not be checked at all."""
+    if kind == "TargetError":
+        raise TargetError(message)
+    if kind == "ValueError":
+        raise ValueError(message)
+    raise RuntimeError(f"the check's worker process failed: {message}")
 
 
 def _outputs(report: CheckReport, target: Target) -> None:

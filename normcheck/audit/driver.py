@@ -19,7 +19,28 @@ from normcheck.audit.records import MAX_SAMPLES, Record
 from normcheck.profiles import Run
 from normcheck.properties.second_order import every_case
 
-__all__ = ["cases_for", "not_run", "run_check", "run_identity"]
+__all__ = ["cases_for", "not_run", "run_check", "run_identity", "watch_cases"]
+
+#: Called with each example's case before the property runs on it (:func:`watch_cases`).
+_WATCHERS: list[Callable[[Any], None]] = []
+
+
+def watch_cases(callback: Callable[[Any], None] | None) -> None:
+    """Call ``callback(case)`` before every example of every check in this process (a worker process
+    tells its supervisor which case it is on, so a crash of the process is reported with it); None: stop."""
+    _WATCHERS[:] = [callback] if callback is not None else []
+
+
+def _watched(body: Callable[[Any], P.Result]) -> Callable[[Any], P.Result]:
+    if not _WATCHERS:
+        return body
+    tell = _WATCHERS[0]
+
+    def announced(case):
+        tell(case)
+        return body(case)
+
+    return announced
 
 
 class _Deviation(AssertionError):
@@ -270,10 +291,14 @@ def _skip(impl, dtype: str, prop_name: str, message: str) -> Record:
     return r
 
 
-def not_run(impl, dtype: str, prop_name: str, message: str) -> Record:
-    """The error record of a check that did not finish (its worker process died): ``message``."""
+def not_run(impl, dtype: str, prop_name: str, message: str, case=None) -> Record:
+    """The error record of a check that did not finish (its worker process died): ``message``, and
+    the case it was on (when known) as the counterexample, with its repro."""
     r = _record(impl, dtype, prop_name, time.perf_counter(), _Drive(crash=message), repro_call="")
     r.message = message
+    if case is not None and hasattr(case, "to_json"):
+        r.counterexample = _counterexample(impl, case)
+        r.repro = case.repro(_repro_call(impl))
     return r
 
 
@@ -315,7 +340,7 @@ def run_check(
     settings = run.settings()
     known = _findings.bound_to(impl, prop_name, dtype)
     drive = None
-    body = lambda c: prop(impl, c)  # noqa: E731
+    body = _watched(lambda c: prop(impl, c))
     with every_case(run.profile == "thorough"):  # the second order on every case, not only small ones
         if strategy is None:  # the same examples for every property: replayed
             strategy = cases_for(impl, dtype)
@@ -338,7 +363,7 @@ def run_identity(ident, lhs, rhs, dtype: str, run: Run | None = None) -> Record:
     strategy = strategies.identity_cases(ident, dtypes=(dtype,))
     known = _findings.applicable(lhs.id, name, dtype) + _findings.applicable(rhs.id, name, dtype)
     settings = run.settings()
-    body = lambda c: P.identity(ident, lhs, rhs, c)  # noqa: E731
+    body = _watched(lambda c: P.identity(ident, lhs, rhs, c))
     drive = _replayed(body, (name, dtype, run), strategy, settings, run.seed, known)  # the same for every pair
     if drive is None:
         drive = _drive(body, strategy, settings, run.seed, known)

@@ -294,6 +294,9 @@ def _worker(conn, framework: str, k: int, kwargs: dict[str, Any], skip: frozense
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     quiet_threads()
     _exit_with_parent()
+    from normcheck.audit.driver import watch_cases
+
+    watch_cases(lambda case: conn.send(("case", case)))  # a crash of this process is reported with its case
 
     def claim():
         conn.send(("claim", framework))
@@ -504,6 +507,7 @@ class _Proc:
         self.fw, self.k, self.conventions, self.proc, self.conn = fw, k, conventions, proc, conn
         self.turn: int | None = None  # the implementation (turn) it claimed last
         self.running: int | None = None  # the check it started and has not finished
+        self.case = None  # the example that check was on last (a Case)
         self.finished = False  # it sent its conventions rows and timing: all its work is done
         self.failure = ""  # the traceback of a Python exception it reported
 
@@ -569,8 +573,10 @@ def _run_parallel(fws, kwargs, workers, on_event, measure=True, *, skips=None, r
                 w.conn.send(claim(w))
             except OSError:  # it died meanwhile: its sentinel says so
                 pass
+        elif kind == "case":
+            w.case = msg[1]
         elif kind == "start":
-            w.running = msg[2]
+            w.running, w.case = msg[2], None
         elif kind == "done":
             w.running = None
             finished[w.fw].add(msg[2])
@@ -600,13 +606,14 @@ def _run_parallel(fws, kwargs, workers, on_event, measure=True, *, skips=None, r
         deaths[fw] += 1
         keys, by_key, jobs = plans[fw]
 
-        def error(n: int, message: str) -> None:
+        def error(n: int, message: str, case=None) -> None:
             job = jobs[n][1]
             finished[fw].add(n)
-            on_event(("done", fw, n, not_run(job.impl, job.dtype, job.prop, message)))
+            on_event(("done", fw, n, not_run(job.impl, job.dtype, job.prop, message, case)))
 
         if w.running is not None:
-            error(w.running, f"the audit's {fw} worker process died ({how}) during this check")
+            on = f" on the case {w.case.describe()}" if hasattr(w.case, "describe") else ""
+            error(w.running, f"the audit's {fw} worker process died ({how}) during this check{on}", w.case)
         if w.turn is not None and w.turn < len(keys) and any(n not in finished[fw] for n, _ in by_key[keys[w.turn]]):
             requeued[fw].insert(0, w.turn)
         if not (requeued[fw] or next_turn[fw] < len(keys) or w.conventions):

@@ -1,7 +1,8 @@
 """`normcheck check TARGET --norm NORM`: is your own implementation of a norm right?
 
-Exit status: 0 the target conforms, 1 it deviates (or raises, or hangs), 2 the target could not
-be loaded or the arguments are wrong (one line; the traceback with ``--verbose``).
+Exit status: 0 the target conforms, 1 it deviates (or raises, crashes, or hangs), 2 the target could
+not be loaded or the arguments are wrong (one line; the traceback with ``--verbose``). The target
+runs in a worker process (``--in-process``: in this one); see docs/crashes.md.
 """
 
 from __future__ import annotations
@@ -93,6 +94,12 @@ def add_arguments(p) -> None:
         metavar="SECONDS",
         help="per-call timeout; a call that takes longer is a hang (default 5; 0: none)",
     )
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the target in this process (for debugging: a crash of the target then ends normcheck; "
+        "by default it runs in a worker process, and a crash is the verdict CRASHES)",
+    )
     p.add_argument("--no-diagnosis", action="store_true", help="skip the diagnosis of failing cases")
     p.add_argument(
         "--no-cache", action="store_true", help="no persistent compilation cache: JAX compiles every program afresh"
@@ -170,7 +177,7 @@ def _command(args) -> list[str]:
         out += ["--init", args.init]
     for k, v in getattr(args, "pins", None) or ():
         out += ["--arg", f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}"]
-    for flag in ("no_bias", "no_affine"):
+    for flag in ("no_bias", "no_affine", "in_process"):
         if getattr(args, flag, False):
             out.append(f"--{flag.replace('_', '-')}")
     for r in getattr(args, "rank", None) or ():
@@ -266,6 +273,7 @@ def run(args) -> int:
                 progress=progress,
                 argv=_command(args),
                 axes=args.axes,
+                in_process=bool(getattr(args, "in_process", False)),
                 **_drive(args),
             )
     except TargetError as e:
@@ -288,7 +296,7 @@ def run(args) -> int:
         except ImportError as e:
             raise CLIError(str(e)) from None
         print(f"report:  {args.html}")
-    if report.hung:
+    if report.hung and report.isolation == "in-process":
         print(
             "note: the hung call is still running in a background thread; normcheck exits without waiting for it",
             file=sys.stderr,

@@ -1,15 +1,79 @@
-"""The per-call timeout: every call of a target runs in one daemon worker thread (:class:`Guard`)."""
+"""The per-call timeout: every call of a target runs in one daemon worker thread (:class:`Guard`),
+or, in a check's worker process (:func:`watch_calls`), in the calling thread with its start time
+written where the supervising process reads it (that process ends a hang by killing this one)."""
 
 from __future__ import annotations
 
+import mmap
+import os
 import queue
+import struct
+import sys
 import threading
+import time
 
 import numpy as np
 
 from normcheck.target.errors import TargetHung, first_line
 
 DEFAULT_TIMEOUT = 5.0
+
+
+class CallClock:
+    """When the call in progress began (``time.monotonic()``, the same clock in every process of the
+    machine; 0.0: none in progress), in a small file both processes map."""
+
+    SIZE = 8
+
+    def __init__(self, path: str) -> None:
+        with open(path, "r+b") as f:
+            self._map = mmap.mmap(f.fileno(), self.SIZE)
+        self._depth = 0  # a call within a call (a gradient pass building the layer) keeps the outer start
+
+    @classmethod
+    def create(cls, path: str) -> CallClock:
+        with open(path, "wb") as f:
+            f.write(b"\0" * cls.SIZE)
+        return cls(path)
+
+    def start(self) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            self._map[:8] = struct.pack("d", time.monotonic())
+
+    def stop(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._map[:8] = struct.pack("d", 0.0)
+
+    def running_for(self) -> float:
+        """Seconds the call in progress has run (0.0: none)."""
+        (t,) = struct.unpack("d", self._map[:8])
+        return time.monotonic() - t if t else 0.0
+
+
+_clock: list[CallClock] = []  # this process is a check's worker: every call runs under this clock
+
+
+def watch_calls(clock: CallClock) -> None:
+    """Make every :class:`Guard` of this process (a check's worker) call the target directly, its
+    start time on ``clock``: the supervising process kills this one when a call outlives the timeout.
+    A ``sys.exit`` inside the target ends the process, as it would a script's."""
+    _clock[:] = [clock]
+
+
+def _call_watched(clock: CallClock, fn, args, kwargs):
+    clock.start()
+    try:
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+    except SystemExit as e:  # the target ended its process: so it does here (no handler may swallow it)
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    finally:
+        clock.stop()
 
 
 class _Job:
@@ -49,6 +113,8 @@ class Guard:
     def call(self, fn, *args, **kwargs):
         if self.hung:
             raise TargetHung(self.hung)
+        if _clock:
+            return _call_watched(_clock[0], fn, args, kwargs)
         if not self.timeout:
             with np.errstate(all="ignore"):
                 return fn(*args, **kwargs)
