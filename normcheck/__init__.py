@@ -1,8 +1,10 @@
 """normcheck: property testing and numerical audit of normalization layers.
 
 The public API: :func:`check` (your implementation of a norm against its definition, a
-:class:`CheckReport` back; ``bool(report)`` is ``report.conforms``) and :func:`assert_conforms` (the
-same, raising ``AssertionError`` with the report's summary unless it conforms, for a pytest suite).
+:class:`CheckReport` back; ``bool(report)`` is ``report.conforms``), :func:`assert_conforms` (the
+same, raising ``AssertionError`` with the report's summary unless it conforms, for a pytest suite)
+and :func:`compare` (two implementations on the same cases, a :class:`CompareReport` back;
+``bool(report)`` is ``report.equivalent``).
 The command line is ``normcheck`` (``normcheck --help``).
 
 Importing the package imports no framework (and not even NumPy): the public names and the
@@ -16,17 +18,20 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # what a type checker and an IDE see; at run time they load lazily (__getattr__)
     from normcheck.checker import CheckReport, check
+    from normcheck.comparison import CompareReport, compare
     from normcheck.testing import assert_conforms
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckReport", "assert_conforms", "check"]
+__all__ = ["CheckReport", "CompareReport", "assert_conforms", "check", "compare"]
 
 #: The public names, each from the module that defines it (imported on first use).
 _ATTRIBUTES = {
     "check": ("normcheck.checker", "check"),
     "CheckReport": ("normcheck.checker", "CheckReport"),
     "assert_conforms": ("normcheck.testing", "assert_conforms"),
+    "compare": ("normcheck.comparison", "compare"),
+    "CompareReport": ("normcheck.comparison", "CompareReport"),
 }
 _SUBMODULES = (
     "spec",
@@ -43,6 +48,7 @@ _SUBMODULES = (
     "checker",
     "diagnose",
     "target",
+    "comparison",
 )
 
 

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from normcheck.checker import CheckReport
+    from normcheck.comparison import CompareReport
 
-__all__ = ["assert_conforms", "impl_params"]
+__all__ = ["assert_conforms", "assert_equivalent", "impl_params"]
 
 
 def impl_params(norms=None, frameworks=None, **filters):
@@ -56,6 +57,7 @@ def assert_conforms(
     no_affine: bool = False,
     ranks: int | Sequence[int] | None = None,
     shape: Sequence[int | None] | None = None,
+    in_process: bool = False,
 ) -> CheckReport:
     """Check ``fn``, your implementation of ``norm``, with :func:`normcheck.check` and raise
     ``AssertionError(report.summary())`` unless it conforms; returns the report.
@@ -87,7 +89,48 @@ def assert_conforms(
         no_affine=no_affine,
         ranks=ranks,
         shape=shape,
+        in_process=in_process,
     )
     if not report.conforms:
+        raise AssertionError(report.summary())
+    return report
+
+
+def assert_equivalent(
+    a,
+    b,
+    norm: str,
+    *,
+    framework_a: str | None = None,
+    framework_b: str | None = None,
+    dtypes: Sequence[str] = ("float32",),
+    examples: int = 40,
+    seed: int = 0,
+    gradients: bool = True,
+    diagnose: bool = True,
+    timeout: float | None = 5.0,
+) -> CompareReport:
+    """Compare ``a`` and ``b`` as implementations of ``norm`` with :func:`normcheck.compare` (the
+    same drawn cases to both: outputs, running buffers through train -> eval, gradients) and raise
+    ``AssertionError(report.summary())`` unless they are equivalent (``|a - b| <= lambda u (s_a +
+    s_b)`` everywhere); returns the report. The summary names the convention slip that explains a
+    difference (eps default, momentum convention, stored variance estimator) where one does."""
+    __tracebackhide__ = True
+    from normcheck.comparison import compare
+
+    report = compare(
+        a,
+        b,
+        norm,
+        framework_a=framework_a,
+        framework_b=framework_b,
+        dtypes=tuple(dtypes),
+        examples=examples,
+        seed=seed,
+        gradients=gradients,
+        diagnose=diagnose,
+        timeout=timeout,
+    )
+    if not report.equivalent:
         raise AssertionError(report.summary())
     return report

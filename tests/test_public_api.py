@@ -1,5 +1,5 @@
-"""The public API a user reads (issue 28): ``normcheck.__all__`` names check, CheckReport and
-assert_conforms, loaded lazily; the package is typed (``py.typed``); ``bool(report)`` is
+"""The public API a user reads (issue 28): ``normcheck.__all__`` names check, CheckReport,
+assert_conforms, compare and CompareReport (issue 27), loaded lazily; the package is typed (``py.typed``); ``bool(report)`` is
 ``report.conforms``; bad settings are a ValueError; ``normcheck.testing.assert_conforms`` has a
 visible signature and hides its own frame from pytest's tracebacks."""
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import normcheck
-from normcheck import checker, reference, testing
+from normcheck import checker, comparison, reference, testing
 from normcheck.target import TargetError
 
 from . import check_doubles as D
@@ -35,8 +35,10 @@ def group_norm_f64(input, num_groups, weight=None, bias=None, eps=1e-5):
 
 
 def test_all_names_the_front_door():
-    assert sorted(normcheck.__all__) == ["CheckReport", "assert_conforms", "check"]
+    assert sorted(normcheck.__all__) == ["CheckReport", "CompareReport", "assert_conforms", "check", "compare"]
     assert normcheck.check is checker.check
+    assert normcheck.compare is comparison.compare and callable(normcheck.compare)
+    assert normcheck.CompareReport is comparison.CompareReport
     assert normcheck.CheckReport is checker.CheckReport
     assert normcheck.assert_conforms is testing.assert_conforms
     assert {"check", "CheckReport", "assert_conforms"} <= set(dir(normcheck))
