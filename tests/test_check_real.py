@@ -120,10 +120,13 @@ def test_positional_order_where_names_do_not_say_and_star_args():
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
 
-    c = target.Constructor(StarArgs, "group_norm")
-    assert c.mode == "torch"
+    c = target.Constructor(StarArgs, "group_norm")  # (*args, **kwargs) follows the base's signature
+    assert (c.mode, c.base) == ("signature", "GroupNorm")
     canon = target.Canon(C=4, G=2, normalized_shape=None, eps=1e-5, momentum=None, weight=True, bias=True, track=False)
-    assert c.call(canon, "float32") == ([2, 4], {"eps": 1e-5, "affine": True})
+    assert c.call(canon, "float32") == (
+        [],
+        {"num_groups": 2, "num_channels": 4, "eps": 1e-5, "affine": True, "bias": True},
+    )
     assert _check(StarArgs, "group_norm").conforms
 
 
@@ -168,8 +171,8 @@ def test_init_template_and_pinned_arguments():
 
 
 def test_bias_free_layer_needs_no_bias_and_parameter_free_no_affine():
-    with pytest.raises(TargetError, match=r"has a weight but no bias.*--no-bias"):
-        target.wrap(R.BiasFreeLayerNorm, "layer_norm")
+    t = target.wrap(R.BiasFreeLayerNorm, "layer_norm")  # a weight and no bias: checked as bias-free
+    assert t.constraints["no_bias"] and any("checked as a bias-free norm" in n for n in t.notes)
     t = target.wrap(R.BiasFreeLayerNorm, "layer_norm", no_bias=True)
     assert all(c.bias is None for c in draw(t.strategy("float32")))
     with pytest.raises(TargetError, match=r"has no weight or bias.*--no-affine"):
@@ -242,8 +245,8 @@ def test_constructor_that_cannot_be_called_exits_2_naming_the_call(capsys, name,
 def test_cli_options(capsys):
     rc, out, err = _main(capsys, f"{LAYERS}:LlamaRMSNorm", "--norm", "rms_norm", "--init", "hidden_size={C}, eps={eps}")
     assert rc == 0, out + err
-    rc, out, err = _main(capsys, f"{LAYERS}:BiasFreeLayerNorm", "--norm", "layer_norm")
-    assert rc == 2 and "--no-bias" in err
+    rc, out, err = _main(capsys, f"{LAYERS}:BiasFreeLayerNorm", "--norm", "layer_norm")  # checked as bias-free
+    assert rc == 0 and "checked as a bias-free norm" in out, out + err
     rc, out, err = _main(capsys, f"{LAYERS}:BiasFreeLayerNorm", "--norm", "layer_norm", "--no-bias")
     assert rc == 0, out + err
     argv = ["torch.nn:GroupNorm", "--norm", "group_norm", "--rank", "4", "--shape", "N,8,H,W", "--arg", "num_groups=4"]

@@ -16,7 +16,7 @@ from normcheck.target.constructor import Canon, Constructor
 from normcheck.target.errors import BadOutput, ConstructionError, first_line, unsupported
 from normcheck.target.frameworks import IMMUTABLE, adapter, array_name, owns
 from normcheck.target.guard import DEFAULT_TIMEOUT, Guard
-from normcheck.target.layer import LayerInfo, cast_layer, filled, is_array, put, set_values
+from normcheck.target.layer import LayerInfo, cast_layer, filled, get, is_array, put, set_path, set_values
 
 
 def _same(a, b) -> bool:
@@ -53,6 +53,7 @@ class Target:
     unknown: set[str] = field(default_factory=set)  # settings the layer has but normcheck cannot read or set
     set_attrs: dict[str, str] = field(default_factory=dict)  # setting -> attribute set per call
     options: dict[str, Any] = field(default_factory=dict)  # the wrap() options that rebuild it (repro)
+    momentum_none: bool | None = None  # takes momentum=None, as a probe showed (None: its signature says)
     _last: Any = field(default=None, repr=False)  # (key, layer, running_mean, running_var) of the last call
     _pending: Any = field(default=None, repr=False)
 
@@ -199,8 +200,8 @@ class Target:
             cast_layer(layer, fw, pdt)
         for k, attr in self.set_attrs.items():  # settings the constructor does not take
             v = c.eps if k == "eps" else c.momentum  # eps=None: the layer's own; momentum=None: cumulative
-            if (v is not None or k == "momentum") and getattr(layer, attr, None) != v:
-                setattr(layer, attr, v)
+            if (v is not None or k == "momentum") and get(layer, attr) != v:
+                set_path(layer, attr, v)
         for k, fill in (("weight", 1.0), ("bias", 0.0)):
             attr = info.params.get(k)
             t = native.get(k)
@@ -209,7 +210,7 @@ class Target:
                     raise unsupported(f"{ctor.name} has no {k}")
                 continue
             if t is None:
-                cur = getattr(layer, attr, None)
+                cur = get(layer, attr)
                 if not is_array(cur):
                     continue
                 t = filled(cur, fill, fw, pdt)
@@ -223,7 +224,7 @@ class Target:
             layer.training = use_batch
         out = layer(x := native["input"])
         del x
-        buffers = {k: getattr(layer, attr, None) for k, attr in info.buffers.items()} if c.track else {}
+        buffers = {k: get(layer, attr) for k, attr in info.buffers.items()} if c.track else {}
         if c.track and not grad:
             self._pending = (key, layer)
         return out, buffers

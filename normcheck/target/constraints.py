@@ -48,9 +48,11 @@ def case_options(t) -> dict[str, Any]:
 
 
 def accepts_momentum_none(t) -> bool:
-    """Does the constructor take momentum=None (its momentum parameter defaults to None or is
-    annotated Optional / ``| None``)? Only then are momentum=None cases drawn for it."""
+    """Does the constructor take momentum=None (a probe call showed it, or its momentum parameter
+    defaults to None or is annotated Optional / ``| None``)? Only then are momentum=None cases drawn."""
     ctor = t.ctor
+    if t.momentum_none is not None:
+        return t.momentum_none
     if ctor is None or ctor.mode != "signature" or t.adapted is not None:
         return False
     for name, role in ctor.assign.items():

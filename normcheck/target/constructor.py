@@ -143,9 +143,11 @@ class Constructor:
         self.flags: dict[str, bool] = {}  # no_bias / no_affine / no_track implied by pins
         self.ns_style = "list"  # how normalized_shape is passed: "int" (one axis) or "list"
         self.features_int = False  # the features parameter takes one size (one normalized axis)
+        self.features_seq = False  # ... given as a one-element list (an int failed: ``hidden_size[-1]``)
         self.template = None
         self.params: list[inspect.Parameter] = []
         self.var_kw = self.var_pos = False
+        self.base: str | None = None  # the base class whose signature a (*args, **kwargs) constructor follows
         try:
             sig = inspect.signature(cls)
         except (TypeError, ValueError):
@@ -158,6 +160,8 @@ class Constructor:
                     self.var_kw = True
                 else:
                     self.params.append(p)
+        if not self.params and (self.var_kw or self.var_pos):
+            self._follow_bases(cls)
         if self.mode == "reference":
             return
         if init:
@@ -187,6 +191,24 @@ class Constructor:
             self.canon_pins.setdefault("normalized_shape", (None,))
         if self.mode == "signature":
             self._check_required()
+
+    def _follow_bases(self, cls) -> None:
+        """A ``(*args, **kwargs)`` constructor passes them on: the first base class whose own
+        signature names parameters is the one that receives them (an ``nn.GroupNorm`` subclass)."""
+        for base in getattr(cls, "__mro__", ())[1:]:
+            if base is object or "__init__" not in vars(base):
+                continue
+            try:
+                sig = inspect.signature(base)
+            except (TypeError, ValueError):
+                continue
+            params = [p for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+            if params:
+                self.params = params
+                self.base = base.__name__
+                self.var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+                return
+            # a base that takes (*args, **kwargs) too passes them further up
 
     @property
     def by_name(self) -> dict[str, inspect.Parameter]:
@@ -285,7 +307,7 @@ class Constructor:
                 if self.features_int or (p is not None and p.name != "normalized_shape"):
                     if len(ns) != 1:
                         raise unsupported(f"{self.name} takes one normalized size, the case has {list(ns)}")
-                    return int(ns[0])
+                    return [int(ns[0])] if self.features_seq else int(ns[0])
                 return int(ns[0]) if self.ns_style == "int" and len(ns) == 1 else list(ns)
             return c.C
         if role == "groups":

@@ -40,15 +40,52 @@ class LayerInfo:
     call: str  # the sample constructor call
 
 
+def children(layer) -> list[tuple[str, Any]]:
+    """The layer's child modules (torch's ``named_children``), depth first, as (dotted path, module)."""
+    named = getattr(layer, "named_modules", None)
+    if not callable(named):
+        return []
+    try:
+        return [(n, m) for n, m in named() if n]
+    except Exception:
+        return []
+
+
+def owner(layer, path: str) -> tuple[Any, str]:
+    """(the object holding ``path``'s last name, that name): ``"norm.weight"`` -> (layer.norm, "weight")."""
+    *head, name = path.split(".")
+    for part in head:
+        layer = getattr(layer, part)
+    return layer, name
+
+
+def get(layer, path: str, default=None):
+    try:
+        obj, name = owner(layer, path)
+        return getattr(obj, name, default)
+    except AttributeError:
+        return default
+
+
+def set_path(layer, path: str, value) -> None:
+    obj, name = owner(layer, path)
+    setattr(obj, name, value)
+
+
 def inspect_layer(layer, call: str) -> LayerInfo:
+    """Where the layer keeps each thing: its own attributes first, else those of a child module
+    (``self.norm = nn.GroupNorm(...)``: ``norm.weight``, ``norm.eps``)."""
+    subs = [("", layer), *children(layer)]
+
     def find(names, ok):
-        for n in names:
-            try:
-                v = getattr(layer, n)
-            except Exception:
-                continue
-            if ok(v):
-                return n, v
+        for prefix, obj in subs:
+            for n in names:
+                try:
+                    v = getattr(obj, n)
+                except Exception:
+                    continue
+                if ok(v):
+                    return (f"{prefix}.{n}" if prefix else n), v
         return None, None
 
     params, buffers, settings, values = {}, {}, {}, {}
@@ -79,6 +116,7 @@ def put(layer, fw: str, attr: str, t, dtype: str | None = None, *, grad: bool = 
     where only the shape differs), as the framework's layers hold it (a torch module's parameter
     or buffer). ``grad``: the gradient path (:meth:`Target.native_call`), where a parameter is the
     caller's grad-requiring array itself (or its differentiable cast/reshape)."""
+    layer, attr = owner(layer, attr)
     drive = adapter(fw).layer_driving()
     if drive is not None:
         if grad:

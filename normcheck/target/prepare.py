@@ -8,8 +8,28 @@ import dataclasses
 from normcheck.target.canonical import canon, resolved
 from normcheck.target.constructor import ROLE_ORDER, is_number
 from normcheck.target.errors import ConstructionError, TargetError, TargetHung, first_line
-from normcheck.target.layer import PARAM_ATTRS, inspect_layer
+from normcheck.target.layer import PARAM_ATTRS, get, inspect_layer
 from normcheck.target.probes import sample_rank
+
+
+def _construct(t, c):
+    """The sample layer; a size argument given as an int that the constructor refuses is retried as
+    a one-element list (``hidden_size[-1]``), and kept so when that builds."""
+    ctor = t.ctor
+    try:
+        return t.guard.call(t.construct, c, "float32")
+    except ConstructionError as first:
+        sized = ctor.mode == "signature" and t.spec.shape_arg == "normalized_shape" and "features" in ctor.mapped_roles
+        if not sized or ctor.features_seq:
+            raise
+        ctor.features_seq = True
+        try:
+            built = t.guard.call(t.construct, c, "float32")
+        except Exception:
+            ctor.features_seq = False
+            raise first from first.__cause__
+        t.notes.append(f"{ctor.name}'s size argument is a sequence (an int raised {str(first).split(' raised ')[-1]})")
+        return built
 
 
 def prepare_module(t) -> None:
@@ -20,7 +40,7 @@ def prepare_module(t) -> None:
     a = resolved(s, (case.x,), case.kwargs())
     c = canon(s, a, case.x.shape)
     try:
-        layer, desc = t.guard.call(t.construct, c, "float32")
+        layer, desc = _construct(t, c)
     except TargetHung:
         raise TargetError(f"constructing {ctor.sketch()} did not return within {t.guard.timeout:g} s") from None
     except ConstructionError as e:
@@ -41,9 +61,10 @@ def prepare_module(t) -> None:
         if w is None:
             raise TargetError(f"{desc} has a bias but no weight (looked for {', '.join(PARAM_ATTRS['weight'])})")
         if s.has_bias and b is None and not cons.get("no_bias"):
-            raise TargetError(
-                f"{desc} has a weight but no bias (looked for {', '.join(PARAM_ATTRS['bias'])}); "
-                "if that is by design, check it with --no-bias"
+            cons["no_bias"] = True  # by design (T5-, Cohere-style): a bias-free norm
+            t.notes.append(
+                f"{ctor.name} has a weight and no bias (looked for {', '.join(PARAM_ATTRS['bias'])}): "
+                "checked as a bias-free norm"
             )
     if s.has_running_stats:
         if cons.get("no_track") or len(info.buffers) < 2:
@@ -79,7 +100,7 @@ def prepare_module(t) -> None:
     attr = info.settings.get("eps")
     if d is None and "eps" in mapped and attr and ctor.mode == "signature":
         try:  # a None default the layer resolves to a float of its own
-            v = getattr(t.guard.call(t.construct, dataclasses.replace(c, eps=None), "float32")[0], attr, None)
+            v = get(t.guard.call(t.construct, dataclasses.replace(c, eps=None), "float32")[0], attr)
         except Exception:
             v = None
         d = float(v) if is_number(v) else None

@@ -178,3 +178,35 @@ def probe_ranks(t) -> None:
         cons["ranks"] = tuple(accepted)
         r, why = refused[0]
         t.notes.append(f"inputs of rank {', '.join(map(str, accepted))} only (a probe on rank {r} gave {why[:120]})")
+
+
+def probe_momentum_none(t) -> None:
+    """Does the class take ``momentum=None`` (torch's cumulative average)? Where its signature does
+    not say, one training call with running buffers and momentum=None decides: an output of the
+    input's shape with finite running statistics means the cases draw momentum=None too."""
+    import dataclasses
+
+    s, ctor = t.spec, t.ctor
+    if (
+        not (s.has_running_stats and t.running_stats)
+        or ctor is None
+        or "momentum" in (t.constraints.get("pinned") or {})
+    ):
+        return
+    taken = "momentum" in t.set_attrs or any(r == "momentum" and n not in ctor.fixed for n, r in ctor.assign.items())
+    if not taken or t.momentum_none is not None:
+        return
+    case = t.probe_case(rank=sample_rank(t), buffers=True)
+    if case is None or case.running_mean is None:
+        return
+    case = dataclasses.replace(case, args={**case.args, "momentum": None})
+    t.start_fresh()
+    try:
+        why = try_case(t, case)
+    except TargetHung:
+        return
+    finally:
+        t.start_fresh()
+    t.momentum_none = why is None and bool(np.isfinite(case.running_mean).all() and np.isfinite(case.running_var).all())
+    if t.momentum_none:
+        t.notes.append(f"{ctor.name} accepts momentum=None (a probe call): the cumulative average is drawn too")

@@ -18,7 +18,7 @@ from normcheck.target.guard import DEFAULT_TIMEOUT, Guard
 from normcheck.target.inference import infer_framework
 from normcheck.target.loading import describe, is_file_ref, load
 from normcheck.target.prepare import prepare_module
-from normcheck.target.probes import probe_normalized_shape, probe_ranks
+from normcheck.target.probes import probe_momentum_none, probe_normalized_shape, probe_ranks
 
 FORMS = ("function", "module")
 
@@ -146,6 +146,8 @@ def wrap(
     if ctor is not None and ctor.mode != "reference":
         prepare_module(t)
         how = {"template": "(--init)", "torch": "(like torch.nn)"}.get(ctor.mode, "(from its signature)")
+        if ctor.base and ctor.mode == "signature":
+            how = f"(from {ctor.base}'s signature, which its (*args, **kwargs) reach)"
         t.notes.insert(0, f"built as {ctor.sketch()} {how}")
     if not adapted_layer:
         if framework is None:
@@ -159,6 +161,7 @@ def wrap(
         if ctor.mode == "signature":
             probe_normalized_shape(t)
         probe_ranks(t)  # a function's ranks are its own business (--rank says otherwise)
+        probe_momentum_none(t)
     if not adapter(t.framework).has_vjp:  # said once, beside the per-property skips
         t.notes.append(f"{t.framework} has no autodiff: the gradient properties are not applicable")
     validate(t)
