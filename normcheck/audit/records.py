@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from normcheck import findings as _findings
+from normcheck.audit import equivalence
 
 __all__ = ["MAX_SAMPLES", "SCHEMA", "Record", "document", "environment", "exit_status"]
 
@@ -100,6 +101,8 @@ def document(records: list[Record | dict[str, Any]], *, profile, seed, started, 
         "records": rows,
         # findings met (or not) outside the versions the matrix recorded for them (one line each)
         "warnings": _findings.range_warnings(rows),
+        # every pair of implementations of a norm, per dtype (normcheck.audit.equivalence)
+        "equivalence": equivalence.section(rows),
     }
 
 

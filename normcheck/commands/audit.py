@@ -551,11 +551,15 @@ def _run(args, state: dict) -> int:
             doc["incomplete"]["journal"] = str(journal.path)
     if bench_section is not None:
         doc["bench"] = bench_section
+    from normcheck.audit import equivalence  # each pair's differences, measured on the deviating cases
+
+    equivalence.refine(doc)
     if args.shard or stopped:  # one shard cannot tell a finding fixed: its other checks ran elsewhere
         from normcheck.findings import range_warnings
 
         doc["warnings"] = range_warnings(doc["records"], complete=False)
     _print_table(doc)
+    print("\nequivalence of every pair of implementations:\n" + "\n".join(equivalence.lines(doc)))
     _print_findings(doc, saved=[p for p in (args.json, args.html) if p])
     _print_warnings(doc)
     _print_deviations(doc)

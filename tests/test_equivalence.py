@@ -1,0 +1,117 @@
+"""The audit's ``equivalence`` section (issue 27): every pair of implementations of a norm per dtype,
+decided from the records by the triangle inequality where both pass, measured exactly on the
+deviating side's case where one deviates (:mod:`normcheck.audit.equivalence`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from normcheck import audit
+from normcheck.audit import equivalence
+from normcheck.case import Case
+
+#: torch's float16 BatchNorm on a constant batch with a tiny eps (the finding
+#: torch-half-batch-norm-eps-underflow: var + eps underflows in float16, 0/0).
+CONSTANT = {
+    "norm": "batch_norm",
+    "regime": "near_constant",
+    "args": {"eps": 4.8321745035644744e-11, "training": True},
+    "input": {"shape": [6, 3, 3], "dtype": "float16", "values": [31.625] * 54},
+    "weight": {"shape": [3], "dtype": "float16", "values": [1.134765625, -1.3310546875, -1.23046875]},
+}
+
+
+def _row(impl, verdict="pass", observed=1.0, prop="agreement", norm="layer_norm", dtype="float32", **kw):
+    framework = impl.split("/")[0]
+    return audit.Record(impl=impl, framework=framework, version=None, norm=norm, form="f", layout="channels_first",
+                        mode="eager", api=impl, dtype=dtype, property=prop, verdict=verdict, observed=observed,
+                        allowed=16.0, examples=10, **kw).to_json()  # fmt: skip
+
+
+def test_two_passing_records_are_equivalent_by_the_triangle_inequality():
+    """|a - b| <= |a - r| + |b - r| <= u s (o_a + o_b): in units of both bounds, (o_a + o_b) / 2."""
+    sec = equivalence.section([_row("x/layer_norm/a", observed=3.0), _row("y/layer_norm/b", observed=9.0)])
+    (pair,) = sec["norms"]["layer_norm"]["dtypes"]["float32"]["pairs"]
+    assert pair["verdict"] == "equivalent" and pair["quantities"]["output"]["bound"] == 6.0
+    assert pair["worst"] == 6.0 and pair["findings"] == [] and not pair["explained"]
+    assert equivalence.lines({"equivalence": sec}) == ["layer_norm: 2 implementations, 1 pairs: 1 equivalent"]
+
+
+def test_a_registered_finding_is_a_difference_it_explains():
+    rows = [
+        _row("x/layer_norm/a"),
+        _row("y/layer_norm/b"),
+        _row("z/layer_norm/c", "finding", 500.0, finding="some-finding", counterexample={"norm": "layer_norm"}),
+        _row("x/layer_norm/a", prop="gradient_agreement"),
+        _row("y/layer_norm/b", prop="gradient_agreement", observed=2.0),
+        _row("x/layer_norm/a", prop="statistics"),  # not a reference-judged quantity of the section
+    ]
+    sec = equivalence.section(rows)
+    e = sec["norms"]["layer_norm"]
+    assert (e["implementations"], e["pairs"], e["equivalent"], e["differ"], e["unexplained"]) == (3, 3, 1, 2, 0)
+    assert e["findings"] == ["some-finding"]
+    pairs = {(p["a"], p["b"]): p for p in e["dtypes"]["float32"]["pairs"]}
+    ab = pairs[("x/layer_norm/a", "y/layer_norm/b")]
+    assert set(ab["quantities"]) == {"output", "gradients"} and ab["quantities"]["gradients"]["bound"] == 1.5
+    ac = pairs[("x/layer_norm/a", "z/layer_norm/c")]
+    q = ac["quantities"]["output"]
+    assert q["verdict"] == "differ" and not q["confirmed"] and q["case_of"] == "b" and ac["explained"]
+    line = equivalence.lines({"equivalence": sec})[0]
+    assert line == "layer_norm: 3 implementations, 3 pairs: 1 equivalent, 2 differ, all explained by 1 finding"
+
+
+def test_a_new_deviation_is_unexplained():
+    sec = equivalence.section([_row("x/layer_norm/a"), _row("y/layer_norm/b", "fail", 90.0)])
+    assert sec["norms"]["layer_norm"]["unexplained"] == 1
+    assert "1 not explained by a registered finding" in equivalence.lines({"equivalence": sec})[0]
+
+
+def test_the_document_carries_the_section_and_stays_strict_json():
+    doc = audit.document([_row("x/layer_norm/a"), _row("y/layer_norm/b")], profile="ci", seed=0, started=0.0)
+    assert doc["equivalence"]["norms"]["layer_norm"]["equivalent"] == 1
+    assert doc["equivalence"]["allowed"] == 16.0
+    json.dumps(doc, allow_nan=False)
+
+
+def test_refine_measures_the_deviating_case_exactly():
+    """numpy's float32 BatchNorm and torch's float16 one on the finding's case: torch returns NaN
+    where the reference (and numpy) give the bias: a confirmed, explained difference, with both values."""
+    pytest.importorskip("torch", reason="torch is not installed")
+    case = Case.from_json(CONSTANT)
+    assert case.x.dtype.name == "float16"
+    rows = [
+        _row("numpy/batch_norm/float32", norm="batch_norm", dtype="float16", observed=0.3),
+        _row(
+            "torch/batch_norm/functional",
+            "finding",
+            1e30,
+            norm="batch_norm",
+            dtype="float16",
+            finding="torch-half-batch-norm-eps-underflow",
+            counterexample=CONSTANT,
+        ),
+        _row(
+            "numpy/batch_norm/reference",
+            "finding",
+            1e30,
+            norm="batch_norm",
+            dtype="float16",
+            finding="made-up",
+            counterexample=CONSTANT,
+        ),
+    ]
+    doc = audit.document(rows, profile="ci", seed=0, started=0.0)
+    equivalence.refine(doc)
+    pairs = {(p["a"], p["b"]): p for p in doc["equivalence"]["norms"]["batch_norm"]["dtypes"]["float16"]["pairs"]}
+    q = pairs[("numpy/batch_norm/float32", "torch/batch_norm/functional")]["quantities"]["output"]
+    assert q["confirmed"] and q["verdict"] == "differ" and q["observed"] == "inf" and q["mismatch"]
+    assert q["a_vs_reference"] < 16 and q["b_vs_reference"] == "inf"
+    assert len(q["a_values"]) == 54 and len(q["reference"]) == 54
+    # the two NumPy implementations both give the reference on that case: equivalent once measured
+    same = pairs[("numpy/batch_norm/float32", "numpy/batch_norm/reference")]
+    assert same["verdict"] == "equivalent" and same["quantities"]["output"]["observed"] <= 16
+    e = doc["equivalence"]["norms"]["batch_norm"]
+    assert (e["equivalent"], e["differ"]) == (1, 2) and "replay_seconds" in doc["equivalence"]
+    json.dumps(doc, allow_nan=False)
