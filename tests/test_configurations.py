@@ -183,7 +183,7 @@ def test_keras_full_16_bit_policy_is_a_configuration_and_keeps_16_bit_moving_sta
     from normcheck.properties import PROPERTIES
 
     impl = tf_impls["tensorflow/batch_norm/keras"]
-    assert impl.configuration(1) == {"dtype_policy": "full"}
+    assert impl.configuration(1) == {"dtype_policy": "full", "feed": "own"}
     case = Case(
         "batch_norm",
         np.array([[-400.0], [400.0]], np.float16),
@@ -198,6 +198,33 @@ def test_keras_full_16_bit_policy_is_a_configuration_and_keeps_16_bit_moving_sta
         "keras-full-16bit-policy-running-stats-in-16-bits"
     )
     assert findings.match_impl(impl, "agreement", "float16", case) is None
+
+
+@pytest.mark.parametrize("norm", ["layer_norm", "batch_norm", "group_norm", "rms_norm"])
+def test_a_keras_layer_fed_float32_casts_a_16_bit_case_itself_and_is_judged_in_16_bits(tf_impls, norm):
+    """The ``feed=float32`` configuration hands a float16 case's input over as float32 (the same
+    values), as a mixed-precision model's first layer receives it: the layer casts it to its compute
+    dtype, so its output is the float16 one, bit for bit, in either dtype policy."""
+    from normcheck.adapters import tensorflow as tfa
+    from normcheck.properties import PROPERTIES
+
+    impl = tf_impls[f"tensorflow/{norm}/keras"]
+    x = (np.random.default_rng(1).standard_normal((4, 6)) * 3).astype(np.float16)
+    assert tfa.fed(x, "float32").dtype == np.float32 and tfa.fed(x.astype(np.float32), "float32").dtype == np.float32
+    args = {"normalized_shape": (6,)} if norm in ("layer_norm", "rms_norm") else {}
+    if norm == "group_norm":
+        args = {"num_groups": 2}
+    if norm == "batch_norm":
+        args = {"training": True}
+    case = Case(norm, x, {**args, "eps": 1e-3})
+    fed = [v for v in range(impl.config_count) if impl.configuration(v)["feed"] == "float32"]
+    assert fed and all(impl.config_label(v).count("feed=float32") == 1 for v in fed)
+    for v in fed:
+        own = v - next(k for k in range(impl.config_count) if impl.configuration(k)["feed"] == "float32")
+        y_own, y_fed = (case.with_(variant=k).call(impl).y for k in (own, v))
+        assert y_fed.dtype == np.float16 and np.array_equal(y_own, y_fed, equal_nan=True), impl.config_label(v)
+        r = PROPERTIES["agreement"](impl, case.with_(variant=v))
+        assert r.verdict == "pass", r.message
 
 
 def test_a_record_with_an_infinite_worst_configuration_is_valid_json():

@@ -41,6 +41,7 @@ __all__ = [
     "CONVENTIONS",
     "KERAS_AXIS_CONFIG",
     "KERAS_CONFIGS",
+    "KERAS_FEED_CONFIG",
     "KERAS_LAYERS",
     "KERAS_SINCE",
     "NOT_NATIVE",
@@ -101,18 +102,29 @@ def _keras_momentum(momentum) -> float:
 
 #: Configuration axes (``Impl.configs``), default first. Keras: the dtype policy a 16-bit input's layer
 #: is built with, the mixed one (``mixed_float16``: float32 variables and statistics) or the full one
-#: (``dtype="float16"``: everything in 16 bits); float32 and float64 have one policy. tf.nn: eager, or
-#: the same ops under ``tf.function(jit_compile=True)`` (XLA fuses multiply-adds, which moves rounding).
+#: (``dtype="float16"``: everything in 16 bits); float32 and float64 have one policy. ``feed``: a 16-bit
+#: case's input handed over in its own dtype, or as float32 (exactly the same values), which the layer
+#: casts to its compute dtype itself, as the first layer of a mixed-precision model receives its input
+#: (a float32 or float64 case is fed as it is either way). tf.nn: eager, or the same ops under
+#: ``tf.function(jit_compile=True)`` (XLA fuses multiply-adds, which moves rounding).
 KERAS_CONFIGS = (("dtype_policy", ("mixed", "full")),)
+KERAS_FEED_CONFIG = ("feed", ("own", "float32"))
 TFNN_CONFIGS = (("jit_compile", (False, True)), ("axis_spelling", ("positive", "negative", "descending")))
 #: LayerNormalization's and RMSNormalization's axis list with either sign (the order shapes gamma).
 KERAS_AXIS_CONFIG = ("axis_spelling", ("negative", "positive"))
 
 
 def keras_configs(norm: str) -> tuple:
-    """The configuration axes of a Keras layer: its dtype policy, and the axis list's sign where the
-    layer takes a list (LayerNormalization, RMSNormalization)."""
-    return (*KERAS_CONFIGS, KERAS_AXIS_CONFIG) if norm in ("layer_norm", "rms_norm") else KERAS_CONFIGS
+    """The configuration axes of a Keras layer: its dtype policy, the axis list's sign where the
+    layer takes a list (LayerNormalization, RMSNormalization), and the dtype its input is fed in."""
+    axis = (KERAS_AXIS_CONFIG,) if norm in ("layer_norm", "rms_norm") else ()
+    return (*KERAS_CONFIGS, *axis, KERAS_FEED_CONFIG)
+
+
+def fed(x: np.ndarray, feed: str = "own") -> np.ndarray:
+    """The input a Keras layer is handed in the ``feed`` configuration (:data:`KERAS_FEED_CONFIG`): ``x``,
+    or a 16-bit ``x`` as float32 (exact)."""
+    return x.astype(np.float32) if feed == "float32" and x.dtype.itemsize == 2 else x
 
 
 def policy(dtype: np.dtype, dtype_policy: str = "mixed") -> str:
@@ -338,6 +350,7 @@ def _keras_call(
     cls=None,
     dtype_policy: str = "mixed",
     axis_spelling: str = "negative",
+    feed: str = "own",
 ):
     """The Keras layer of ``s`` (or ``cls``, a user's layer class constructed like it) on canonical
     NumPy arguments: built once per configuration and shape, its variables assigned per call."""
@@ -389,7 +402,7 @@ def _keras_call(
         _assign(layer.moving_variance, np.ones(p.affine_shape) if rv is None else rv)
         old_var = layer.moving_variance.numpy() if rv is not None else None
 
-    y = entry(tf.convert_to_tensor(xt), bool(use_batch))
+    y = entry(tf.convert_to_tensor(fed(xt, feed)), bool(use_batch))
     out = _from_layout(y.numpy(), layout)
 
     if norm == "batch_norm" and use_batch:

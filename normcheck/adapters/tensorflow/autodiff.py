@@ -58,6 +58,7 @@ def _keras_vjp(
     cls=None,
     dtype_policy: str = "mixed",
     axis_spelling: str = "negative",
+    feed: str = "own",
 ) -> dict[str, np.ndarray]:
     """``tf.GradientTape`` through the Keras layer of the case's norm (or ``cls``, a user's Keras
     layer class constructed like it, as the adapter's forward call builds it)."""
@@ -103,8 +104,8 @@ def _keras_vjp(
         if len(_TF_VJPS) > 128:
             _TF_VJPS.clear()
         _TF_VJPS[key] = (layer, grads)
-    res = grads(tf.convert_to_tensor(xt), tf.convert_to_tensor(tfa._to_layout(np.asarray(dy), layout)))
-    out = {"input": tfa._from_layout(res[0].numpy(), layout)}
+    res = grads(tf.convert_to_tensor(tfa.fed(xt, feed)), tf.convert_to_tensor(tfa._to_layout(np.asarray(dy), layout)))
+    out = {"input": tfa._from_layout(res[0].numpy(), layout).astype(x.dtype)}
     rest = [r.numpy() for r in res[1:]]
     if case.weight is not None:
         out["weight"] = rest.pop(0).reshape(case.weight.shape)
