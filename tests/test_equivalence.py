@@ -115,3 +115,26 @@ def test_refine_measures_the_deviating_case_exactly():
     e = doc["equivalence"]["norms"]["batch_norm"]
     assert (e["equivalent"], e["differ"]) == (1, 2) and "replay_seconds" in doc["equivalence"]
     json.dumps(doc, allow_nan=False)
+
+
+def test_the_report_shows_a_matrix_per_norm_and_a_card_per_differing_pair():
+    pytest.importorskip("jinja2", reason="the report needs jinja2 (pip install 'normcheck[report]')")
+    pytest.importorskip("matplotlib", reason="the report needs matplotlib (pip install 'normcheck[report]')")
+    from normcheck.report import render_html, view
+
+    rows = [
+        _row("x/layer_norm/a", observed=3.0),
+        _row("y/layer_norm/<b>", observed=5.0),
+        _row("z/layer_norm/c", "finding", 500.0, finding="some-finding", counterexample=None),
+    ]
+    doc = audit.document(rows, profile="ci", seed=0, started=0.0)
+    (e,) = view.equivalence_view(doc)
+    assert e["norm"] == "layer_norm" and e["impls"] == ["x/layer_norm/a", "y/layer_norm/<b>", "z/layer_norm/c"]
+    assert e["line"] == "3 implementations, 3 pairs: 1 equivalent, 2 differ, all explained by 1 finding"
+    a_row = e["rows"][0]["cells"]
+    assert a_row[0] is None and a_row[1]["cls"] == "pass" and a_row[1]["worst"] == "4"
+    assert a_row[2]["cls"] == "finding" and a_row[2]["href"] == e["cards"][0]["id"]
+    html = render_html(doc)
+    assert 'id="equivalence"' in html and f'id="{e["cards"][0]["id"]}"' in html
+    assert "y/layer_norm/&lt;b&gt;" in html and "y/layer_norm/<b>" not in html  # escaped
+    assert "<code>some-finding</code>" in html

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["VERDICTS", "build", "fmt_units", "generic_tables"]
+__all__ = ["VERDICTS", "build", "equivalence_view", "fmt_units", "generic_tables"]
 
 VERDICTS = ("pass", "finding", "fail", "error", "skip")
 SEVERITY = {"skip": 0, "pass": 1, "finding": 2, "error": 3, "fail": 4}
@@ -589,4 +589,129 @@ def build(doc: Mapping[str, Any], *, figures: list[dict[str, Any]] | None = None
         "filter_frameworks": frameworks,
         "filter_norms": norms,
         "extras": extras,
+        "equivalence": equivalence_view(doc),
+        "pair_looks": [(cls, glyph, words) for cls, glyph, words in PAIR_LOOK.values()],
     }
+
+
+# --- equivalence: implementations x implementations per norm --------------------------------------------
+
+#: A pair's look: (css verdict class, glyph, words).
+PAIR_LOOK = {
+    "equivalent": ("pass", "≡", "equivalent"),
+    "explained": ("finding", "F", "differ, explained by a registered finding"),
+    "differ": ("fail", "≠", "differ, not explained by a registered finding"),
+    "untested": ("skip", "·", "not comparable"),
+}
+
+
+def _pair_state(ps: Sequence[Mapping[str, Any]]) -> str:
+    """One pair's state over its dtypes (a key of :data:`PAIR_LOOK`)."""
+    bad = [p for p in ps if p.get("verdict") == "differ"]
+    if bad:
+        return "explained" if all(p.get("explained") for p in bad) else "differ"
+    return "equivalent" if any(p.get("verdict") == "equivalent" for p in ps) else "untested"
+
+
+def _values_text(v: Any) -> str:
+    return _format_values(v, []) if isinstance(v, list) else ""
+
+
+def _quantity_view(name: str, q: Mapping[str, Any]) -> dict[str, Any]:
+    measured = q.get("observed") is not None
+    return {
+        "name": name + (f" ({q['part']})" if q.get("part") and q.get("part") != name else ""),
+        "verdict": _text(q.get("verdict")),
+        "difference": (
+            "NaN/Inf pattern differs"
+            if q.get("mismatch")
+            else fmt_units(q.get("observed") if measured else q.get("bound"))
+        )
+        + ("" if measured or q.get("mismatch") else " (bound)"),
+        "a_ref": fmt_units(q.get("a_vs_reference")) if q.get("a_vs_reference") is not None else "",
+        "b_ref": fmt_units(q.get("b_vs_reference")) if q.get("b_vs_reference") is not None else "",
+        "a_values": _values_text(q.get("a_values")),
+        "b_values": _values_text(q.get("b_values")),
+        "reference": _values_text(q.get("reference")),
+        "findings": [str(f) for f in q.get("findings") or []],
+        "note": _text(q.get("note") or q.get("alike") or ""),
+        "case": _case_view(q.get("counterexample")) if q.get("verdict") != "equivalent" or measured else None,
+    }
+
+
+def equivalence_view(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per norm: its line, an implementations x implementations matrix (cells coloured by
+    :data:`PAIR_LOOK`, linking to the pair's card) and a card per pair that differs at some dtype."""
+    eq = doc.get("equivalence")
+    norms = eq.get("norms") if isinstance(eq, Mapping) else None
+    if not isinstance(norms, Mapping):
+        return []
+    out = []
+    for norm in sorted(norms, key=lambda n: _order(n, NORM_ORDER)):
+        e = norms[norm]
+        if not isinstance(e, Mapping) or not isinstance(e.get("dtypes"), Mapping):
+            continue
+        by_pair: dict[tuple[str, str], list[tuple[str, Mapping[str, Any]]]] = {}
+        impls: list[str] = []
+        for dt, d in e["dtypes"].items():
+            for i in d.get("implementations") or []:
+                if i not in impls:
+                    impls.append(str(i))
+            for p in d.get("pairs") or []:
+                by_pair.setdefault((str(p.get("a")), str(p.get("b"))), []).append((str(dt), p))
+        impls.sort(key=lambda i: (_order(i.split("/")[0], FRAMEWORK_ORDER), i))
+        cards, looks = [], {}
+        for k, ((a, b), ps) in enumerate(by_pair.items()):
+            state = _pair_state([p for _, p in ps])
+            worst = [_num(p.get("worst")) for _, p in ps]
+            worst = [w for w in worst if w is not None]
+            pid = f"eq-{_slug(norm)}-{k}"
+            looks[(a, b)] = looks[(b, a)] = (state, fmt_units(max(worst)) if worst else "", pid)
+            if state in ("explained", "differ"):
+                cards.append(
+                    {
+                        "id": pid,
+                        "a": a,
+                        "b": b,
+                        "cls": PAIR_LOOK[state][0],
+                        "words": PAIR_LOOK[state][2],
+                        "dtypes": [
+                            {
+                                "dtype": dt,
+                                "verdict": _text(p.get("verdict")),
+                                "findings": [str(f) for f in p.get("findings") or []],
+                                "quantities": [
+                                    _quantity_view(str(k), q)
+                                    for k, q in (p.get("quantities") or {}).items()
+                                    if isinstance(q, Mapping)
+                                ],
+                            }
+                            for dt, p in ps
+                        ],
+                    }
+                )
+        rows = []
+        for a in impls:
+            cells = []
+            for b in impls:
+                look = looks.get((a, b)) if a != b else None
+                if look is None:
+                    cells.append(None)
+                    continue
+                state, worst, pid = look
+                cls, glyph, words = PAIR_LOOK[state]
+                card = state in ("explained", "differ")
+                cells.append({"cls": cls, "glyph": glyph, "worst": worst, "href": pid if card else "",
+                              "title": f"{a} vs {b}: {words}" + (f", worst {worst} u·s" if worst else "")})  # fmt: skip
+            rows.append({"impl": a, "cells": cells})
+        line = f"{e.get('implementations', len(impls))} implementations, {e.get('pairs', len(by_pair))} pairs: "
+        line += f"{e.get('equivalent', 0)} equivalent, {e.get('differ', 0)} differ"
+        if e.get("differ"):
+            n = len(e.get("findings") or [])
+            line += (
+                f", all explained by {n} finding{'s' * (n != 1)}"
+                if not e.get("unexplained")
+                else f", {e.get('unexplained')} not explained by a registered finding"
+            )
+        out.append({"norm": str(norm), "line": line, "impls": impls, "rows": rows, "cards": cards})
+    return out
