@@ -75,12 +75,12 @@ class Side:
     def own_default(self) -> bool:
         """Does a case without eps run with the target's own default (a layer class), rather than
         being given the spec's (a function: eps is a canonical argument)?"""
-        return self.target.form == "module"
+        return self.target.form == "module" and self.target.adapted is None  # a Keras/flax class: the adapter passes eps
 
     def eps(self, dtype: str) -> float:
         """The eps a case without one runs with: a layer's own default, else the spec's."""
         t = self.target
-        if t.form == "module" and t.eps_default is not None:
+        if self.own_default and t.eps_default is not None:
             return float(t.eps_default)
         return float(t.spec.resolve_eps(None, dtype))
 
@@ -288,6 +288,7 @@ class CompareReport:
     dtypes: tuple[str, ...]
     seed: int
     eps: tuple[float, float] = (math.nan, math.nan)  # the eps each side uses when a case gives none (float32)
+    own_eps: tuple[bool, bool] = (True, True)  # does a side use its own default (a layer class), or is it given one
     cases: int = 0
     tallies: dict[str, Tally] = field(default_factory=dict)  # "<dtype> <quantity>" -> Tally
     raised: list[str] = field(default_factory=list)  # "<side> raised <message> on <case>"
@@ -359,8 +360,8 @@ class CompareReport:
         fa, fb = self.frameworks
         out = [
             f"normcheck compare {self.norm}",
-            f"  A: {self.a} ({fa}), eps default {_g(self.eps[0])}",
-            f"  B: {self.b} ({fb}), eps default {_g(self.eps[1])}",
+            f"  A: {self.a} ({fa}), {self._eps_words(0)}",
+            f"  B: {self.b} ({fb}), {self._eps_words(1)}",
             f"  seed {self.seed}" + "".join(f"; {n}" for n in self.notes),
             "",
             f"  {'quantity':<30} {'cases':>6} {'differ':>7} {'worst':>10}",
@@ -379,6 +380,11 @@ class CompareReport:
         if self.diagnosis:
             out += ["", f"diagnosis: {self.diagnosis}"]
         return "\n".join(out)
+
+    def _eps_words(self, i: int) -> str:
+        if self.own_eps[i]:
+            return f"eps default {_g(self.eps[i])}"
+        return f"given eps (the spec's {_g(self.eps[i])} where a case has none)"
 
     def _worst_lines(self, w: Pair) -> list[str]:
         out = [f"── where they differ most: {w.quantity}, {w.case.describe()}"]
@@ -668,6 +674,7 @@ def compare(
             s.impl = _impl(s.target)
         report = CompareReport(ta.label, tb.label, norm, (ta.framework, tb.framework), tuple(dtypes), seed)
         report.eps = (sides[0].eps("float32"), sides[1].eps("float32"))
+        report.own_eps = (sides[0].own_default, sides[1].own_default)
         grad_why = next((w for w in map(_vjp_missing, (ta, tb)) if w), None)
         if gradients and grad_why:
             report.notes.append(f"gradients not compared: {grad_why}")
