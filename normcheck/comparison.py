@@ -75,7 +75,9 @@ class Side:
     def own_default(self) -> bool:
         """Does a case without eps run with the target's own default (a layer class), rather than
         being given the spec's (a function: eps is a canonical argument)?"""
-        return self.target.form == "module" and self.target.adapted is None  # a Keras/flax class: the adapter passes eps
+        return (
+            self.target.form == "module" and self.target.adapted is None
+        )  # a Keras/flax class: the adapter passes eps
 
     def eps(self, dtype: str) -> float:
         """The eps a case without one runs with: a layer's own default, else the spec's."""
