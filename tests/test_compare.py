@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -170,3 +172,17 @@ def test_cli_exit_status_and_json(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error: no module named 'nope'" in err
     assert main([*ok, "--norm", "layer_norm", "--examples", "0"]) == 2
+
+
+def test_comparing_two_torch_targets_imports_neither_tensorflow_nor_jax():
+    code = (
+        "import sys, torch\n"
+        "from normcheck import compare\n"
+        "from tests import compare_doubles as D\n"
+        "r = compare(torch.nn.LayerNorm, D.torch_layer_norm_eps6, 'layer_norm', examples=8)\n"
+        "print(r.verdict, r.slip)\n"
+        "print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "differ eps default"
+    assert not set(out[1].split()) & {"tensorflow", "keras", "jax", "flax", "onnxruntime"}

@@ -36,7 +36,7 @@ def test_two_passing_records_are_equivalent_by_the_triangle_inequality():
     (pair,) = sec["norms"]["layer_norm"]["dtypes"]["float32"]["pairs"]
     assert pair["verdict"] == "equivalent" and pair["quantities"]["output"]["bound"] == 6.0
     assert pair["worst"] == 6.0 and pair["findings"] == [] and not pair["explained"]
-    assert equivalence.lines({"equivalence": sec}) == ["layer_norm: 2 implementations, 1 pairs: 1 equivalent"]
+    assert equivalence.lines({"equivalence": sec}) == ["layer_norm: 2 implementations, 1 pair: 1 equivalent"]
 
 
 def test_a_registered_finding_is_a_difference_it_explains():
@@ -138,3 +138,16 @@ def test_the_report_shows_a_matrix_per_norm_and_a_card_per_differing_pair():
     assert 'id="equivalence"' in html and f'id="{e["cards"][0]["id"]}"' in html
     assert "y/layer_norm/&lt;b&gt;" in html and "y/layer_norm/<b>" not in html  # escaped
     assert "<code>some-finding</code>" in html
+
+
+def test_the_audit_prints_a_line_per_norm_and_writes_the_section(tmp_path, capsys):
+    from normcheck.cli import main
+
+    path = tmp_path / "a.json"
+    argv = ["audit", "--profile", "quick", "--frameworks", "numpy", "--norms", "layer_norm", "--dtypes", "float32"]
+    assert main([*argv, "--properties", "agreement", "--json", str(path), "--quiet"]) == 0
+    assert "layer_norm: 2 implementations, 1 pair: 1 equivalent" in capsys.readouterr().out
+    doc = json.loads(path.read_text())
+    (pair,) = doc["equivalence"]["norms"]["layer_norm"]["dtypes"]["float32"]["pairs"]
+    assert pair["verdict"] == "equivalent" and 0 <= pair["quantities"]["output"]["bound"] <= 16
+    assert "replay_seconds" in doc["equivalence"]

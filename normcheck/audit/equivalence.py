@@ -161,7 +161,8 @@ def lines(doc: dict[str, Any]) -> list[str]:
     eq = doc.get("equivalence") or {}
     out = []
     for norm, e in eq.get("norms", {}).items():
-        line = f"{norm}: {e['implementations']} implementations, {e['pairs']} pairs: {e['equivalent']} equivalent"
+        n_pairs = f"{e['pairs']} pair{'s' * (e['pairs'] != 1)}"
+        line = f"{norm}: {e['implementations']} implementations, {n_pairs}: {e['equivalent']} equivalent"
         if e["differ"]:
             n = len(e["findings"])
             line += f", {e['differ']} differ"

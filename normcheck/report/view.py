@@ -704,7 +704,8 @@ def equivalence_view(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
                 cells.append({"cls": cls, "glyph": glyph, "worst": worst, "href": pid if card else "",
                               "title": f"{a} vs {b}: {words}" + (f", worst {worst} u·s" if worst else "")})  # fmt: skip
             rows.append({"impl": a, "cells": cells})
-        line = f"{e.get('implementations', len(impls))} implementations, {e.get('pairs', len(by_pair))} pairs: "
+        n_pairs = e.get("pairs", len(by_pair))
+        line = f"{e.get('implementations', len(impls))} implementations, {n_pairs} pair{'s' * (n_pairs != 1)}: "
         line += f"{e.get('equivalent', 0)} equivalent, {e.get('differ', 0)} differ"
         if e.get("differ"):
             n = len(e.get("findings") or [])
