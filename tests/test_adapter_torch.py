@@ -19,7 +19,10 @@ from normcheck.case import Case, fixed_cases  # noqa: E402
 from normcheck.error_model import MODEL  # noqa: E402
 
 ADAPTER = torch_adapter.ADAPTER
-IMPLS = {i.id: i for i in ADAPTER.implementations()}
+# the eager implementations; the torch.compile twins (extended, a compile per signature) are
+# tested in test_configurations and by the thorough audit
+COMPILED = {i.id: i for i in ADAPTER.implementations() if i.mode == "compiled"}
+IMPLS = {i.id: i for i in ADAPTER.implementations() if i.mode != "compiled"}
 EXPECTED_IDS = {
     "torch/batch_norm/functional",
     "torch/batch_norm/module",
@@ -55,6 +58,7 @@ def known_deviation(i, case: Case) -> bool:
 # --- the Impl list -----------------------------------------------------------------------------
 def test_impl_ids_and_metadata():
     assert set(IMPLS) == EXPECTED_IDS
+    assert set(COMPILED) == {f"{i}/compiled" for i in EXPECTED_IDS if i.endswith("/functional")}
     for i in IMPLS.values():
         assert i.framework == "torch"
         assert i.stateful == (i.form == "module")
@@ -290,7 +294,7 @@ def test_import_does_not_import_torch():
         "import sys, numpy as np, normcheck.adapters.torch as t\n"
         "a = t.ADAPTER\n"
         "assert a.available() and a.version() and not a.loaded()\n"
-        "assert not a.owns(np.zeros(2)) and len(a.implementations()) == 13\n"
+        "assert not a.owns(np.zeros(2)) and len(a.implementations()) == 18\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     p = _python(code)
@@ -304,6 +308,7 @@ def test_use_does_not_import_tensorflow_or_jax():
         "from normcheck.case import fixed_cases\n"
         "from normcheck.adapters import Unsupported\n"
         "for i in ADAPTER.implementations():\n"
+        "    if i.extended: continue\n"
         "    for c in fixed_cases(i.norm, 'float32'):\n"
         "        try:\n"
         "            c.call(i)\n"

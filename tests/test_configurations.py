@@ -302,3 +302,28 @@ def test_every_axis_spelling_of_a_multi_axis_set_gives_a_correct_result(jax_impl
         r = PROPERTIES["agreement"](impl, Case(impl.norm, x, args, variant=v))
         assert r.verdict == "pass", (impl.config_label(v), r.message)
     assert spellings >= {"negative", "positive", "descending"}
+
+
+def test_torch_natives_also_run_under_torch_compile_as_an_extended_mode():
+    """Each functional torch norm has a ``compiled`` twin (inductor on CPU), audited by the thorough
+    profile and ``--all-forms``: its forward and VJP agree with the reference; AOTAutograd has no
+    double backward, which the second order says rather than reporting a raise."""
+    pytest.importorskip("torch", reason="torch is not installed")
+    from normcheck import adapters
+    from normcheck.properties import PROPERTIES
+
+    impls = {i.id: i for i in adapters.get("torch").implementations() if i.mode == "compiled"}
+    assert set(impls) == {
+        f"torch/{n}/functional/compiled"
+        for n in ("batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm")
+    }
+    assert all(i.extended and i.api.startswith("torch.compile(") for i in impls.values())
+    impl = impls["torch/layer_norm/functional/compiled"]
+    case = Case(
+        "layer_norm", np.array([[0.0, 1.0, 3.0], [2.0, -1.0, 0.5]], np.float32), {"normalized_shape": (3,), "eps": 1e-5}
+    )
+    for prop in ("agreement", "gradient_agreement"):
+        r = PROPERTIES[prop](impl, case)
+        assert r.verdict == "pass", r.message
+    r = PROPERTIES["gradient_second_order"](impl, case)
+    assert r.verdict == "skip" and "double backward" in r.message

@@ -22,6 +22,8 @@ translated, each in one place:
   ``bias=False``.
 - **layout** (:func:`_layout`): the ``channels_last`` Impls keep the logical ``(N, C, *spatial)``
   shape and only change the memory format (``torch.channels_last`` / ``channels_last_3d``).
+- **compiled** (:func:`compiled_kernel`): each functional norm also runs under ``torch.compile``
+  (inductor, the CPU code it generates: its own reductions and fusions), the ``compiled`` mode.
 - **arrays** (:meth:`TorchAdapter.to_native`, :meth:`TorchAdapter.to_numpy`): copies both ways,
   so torch never writes into the caller's arrays; running buffers are copied back in place.
 
@@ -31,12 +33,13 @@ Importing this module does not import torch; the Impls import it when called.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from typing import Any
 
 import numpy as np
 
-from normcheck import dtypes, reference
+from normcheck import compile_cache, dtypes, reference
 from normcheck import spec as _spec
 from normcheck.adapters.base import Adapter, Impl, Unsupported
 
@@ -255,18 +258,57 @@ def _module(c: _Call):
     return y, ((m.running_mean, m.running_var) if track else ())
 
 
+def _compiled(c: _Call):
+    """The functional call of ``c`` through :func:`compiled_kernel` (``torch.compile``, inductor)."""
+    a, n, k = c.a, c.spec.name, compiled_kernel(c.spec.name)
+    if n in ("batch_norm", "instance_norm"):
+        y = k(c.x, c.running_mean, c.running_var, c.weight, c.bias, c.use_batch_stats, c.momentum, c.eps)
+        return y, (c.running_mean, c.running_var)
+    if n in ("layer_norm", "rms_norm"):
+        shape = _shape(a["normalized_shape"])
+        return (k(c.x, shape, c.weight, c.bias, c.eps) if n == "layer_norm" else k(c.x, shape, c.weight, c.eps)), ()
+    if n == "group_norm":
+        return k(c.x, int(a["num_groups"]), c.weight, c.bias, c.eps), ()
+    raise Unsupported(f"torch adapter has no compiled form of {n}")
+
+
+#: ``torch.compile``d functional norms, built once per process (:func:`compiled_kernel`).
+COMPILED: dict[str, Any] = {}
+
+
+def compiled_kernel(name: str):
+    """``torch.compile(torch.nn.functional.<name>, dynamic=True, fullgraph=True)`` with the inductor
+    backend, as a user compiles a model on CPU: shapes symbolic, float scalars (eps, momentum) not
+    specialized, and a recompilation limit no drawn signature reaches, so every call runs the
+    compiled program (a call past dynamo's default limit of 8 would run eagerly). Inductor keeps
+    its programs in :func:`normcheck.compile_cache.folder` ("torch") unless
+    ``TORCHINDUCTOR_CACHE_DIR`` is set."""
+    fn = COMPILED.get(name)
+    if fn is None:
+        folder = compile_cache.folder("torch")
+        if folder is not None:
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(folder, "inductor"))
+        torch = _torch()
+        cfg = torch._dynamo.config
+        cfg.recompile_limit = max(cfg.recompile_limit, 1 << 16)
+        cfg.accumulated_recompile_limit = max(cfg.accumulated_recompile_limit, 1 << 20)
+        cfg.specialize_float = False
+        fn = COMPILED[name] = torch.compile(getattr(torch.nn.functional, name), dynamic=True, fullgraph=True)
+    return fn
+
+
 def _shape(normalized_shape) -> list[int]:
     if isinstance(normalized_shape, int | np.integer):
         return [int(normalized_shape)]
     return [int(d) for d in normalized_shape]
 
 
-FORMS = {"functional": _functional, "module": _module}
+FORMS = {"functional": _functional, "module": _module, "compiled": _compiled}
 
 
-def _impl_fn(s: _spec.Spec, form: str, layout: str):
+def _impl_fn(s: _spec.Spec, form: str, layout: str, mode: str = "eager"):
     sig = inspect.signature(reference.function(s))
-    run = FORMS[form]
+    run = FORMS["compiled" if mode == "compiled" else form]
 
     def fn(*args, **kwargs):
         torch = _torch()
@@ -279,13 +321,16 @@ def _impl_fn(s: _spec.Spec, form: str, layout: str):
         return c.result(y)
 
     fn.__signature__ = sig
-    fn.__name__ = fn.__qualname__ = f"torch_{s.name}_{form}" + ("" if layout == "channels_first" else f"_{layout}")
+    fn.__name__ = fn.__qualname__ = f"torch_{s.name}_{form}" + "".join(
+        f"_{v}" for v in (layout, mode) if v not in ("channels_first", "eager")
+    )
     return fn
 
 
 _WIDENED = "16-bit input with float32 running buffers: weight/bias widened to float32"
 _RMS_EPS = "eps=None resolved to finfo(input dtype).eps (torch's own: finfo(float32).eps for 16-bit)"
 _IN_BUFFERS = "16-bit input: torch rounds the float32 running buffers to the input dtype (not translated)"
+_COMPILED_NOTE = "torch.compile, inductor on CPU, dynamic shapes; no double backward (AOTAutograd has none)"
 _NOTES = {
     ("batch_norm", "functional"): _WIDENED,
     ("batch_norm", "module"): f"{_WIDENED}; 2D/3D input: BatchNorm1d, 4D: BatchNorm2d, 5D: BatchNorm3d",
@@ -333,22 +378,27 @@ class TorchAdapter(Adapter):
             if name not in FUNCTIONAL:
                 continue
             s = _spec.get(name)
-            variants = [("functional", "channels_first"), ("module", "channels_first")]
+            variants = [("functional", "channels_first", "eager"), ("module", "channels_first", "eager")]
             if name in CHANNELS_LAST_NORMS:
-                variants.append(("functional", "channels_last"))
-            for form, layout in variants:
+                variants.append(("functional", "channels_last", "eager"))
+            variants.append(("functional", "channels_first", "compiled"))
+            for form, layout, mode in variants:
+                api = (FUNCTIONAL if form == "functional" else MODULES)[name]
                 out.append(
                     Impl(
                         self.name,
                         name,
                         form,
-                        _impl_fn(s, form, layout),
-                        api=(FUNCTIONAL if form == "functional" else MODULES)[name],
+                        _impl_fn(s, form, layout, mode),
+                        api=f"torch.compile({api})" if mode == "compiled" else api,
                         dtypes=DTYPES,
                         layout=layout,
+                        mode=mode,
+                        # a compile per drawn signature (seconds each): the thorough profile's
+                        extended=mode == "compiled",
                         running_stats=s.has_running_stats,
                         stateful=form == "module",
-                        notes=_NOTES.get((name, form), ""),
+                        notes=_COMPILED_NOTE if mode == "compiled" else _NOTES.get((name, form), ""),
                     )
                 )
         return out

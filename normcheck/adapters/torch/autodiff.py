@@ -88,6 +88,8 @@ def _leaf_call(ta, impl, case: Case, grads: tuple[str, ...]):
 
 
 def _forward(ta, impl, c):
+    if impl.mode == "compiled":
+        return ta.FORMS["compiled"](c)[0]
     if impl.form == "functional":
         return ta.FORMS["functional"](c)[0]
     if impl.form == "module":
@@ -130,6 +132,8 @@ def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
     from normcheck.adapters import torch as ta
 
     torch = ta._torch()
+    if impl.mode == "compiled":
+        raise Unsupported("torch.compile's AOTAutograd has no double backward (documented; it raises)")
     c, leaves = _leaf_call(ta, impl, case, ("input",))
     with torch.enable_grad():
         y = _forward(ta, impl, c)
