@@ -182,7 +182,7 @@ def measure(side: Side, case: Case, *, translation: Translation | None = None, e
     run = _with_eps(case, eps) if eps is not None else case
     ref_case = run if run.args.get("eps") is not None else _with_eps(run, side.eps(dt))
     call = run if side.own_default else ref_case  # a function is given the spec's default, as a caller would
-    if translation is not None and translation.momentum and _trains_buffers(case):
+    if translation is not None and translation.momentum and translation.applies(call):
         call = call.with_(args={**call.args, "momentum": 1 - float(call.args.get("momentum", 0.1))})
     out: dict[str, Measured] = {}
     t.start_fresh()
@@ -648,12 +648,15 @@ def compare(
     gradients: bool = True,
     diagnose: bool = True,
     timeout: float | None = DEFAULT_TIMEOUT,
+    args: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CompareReport:
     """Compare ``a`` and ``b`` (callables, module classes, or ``"module:attr"`` /
     ``"file.py:attr"`` references, as :func:`normcheck.check` takes them) as implementations of
     ``norm`` on ``examples`` drawn cases per dtype (see the module docstring); returns a
-    :class:`CompareReport` (``bool(report)``: equivalent). Raises
+    :class:`CompareReport` (``bool(report)``: equivalent). ``args`` pins constructor or canonical
+    arguments on both sides, as :func:`normcheck.check` does (``{"momentum": None}``: every case
+    uses torch's cumulative average; ``{"eps": 1e-3}``). Raises
     :class:`~normcheck.target.TargetError` for a target that cannot be loaded or wrapped, ValueError
     for an unknown dtype; what the targets do (raise, return garbage, hang) is reported.
     """
@@ -669,8 +672,8 @@ def compare(
         raise ValueError("examples must be at least 1")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ta = wrap(a, norm, framework=framework_a, timeout=timeout)
-        tb = wrap(b, norm, framework=framework_b, timeout=timeout)
+        ta = wrap(a, norm, framework=framework_a, timeout=timeout, args=args)
+        tb = wrap(b, norm, framework=framework_b, timeout=timeout, args=args)
         sides = (Side("A", ta), Side("B", tb))
         for s in sides:
             s.impl = _impl(s.target)

@@ -186,3 +186,17 @@ def test_comparing_two_torch_targets_imports_neither_tensorflow_nor_jax():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
     assert out[0] == "differ eps default"
     assert not set(out[1].split()) & {"tensorflow", "keras", "jax", "flax", "onnxruntime"}
+
+
+def test_pinned_arguments_reach_both_sides():
+    """--arg momentum=None: every case uses torch's cumulative average; a port reading None as 0.1
+    differs, no convention slip explains it, and the diagnosis names it."""
+    from . import momentum_doubles as M
+
+    pins = {"momentum": None}
+    ok = comparison.compare(torch.nn.BatchNorm2d, M.CumulativeBatchNorm, "batch_norm", args=pins, gradients=False)
+    assert ok.equivalent and ok.tallies["float32 running_mean"].compared > 0
+    bad = comparison.compare(torch.nn.BatchNorm2d, M.NoneMeansDefault, "batch_norm", args=pins, gradients=False)
+    assert bad.verdict == "differ" and bad.slip is None
+    assert bad.worst.case.args["momentum"] is None
+    assert bad.diagnosis.startswith("B (") and "momentum=None" in bad.diagnosis

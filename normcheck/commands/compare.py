@@ -36,6 +36,14 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--timeout", type=float, default=5.0, metavar="SECONDS", help="per-call timeout (default 5; 0: none)"
     )
+    p.add_argument(
+        "--arg",
+        dest="pins",
+        action="append",
+        type=_pin,
+        metavar="NAME=VALUE",
+        help="pin a constructor or canonical argument on both sides (repeatable), e.g. --arg momentum=None",
+    )
     p.add_argument("--no-gradients", action="store_true", help="compare outputs and running buffers only")
     p.add_argument("--no-diagnosis", action="store_true", help="skip the diagnosis of a deviating side")
     p.add_argument("--json", metavar="PATH", help="write the comparison as JSON (schema normcheck.compare/1)")
@@ -45,6 +53,20 @@ def add_arguments(p) -> None:
         default=argparse.SUPPRESS,
         help="show tracebacks on errors and the frameworks' native log lines",
     )
+
+
+def _pin(text: str) -> tuple[str, object]:
+    """NAME=VALUE, the value a Python literal (or a plain word: a string)."""
+    import ast
+
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    try:
+        return name, ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        return name, value.strip()
 
 
 def run(args) -> int:
@@ -73,6 +95,7 @@ def run(args) -> int:
                 gradients=not args.no_gradients,
                 diagnose=not args.no_diagnosis,
                 timeout=args.timeout or None,
+                args=dict(args.pins or ()) or None,
             )
     except TargetError as e:
         if getattr(args, "verbose", False) and e.__cause__ is not None:
