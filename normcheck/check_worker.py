@@ -81,11 +81,14 @@ def main() -> None:
                 report.outputs = {index[i]: v for i, v in report.outputs.items() if i in index}
                 send(iso.REPORT, report)
     except (checker.TargetError, ValueError) as e:
-        send(iso.RAISE, ("ValueError" if isinstance(e, ValueError) else "TargetError", str(e)))
+        import traceback
+
+        cause = "".join(traceback.format_exception(e.__cause__)) if e.__cause__ is not None else ""
+        send(iso.RAISE, ("ValueError" if isinstance(e, ValueError) else "TargetError", str(e), cause))
     except Exception:
         import traceback
 
-        send(iso.RAISE, ("RuntimeError", traceback.format_exc()))
+        send(iso.RAISE, ("RuntimeError", traceback.format_exc(), ""))
     conn.close()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -238,6 +238,8 @@ class CheckReport:
     def _plain_diagnosis(self, dtype: str | None = None) -> str:
         fails = [r for r in self.failures if dtype is None or r.dtype == dtype]
         msgs = [r.message for r in fails]
+        if fails and all(_crashed(r) for r in fails):
+            return "the target crashed its process on the cases tried; nothing to compare"
         if all(r.verdict == "error" for r in fails):
             return "the target raised on the cases tried; nothing to compare"
         if any("modified in place" in m for m in msgs):
@@ -809,13 +811,19 @@ def _reproduces(ref: str, norm: str, dtype: str, prop: str, case, options: dict[
     return False if result == iso.RESULT else None
 
 
-def _raise(kind: str, message: str):
-    """A worker's exception, raised here: the target could not be checked at all."""
+def _raise(kind: str, message: str, cause: str = ""):
+    """A worker's exception, raised here: the target could not be checked at all (``cause``: the
+    traceback of its cause in the worker, which ``--verbose`` shows)."""
+    from normcheck.isolation import WorkerTraceback
+
+    there = WorkerTraceback(cause.rstrip()) if cause else None
     if kind == "TargetError":
-        raise TargetError(message)
+        raise TargetError(message) from there
     if kind == "ValueError":
-        raise ValueError(message)
-    raise RuntimeError(f"the check's worker process failed: {message}")
+        raise ValueError(message) from there
+    raise RuntimeError(f"the check's worker process failed: {message.strip().splitlines()[-1]}") from WorkerTraceback(
+        message.rstrip()
+    )
 
 
 def _outputs(report: CheckReport, target: Target) -> None:
@@ -824,7 +832,7 @@ def _outputs(report: CheckReport, target: Target) -> None:
 
     seen: dict[str, Any] = {}
     for r in report.failures:
-        if not r.counterexample or target.hung:
+        if not r.counterexample or target.hung or _crashed(r):  # never call it on a case that crashed it
             continue
         key = repr(r.counterexample)
         if key not in seen:
@@ -865,7 +873,7 @@ def _run_diagnosis(report: CheckReport, target: Target, module, seed):
     per: dict[str, Any] = {}
     budget = max(4.0, 12.0 / max(len(bad), 1))  # seconds of fresh cases per dtype
     for dt in bad:
-        fails = [r for r in report.failures if r.dtype == dt]
+        fails = [r for r in report.failures if r.dtype == dt and not _crashed(r)]
         cases = []
         for r in fails:
             if r.counterexample:

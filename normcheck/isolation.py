@@ -21,11 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Death", "Worker", "death_text", "importable_ref"]
+__all__ = ["Death", "Worker", "WorkerTraceback", "death_text", "importable_ref"]
 
 #: Message kinds: one byte before the pickled payload. A case is kept as bytes (only a death reads it).
 CASE, STAGE, RECORD, PLAN, REPORT, RAISE, RESULT = b"c", b"s", b"r", b"p", b"f", b"x", b"o"
 POLL_S = 0.05
+
+
+class WorkerTraceback(Exception):
+    """The cause of an exception a worker reported: its traceback there, as text."""
 
 
 @dataclass

@@ -60,7 +60,7 @@ def test_exit_1_for_a_target_that_raises_or_hangs(capsys):
         "0.2",
         *QUICK,
     )
-    assert rc == 1 and "HANGS" in out and "background thread" in err
+    assert rc == 1 and "HANGS" in out and "its worker process was killed" in out and "Traceback" not in err
 
 
 @pytest.mark.parametrize(
@@ -192,7 +192,7 @@ def test_checking_a_torch_target_imports_no_other_framework(tmp_path):
         import sys
         from normcheck import cli
         rc = cli.main(["check", "torch_gn.py:group_norm", "--norm", "group_norm", "--profile", "quick",
-                       "--properties", "agreement,contracts", "--quiet"])
+                       "--properties", "agreement,contracts", "--quiet", "--in-process"])
         print("RC", rc)
         print("MODULES", " ".join(sorted({m.split(".")[0] for m in sys.modules})))
         """
