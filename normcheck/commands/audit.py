@@ -553,7 +553,8 @@ def _run(args, state: dict) -> int:
         doc["bench"] = bench_section
     from normcheck.audit import equivalence  # each pair's differences, measured on the deviating cases
 
-    equivalence.refine(doc)
+    if not stopped:  # an interrupted audit exits now; its section stays as the records say
+        equivalence.refine(doc)
     if args.shard or stopped:  # one shard cannot tell a finding fixed: its other checks ran elsewhere
         from normcheck.findings import range_warnings
 
