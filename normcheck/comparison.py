@@ -73,11 +73,10 @@ class Side:
 
     @property
     def own_default(self) -> bool:
-        """Does a case without eps run with the target's own default (a layer class), rather than
-        being given the spec's (a function: eps is a canonical argument)?"""
-        return (
-            self.target.form == "module" and self.target.adapted is None
-        )  # a Keras/flax class: the adapter passes eps
+        """Does a case without eps run with the target's own default (a torch-style layer class),
+        rather than being given the spec's (a function: eps is a canonical argument; a Keras or
+        flax.linen class: its adapter passes eps)?"""
+        return self.target.form == "module" and self.target.adapted is None
 
     def eps(self, dtype: str) -> float:
         """The eps a case without one runs with: a layer's own default, else the spec's."""
