@@ -81,6 +81,11 @@ def run(args) -> int:
     if args.timeout < 0:
         raise CLIError("--timeout must be >= 0")
     print(f"normcheck compare {args.a} {args.b} as {args.norm}, seed {args.seed}", flush=True)
+    live = sys.stderr.isatty()
+
+    def progress(line: str) -> None:  # one live line on a terminal: the case being compared
+        print(f"\r\033[K{line[:100]}", end="", file=sys.stderr, flush=True)
+
     try:
         with numpy_warnings_silenced():
             report = comparison.compare(
@@ -96,6 +101,7 @@ def run(args) -> int:
                 diagnose=not args.no_diagnosis,
                 timeout=args.timeout or None,
                 args=dict(args.pins or ()) or None,
+                progress=progress if live else None,
             )
     except TargetError as e:
         if getattr(args, "verbose", False) and e.__cause__ is not None:
@@ -103,6 +109,9 @@ def run(args) -> int:
 
             traceback.print_exception(e.__cause__, file=sys.stderr)
         raise CLIError(str(e)) from None
+    finally:
+        if live:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
     print()
     print(report.summary())
     if args.json:
