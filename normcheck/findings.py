@@ -61,7 +61,7 @@ class Finding:
     id: str
     package: str
     versions: str
-    impl: tuple[str, ...]  # globs over implementation ids
+    impl: tuple[str, ...]  # globs over implementation ids; "!glob" excludes the ids it matches
     property: tuple[str, ...]  # globs over property names
     explanation: str
     dtypes: tuple[str, ...] = ()
@@ -133,10 +133,17 @@ class Finding:
         """Is ``verdict`` ("fail" or "error") the kind of deviation this finding is?"""
         return (verdict == "error") == self.raises
 
+    def names_impl(self, impl_id: str) -> bool:
+        """Does ``impl`` name ``impl_id``: a glob matches it and no ``!glob`` (an exclusion, e.g. the
+        compiled twins of eager kernels: ``"!torch/*/compiled"``) does?"""
+        keep = [g for g in self.impl if not g.startswith("!")]
+        drop = [g[1:] for g in self.impl if g.startswith("!")]
+        return any(_id_matches(impl_id, g) for g in keep) and not any(fnmatch.fnmatch(impl_id, g) for g in drop)
+
     def applies(self, impl_id: str, prop: str, dtype: str, version: str | None = None) -> bool:
         """Does the finding apply to ``impl_id`` (an implementation id, or ``framework/norm/*``:
         any implementation of that framework's norm, as for a user's target that runs on it)?"""
-        if not any(_id_matches(impl_id, g) for g in self.impl):
+        if not self.names_impl(impl_id):
             return False
         if not any(fnmatch.fnmatch(prop, g) for g in self.property):
             return False

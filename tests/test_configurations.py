@@ -133,7 +133,9 @@ def test_flax_axes_are_options_of_the_installed_classes(jax_impls):
         assert impl.configs, impl.id
         for name, values in impl.configs:
             assert (name if name != "axis_spelling" else "reduction_axes") in params, (impl.id, name)
-            if impl.form == "linen" and name != "axis_spelling":
+            if impl.form == "linen" and name == "param_dtype":
+                assert np.dtype(params[name].default) == np.dtype(values[0]), impl.id
+            elif impl.form == "linen" and name != "axis_spelling":
                 assert params[name].default == values[0], (impl.id, name)
 
 
@@ -327,3 +329,31 @@ def test_torch_natives_also_run_under_torch_compile_as_an_extended_mode():
         assert r.verdict == "pass", r.message
     r = PROPERTIES["gradient_second_order"](impl, case)
     assert r.verdict == "skip" and "double backward" in r.message
+
+
+@pytest.mark.parametrize("impl_id", ["jax/layer_norm/linen/jit", "jax/batch_norm/nnx/jit"])
+def test_flax_param_dtype_float32_is_a_configuration_of_16_bit_cases(jax_impls, impl_id):
+    """``param_dtype=float32`` with a 16-bit ``dtype`` (Flax's default split, variant 0): the parameters
+    are float32 (their gradient comes back in float32); ``param_dtype=input`` keeps them 16-bit; the
+    output is judged in 16 bits either way and agrees; a float32 case's options are the same."""
+    import ml_dtypes
+
+    from normcheck import autodiff
+    from normcheck.adapters import jax as ja
+    from normcheck.properties import PROPERTIES
+
+    impl = jax_impls[impl_id]
+    assert impl.configs[-1] == ja.PARAM_DTYPE_CONFIG
+    v = next(k for k in range(impl.config_count) if impl.config_label(k) == "param_dtype=input")
+    rng = np.random.default_rng(2)
+    bf = ml_dtypes.bfloat16
+    x, w, b = (rng.standard_normal(s).astype(bf) for s in ((3, 4), (4,), (4,)))
+    args = {"normalized_shape": (4,)} if impl.norm == "layer_norm" else {"training": True, "momentum": 0.1}
+    case = Case(impl.norm, x, {**args, "eps": 1e-3}, weight=w, bias=b)
+    dy = rng.standard_normal((3, 4)).astype(bf)
+    split, own = (autodiff.vjp(impl, case.with_(variant=k), dy) for k in (0, v))
+    assert own["weight"].dtype == bf and split["weight"].dtype == np.float32
+    for k in (0, v):
+        r = PROPERTIES["agreement"](impl, case.with_(variant=k))
+        assert r.verdict == "pass", r.message
+    assert ja.reduction_options({"param_dtype": "float32"}, (), 2, np.float32) == {}

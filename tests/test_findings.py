@@ -20,7 +20,7 @@ def _params():
     for f in findings.load():
         for part in f.parts:
             fw = part.framework
-            globs = [g for g in f.impl if g.split("/")[0] == fw]
+            globs = [g for g in f.impl if g.split("/")[0] == fw]  # no "!" exclusion starts with a framework
             reason = None if adapters.get(fw).available() else f"{fw} is not installed"
             if reason is None and not f.applies(globs[0], f.property[0], (f.dtypes or ("float32",))[0]):
                 reason = f"{part.package} version outside {part.versions}"
@@ -33,11 +33,7 @@ def _params():
 def test_registered_finding_reproduces(finding, part):
     case = Case.from_json({**part.case, "regime": (finding.where and _regime(finding)) or "normal"})
     fw = part.framework
-    impls = [
-        i
-        for i in adapters.get(fw).implementations()
-        if any(fnmatch.fnmatch(i.id, g) for g in finding.impl) and i.norm == case.norm
-    ]
+    impls = [i for i in adapters.get(fw).implementations() if finding.names_impl(i.id) and i.norm == case.norm]
     assert impls, f"{finding.id}: no {case.norm} implementation of {fw} matches {finding.impl}"
     # the case's variant picks each implementation's configuration, which a `where` may read
     impls = [i for i in impls if finding.covers(case, case.configuration(i))]
@@ -134,3 +130,15 @@ def test_a_shifted_input_is_judged_as_the_offset_input_it_is():
     assert f is not None and f.id == "torch-group-norm-channels-last-one-pass-variance"
     contiguous = next(i for i in adapters.get("torch").implementations() if i.id == "torch/group_norm/functional")
     assert properties.shift_invariance(contiguous, case).verdict == "pass"
+
+
+def test_an_exclusion_glob_leaves_out_the_ids_it_matches():
+    f = findings.Finding("x", "torch", ">=1", ("torch/layer_norm/*", "!torch/*/compiled"), ("agreement",), "e")
+    assert f.names_impl("torch/layer_norm/functional") and f.names_impl("torch/layer_norm/module")
+    assert not f.names_impl("torch/layer_norm/functional/compiled")
+    assert not f.names_impl("torch/group_norm/functional")
+    assert f.names_impl("torch/layer_norm/*")  # a user's target running on torch's layer_norm
+    eager = next(f for f in findings.load() if f.id == "torch-half-backward-rstd-overflow")
+    assert eager.names_impl("torch/layer_norm/functional") and not eager.names_impl(
+        "torch/layer_norm/functional/compiled"
+    )

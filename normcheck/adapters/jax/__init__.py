@@ -50,8 +50,9 @@ Conventions (the translation of each lives in exactly one place below; :data:`CO
 - variance: every Flax layer keeps its default ``use_fast_variance=True``
   (``E[x^2] - E[x]^2`` in float32), and ``standardize`` its default ``algorithm="fast"``; a
   deviation on inputs with a large common offset is the framework's, and is left visible;
-- dtypes: ``dtype`` and ``param_dtype`` are the input's (the output keeps the input dtype,
-  statistics are float32 at least); 16-bit inputs keep float32 running buffers.
+- dtypes: ``dtype`` is the input's (the output keeps it, statistics are float32 at least);
+  ``param_dtype`` is float32, Flax's default, or for a 16-bit input the input's (a configuration,
+  :data:`PARAM_DTYPE_CONFIG`); 16-bit inputs keep float32 running buffers.
 
 float64: ``jax_enable_x64`` is a process-wide switch that changes every JAX computation in the
 process, so this adapter never turns it on. Without it JAX silently computes float64 inputs in
@@ -90,10 +91,12 @@ __all__ = [
     "CONVENTIONS",
     "FLAX_CLASSES",
     "FLAX_CONFIGS",
+    "PARAM_DTYPE_CONFIG",
     "STANDARDIZE_CONFIGS",
     "TRACES",
     "JaxAdapter",
     "cache_dir",
+    "cast_params",
     "config_axes",
     "reduction_options",
     "setup",
@@ -133,6 +136,10 @@ FLAX_CONFIGS = {
 #: accepts (``normcheck.adapters.base.spell_axes``); ``feature_axes`` keeps its spelling, which shapes
 #: the parameters.
 AXIS_CONFIG = ("axis_spelling", ("negative", "positive", "descending"))
+#: The Flax layers' ``param_dtype`` for a 16-bit input: float32 (Flax's default: float32 parameters
+#: with a 16-bit ``dtype``, the usual mixed-precision split) or the input's dtype; a float32 or float64
+#: input keeps its own either way (float32 parameters would round a float64 case's weight).
+PARAM_DTYPE_CONFIG = ("param_dtype", ("float32", "input"))
 STANDARDIZE_CONFIGS = (("algorithm", ("fast", "stable")), ("axis_spelling", ("positive", "negative", "descending")))
 
 #: The Flax layer class of each norm (the same name in ``flax.linen`` and ``flax.nnx``).
@@ -364,7 +371,7 @@ def _native(form, layout, mode, norm, cfg, x, params, stats=None, training=False
 
     last = layout == "channels_last" and x.ndim > 2
     xn = put(np.moveaxis(x, 1, -1) if last else x)
-    p = {k: put(v) for k, v in params.items()}
+    p = {k: put(v) for k, v in cast_params(params, cfg).items()}
     st = None if stats is None else {k: put(v) for k, v in stats.items()}
     if form == "linen" or form in _USER_LINEN:
         y, new = _run_linen(norm, layout, mode, cfg, xn, p, st, training, form)
@@ -416,8 +423,8 @@ def _batch_norm(form, layout, mode, input, running_mean, running_var, weight, bi
         "use_running_average": not training,
         "axis": -1 if layout == "channels_last" else 1,
         "momentum": m,
-        **config,
     }
+    cfg.update(reduction_options(config, (), x.ndim, x.dtype))
     c, sdt = x.shape[1], _stats_dtype(x.dtype)
     old_mean = np.zeros(c, sdt) if running_mean is None else np.array(running_mean)
     old_var = np.ones(c, sdt) if running_var is None else np.array(running_var)
@@ -438,7 +445,7 @@ def _layer_norm(form, layout, mode, input, normalized_shape, weight, bias, eps, 
     axes = tuple(range(-k, 0))
     params, flags = _affine(weight, bias, x.dtype)
     cfg = {**_common(x, eps), **flags, "use_bias": bias is not None, "reduction_axes": axes, "feature_axes": axes}
-    cfg.update(reduction_options(config, axes, x.ndim))
+    cfg.update(reduction_options(config, axes, x.ndim, x.dtype))
     return _native(form, layout, mode, "layer_norm", cfg, x, params, num_features=int(np.prod(p.affine_shape)))[0]
 
 
@@ -449,7 +456,7 @@ def _rms_norm(form, layout, mode, input, normalized_shape, weight, eps, config):
     axes = tuple(range(-len(p.reduce), 0))
     params, flags = _affine(weight, None, x.dtype)
     cfg = {**_common(x, eps), **flags, "reduction_axes": axes, "feature_axes": axes}
-    cfg.update(reduction_options(config, axes, x.ndim))
+    cfg.update(reduction_options(config, axes, x.ndim, x.dtype))
     return _native(form, layout, mode, "rms_norm", cfg, x, params, num_features=int(np.prod(p.affine_shape)))[0]
 
 
@@ -459,7 +466,8 @@ def _group_norm(form, layout, mode, input, num_groups, weight, bias, eps, config
     if layout != "channels_last":
         raise Unsupported("flax GroupNorm groups the last axis only (channels_last)")
     params, flags = _affine(weight, bias, x.dtype)
-    cfg = {**_common(x, eps), **flags, "use_bias": bias is not None, "num_groups": int(num_groups), **config}
+    cfg = {**_common(x, eps), **flags, "use_bias": bias is not None, "num_groups": int(num_groups)}
+    cfg.update(reduction_options(config, (), x.ndim, x.dtype))
     return _native(form, layout, mode, "group_norm", cfg, x, params, num_features=x.shape[1])[0]
 
 
@@ -472,7 +480,8 @@ def _instance_norm(
         raise Unsupported("flax InstanceNorm tracks no running statistics")
     params, flags = _affine(weight, bias, x.dtype)
     axis = -1 if layout == "channels_last" else 1
-    cfg = {**_common(x, eps), **flags, "use_bias": bias is not None, "feature_axes": axis, **config}
+    cfg = {**_common(x, eps), **flags, "use_bias": bias is not None, "feature_axes": axis}
+    cfg.update(reduction_options(config, (), x.ndim, x.dtype))
     return _native(form, layout, mode, "instance_norm", cfg, x, params, num_features=x.shape[1])[0]
 
 
@@ -550,14 +559,22 @@ def linen_layer_function(norm: str, cls, *, layout: str | None = None, mode: str
     return _function(norm, form, layout, mode)
 
 
-def reduction_options(config: dict[str, Any], axes: tuple, ndim: int) -> dict[str, Any]:
+def reduction_options(config: dict[str, Any], axes: tuple, ndim: int, dtype=None) -> dict[str, Any]:
     """A Flax layer's constructor options from a configuration: its ``axis_spelling`` becomes the
-    ``reduction_axes`` (of the default negative ``axes``) spelled that way, the rest passes as is."""
+    ``reduction_axes`` (of the default negative ``axes``) spelled that way, its ``param_dtype`` the
+    dtype of a ``dtype`` input's parameters (:data:`PARAM_DTYPE_CONFIG`), the rest passes as is."""
     options = dict(config)
     spelling = options.pop("axis_spelling", None)
     if spelling is not None:
         options["reduction_axes"] = spell_axes(axes, ndim, spelling)
+    if options.pop("param_dtype", "float32") == "float32" and dtype is not None and np.dtype(dtype).itemsize == 2:
+        options["param_dtype"] = np.dtype(np.float32)
     return options
+
+
+def cast_params(params: dict[str, np.ndarray], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The layer's parameters in its ``param_dtype`` (from the input's 16-bit dtype to float32: exact)."""
+    return {k: np.asarray(v).astype(cfg["param_dtype"], copy=False) for k, v in params.items()}
 
 
 def config_axes(form: str, norm: str) -> tuple:
@@ -568,7 +585,9 @@ def config_axes(form: str, norm: str) -> tuple:
     axes = FLAX_CONFIGS.get(form, ())
     if norm == "rms_norm":
         axes = tuple(a for a in axes if a[0] != "use_fast_variance")
-    return (*axes, AXIS_CONFIG) if form in FLAX_CONFIGS and norm in ("layer_norm", "rms_norm") else axes
+    if form not in FLAX_CONFIGS:
+        return axes
+    return (*axes, *((AXIS_CONFIG,) if norm in ("layer_norm", "rms_norm") else ()), PARAM_DTYPE_CONFIG)
 
 
 def _api(norm: str, form: str) -> str:

@@ -66,24 +66,27 @@ def _flax_config(
         given = a.get("running_mean") is not None
         momentum = ja._flax_momentum(a["momentum"]) if training and given else ja.CONVENTIONS["default_momentum"]
         cfg.update(use_running_average=not training, axis=-1 if layout == "channels_last" else 1, momentum=momentum)
-        return {**cfg, **options}, params, x.shape[1]
+        cfg.update(ja.reduction_options(options, (), x.ndim, x.dtype))
+        return cfg, ja.cast_params(params, cfg), x.shape[1]
     if norm == "instance_norm":
         if a.get("running_mean") is not None or not a["use_input_stats"]:
             raise Unsupported("flax InstanceNorm tracks no running statistics")
         cfg["feature_axes"] = -1 if layout == "channels_last" else 1
-        return {**cfg, **options}, params, x.shape[1]
+        cfg.update(ja.reduction_options(options, (), x.ndim, x.dtype))
+        return cfg, ja.cast_params(params, cfg), x.shape[1]
     if norm == "group_norm":
         if layout != "channels_last":
             raise Unsupported("flax GroupNorm groups the last axis only (channels_last)")
         cfg["num_groups"] = int(a["num_groups"])
-        return {**cfg, **options}, params, x.shape[1]
+        cfg.update(ja.reduction_options(options, (), x.ndim, x.dtype))
+        return cfg, ja.cast_params(params, cfg), x.shape[1]
     p = case.plan()
     axes = tuple(range(-len(p.reduce), 0))
     cfg.update(reduction_axes=axes, feature_axes=axes)
     if norm == "rms_norm":
         cfg["epsilon"] = float(_spec.get("rms_norm").resolve_eps(a.get("eps"), x.dtype))
-    cfg.update(ja.reduction_options(options, axes, x.ndim))
-    return cfg, params, int(np.prod(p.affine_shape))
+    cfg.update(ja.reduction_options(options, axes, x.ndim, x.dtype))
+    return cfg, ja.cast_params(params, cfg), int(np.prod(p.affine_shape))
 
 
 _JAX_VJPS: dict[tuple, Any] = {}
