@@ -61,6 +61,7 @@ class Run:
     profile: str | None = "default"
     seed: int | None = 0
     max_examples: int | None = None
+    all_configs: bool = False  # every drawn case in every configuration of a native (the product)
 
     def __post_init__(self):
         if self.max_examples is not None and self.max_examples < 1:

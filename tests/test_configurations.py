@@ -151,6 +151,22 @@ def test_audit_records_the_configurations_it_drew(jax_impls):
     assert "configs" in rec.to_json()
 
 
+def test_all_configs_runs_every_drawn_case_in_every_configuration(jax_impls):
+    """``--all-configs`` (``Run.all_configs``): the product, each configuration judged on every drawn
+    case, where the default draws one configuration per case."""
+    from normcheck.audit.driver import run_check
+    from normcheck.profiles import Run
+
+    impl = jax_impls["jax/layer_norm/standardize/jit"]
+    drawn = run_check(impl, "agreement", "float32", Run("ci", 0, max_examples=6))
+    every = run_check(impl, "agreement", "float32", Run("ci", 0, max_examples=6, all_configs=True))
+    labels = {impl.config_label(v) or "defaults" for v in range(impl.config_count)}
+    assert set(every.configs) == labels and len(labels) == impl.config_count > 1
+    judged = {row["examples"] for row in every.configs.values()}
+    assert len(judged) == 1 and judged.pop() == sum(row["examples"] for row in drawn.configs.values())
+    assert every.examples == impl.config_count * drawn.examples
+
+
 # --- TensorFlow: Keras's dtype policies and tf.nn under XLA ----------------------------------------------
 
 

@@ -90,22 +90,35 @@ def _no_local_constants():
         cache.cache.clear()
 
 
+def _one(case) -> tuple:
+    return (case,)
+
+
 def _drive(
-    body: Callable[[Any], P.Result], strategy, settings, seed: int | None, known=(), *, keep_errors: bool = False
+    body: Callable[[Any], P.Result],
+    strategy,
+    settings,
+    seed: int | None,
+    known=(),
+    *,
+    keep_errors: bool = False,
+    expand: Callable[[Any], tuple] = _one,
 ) -> _Drive:
     """Run ``body`` over ``strategy``; collect samples, skips and the shrunk failure. A deviation
     a registered finding covers is counted as a hit (the smallest kept) and exploration goes on,
     so a known deviation neither costs shrinking time nor hides a new one; with ``keep_errors``,
-    so does an example on which the implementation raises (the smallest kept)."""
+    so does an example on which the implementation raises (the smallest kept). ``expand`` turns
+    each drawn case into the cases judged (every configuration of it, with ``--all-configs``)."""
     import hypothesis
     from hypothesis import given
 
     d = _Drive()
 
-    def test(case):
-        r = body(case)
-        if _judge(d, case, r, known, keep_errors=keep_errors):
-            raise _Deviation(r.message)
+    def test(drawn):
+        for case in expand(drawn):
+            r = body(case)
+            if _judge(d, case, r, known, keep_errors=keep_errors):
+                raise _Deviation(r.message)
 
     t = settings(given(strategy)(test))
     if seed is not None:
@@ -175,7 +188,7 @@ def _drawn(key, strategy, settings, seed) -> tuple | None:
     return _DRAWN[key]
 
 
-def _replay(body, cases, known, *, keep_errors: bool = False) -> _Drive | None:
+def _replay(body, cases, known, *, keep_errors: bool = False, expand=_one) -> _Drive | None:
     """:func:`_drive` over already drawn ``cases``: the same accounting while every example passes
     or is a registered finding's hit (Hypothesis would generate exactly these, in this order: see
     :func:`_no_local_constants`); None at a new deviation or an exception, which :func:`_drive`
@@ -183,7 +196,7 @@ def _replay(body, cases, known, *, keep_errors: bool = False) -> _Drive | None:
     if cases is None:
         return None
     d = _Drive()
-    for case in cases:
+    for case in (c for drawn in cases for c in expand(drawn)):
         try:
             r = body(case)
         except Exception:
@@ -193,13 +206,20 @@ def _replay(body, cases, known, *, keep_errors: bool = False) -> _Drive | None:
     return d
 
 
-def _replayed(body, key, strategy, settings, seed, known, keep_errors: bool = False) -> _Drive | None:
+def _replayed(body, key, strategy, settings, seed, known, keep_errors: bool = False, expand=_one) -> _Drive | None:
     """:func:`_replay` over the examples ``key`` draws, where the run is seeded or derandomized (so
     they are the same for every check that shares the key); None otherwise, or where the replay
     stops (:func:`_drive` then runs)."""
     if seed is None and not settings.derandomize:
         return None
-    return _replay(body, _drawn(key, strategy, settings, seed), known, keep_errors=keep_errors)
+    return _replay(body, _drawn(key, strategy, settings, seed), known, keep_errors=keep_errors, expand=expand)
+
+
+def every_configuration(impl) -> Callable[[Any], tuple]:
+    """``expand`` for :func:`_drive`: a drawn case in each of ``impl``'s configurations (the product
+    of its axes, ``Impl.config_count`` cases), whatever variant it was drawn with."""
+    n = impl.config_count
+    return lambda case: tuple(case.with_(variant=v) for v in range(n))
 
 
 def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record:
@@ -341,13 +361,14 @@ def run_check(
     known = _findings.bound_to(impl, prop_name, dtype)
     drive = None
     body = _watched(lambda c: prop(impl, c))
+    expand = every_configuration(impl) if run.all_configs and impl.config_count > 1 else _one
     with every_case(run.profile == "thorough"):  # the second order on every case, not only small ones
         if strategy is None:  # the same examples for every property: replayed
             strategy = cases_for(impl, dtype)
             key = (impl.norm, dtype, impl.running_stats, impl.framework == "user", run)
-            drive = _replayed(body, key, strategy, settings, run.seed, known, keep_errors)
+            drive = _replayed(body, key, strategy, settings, run.seed, known, keep_errors, expand)
         if drive is None:
-            drive = _drive(body, strategy, settings, run.seed, known, keep_errors=keep_errors)
+            drive = _drive(body, strategy, settings, run.seed, known, keep_errors=keep_errors, expand=expand)
     return _record(impl, dtype, prop_name, t0, drive, repro_call=_repro_call(impl))
 
 

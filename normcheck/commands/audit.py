@@ -32,7 +32,15 @@ def add_arguments(p) -> None:
         "--all-forms",
         action="store_true",
         default=None,
-        help="also the extended variants (op-by-op Flax linen and nnx, compiled Keras BatchNorm); the thorough profile does",
+        help="also the extended variants (op-by-op Flax linen and nnx, compiled Keras BatchNorm, torch.compile); "
+        "the thorough profile does",
+    )
+    p.add_argument(
+        "--all-configs",
+        action="store_true",
+        default=None,
+        help="every drawn case in every configuration of a native layer (the product of its axes) "
+        "instead of one drawn configuration per case",
     )
     p.add_argument(
         "--shard",
@@ -330,7 +338,18 @@ class Progress:
 
 
 #: The options an audit's selection consists of: ``--resume`` reads them from the document.
-SELECTION = ("profile", "seed", "frameworks", "norms", "dtypes", "properties", "max_examples", "all_forms", "shard")
+SELECTION = (
+    "profile",
+    "seed",
+    "frameworks",
+    "norms",
+    "dtypes",
+    "properties",
+    "max_examples",
+    "all_forms",
+    "all_configs",
+    "shard",
+)
 
 
 def banner(doc) -> str | None:
@@ -398,6 +417,7 @@ def _apply(args, conf: dict) -> None:
     args.properties = ",".join(sel["properties"]) if sel.get("properties") else None
     args.max_examples = sel.get("max_examples")
     args.all_forms = sel.get("all_forms")
+    args.all_configs = sel.get("all_configs")
     args.shard = _shard(sel["shard"]) if sel.get("shard") else None
     args.json = args.json or args.resume
     args.html = args.html or conf.get("html")
@@ -506,9 +526,10 @@ def _run(args, state: dict) -> int:
         "properties": props,
         "max_examples": args.max_examples,
         "all_forms": args.all_forms,
+        "all_configs": args.all_configs,
         "shard": f"{args.shard[0]}/{args.shard[1]}" if args.shard else None,
     }
-    run = audit.Run(args.profile, seed=args.seed, max_examples=args.max_examples)
+    run = audit.Run(args.profile, seed=args.seed, max_examples=args.max_examples, all_configs=bool(args.all_configs))
     if conf is not None:
         _check_resumable(conf, selection, done, run)
     note = first_run_note([fw for fw, n in planned.items() if n])
