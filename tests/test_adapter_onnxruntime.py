@@ -298,3 +298,44 @@ def test_torch_export_runs_in_onnxruntime_like_torch():
         assert c.ok, f"{norm}: ORT on the exported graph vs torch: {c.describe()}"
         r = error_model.compare(got, case.reference().y, s, "float32")
         assert r.ok, f"{norm}: ORT on the exported graph vs the reference: {r.describe()}"
+
+
+@pytest.mark.parametrize("norm", ["batch_norm", "layer_norm", "group_norm"])
+def test_parameters_stored_as_initializers_is_a_configuration_and_agrees(norm):
+    """``parameters=initializers`` (the second configuration) stores weight, bias and running
+    statistics in the model, as an exported model holds them: a session per value set, and the
+    property still holds against the reference."""
+    from normcheck.properties import PROPERTIES
+
+    impl = next(i for i in oa.ADAPTER.implementations() if i.id == f"onnxruntime/{norm}/onnx")
+    assert impl.configs == (oa.PARAMETER_CONFIG,) and impl.configuration(1) == {"parameters": "initializers"}
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 4, 2)).astype(np.float32)
+    args = {
+        "batch_norm": {"training": False},
+        "layer_norm": {"normalized_shape": (2,)},
+        "group_norm": {"num_groups": 2},
+    }
+    shape = (2,) if norm == "layer_norm" else (4,)
+    extra = {
+        "running_mean": rng.standard_normal(4).astype(np.float32),
+        "running_var": rng.random(4).astype(np.float32) + 0.5,
+    }
+    case = Case(
+        norm,
+        x,
+        {**args[norm], "eps": 1e-5},
+        weight=rng.standard_normal(shape).astype(np.float32),
+        bias=rng.standard_normal(shape).astype(np.float32),
+        **(extra if norm == "batch_norm" else {}),
+    )
+    op = impl.api.split()[1].split("-")[0]
+    oa.clear_cache()
+    before = oa.build_count(op)
+    for v in (0, 1):
+        r = PROPERTIES["agreement"](impl, case.with_(variant=v))
+        assert r.verdict == "pass", (v, r.message)
+    other = case.with_(weight=case.weight + 1)
+    other.call(impl), other.with_(variant=1).call(impl)
+    # initializers: a session for each value set; inputs: one session serves both
+    assert oa.build_count(op) - before == 3

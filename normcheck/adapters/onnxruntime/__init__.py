@@ -13,8 +13,9 @@ Forms, behind the canonical convention of :mod:`normcheck.adapters.base`:
 Every translation between the canonical (torch) convention and ONNX's lives in
 :data:`CONVENTIONS` and the helpers right below it. A model is built with ``onnx.helper`` once per
 (graph, attributes, input shapes and dtypes, opset) and its ``InferenceSession`` cached; weight,
-bias and running statistics are graph inputs (not initializers), so one session serves every
-value. ORT's results come back as NumPy arrays.
+bias and running statistics are graph inputs, so one session serves every value, or (a configuration,
+:data:`PARAMETER_CONFIG`) initializers stored in the model, as an exported model holds them. ORT's
+results come back as NumPy arrays.
 
 Importing this module imports neither onnx nor onnxruntime; an Impl imports them when called.
 """
@@ -25,6 +26,7 @@ import inspect
 import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -32,7 +34,15 @@ import numpy as np
 from normcheck import spec as _spec
 from normcheck.adapters.base import Adapter, Impl, Unsupported
 
-__all__ = ["ADAPTER", "CONVENTIONS", "NOT_NATIVE", "OnnxRuntimeAdapter", "build_count", "clear_cache"]
+__all__ = [
+    "ADAPTER",
+    "CONVENTIONS",
+    "NOT_NATIVE",
+    "PARAMETER_CONFIG",
+    "OnnxRuntimeAdapter",
+    "build_count",
+    "clear_cache",
+]
 
 # --- the one place where ONNX's conventions meet the canonical (torch) ones ---------------------
 CONVENTIONS: dict[str, Any] = {
@@ -198,14 +208,17 @@ def _value_info(name: str, dtype, shape):
 
 
 def _session(key, name: str, make_graph: Callable[[], Any], opset: int):
-    """The cached InferenceSession for ``key``; ``make_graph()`` returns (nodes, inputs, outputs)."""
+    """The cached InferenceSession for ``key``; ``make_graph()`` returns (nodes, inputs, outputs) and
+    optionally the initializers."""
     sess = _CACHE.get(key)
     if sess is not None:
         _CACHE.move_to_end(key)
         return sess
     onnx, ort = _onnx(), _ort()
-    nodes, inputs, outputs = make_graph()
-    graph = onnx.helper.make_graph(nodes, f"normcheck_{name}", inputs, outputs)
+    nodes, inputs, outputs, *initializers = make_graph()
+    graph = onnx.helper.make_graph(
+        nodes, f"normcheck_{name}", inputs, outputs, initializer=initializers[0] if initializers else None
+    )
     opsets = [onnx.helper.make_opsetid("", opset)]
     model = onnx.helper.make_model(
         graph, opset_imports=opsets, ir_version=onnx.helper.find_min_ir_version_for(opsets), producer_name="normcheck"
@@ -245,6 +258,25 @@ def _too_new(message: str) -> str | None:
     return m.group(0) if m else None
 
 
+#: Configuration axes of the operators (``Impl.configs``): weight, bias and running statistics fed as
+#: graph inputs (one session serves every value), or stored in the model as initializers, as an exported
+#: model holds them: ORT's graph optimizer then sees constants (it may fold them, or share the buffer of
+#: equal initializers).
+PARAMETER_CONFIG = ("parameters", ("inputs", "initializers"))
+
+#: The ``parameters`` option of the call being run (:func:`_canonical` sets it for the call's duration).
+_PARAMETERS: ContextVar[str] = ContextVar("normcheck_onnxruntime_parameters", default="inputs")
+
+
+def _initializer(name: str, v: np.ndarray):
+    """``v`` as an ONNX initializer (bfloat16 through its raw bits)."""
+    onnx = _onnx()
+    if v.dtype.name == "bfloat16":
+        t = onnx.helper.make_tensor(name, onnx.TensorProto.BFLOAT16, v.shape, v.view(np.uint16).tobytes(), raw=True)
+        return t
+    return onnx.numpy_helper.from_array(v, name)
+
+
 def run_node(
     op: str,
     inputs: dict[str, np.ndarray | None],
@@ -254,12 +286,15 @@ def run_node(
 ) -> list[np.ndarray]:
     """Run one ONNX node: ``inputs`` in the operator's order (None: an omitted optional input at
     the end), ``outputs`` name -> (dtype, shape). The session is cached by (op, attributes, input
-    shapes and dtypes, output dtypes, opset)."""
+    shapes and dtypes, output dtypes, opset), and by the values of the inputs after the first when the
+    call's configuration stores them as initializers (:data:`PARAMETER_CONFIG`)."""
     while inputs and list(inputs.values())[-1] is None:
         inputs = dict(list(inputs.items())[:-1])
     if any(v is None for v in inputs.values()):
         raise ValueError(f"{op}: only trailing optional inputs may be omitted")
     feeds = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
+    names = list(feeds)
+    consts = {k: feeds.pop(k) for k in names[1:]} if _PARAMETERS.get() == "initializers" else {}
     key = (
         "node",
         op,
@@ -267,27 +302,36 @@ def run_node(
         tuple((k, v.shape, v.dtype.str) for k, v in feeds.items()),
         tuple((k, np.dtype(d).str, tuple(shape)) for k, (d, shape) in outputs.items()),
         opset,
+        tuple((k, v.shape, v.dtype.str, v.tobytes()) for k, v in consts.items()),
     )
 
     def make():
         onnx = _onnx()
-        node = onnx.helper.make_node(op, list(feeds), list(outputs), **attrs)
+        node = onnx.helper.make_node(op, names, list(outputs), **attrs)
         ins = [_value_info(k, v.dtype, v.shape) for k, v in feeds.items()]
         outs = [_value_info(k, d, shape) for k, (d, shape) in outputs.items()]
-        return [node], ins, outs
+        return [node], ins, outs, [_initializer(k, v) for k, v in consts.items()]
 
     return _session(key, op, make, opset).run(list(outputs), feeds)
 
 
 # --- the canonical signature --------------------------------------------------------------------
 def _canonical(norm: str, body: Callable, dtypes: tuple[str, ...], **fixed) -> Callable:
-    """Wrap ``body(spec, arguments, **fixed)`` in the spec's (torch.nn.functional) signature."""
+    """Wrap ``body(spec, arguments, **fixed)`` in the spec's (torch.nn.functional) signature; a
+    ``parameters`` option (:data:`PARAMETER_CONFIG`) holds for the call."""
     from normcheck import reference
 
     s = _spec.get(norm)
     sig = inspect.signature(reference.function(s))
 
-    def fn(*args, **kwargs):
+    def fn(*args, parameters: str = "inputs", **kwargs):
+        token = _PARAMETERS.set(parameters)
+        try:
+            return call(*args, **kwargs)
+        finally:
+            _PARAMETERS.reset(token)
+
+    def call(*args, **kwargs):
         bound = sig.bind(*args, **kwargs)
         bound.apply_defaults()
         a = bound.arguments
@@ -512,6 +556,7 @@ class OnnxRuntimeAdapter(Adapter):
                     dtypes=dts,
                     running_stats=norm == "batch_norm",
                     notes=_NOTES[norm],
+                    configs=(PARAMETER_CONFIG,),
                 )
             )
             if norm != "group_norm":
@@ -524,6 +569,7 @@ class OnnxRuntimeAdapter(Adapter):
                     _canonical(norm, lambda s, a, x: _group_norm(s, a, x, opset=18), dts),
                     api="onnx GroupNormalization-18",
                     dtypes=dts,
+                    configs=(PARAMETER_CONFIG,),
                     notes="GroupNormalization-18: scale/bias per group; a per-channel weight or bias that varies "
                     "within a group is Unsupported",
                 )
