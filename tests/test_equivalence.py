@@ -151,3 +151,30 @@ def test_the_audit_prints_a_line_per_norm_and_writes_the_section(tmp_path, capsy
     (pair,) = doc["equivalence"]["norms"]["layer_norm"]["dtypes"]["float32"]["pairs"]
     assert pair["verdict"] == "equivalent" and 0 <= pair["quantities"]["output"]["bound"] <= 16
     assert "replay_seconds" in doc["equivalence"]
+
+
+def test_a_side_that_raises_on_the_other_sides_case_differs_unexplained():
+    """torch's GroupNorm raises on one value per group in training (ValueError) where NumPy's returns:
+    the replay says so; its own records passed, so no registered finding explains that difference."""
+    pytest.importorskip("torch", reason="torch is not installed")
+    one = {"norm": "group_norm", "regime": "normal", "args": {"num_groups": 1, "eps": 1e-5},
+           "input": {"shape": [1, 1], "dtype": "float32", "values": [0.5]}}  # fmt: skip
+    rows = [
+        _row("numpy/group_norm/float32", "finding", 100.0, norm="group_norm", finding="made-up", counterexample=one),
+        _row("torch/group_norm/functional", norm="group_norm"),
+    ]
+    doc = audit.document(rows, profile="ci", seed=0, started=0.0)
+    equivalence.refine(doc)
+    (pair,) = doc["equivalence"]["norms"]["group_norm"]["dtypes"]["float32"]["pairs"]
+    q = pair["quantities"]["output"]
+    assert q["confirmed"] and q["verdict"] == "differ" and not q["explained"]
+    assert q["note"].startswith("b raises ValueError: Expected more than 1 value per channel")
+    assert "1 not explained by a registered finding" in equivalence.lines(doc)[0]
+
+
+def test_running_buffers_replay_from_the_frameworks_initial_buffers():
+    """A running_stats_steps counterexample without buffers starts from zeros and ones, momentum 0.1."""
+    case = Case.from_json({**CONSTANT, "input": {**CONSTANT["input"], "dtype": "float32"}, "weight": None})
+    step = equivalence.training_step(case)
+    assert step.args["training"] and step.args["momentum"] == 0.1
+    assert step.running_mean.tolist() == [0.0, 0.0, 0.0] and step.running_var.tolist() == [1.0, 1.0, 1.0]

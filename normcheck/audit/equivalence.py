@@ -17,7 +17,11 @@ triangle inequality decides most pairs from the records alone (:func:`section`, 
   record's counterexample: a finding's smallest hit, or the shrunk deviation) to both
   implementations and measures the difference exactly (``observed``, both values and the reference);
   where it cannot (the case was saved without its values, an implementation is not installed
-  here), the pair stays "differ" with ``confirmed: false``.
+  here), the pair stays "differ" with ``confirmed: false``. An implementation that raises on the
+  case where the other returns differs (``note``: what it raised; not explained when the raising
+  side's own records passed); one that does not take the case (Unsupported: a layout, rank or
+  option it lacks) leaves the pair "untested" there, as both raising does. A ``running_stats_steps``
+  counterexample is replayed from its first training step (:func:`training_step`).
 
 A difference is **explained** when every deviating side's record is a registered finding (named in
 ``findings``). :func:`lines` gives the terminal's line per norm.
@@ -29,7 +33,7 @@ import math
 import time
 from typing import Any
 
-__all__ = ["QUANTITIES", "lines", "refine", "section"]
+__all__ = ["QUANTITIES", "Raised", "lines", "refine", "section", "training_step"]
 
 #: Property -> the quantity it compares with the reference.
 QUANTITIES = {"agreement": "output", "running_stats_steps": "running buffers", "gradient_agreement": "gradients"}
@@ -241,7 +245,7 @@ def _measure(q: dict[str, Any], quantity: str, ia, ib, cache: dict) -> None:
             "no counterexample" if cx is None else "an implementation is not installed here"
         )
         return
-    case = Case.from_json(cx)  # ValueError: saved without its values
+    case = training_step(Case.from_json(cx)) if quantity == "running buffers" else Case.from_json(cx)
     key = repr(cx)
     got = []
     for impl in (ia, ib):
@@ -251,9 +255,17 @@ def _measure(q: dict[str, Any], quantity: str, ia, ib, cache: dict) -> None:
                 cache[k] = _values(quantity, impl, case)
             except Exception as e:
                 cache[k] = e
-        if isinstance(cache[k], Exception):
+        if isinstance(cache[k], Exception) and not isinstance(cache[k], Raised):
             raise cache[k]
         got.append(cache[k])
+    raised = [(side, g) for side, g in zip("ab", got, strict=True) if isinstance(g, Raised)]
+    if raised:  # an implementation raising where the other returns is a difference; both raising is none
+        what = "; ".join(f"{side} raises {g}" for side, g in raised)
+        verdict = "untested" if len(raised) == 2 else "differ"
+        q.update(verdict=verdict, confirmed=True, note=what + ("" if len(raised) == 2 else ", the other returns"))
+        if verdict == "differ" and raised[0][0] != q.get("case_of"):  # the side whose records pass raises:
+            q["explained"] = False  # met by the replay, not by its own draws, and no finding registered for it
+        return
     worst = None
     with np.errstate(all="ignore"):
         for part in got[0][0]:
@@ -290,8 +302,41 @@ def _list(v) -> list:
     return [_num(x) for x in np.asarray(v, np.float64).ravel().tolist()]
 
 
+class Raised(Exception):
+    """The implementation itself raised on the case (its message; an Unsupported case is not this)."""
+
+
+def _call(fn, *args):
+    from normcheck.adapters.base import Unsupported
+
+    try:
+        return fn(*args)
+    except Unsupported:
+        raise
+    except Exception as e:
+        raise Raised(f"{type(e).__name__}: {e}".splitlines()[0][:160]) from e
+
+
+def training_step(case):
+    """The case ``running_stats_steps`` starts from: its buffers and momentum, or the frameworks'
+    initial buffers (zeros, ones; float32 for 16-bit inputs) and momentum 0.1, in training."""
+    import numpy as np
+
+    from normcheck import dtypes
+
+    args = {**case.args, case.spec.batch_stats_flag: True}
+    if "momentum" not in args:
+        args["momentum"] = 0.1
+    if case.running_mean is not None and case.running_var is not None:
+        return case.with_(args=args)
+    c = case.x.shape[1]
+    bdt = np.float32 if dtypes.is_16bit(case.dtype) else dtypes.np_dtype(case.dtype)
+    return case.with_(args=args, running_mean=np.zeros(c, bdt), running_var=np.ones(c, bdt))
+
+
 def _values(quantity: str, impl, case):
-    """({part: value}, {part: (reference, scale, dtype)}) of ``quantity`` for ``impl`` on ``case``."""
+    """({part: value}, {part: (reference, scale, dtype)}) of ``quantity`` for ``impl`` on ``case``;
+    :class:`Raised` where the implementation raises."""
     import numpy as np
 
     from normcheck import error_model, expected
@@ -301,12 +346,12 @@ def _values(quantity: str, impl, case):
         from normcheck.properties.gradients import cotangent, grad_scales, reference_grads
 
         dy = cotangent(case)
-        g = autodiff.vjp(impl, case, dy)
+        g = _call(autodiff.vjp, impl, case, dy)
         ref = reference_grads(case.norm, case, dy)
         s = grad_scales(case, dy)
         keys = [k for k in ref if k in g]
         return {f"d{k}": np.asarray(g[k]) for k in keys}, {f"d{k}": (ref[k], s[k], case.dtype) for k in keys}
-    out = case.call(impl)
+    out = _call(case.call, impl)
     ref, s = expected.of(case)
     if quantity == "output":
         return {"output": out.y}, {"output": (ref.y, s, case.dtype)}
