@@ -89,6 +89,7 @@ def _quantity(ra: dict[str, Any], rb: dict[str, Any]) -> dict[str, Any]:
         "verdict": "differ",
         "confirmed": False,
         "case_of": side,  # whose deviating case the difference is measured on
+        "deviating": [k for k, r in (("a", ra), ("b", rb)) if _deviates(r)],
         "counterexample": dev.get("counterexample"),
         "findings": findings,
         "explained": explained,
@@ -263,7 +264,7 @@ def _measure(q: dict[str, Any], quantity: str, ia, ib, cache: dict) -> None:
         what = "; ".join(f"{side} raises {g}" for side, g in raised)
         verdict = "untested" if len(raised) == 2 else "differ"
         q.update(verdict=verdict, confirmed=True, note=what + ("" if len(raised) == 2 else ", the other returns"))
-        if verdict == "differ" and raised[0][0] != q.get("case_of"):  # the side whose records pass raises:
+        if verdict == "differ" and raised[0][0] not in q.get("deviating", ()):  # a side whose records pass raises:
             q["explained"] = False  # met by the replay, not by its own draws, and no finding registered for it
         return
     worst = None
