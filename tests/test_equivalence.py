@@ -178,3 +178,15 @@ def test_running_buffers_replay_from_the_frameworks_initial_buffers():
     step = equivalence.training_step(case)
     assert step.args["training"] and step.args["momentum"] == 0.1
     assert step.running_mean.tolist() == [0.0, 0.0, 0.0] and step.running_var.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_merged_shards_hold_every_pair_across_them():
+    shards = []
+    for i, row in enumerate([_row("x/layer_norm/a", observed=2.0), _row("y/layer_norm/b", observed=4.0)]):
+        d = audit.document([row], profile="ci", seed=0, started=0.0)
+        d["run"]["shard"], d["positions"] = f"{i + 1}/2", [i]
+        assert d["equivalence"]["norms"]["layer_norm"]["pairs"] == 0  # one implementation per shard: no pair
+        shards.append(d)
+    merged = audit.merge(shards)
+    (pair,) = merged["equivalence"]["norms"]["layer_norm"]["dtypes"]["float32"]["pairs"]
+    assert pair["verdict"] == "equivalent" and pair["worst"] == 3.0

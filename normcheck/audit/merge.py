@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from normcheck.audit import equivalence
 from normcheck.audit.records import SCHEMA
 
 __all__ = ["compare", "merge", "merge_shards"]
@@ -44,6 +45,7 @@ def merge_shards(docs: list[dict[str, Any]]) -> dict[str, Any]:
         "findings": first["findings"],
         "records": records,
         "conventions": [row for d in docs for row in d.get("conventions", [])],
+        "equivalence": equivalence.section(records),  # every pair across the shards, from their records
     }
 
 
