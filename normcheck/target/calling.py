@@ -54,6 +54,8 @@ class Target:
     set_attrs: dict[str, str] = field(default_factory=dict)  # setting -> attribute set per call
     options: dict[str, Any] = field(default_factory=dict)  # the wrap() options that rebuild it (repro)
     momentum_none: bool | None = None  # takes momentum=None, as a probe showed (None: its signature says)
+    driver: Any = None  # an ecosystem's adapter module (Equinox, Haiku, Sonnet) that builds and runs the layer
+    _built: dict = field(default_factory=dict, repr=False)  # the driver's built layers, by constructor call
     _last: Any = field(default=None, repr=False)  # (key, layer, running_mean, running_var) of the last call
     _pending: Any = field(default=None, repr=False)
 
@@ -122,6 +124,8 @@ class Target:
 
     def _invoke(self, a: dict[str, Any], native: dict[str, Any], *, grad: bool = False):
         if self.form == "module":
+            if self.driver is not None:
+                return self._invoke_driven(a, native)
             if self.ctor is None or self.ctor.mode == "reference":
                 return self._invoke_module_reference(a, native, grad=grad)
             return self._invoke_module(a, native, grad=grad)
@@ -137,14 +141,48 @@ class Target:
         return out, buffers
 
     # --- module targets ----------------------------------------------------------------------------
-    def construct(self, c: Canon, dtype: str):
-        """(a new layer for ``c``, the call that built it); ConstructionError names the call."""
+    def construct(self, c: Canon, dtype: str, shape: tuple[int, ...] | None = None):
+        """(a new layer for ``c``, the call that built it); ConstructionError names the call. An
+        ecosystem's layer is built by its driver, for inputs of ``shape`` (its parameters' shapes)."""
         args, kwargs = self.ctor.call(c, dtype)
         desc = self.ctor.describe(args, kwargs)
         try:
+            if self.driver is not None:
+                return self.driver.build(self.obj, args, kwargs, shape), desc
             return self.obj(*args, **kwargs), desc
         except Exception as e:
             raise ConstructionError(f"{desc} raised {first_line(e)}") from e
+
+    def _invoke_driven(self, a: dict[str, Any], native: dict[str, Any]):
+        """An ecosystem's layer (:attr:`driver`): built once per constructor call and input shape,
+        its parameters and running buffers given functionally on every call (so the gradient path
+        differentiates the arrays it passes)."""
+        s, fw, ctor, info = self.spec, self.framework, self.ctor, self.layer
+        shape = tuple(np.shape(a["input"]))
+        c = canon(s, a, shape)
+        use_batch = module_flag(s, a)
+        self._check_pins(c, use_batch)
+        if c.track and not self.running_stats:
+            raise unsupported(f"{ctor.name} keeps no running statistics")
+        xdt = np.asarray(a["input"]).dtype.name
+        args, kwargs = ctor.call(c, xdt)
+        key = (repr(args), repr(sorted(kwargs.items())), shape)
+        built = self._built.get(key)
+        if built is None:
+            built = self._built[key] = self.construct(c, xdt, shape)[0]
+        params = {}
+        for k, fill in (("weight", 1.0), ("bias", 0.0)):
+            attr, t = info.params.get(k), native.get(k)
+            if attr is None:
+                if t is not None:
+                    raise unsupported(f"{ctor.name} has no {k}")
+                continue
+            cur = get(built, attr)
+            if t is None and is_array(cur):
+                t = filled(cur, fill, fw, xdt)
+            params[attr] = t
+        buffers = {k: native[k] for k in ("running_mean", "running_var")} if c.track else None
+        return self.driver.run(built, native["input"], params, buffers, training=use_batch, momentum=c.momentum)
 
     def _check_pins(self, c: Canon, training: bool) -> None:
         """A case the user-fixed constructor values cannot express is unsupported (a skip)."""

@@ -29,7 +29,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "features": (
         "num_features", "num_channels", "normalized_shape", "hidden_size", "dim", "d_model", "channels",
         "features", "n_embd", "size", "ndim", "embed_dim", "hidden_dim", "n_channels", "in_channels",
-        "n_features", "n_state", "width", "c", "C",
+        "n_features", "n_state", "width", "c", "C", "input_size", "input_dim", "shape",
     ),
     "groups": ("num_groups", "groups", "G", "n_groups", "num_group", "group_num", "ngroups", "g"),
     "eps": (
@@ -37,9 +37,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
     ),
     "momentum": ("momentum", "bn_momentum"),
     "track": ("track_running_stats", "track_stats"),
-    "affine": ("affine", "elementwise_affine", "learnable", "use_affine", "elementwise_scale_and_shift"),
-    "weight": ("use_weight", "use_scale", "with_scale", "scale", "weight"),  # bool flags only
-    "bias": ("use_bias", "with_bias", "bias", "center", "add_bias"),  # bool flags only
+    "affine": (
+        "affine", "elementwise_affine", "learnable", "use_affine", "elementwise_scale_and_shift", "channelwise_affine",
+    ),
+    "weight": ("use_weight", "use_scale", "with_scale", "scale", "weight", "create_scale"),  # bool flags only
+    "bias": ("use_bias", "with_bias", "bias", "center", "add_bias", "create_offset"),  # bool flags only
 }  # fmt: skip
 
 #: The torch.nn positional order of the roles, for parameters whose names do not say.
@@ -128,8 +130,15 @@ class Constructor:
     :class:`TargetError` for a required parameter nothing maps.
     """
 
-    def __init__(self, cls, norm: str, *, init: str | None = None, pins: dict | None = None, axes=None):
+    def __init__(
+        self, cls, norm: str, *, init: str | None = None, pins: dict | None = None, axes=None, conventions=None
+    ):
         self.cls, self.spec = cls, _spec.get(norm)
+        # an ecosystem's constructor facts (its adapter's): parameter -> role ("decay": 1 - momentum;
+        # "axes": the reduction axes), and parameter -> value it is always given
+        conv = conventions or {}
+        self.conv_roles: dict[str, str] = dict(conv.get("roles") or {})
+        self.conv_fixed: dict[str, Any] = dict(conv.get("fixed") or {})
         self.name = getattr(cls, "__name__", type(cls).__name__)
         s = self.spec
         roles = ROLE_ORDER.get(norm)
@@ -170,6 +179,9 @@ class Constructor:
             self.mode = "torch"  # (*args, **kwargs): called like the torch.nn layer
         else:
             self._map_signature(roles)
+        for name, v in self.conv_fixed.items():
+            if name in self.by_name:
+                self.fixed[name] = v
         self._apply_pins(pins or {})
         if axes is not None and "data_format" in self.by_name and "data_format" not in self.fixed:
             red = tuple(sorted(axes))
@@ -195,17 +207,17 @@ class Constructor:
     def _follow_bases(self, cls) -> None:
         """A ``(*args, **kwargs)`` constructor passes them on: the first base class whose own
         signature names parameters is the one that receives them (an ``nn.GroupNorm`` subclass)."""
-        for base in getattr(cls, "__mro__", ())[1:]:
+        for base in getattr(cls, "__mro__", ()):
             if base is object or "__init__" not in vars(base):
                 continue
             try:
-                sig = inspect.signature(base)
+                sig = inspect.signature(vars(base)["__init__"])
             except (TypeError, ValueError):
                 continue
-            params = [p for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+            params = [p for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)][1:]
             if params:
                 self.params = params
-                self.base = base.__name__
+                self.base = base.__name__ if base is not cls else None  # cls: a metaclass hid its signature
                 self.var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
                 return
             # a base that takes (*args, **kwargs) too passes them further up
@@ -220,17 +232,22 @@ class Constructor:
             return set(self.roles_known)
         if self.template is not None:
             return {PLACEHOLDERS[k] for k in self.template[3]} | set(self.assign.values())
-        return set(self.assign.values())
+        return {ROLE_OF_CONVENTION.get(r, r) for r in self.assign.values()}
 
     def _map_signature(self, roles) -> None:
         for p in self.params:
+            if p.name in self.conv_roles:  # the ecosystem's own meaning (two may share one role)
+                self.assign[p.name] = self.conv_roles[p.name]
+                continue
             role = role_of(p, self.roles_known)
-            if role and role not in self.assign.values():
+            if role and role not in self.assign.values() and p.name not in self.conv_fixed:
                 self.assign[p.name] = role
-        free = [r for r in roles if r not in self.assign.values()]
+        free = [r for r in roles if r not in self.mapped_roles]
         for p in self.params:
             if p.name in self.assign or p.default is not EMPTY or p.kind is p.KEYWORD_ONLY or not free:
                 continue
+            if p.name in self.conv_fixed or not anonymous(p):
+                continue  # a name that says something else: an error naming it, never another role's value
             self.assign[p.name] = free.pop(0)  # positional order where names do not say
 
     def _map_template(self, text: str) -> None:
@@ -282,6 +299,8 @@ class Constructor:
             self.canon_pins["eps"] = None if value is None else float(value)
         elif role == "momentum":
             self.canon_pins["momentum"] = None if value is None else float(value)
+        elif role == "decay":
+            self.canon_pins["momentum"] = 1.0 - float(value)
         elif role in ("affine", "weight") and value is False:
             self.flags["no_affine"] = True
         elif role == "bias" and value is False:
@@ -320,6 +339,14 @@ class Constructor:
             return float(c.eps)
         if role == "momentum":
             return c.momentum
+        if role == "decay":  # an exponential average's decay rate: 1 - torch's momentum
+            if c.momentum is None:
+                if c.track:
+                    raise unsupported(f"{self.name} keeps an exponential average; momentum=None has none")
+                return 0.9  # no running statistics in this case: any
+            return 1.0 - float(c.momentum)
+        if role == "axes":  # the reduction axes of a layer/RMS norm, counted from the end
+            return tuple(range(-len(c.normalized_shape or (None,)), 0))
         if role == "track":
             return c.track
         if role == "affine":
@@ -423,7 +450,7 @@ class Constructor:
             return self.name + CONSTRUCTORS.get(self.spec.name, "cls(...)")[3:]
         if self.mode == "template":
             return f"{self.name}({ast_unparse(self.template[1])})"
-        words = {"features": "C", "groups": "G", "track": "track_running_stats"}
+        words = {"features": "C", "groups": "G", "track": "track_running_stats", "decay": "1-momentum"}
         if self.spec.shape_arg == "normalized_shape" and not self.features_int:
             words["features"] = "normalized_shape"
         parts = []
@@ -438,6 +465,16 @@ class Constructor:
                 continue
             parts.append(v if p.kind is p.POSITIONAL_ONLY else f"{p.name}={v}")
         return f"{self.name}({', '.join(parts)})"
+
+
+#: Roles of an ecosystem's conventions and the canonical argument each one carries.
+ROLE_OF_CONVENTION = {"decay": "momentum", "axes": "features"}
+
+
+def anonymous(p: inspect.Parameter) -> bool:
+    """A parameter whose name says nothing (positional-only, or one or two letters): the torch.nn
+    positional order may give it a role."""
+    return p.kind is p.POSITIONAL_ONLY or len(p.name) <= 2
 
 
 def short(v) -> str:

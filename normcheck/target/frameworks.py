@@ -52,14 +52,35 @@ def loaded_frameworks() -> list[str]:
     return [fw for fw in TARGET_FRAMEWORKS if FRAMEWORK_MODULES[fw] in sys.modules]
 
 
+#: Module ecosystems driven by an adapter's module of their own: kind -> (framework, that module).
+ECOSYSTEMS = {
+    "equinox": ("jax", "normcheck.adapters.jax.equinox"),
+    "haiku": ("jax", "normcheck.adapters.jax.haiku"),
+    "sonnet": ("tensorflow", "normcheck.adapters.tensorflow.sonnet"),
+}
+
+
+def driver(kind: str):
+    """The adapter module that drives an ecosystem's module classes (:data:`ECOSYSTEMS`)."""
+    import importlib
+
+    return importlib.import_module(ECOSYSTEMS[kind][1])
+
+
 def module_kind(obj) -> str | None:
     """'torch' for a torch.nn.Module subclass, 'keras' for a Keras layer class, 'flax' for a
-    flax.linen.Module class, 'nnx' for a flax.nnx.Module class (not driven yet)."""
+    flax.linen.Module class, 'nnx' for a flax.nnx.Module class (not driven yet), 'equinox',
+    'haiku' or 'sonnet' for those libraries' module classes."""
     if not inspect.isclass(obj):
         return None
     torch = sys.modules.get("torch")
     if torch is not None and issubclass(obj, torch.nn.Module):
         return "torch"
+    for kind, modname in (("equinox", "equinox"), ("haiku", "haiku"), ("sonnet", "sonnet")):
+        m = sys.modules.get(modname)
+        base = getattr(m, "Module", None) if m is not None else None
+        if isinstance(base, type) and issubclass(obj, base):
+            return kind
     for modname, attrs, kind in (
         ("keras", ("Layer",), "keras"),
         ("flax.linen", ("Module",), "flax"),

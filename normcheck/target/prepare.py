@@ -12,19 +12,19 @@ from normcheck.target.layer import PARAM_ATTRS, get, inspect_layer
 from normcheck.target.probes import sample_rank
 
 
-def _construct(t, c):
+def _construct(t, c, shape):
     """The sample layer; a size argument given as an int that the constructor refuses is retried as
     a one-element list (``hidden_size[-1]``), and kept so when that builds."""
     ctor = t.ctor
     try:
-        return t.guard.call(t.construct, c, "float32")
+        return t.guard.call(t.construct, c, "float32", shape)
     except ConstructionError as first:
         sized = ctor.mode == "signature" and t.spec.shape_arg == "normalized_shape" and "features" in ctor.mapped_roles
         if not sized or ctor.features_seq:
             raise
         ctor.features_seq = True
         try:
-            built = t.guard.call(t.construct, c, "float32")
+            built = t.guard.call(t.construct, c, "float32", shape)
         except Exception:
             ctor.features_seq = False
             raise first from first.__cause__
@@ -40,7 +40,7 @@ def prepare_module(t) -> None:
     a = resolved(s, (case.x,), case.kwargs())
     c = canon(s, a, case.x.shape)
     try:
-        layer, desc = _construct(t, c)
+        layer, desc = _construct(t, c, case.x.shape)
     except TargetHung:
         raise TargetError(f"constructing {ctor.sketch()} did not return within {t.guard.timeout:g} s") from None
     except ConstructionError as e:
@@ -100,7 +100,7 @@ def prepare_module(t) -> None:
     attr = info.settings.get("eps")
     if d is None and "eps" in mapped and attr and ctor.mode == "signature":
         try:  # a None default the layer resolves to a float of its own
-            v = get(t.guard.call(t.construct, dataclasses.replace(c, eps=None), "float32")[0], attr)
+            v = get(t.guard.call(t.construct, dataclasses.replace(c, eps=None), "float32", case.x.shape)[0], attr)
         except Exception:
             v = None
         d = float(v) if is_number(v) else None

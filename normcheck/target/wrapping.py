@@ -13,7 +13,7 @@ from normcheck.target.calling import Target
 from normcheck.target.constraints import validate
 from normcheck.target.constructor import ALIASES, Constructor, canonical_role, is_number, role_of
 from normcheck.target.errors import TargetError
-from normcheck.target.frameworks import FRAMEWORK_MODULES, TARGET_FRAMEWORKS, adapter, module_kind
+from normcheck.target.frameworks import ECOSYSTEMS, FRAMEWORK_MODULES, TARGET_FRAMEWORKS, adapter, driver, module_kind
 from normcheck.target.guard import DEFAULT_TIMEOUT, Guard
 from normcheck.target.inference import infer_framework
 from normcheck.target.loading import describe, is_file_ref, load
@@ -127,9 +127,17 @@ def wrap(
     adapted_layer = form == "module" and kind in _LAYER_FRAMEWORKS
     if init and (form != "module" or adapted_layer):
         raise TargetError("--init applies to a torch-style module class (not a function or a Keras/flax layer)")
-    ctor = None
+    ctor = drv = None
+    if form == "module" and kind in ECOSYSTEMS:
+        drv = driver(kind)
+        if framework is not None and framework != drv.FRAMEWORK:
+            raise TargetError(f"a {kind} module class is {drv.FRAMEWORK} code, not {framework}")
+        framework = drv.FRAMEWORK
     if form == "module" and not adapted_layer:
-        ctor = Constructor(obj, norm, init=init, pins=args, axes=axes)
+        conv = drv.conventions(norm) if drv is not None else None
+        ctor = Constructor(obj, norm, init=init, pins=args, axes=axes, conventions=conv)
+        if conv and conv.get("one_axis") and _spec.get(norm).shape_arg == "normalized_shape":
+            ctor.canon_pins.setdefault("normalized_shape", (None,))
         if ctor.canon_pins:
             cons["pinned"] = dict(ctor.canon_pins)
         for flag in ("no_bias", "no_affine", "no_track"):
@@ -140,7 +148,9 @@ def wrap(
     if adapted_layer:
         t = _layer_target(obj, norm, kind, framework, label, guard)
     else:
-        t = Target(obj, norm, framework or "numpy", form, label, guard=guard, ctor=ctor)
+        t = Target(obj, norm, framework or "numpy", form, label, guard=guard, ctor=ctor, driver=drv)
+        if drv is not None:
+            t.momentum_none = False  # an exponential average only
     t.constraints, t.axes, t.options = cons, axes, options
     validate(t)  # the user's own constraints first, before any call
     if ctor is not None and ctor.mode != "reference":
@@ -148,7 +158,10 @@ def wrap(
         how = {"template": "(--init)", "torch": "(like torch.nn)"}.get(ctor.mode, "(from its signature)")
         if ctor.base and ctor.mode == "signature":
             how = f"(from {ctor.base}'s signature, which its (*args, **kwargs) reach)"
-        t.notes.insert(0, f"built as {ctor.sketch()} {how}")
+        if drv is not None:
+            t.notes.insert(0, drv.describe(ctor.sketch()) + f" {how}")
+        else:
+            t.notes.insert(0, f"built as {ctor.sketch()} {how}")
     if not adapted_layer:
         if framework is None:
             framework, why = infer_framework(obj, norm, form=form, guard=guard, target=t)
