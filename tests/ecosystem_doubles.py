@@ -196,3 +196,64 @@ def sonnet_layer_norm(wrong: str | None = None):
             return y
 
     return SntLayerNorm
+
+
+def keras_hub_rms_norm(wrong: str | None = None):
+    """Keras-Hub style ``HubRMSNorm(epsilon=1e-6, **kwargs)``: ``scale`` made in ``build``, float32
+    compute, cast back to the compute dtype."""
+    import keras
+    from keras import ops
+
+    class HubRMSNorm(keras.layers.Layer):
+        def __init__(self, epsilon=1e-6, **kwargs):
+            super().__init__(**kwargs)
+            self.epsilon = epsilon
+
+        def build(self, input_shape):
+            self.scale = self.add_weight(name="scale", shape=(input_shape[-1],), initializer="ones")
+
+        def call(self, x):
+            x = ops.cast(x, "float32")
+            ms = ops.mean(ops.square(x), axis=-1, keepdims=True)
+            y = x / (ops.sqrt(ms) + self.epsilon) if wrong == "eps_outside" else x * ops.rsqrt(ms + self.epsilon)
+            return ops.cast(y * ops.cast(self.scale, "float32"), self.compute_dtype)
+
+    return HubRMSNorm
+
+
+def keras_input_dim_layer_norm(wrong: str | None = None):
+    """``DimLayerNorm(input_dim, epsilon=1e-5, **kwargs)``: weights made in the constructor from ``input_dim``."""
+    import keras
+    from keras import ops
+
+    class DimLayerNorm(keras.layers.Layer):
+        def __init__(self, input_dim, epsilon=1e-5, **kwargs):
+            super().__init__(**kwargs)
+            self.epsilon = epsilon
+            self.gamma = self.add_weight(name="gamma", shape=(input_dim,), initializer="ones")
+            self.beta = self.add_weight(name="beta", shape=(input_dim,), initializer="zeros")
+
+        def call(self, x):
+            mean = ops.mean(x, axis=-1, keepdims=True)
+            n = x.shape[-1]
+            var = ops.sum(ops.square(x - mean), axis=-1, keepdims=True) / ((n - 1) if wrong == "unbiased" else n)
+            return (x - mean) * ops.rsqrt(var + self.epsilon) * self.gamma + self.beta
+
+    return DimLayerNorm
+
+
+def keras_unbuildable():
+    """``Unbuildable(epsilon=1e-6, **kwargs)`` whose ``build`` raises (exit 2, naming the call)."""
+    import keras
+
+    class Unbuildable(keras.layers.Layer):
+        def __init__(self, epsilon=1e-6, **kwargs):
+            super().__init__(**kwargs)
+
+        def build(self, input_shape):
+            raise ValueError("this layer needs a config object")
+
+        def call(self, x):
+            return x
+
+    return Unbuildable

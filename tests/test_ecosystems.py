@@ -30,6 +30,7 @@ def _needs(*mods):
 
 
 EQX, HK, SNT = _needs("equinox", "jax"), _needs("haiku", "jax"), _needs("sonnet", "tensorflow")
+KERAS = _needs("keras", "tensorflow")
 
 
 def _check(obj, norm, **kw):
@@ -46,6 +47,8 @@ DOUBLES = [
     pytest.param("haiku_layer_norm", "layer_norm", "axes", marks=HK),
     pytest.param("haiku_batch_norm", "batch_norm", "unbiased", marks=HK),
     pytest.param("sonnet_layer_norm", "layer_norm", "eps_outside", marks=SNT),
+    pytest.param("keras_hub_rms_norm", "rms_norm", "eps_outside", marks=KERAS),
+    pytest.param("keras_input_dim_layer_norm", "layer_norm", "unbiased", marks=KERAS),
 ]
 
 
@@ -115,3 +118,20 @@ def test_unknown_required_name_is_an_error_naming_it_never_another_roles_value()
 
     with pytest.raises(TargetError, match=r"Custom\(.*temperature=\?.*cannot tell what 'temperature' is"):
         target.wrap(Custom, "layer_norm")
+
+
+@KERAS
+def test_keras_class_by_its_own_constructor_and_errors_naming_the_call():
+    from normcheck import cli
+
+    t = target.wrap(E.keras_hub_rms_norm(), "rms_norm")
+    assert t.ctor.sketch() == "HubRMSNorm(epsilon=eps)" and t.driver is not None
+    t = target.wrap(E.keras_input_dim_layer_norm(), "layer_norm", args={"epsilon": 1e-3})
+    assert t.ctor.assign["input_dim"] == "features" and t.constraints["pinned"]["eps"] == 1e-3
+    with pytest.raises(TargetError, match=r"Unbuildable\(epsilon=1e-06\) raised ValueError: this layer needs a config"):
+        target.wrap(E.keras_unbuildable(), "rms_norm", args={"epsilon": 1e-6})
+    # --init for a Keras class; a constructor that cannot be built exits 2 with one line naming it
+    t = target.wrap(E.keras_hub_rms_norm(), "rms_norm", init="epsilon={eps}")
+    assert t.ctor.mode == "template"
+    rc = cli.main(["check", "keras.layers:LayerNormalization", "--norm", "layer_norm", "--arg", "foo=1"])
+    assert rc == 2

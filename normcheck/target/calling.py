@@ -148,7 +148,7 @@ class Target:
         desc = self.ctor.describe(args, kwargs)
         try:
             if self.driver is not None:
-                return self.driver.build(self.obj, args, kwargs, shape), desc
+                return self.driver.build(self.obj, args, kwargs, shape, dtype=dtype, norm=self.norm), desc
             return self.obj(*args, **kwargs), desc
         except Exception as e:
             raise ConstructionError(f"{desc} raised {first_line(e)}") from e
@@ -166,7 +166,7 @@ class Target:
             raise unsupported(f"{ctor.name} keeps no running statistics")
         xdt = np.asarray(a["input"]).dtype.name
         args, kwargs = ctor.call(c, xdt)
-        key = (repr(args), repr(sorted(kwargs.items())), shape)
+        key = (repr(args), repr(sorted(kwargs.items())), shape, xdt)
         built = self._built.get(key)
         if built is None:
             built = self._built[key] = self.construct(c, xdt, shape)[0]

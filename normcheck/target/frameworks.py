@@ -57,6 +57,7 @@ ECOSYSTEMS = {
     "equinox": ("jax", "normcheck.adapters.jax.equinox"),
     "haiku": ("jax", "normcheck.adapters.jax.haiku"),
     "sonnet": ("tensorflow", "normcheck.adapters.tensorflow.sonnet"),
+    "keras": ("tensorflow", "normcheck.adapters.tensorflow.keras_class"),  # by its own constructor
 }
 
 

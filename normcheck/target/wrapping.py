@@ -125,10 +125,12 @@ def wrap(
     guard = Guard(timeout)
     label = label or describe(obj)
     adapted_layer = form == "module" and kind in _LAYER_FRAMEWORKS
+    if adapted_layer and kind == "keras" and driver("keras").own_constructor(obj, init, args):
+        adapted_layer = False  # a Keras-Hub style constructor, or --init/--arg: mapped from its signature
     if init and (form != "module" or adapted_layer):
-        raise TargetError("--init applies to a torch-style module class (not a function or a Keras/flax layer)")
+        raise TargetError("--init applies to a module class (not a function or a flax.linen layer)")
     ctor = drv = None
-    if form == "module" and kind in ECOSYSTEMS:
+    if form == "module" and kind in ECOSYSTEMS and not adapted_layer:
         drv = driver(kind)
         if framework is not None and framework != drv.FRAMEWORK:
             raise TargetError(f"a {kind} module class is {drv.FRAMEWORK} code, not {framework}")

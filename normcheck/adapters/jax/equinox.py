@@ -70,7 +70,7 @@ def _indices(model, state) -> tuple[Any, list]:
     return stats, other
 
 
-def build(cls, args, kwargs, shape) -> Built:
+def build(cls, args, kwargs, shape, **_) -> Built:
     import equinox as eqx
 
     model, state = eqx.nn.make_with_state(cls)(*args, **kwargs)

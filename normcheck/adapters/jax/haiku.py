@@ -74,7 +74,7 @@ def _find(tree: dict, names, *, module: bool = False):
     return None, None
 
 
-def build(cls, args, kwargs, shape) -> Built:
+def build(cls, args, kwargs, shape, **_) -> Built:
     import haiku as hk
     import jax.numpy as jnp
 

@@ -88,7 +88,7 @@ def _average(v):
     return getattr(v, "average", v)
 
 
-def build(cls, args, kwargs, shape) -> Built:
+def build(cls, args, kwargs, shape, **_) -> Built:
     import tensorflow as tf
 
     b = Built(cls, tuple(args), dict(kwargs), _takes_training(cls))
