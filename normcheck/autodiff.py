@@ -21,7 +21,7 @@ parameters as grad-requiring leaves; ``jax.vjp``, flax.linen modules through ``a
 ``tf.GradientTape``, Keras layers). A NumPy target raises Unsupported ("numpy has no autodiff").
 
 :func:`hvp` ``(impl, case, dy, v)`` is the second order: the derivative of the input gradient along
-``v`` (torch double backward, JAX forward-over-reverse), for native implementations and user
+``v`` (torch double backward, JAX forward-over-reverse, TensorFlow nested tapes), for native implementations and user
 targets alike (:meth:`~normcheck.adapters.Adapter.hvp`, :meth:`~normcheck.adapters.Adapter.target_hvp`).
 
 :func:`jvp` ``(impl, case, tangents)`` is forward mode: the derivative of the output along tangents of
@@ -66,7 +66,7 @@ def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
 def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Second order: the derivative of the input gradient of ``<dy, f(x)>`` along the input
     direction ``v`` (the Hessian-vector product H v), through the framework's own autodiff (torch:
-    double backward; JAX: forward-over-reverse), a NumPy array shaped like the input. A user's
+    double backward; JAX: forward-over-reverse; TensorFlow: nested tapes), a NumPy array shaped like the input. A user's
     target goes to its framework's :meth:`~normcheck.adapters.Adapter.target_hvp`."""
     framework = getattr(impl, "framework", "")
     dy, v = np.asarray(dy), np.asarray(v)

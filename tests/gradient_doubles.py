@@ -207,3 +207,19 @@ def tensorflow_doubles():
             return y + self.beta if self.center else y
 
     return layer_norm(False), layer_norm(True), KerasLayerNormStopGradient
+
+
+def tensorflow_plain_layer_norm():
+    """A TensorFlow LayerNorm whose statistics are plain reductions (no ``tf.nn.moments``, whose
+    ``stop_gradient`` on the mean breaks second derivatives): right to the second order."""
+    import tensorflow as tf
+
+    def tf_layer_norm_plain(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+        axes = list(range(-len(tuple(normalized_shape)), 0))
+        mean = tf.reduce_mean(input, axes, keepdims=True)
+        var = tf.reduce_mean(tf.square(input - mean), axes, keepdims=True)
+        y = (input - mean) / tf.sqrt(var + eps)
+        y = y if weight is None else y * weight
+        return y if bias is None else y + bias
+
+    return tf_layer_norm_plain

@@ -14,7 +14,7 @@ import pytest
 
 from normcheck import adapters, autodiff, checker, cli, target
 from normcheck.adapters import Impl
-from normcheck.case import fixed_cases
+from normcheck.case import Case, fixed_cases
 from normcheck.properties import gradients, second_order
 
 from . import gradient_doubles as D
@@ -191,12 +191,21 @@ def test_tensorflow_stop_gradient_statistics_deviate():
     assert r.form == "module" and _verdicts(r) == {"agreement": "pass", "gradient_agreement": "fail"}, r.summary()
 
 
-def test_tensorflow_has_no_second_order_here():
+def test_tensorflow_second_order_by_nested_tapes():
+    """Nested tapes: a LayerNorm of plain reductions is right to the second order; one through
+    tf.nn.moments (whose stop_gradient on the mean breaks second derivatives) deviates, and the
+    check names the registered finding."""
     pytest.importorskip("tensorflow")
     good, _, _ = D.tensorflow_doubles()
-    case = fixed_cases("layer_norm", "float32")[0]
-    r = second_order.gradient_second_order(_user(good, "layer_norm", "tensorflow"), case)
-    assert r.verdict == "skip" and r.message == "unsupported: tensorflow: no second-order autodiff"
+    plain = D.tensorflow_plain_layer_norm()
+    x = np.array([[0.0, 1.0, 3.0], [2.0, -1.0, 0.5]], np.float32)
+    case = Case("layer_norm", x, {"normalized_shape": (3,), "eps": 1e-5})
+    assert second_order.gradient_second_order(_user(plain, "layer_norm", "tensorflow"), case).verdict == "pass"
+    assert second_order.gradient_second_order(_user(good, "layer_norm", "tensorflow"), case).verdict == "fail"
+    r = _check(good, "layer_norm", properties=["gradient_second_order"])
+    rec = next(x for x in r.records if x.property == "gradient_second_order")
+    assert rec.verdict == "finding" and rec.finding == "tf-moments-second-order-stop-gradient", r.summary()
+    assert _check(plain, "layer_norm", properties=["gradient_second_order"]).conforms
 
 
 # --- NumPy: no autodiff -------------------------------------------------------------------------------

@@ -502,7 +502,7 @@ def tfnn_program(tf, view: tuple, axes: tuple, jit_compile: bool):
 class TensorFlowAdapter(Adapter):
     name = "tensorflow"
     module = "tensorflow"
-    parts = frozenset({"autodiff", "conventions", "bench", "port"})
+    parts = frozenset({"autodiff", "second_order", "conventions", "bench", "port"})
     distribution = "tensorflow-cpu"
 
     def owns(self, x) -> bool:

@@ -6,8 +6,10 @@ A user's target (:meth:`TensorFlowAdapter.target_vjp`): ``tf.GradientTape`` over
 ``Target.native_call`` with the input, weight and bias watched (a function, ``tf.custom_gradient``
 included, or a torch-style module class), or for a Keras layer class over the layer built and driven
 as the adapter drives it (channels-last for the channel norms); the whole pass runs in the target's
-guard (the tape is per thread). No second order here (:meth:`~normcheck.adapters.Adapter.hvp`
-raises Unsupported).
+guard (the tape is per thread).
+
+Second order (:func:`hvp`, :func:`target_hvp`): nested tapes, the derivative along ``v`` of the input
+gradient of ``<dy, f(x)>`` (reverse over reverse), through the same layer, composition or target.
 
 Every convention is the adapter's (:mod:`normcheck.adapters.tensorflow`): its helpers are used, not
 restated. Training mode differentiates through the batch statistics; the running-buffer update is
@@ -24,7 +26,7 @@ import numpy as np
 from normcheck.adapters.base import Unsupported, case_arguments, gradient_keys, spell_axes
 from normcheck.case import Case
 
-__all__ = ["target_vjp", "vjp"]
+__all__ = ["hvp", "target_hvp", "target_vjp", "vjp"]
 
 
 class _TapeGrads:
@@ -43,6 +45,33 @@ class _TapeGrads:
         return tape.gradient(y, [xv, *self.variables], output_gradients=g)
 
 
+class _TapeHvp(_TapeGrads):
+    """``(x, dy, v) -> H v``: nested tapes, the derivative along ``v`` of the input gradient of
+    ``<dy, layer(x)>`` (reverse over reverse; the Hessian of that scalar is symmetric)."""
+
+    def __call__(self, xv, g, v):
+        tf = self.tf
+        with tf.GradientTape() as outer:
+            outer.watch(xv)
+            with tf.GradientTape() as inner:
+                inner.watch(xv)
+                y = self.layer(xv, training=self.training) if self.takes_training else self.layer(xv)
+            dx = inner.gradient(y, xv, output_gradients=tf.cast(g, y.dtype))
+        return outer.gradient(dx, xv, output_gradients=tf.cast(v, dx.dtype))
+
+
+def _second(tf, forward, xt, dy, v):
+    """H v of ``<dy, forward(x)>`` at ``xt`` by nested tapes; zeros where the gradient leaves the tape."""
+    with tf.GradientTape() as outer:
+        outer.watch(xt)
+        with tf.GradientTape() as inner:
+            inner.watch(xt)
+            y = forward(xt)
+        dx = inner.gradient(y, xt, output_gradients=tf.cast(dy, y.dtype))
+    h = None if dx is None else outer.gradient(dx, xt, output_gradients=tf.cast(v, dx.dtype))
+    return np.zeros(tuple(xt.shape)) if h is None else h.numpy()
+
+
 #: Built layers and their (compiled) tape functions by configuration, shape, eps and momentum, so
 #: the gradient properties of one case share one trace; a call only assigns the variables.
 _TF_VJPS: dict[tuple, tuple[Any, Any]] = {}
@@ -59,9 +88,12 @@ def _keras_vjp(
     dtype_policy: str = "mixed",
     axis_spelling: str = "negative",
     feed: str = "own",
-) -> dict[str, np.ndarray]:
+    *,
+    v: np.ndarray | None = None,
+):
     """``tf.GradientTape`` through the Keras layer of the case's norm (or ``cls``, a user's Keras
-    layer class constructed like it, as the adapter's forward call builds it)."""
+    layer class constructed like it, as the adapter's forward call builds it); with ``v``, the second
+    order instead: H v by nested tapes (:class:`_TapeHvp`), an array shaped like the input."""
     s, norm = case.spec, case.norm
     if (norm, "keras") in tfa.NOT_NATIVE:
         raise Unsupported(tfa.NOT_NATIVE[(norm, "keras")])
@@ -76,7 +108,7 @@ def _keras_vjp(
     config = tfa._keras_config(norm, a, layout, axis_spelling)
     policy = tfa.policy(x.dtype, dtype_policy)
     key = (norm, tuple(sorted((k, str(v)) for k, v in config.items())), xt.shape, policy, eps, momentum)
-    key += (bool(use_batch), case.weight is not None, case.bias is not None, mode, cls)
+    key += (bool(use_batch), case.weight is not None, case.bias is not None, mode, cls, v is not None)
     cached = _TF_VJPS.get(key)
     if cached is None:
         layer = (cls or tfa.keras_layer(keras, norm))(epsilon=eps, dtype=policy, **config)
@@ -98,13 +130,17 @@ def _keras_vjp(
     if cached is None:
         weighted = gamma if case.weight is not None else None
         variables = [v for v in (weighted, getattr(layer, "beta", None)) if v is not None]
-        grads = _TapeGrads(tf, layer, variables, bool(use_batch))
+        grads = (_TapeGrads if v is None else _TapeHvp)(tf, layer, variables, bool(use_batch))
         if mode == "compiled":
             grads = tf.function(grads, jit_compile=True)
         if len(_TF_VJPS) > 128:
             _TF_VJPS.clear()
         _TF_VJPS[key] = (layer, grads)
-    res = grads(tf.convert_to_tensor(tfa.fed(xt, feed)), tf.convert_to_tensor(tfa._to_layout(np.asarray(dy), layout)))
+    xin, g = tf.convert_to_tensor(tfa.fed(xt, feed)), tf.convert_to_tensor(tfa._to_layout(np.asarray(dy), layout))
+    if v is not None:
+        h = grads(xin, g, tf.convert_to_tensor(tfa._to_layout(np.asarray(v), layout)))
+        return tfa._from_layout(np.zeros(xt.shape) if h is None else h.numpy(), layout).astype(x.dtype)
+    res = grads(xin, g)
     out = {"input": tfa._from_layout(res[0].numpy(), layout).astype(x.dtype)}
     rest = [r.numpy() for r in res[1:]]
     if case.weight is not None:
@@ -115,11 +151,18 @@ def _keras_vjp(
 
 
 def _tfnn_vjp(
-    tfa, case: Case, a: dict[str, Any], dy: np.ndarray, jit_compile: bool = False, axis_spelling: str = "positive"
-) -> dict[str, np.ndarray]:
+    tfa,
+    case: Case,
+    a: dict[str, Any],
+    dy: np.ndarray,
+    jit_compile: bool = False,
+    axis_spelling: str = "positive",
+    *,
+    v: np.ndarray | None = None,
+):
     """The adapter's tf.nn composition (:func:`normcheck.adapters.tensorflow.tfnn_program`, eager or
     compiled), differentiated: moments over the norm's axes, then batch_normalization; the affine
-    parameters are watched constants of the statistics' dtype."""
+    parameters are watched constants of the statistics' dtype. With ``v``: H v by nested tapes."""
     s, norm = case.spec, case.norm
     if (norm, "tf.nn") in tfa.NOT_NATIVE:
         raise Unsupported(tfa.NOT_NATIVE[(norm, "tf.nn")])
@@ -153,6 +196,12 @@ def _tfnn_vjp(
     run = tfa.tfnn_program(tf, tuple(view), spell_axes(axes, len(view), axis_spelling), jit_compile)
     stats = None if use_batch else (np.reshape(rm, affine), np.reshape(rv, affine))
     eps = tf.constant(s.resolve_eps(a["eps"], x.dtype), tf.float64)
+    if v is not None:
+
+        def forward(xv):
+            return tf.reshape(run(xv, stats, consts.get("bias"), consts.get("weight"), eps), x.shape)
+
+        return _second(tf, forward, xt, tf.convert_to_tensor(np.asarray(dy)), tf.convert_to_tensor(np.asarray(v)))
     with tf.GradientTape() as tape:
         tape.watch(xt)
         for t in consts.values():
@@ -175,6 +224,19 @@ def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
         return _keras_vjp(tfa, case, a, dy, impl.layout, impl.mode, **options)
     if impl.form == "tf.nn":
         return _tfnn_vjp(tfa, case, a, dy, **options)
+    raise Unsupported(f"no tensorflow autodiff for the {impl.form} form")
+
+
+def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Second order: nested ``tf.GradientTape`` (reverse over reverse) through the Keras layer or the
+    tf.nn composition of ``impl``: the derivative of its input gradient along ``v``."""
+    from normcheck.adapters import tensorflow as tfa
+
+    a, options = case_arguments(case), case.configuration(impl)
+    if impl.form == "keras":
+        return _keras_vjp(tfa, case, a, dy, impl.layout, impl.mode, **options, v=v)
+    if impl.form == "tf.nn":
+        return _tfnn_vjp(tfa, case, a, dy, **options, v=v)
     raise Unsupported(f"no tensorflow autodiff for the {impl.form} form")
 
 
@@ -219,5 +281,28 @@ def target_vjp(target, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
             k: np.zeros(np.shape(a[k])) if r is None else tfa.ADAPTER.to_numpy(tf.convert_to_tensor(r))
             for k, r in zip(keys, got, strict=True)
         }
+
+    return target.guard.call(run)
+
+
+def target_hvp(target, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Second order of a user's target by nested tapes: a function (or torch-style module) through
+    ``Target.native_call`` with the input watched, a Keras layer class as :func:`hvp` drives the
+    native layer. A gradient that leaves the tape gives a zero second derivative."""
+    from normcheck.adapters import tensorflow as tfa
+
+    a = case_arguments(case)
+    if target.adapted is not None:
+        layout = _USER_KERAS_LAYOUT.get(case.norm, "channels_first")
+        return target.guard.call(_keras_vjp, tfa, case, a, dy, layout, "eager", target.obj, v=v)
+    tf = tfa.import_tensorflow()
+
+    def run():
+        xt = tfa.ADAPTER.to_native(a["input"])
+
+        def forward(xv):
+            return _output(tf, target.native_call({**a, "input": xv}, meta=a), case)
+
+        return _second(tf, forward, xt, tfa.ADAPTER.to_native(np.asarray(dy)), tfa.ADAPTER.to_native(np.asarray(v)))
 
     return target.guard.call(run)
