@@ -135,3 +135,16 @@ def test_keras_class_by_its_own_constructor_and_errors_naming_the_call():
     assert t.ctor.mode == "template"
     rc = cli.main(["check", "keras.layers:LayerNormalization", "--norm", "layer_norm", "--arg", "foo=1"])
     assert rc == 2
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("keras_hub") is None, reason="keras-hub not installed (pip install keras-hub)"
+)
+def test_keras_hub_own_classes():
+    from keras_hub.src.models.gemma.rms_normalization import RMSNormalization
+    from keras_hub.src.models.llama.llama_layernorm import LlamaLayerNorm
+
+    r = _check(LlamaLayerNorm, "rms_norm")
+    assert r.conforms and "LlamaLayerNorm(epsilon=eps)" in r.notes[0], r.summary()
+    r = _check(RMSNormalization, "rms_norm", properties=["agreement"])  # Gemma: x * (1 + scale)
+    assert "agreement" in _failed(r)
