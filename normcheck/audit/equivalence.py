@@ -33,6 +33,8 @@ import math
 import time
 from typing import Any
 
+from normcheck import findings as _findings
+
 __all__ = ["QUANTITIES", "Raised", "lines", "refine", "section", "training_step"]
 
 #: Property -> the quantity it compares with the reference.
@@ -264,8 +266,15 @@ def _measure(q: dict[str, Any], quantity: str, ia, ib, cache: dict) -> None:
         what = "; ".join(f"{side} raises {g}" for side, g in raised)
         verdict = "untested" if len(raised) == 2 else "differ"
         q.update(verdict=verdict, confirmed=True, note=what + ("" if len(raised) == 2 else ", the other returns"))
-        if verdict == "differ" and raised[0][0] not in q.get("deviating", ()):  # a side whose records pass raises:
-            q["explained"] = False  # met by the replay, not by its own draws, and no finding registered for it
+        if verdict == "differ":  # a registered raising finding of that side on this case explains it
+            impl = ia if raised[0][0] == "a" else ib
+            prop = next(p for p, name in QUANTITIES.items() if name == quantity)
+            f = _findings.match_impl(impl, prop, case.dtype, case, verdict="error")
+            if f is not None:
+                q["findings"] = list(dict.fromkeys([*q.get("findings", []), f.id]))
+                q["explained"] = True
+            elif raised[0][0] not in q.get("deviating", ()):  # a side whose records pass raises:
+                q["explained"] = False  # met by the replay, not by its own draws, and no finding registered for it
         return
     worst = None
     with np.errstate(all="ignore"):
