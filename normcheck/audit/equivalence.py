@@ -168,6 +168,9 @@ def lines(doc: dict[str, Any]) -> list[str]:
     eq = doc.get("equivalence") or {}
     out = []
     for norm, e in eq.get("norms", {}).items():
+        if e["implementations"] < 2:
+            out.append(f"{norm}: {e['implementations']} implementation, nothing to compare it with")
+            continue
         n_pairs = f"{e['pairs']} pair{'s' * (e['pairs'] != 1)}"
         line = f"{norm}: {e['implementations']} implementations, {n_pairs}: {e['equivalent']} equivalent"
         if e["differ"]:
