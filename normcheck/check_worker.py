@@ -44,13 +44,15 @@ def main() -> None:
     from normcheck.target.guard import CallClock, watch_calls
 
     watch_calls(CallClock(request["clock"]))
-    watch_cases(lambda case: conn.send_bytes(iso.CASE + pickle.dumps(case, protocol=PROTOCOL)))
+    slot = iso.CaseSlot(request["case_slot"]).open()
+    watch_cases(slot.write)
 
     class Events(checker.Events):
         def plan(self, info):
             send(iso.PLAN, info)
 
         def stage(self, dtype, what):
+            slot.clear()
             send(iso.STAGE, (dtype, what))
 
     import numpy as np

@@ -22,14 +22,16 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from normcheck import audit
 from normcheck import spec as _spec
 from normcheck.profiles import Run
 from normcheck.target import DEFAULT_TIMEOUT, Target, TargetError, TargetHung, repro_setup, wrap
+
+if TYPE_CHECKING:  # loaded on first use: a check in a worker process starts before the audit's modules load here
+    from normcheck import audit
 
 __all__ = ["CheckReport", "TargetError", "assert_conforms", "check"]
 
@@ -266,8 +268,9 @@ class CheckReport:
         if not r.counterexample:
             return out
         key = repr(r.counterexample)
+        what = "the case it was on" if crash is not None else "shrunk case"
         if key in printed:
-            out.append(f"   shrunk case: the same as {printed[key]}'s above")
+            out.append(f"   {what}: the same as {printed[key]}'s above")
             return out
         printed[key] = r.property
         from normcheck.case import Case
@@ -276,7 +279,7 @@ class CheckReport:
             case = Case.from_json(r.counterexample)
         except ValueError:
             return out
-        out.append(f"   shrunk case: {case.describe()}")
+        out.append(f"   {what}: {case.describe()}")
         if case.x.size <= SMALL:
             out.append(f"   input:        {_fmt(case.x)}")
             for k in ("weight", "bias", "running_mean", "running_var"):
@@ -300,6 +303,8 @@ class CheckReport:
     # --- JSON ----------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """An audit document (``normcheck.audit/1``) with an extra ``"check"`` section."""
+        from normcheck import audit
+
         doc = audit.document(self.records, profile=self.profile, seed=self.seed, started=self.started, argv=self.argv)
         doc["run"]["seconds"] = round(self.seconds, 2)
         d = self.diagnosis
@@ -380,6 +385,8 @@ def _finish(r: audit.Record, target: Target, setup: str, version) -> audit.Recor
 
 
 def _skip(target: Target, norm: str, dtype: str, prop: str, message: str) -> audit.Record:
+    from normcheck import audit
+
     return audit.Record(
         impl=target.label,
         framework=target.framework,
@@ -447,7 +454,7 @@ def check(
     from normcheck import isolation
 
     t0_wall, t0 = time.time(), time.perf_counter()
-    _validate(norm, properties, profile, dtypes)
+    _validate(norm, None, profile, dtypes)  # the properties where the check runs (their modules load there)
     options = dict(
         framework=framework,
         form=form,
@@ -495,13 +502,15 @@ def check(
 def _validate(norm: str, properties, profile: str, dtypes) -> None:
     from normcheck.dtypes import FLOAT_DTYPES
     from normcheck.profiles import PROFILES
-    from normcheck.properties import PROPERTIES
 
     if norm not in _spec.names():
         raise TargetError(f"unknown norm {norm!r}; known: {', '.join(_spec.names())}")
-    unknown = [p for p in properties or () if p not in PROPERTIES]
-    if unknown:
-        raise TargetError(f"unknown property {', '.join(unknown)}; known: {', '.join(PROPERTIES)}")
+    if properties:
+        from normcheck.properties import PROPERTIES
+
+        unknown = [p for p in properties if p not in PROPERTIES]
+        if unknown:
+            raise TargetError(f"unknown property {', '.join(unknown)}; known: {', '.join(PROPERTIES)}")
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     bad = [d for d in dtypes or () if d not in FLOAT_DTYPES]
@@ -554,7 +563,7 @@ def run_checks(
     """:func:`check`'s work in this process (its ``options``). ``prior``: records of checks already
     run elsewhere (by (dtype, property)): kept as they are, not run again, not passed to
     ``progress``; ``events``: told the plan and each stage (:class:`Events`)."""
-    from normcheck import adapters
+    from normcheck import adapters, audit
     from normcheck import diagnose as _diagnose
     from normcheck.properties import PROPERTIES
 

@@ -2,8 +2,10 @@
 
 The worker (``python -m normcheck.check_worker``, a fresh interpreter: frameworks hold threads, so
 nothing is forked) reads its request from stdin, then streams messages over a pipe: each check it
-is about to run, each example's case before the target runs on it, each finished record, and at
-the end its report. Its own stdout and stderr go to a log file, whose last lines explain a death.
+is about to run, each finished record, and at the end its report. Each example's case is written,
+before the target runs on it, to a file (:class:`CaseSlot`) that only a death makes anyone read
+(no message per example: the worker never waits for its supervisor). Its own stdout and stderr go
+to a log file, whose last lines explain a death.
 Every call of the target writes its start time to a shared :class:`~normcheck.target.guard.CallClock`:
 a call that outlives the timeout is ended by killing the worker. When the worker dies, its
 supervisor knows the check and the case it was on (:attr:`Worker.case`, unpickled only then).
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -24,8 +27,38 @@ from typing import Any
 __all__ = ["Death", "Worker", "WorkerTraceback", "death_text", "importable_ref"]
 
 #: Message kinds: one byte before the pickled payload. A case is kept as bytes (only a death reads it).
-CASE, STAGE, RECORD, PLAN, REPORT, RAISE, RESULT = b"c", b"s", b"r", b"p", b"f", b"x", b"o"
+STAGE, RECORD, PLAN, REPORT, RAISE, RESULT = b"s", b"r", b"p", b"f", b"x", b"o"
 POLL_S = 0.05
+
+
+class CaseSlot:
+    """The case a worker is on, pickled in a file: written (by the worker) before each example,
+    cleared at each new check, read (by the supervisor) after a death."""
+
+    HEADER = struct.Struct("Q")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def open(self) -> CaseSlot:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self
+
+    def write(self, case) -> None:
+        data = pickle.dumps(case, protocol=pickle.HIGHEST_PROTOCOL)
+        os.pwrite(self.fd, self.HEADER.pack(len(data)) + data, 0)
+
+    def clear(self) -> None:
+        os.pwrite(self.fd, self.HEADER.pack(0), 0)
+
+    def read(self):
+        """The case last written (a Case), or None (none since the check began, or unreadable)."""
+        try:
+            with open(self.path, "rb") as f:
+                (n,) = self.HEADER.unpack(f.read(self.HEADER.size))
+                return pickle.loads(f.read(n)) if n else None
+        except Exception:  # no file, a torn write: no case
+            return None
 
 
 class WorkerTraceback(Exception):
@@ -75,8 +108,10 @@ class Worker:
         clock_path = os.path.join(self.dir, "clock")
         self.clock = CallClock.create(clock_path)
         self.log_path = os.path.join(self.dir, "log")
+        self.slot = CaseSlot(os.path.join(self.dir, "case"))
         r, w = os.pipe()
-        request = {**request, "fd": w, "clock": clock_path, "path": list(sys.path), "parent": os.getpid()}
+        request = {**request, "fd": w, "clock": clock_path, "case_slot": self.slot.path}
+        request.update(path=list(sys.path), parent=os.getpid())
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
@@ -89,11 +124,11 @@ class Worker:
                 stderr=subprocess.STDOUT,
                 pass_fds=(w,),
                 env=env,
-                start_new_session=True,  # a Ctrl-C reaches the supervisor alone; it ends the worker
+                process_group=0,  # a Ctrl-C reaches the supervisor alone (the foreground group); it ends the worker
             )
         os.close(w)
         self.conn = Connection(r, writable=False)
-        self.case_bytes: bytes | None = None
+        self.last_case = None
         self.stage: tuple[str, str] | None = None  # (dtype, property) or (what, "") it is on
         self.death: Death | None = None
         try:
@@ -104,8 +139,8 @@ class Worker:
 
     @property
     def case(self):
-        """The case the worker announced last in the current check (a Case), or None."""
-        return None if self.case_bytes is None else pickle.loads(self.case_bytes)
+        """The case the worker was on in its current check when it ended (a Case), or None."""
+        return self.last_case
 
     def messages(self):
         """Yield (kind, payload) as the worker sends them until it ends; afterwards :attr:`death` is
@@ -121,13 +156,9 @@ class Worker:
                 except (EOFError, OSError):
                     self._ended()
                     return
-                kind, payload = data[:1], data[1:]
-                if kind == CASE:
-                    self.case_bytes = payload
-                    continue
-                msg = pickle.loads(payload)
+                kind, msg = data[:1], pickle.loads(data[1:])
                 if kind == STAGE:
-                    self.stage, self.case_bytes = msg, None
+                    self.stage = msg
                 yield kind, msg
                 if kind in (REPORT, RAISE, RESULT):
                     self._finish()
@@ -135,6 +166,7 @@ class Worker:
                 continue
             if self.timeout and self.clock.running_for() > self.timeout:
                 self.kill()
+                self.last_case = self.slot.read()
                 self.death = Death(hung=True, stderr=self.stderr_tail())
                 return
             if self.proc.poll() is not None and not self.conn.poll(0):
@@ -148,6 +180,7 @@ class Worker:
             self.kill()
             code = self.proc.returncode
         sig, exit_code = death_text(code)
+        self.last_case = self.slot.read()
         self.death = Death(signal=sig, exit_code=exit_code, stderr=self.stderr_tail())
 
     def _finish(self) -> None:
