@@ -148,3 +148,25 @@ def test_keras_hub_own_classes():
     assert r.conforms and "LlamaLayerNorm(epsilon=eps)" in r.notes[0], r.summary()
     r = _check(RMSNormalization, "rms_norm", properties=["agreement"])  # Gemma: x * (1 + scale)
     assert "agreement" in _failed(r)
+
+
+@_needs("flax", "jax")
+def test_linen_class_by_init_and_arg():
+    import flax.linen as nn
+
+    from . import layer_doubles as L
+
+    t = target.wrap(L.linen_layer_norm(), "layer_norm", init="epsilon={eps}")
+    assert t.ctor.mode == "template" and t.driver is not None
+    r = _check(L.linen_layer_norm(unbiased=True), "layer_norm", init="epsilon={eps}", properties=["agreement"])
+    assert "agreement" in _failed(r)
+    # flax's own LayerNorm mapped by --init; its default use_fast_variance=True is a one-pass variance
+    init = "epsilon={eps}, use_bias={bias}, use_scale={affine}, use_fast_variance=False"
+    r = _check(
+        nn.LayerNorm, "layer_norm", init=init, properties=["agreement", "shift_invariance", "gradient_agreement"]
+    )
+    assert r.conforms, r.summary()
+    r = _check(
+        nn.BatchNorm, "batch_norm", args={"axis": -1, "use_fast_variance": False}, properties=["running_stats_steps"]
+    )
+    assert r.conforms, r.summary()

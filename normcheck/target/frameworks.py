@@ -58,6 +58,7 @@ ECOSYSTEMS = {
     "haiku": ("jax", "normcheck.adapters.jax.haiku"),
     "sonnet": ("tensorflow", "normcheck.adapters.tensorflow.sonnet"),
     "keras": ("tensorflow", "normcheck.adapters.tensorflow.keras_class"),  # by its own constructor
+    "flax": ("jax", "normcheck.adapters.jax.linen_class"),  # with --init/--arg
 }
 
 

@@ -127,8 +127,10 @@ def wrap(
     adapted_layer = form == "module" and kind in _LAYER_FRAMEWORKS
     if adapted_layer and kind == "keras" and driver("keras").own_constructor(obj, init, args):
         adapted_layer = False  # a Keras-Hub style constructor, or --init/--arg: mapped from its signature
-    if init and (form != "module" or adapted_layer):
-        raise TargetError("--init applies to a module class (not a function or a flax.linen layer)")
+    elif adapted_layer and kind == "flax" and (init or args):
+        adapted_layer = False  # --init/--arg: a linen class mapped from its own fields
+    if init and form != "module":
+        raise TargetError("--init applies to a module class (not a function)")
     ctor = drv = None
     if form == "module" and kind in ECOSYSTEMS and not adapted_layer:
         drv = driver(kind)
