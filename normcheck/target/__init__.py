@@ -36,7 +36,11 @@
   torch-style modules (and duck-typed classes of other frameworks with the same attributes) are
   driven so; a **Keras layer** class and a **flax.linen module** class are constructed like the
   framework's own layer and driven by the framework's adapter, exactly as the native layer is
-  (``flax.nnx`` classes are not yet).
+  (``flax.nnx`` classes are not yet); **Equinox, Haiku and Sonnet** module classes, a Keras class
+  with a constructor of its own (Keras-Hub's) and a Keras or linen class given ``--init``/``--arg``
+  are mapped like torch classes and run by their ecosystem's driver (:data:`frameworks.ECOSYSTEMS`,
+  an adapter module each: vmap and ``eqx.tree_at``, ``hk.transform_with_state``, Sonnet's first
+  call, ``stateless_call``, linen ``apply``), parameters and state passed in functionally.
 
 :func:`wrap` turns the target into a :class:`Target`, a callable with the canonical NumPy
 convention of :mod:`normcheck.adapters.base` (NumPy in, NumPy out, buffers updated in place), so
