@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import pathlib
 
+import numpy as np
 import pytest
 
 import normcheck
@@ -102,3 +103,29 @@ def test_modules_do_not_import_the_package_front(path):
         if a.name not in submodules
     ]
     assert bad == []
+
+
+def test_a_jax_function_target_runs_under_jit_unless_eager():
+    """A JAX function target is compiled with ``jax.jit`` (shapes static, eps traced): its Python body
+    runs once per traced signature, not once per call; ``eager=True`` runs it op by op every call."""
+    pytest.importorskip("jax", reason="jax is not installed")
+    import jax.numpy as jnp
+
+    from normcheck import target
+
+    calls = []
+
+    def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+        calls.append(type(input).__name__)
+        dims = tuple(range(-len(normalized_shape), 0))
+        mean = input.mean(dims, keepdims=True)
+        return (input - mean) / jnp.sqrt(((input - mean) ** 2).mean(dims, keepdims=True) + eps)
+
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    for eager, want in ((False, 1), (True, 3)):
+        calls.clear()
+        t = target.wrap(layer_norm, "layer_norm", framework="jax", eager=eager)
+        calls.clear()
+        outs = [t(x, (4,), eps=e) for e in (1e-5, 1e-3, 1e-5)]
+        assert len(calls) == want, (eager, calls)
+        assert np.allclose(outs[0], outs[2]) and not np.array_equal(outs[0], outs[1])

@@ -306,6 +306,17 @@ class Adapter:
     def _no_second_order(self) -> str:
         return f"{self.name}: no second-order autodiff" if self.has_vjp else f"{self.name} has no autodiff"
 
+    def compiled_function(self, fn, static: tuple[int, ...]):
+        """``fn`` compiled as the framework's users run a function (JAX: ``jax.jit``), with the
+        positional arguments ``static`` (shapes, group counts, flags) fixed at compile time; None
+        where the framework runs functions as they are."""
+        return None
+
+    def untraceable(self, error: BaseException) -> bool:
+        """Is ``error`` the framework saying a function cannot be compiled (Python control flow on a
+        traced value), rather than the function failing?"""
+        return False
+
     def convention_probes(self) -> list:
         """The framework's layers as :class:`normcheck.conventions.Probe` objects, measured by
         :func:`normcheck.conventions.measure` (imports the framework)."""

@@ -29,6 +29,11 @@ def _same(a, b) -> bool:
     )
 
 
+#: The arguments of a function target compiled in as constants (shapes, group counts, flags); floats
+#: (eps, momentum) are traced unless the function needs them constant (:meth:`Target._call_function`).
+_STATIC = (bool, int, str, tuple, list, np.integer)
+
+
 @dataclass
 class Target:
     """A user's norm implementation behind the canonical NumPy convention (see :mod:`normcheck.target`)."""
@@ -55,6 +60,9 @@ class Target:
     options: dict[str, Any] = field(default_factory=dict)  # the wrap() options that rebuild it (repro)
     momentum_none: bool | None = None  # takes momentum=None, as a probe showed (None: its signature says)
     driver: Any = None  # an ecosystem's adapter module (Equinox, Haiku, Sonnet) that builds and runs the layer
+    eager: bool = False  # a function target runs as it is, not compiled by its framework (JAX: jax.jit)
+    _compiled: dict = field(default_factory=dict, repr=False)  # compiled function by static positions
+    _floats_static: bool = field(default=False, repr=False)  # eps and momentum compiled in as constants
     _built: dict = field(default_factory=dict, repr=False)  # the driver's built layers, by constructor call
     _last: Any = field(default=None, repr=False)  # (key, layer, running_mean, running_var) of the last call
     _pending: Any = field(default=None, repr=False)
@@ -131,7 +139,7 @@ class Target:
             return self._invoke_module(a, native, grad=grad)
         s = self.spec
         call = [native[p] if p in native else a[p] for p in s.param_names]
-        out = self.obj(*call)
+        out = self._call_function(call)
         buffers = {k: native.get(k) for k in ("running_mean", "running_var")}
         if isinstance(out, tuple | list) and len(out) == 3 and s.has_running_stats:
             out, rm, rv = out  # (y, new_running_mean, new_running_var): the immutable-array convention
@@ -139,6 +147,36 @@ class Target:
         elif self.framework in IMMUTABLE:
             buffers = {}  # nothing can have changed in place
         return out, buffers
+
+    def _call_function(self, call: list):
+        """A function target called positionally: compiled as its framework's users run it
+        (:meth:`normcheck.adapters.Adapter.compiled_function`, JAX's ``jax.jit``; shapes, group
+        counts and flags static, arrays and floats traced; floats static where the function needs
+        them constant), unless ``eager``; a function the compiler cannot trace (Python control flow
+        on a traced value) runs op by op from then on, with a note."""
+        ad = adapter(self.framework)
+        while not self.eager:
+            kinds = (*_STATIC, float, np.floating) if self._floats_static else _STATIC
+            static = tuple(i for i, v in enumerate(call) if isinstance(v, kinds))
+            fn = self._compiled.get(static)
+            if fn is None:
+                fn = ad.compiled_function(self.obj, static)
+                if fn is None:
+                    self.eager = True
+                    break
+                self._compiled[static] = fn
+            try:
+                return fn(*(tuple(v) if isinstance(v, list) else v for v in call))
+            except Exception as e:
+                if not ad.untraceable(e):
+                    raise
+                if self._floats_static:
+                    self.eager = True
+                    self.notes.append(f"runs op by op: its framework's compiler cannot trace it ({first_line(e)})")
+                # eps and momentum closed over by a custom derivative rule must be constants: compile
+                # them in (a program per value) before giving up on compiling
+                self._floats_static = True
+        return self.obj(*call)
 
     # --- module targets ----------------------------------------------------------------------------
     def construct(self, c: Canon, dtype: str, shape: tuple[int, ...] | None = None):

@@ -59,6 +59,7 @@ def wrap(
     shape=None,
     axes=None,
     probe: bool = True,
+    eager: bool = False,
 ) -> Target:
     """The target ``obj`` (a function or a module class) as a canonical NumPy callable.
 
@@ -69,7 +70,8 @@ def wrap(
     or canonical arguments (``{"num_groups": 4}``: the cases have them too). ``no_bias``: the layer
     has a weight but no bias; ``no_affine``: no parameters. ``ranks``/``shape`` constrain the inputs
     (a shape's None entries are free sides); without them the ranks are inferred (``probe``: a class
-    name ending in 1d/2d/3d, else one small call per rank). ``axes``: an axis-set variant.
+    name ending in 1d/2d/3d, else one small call per rank). ``axes``: an axis-set variant. A JAX
+    function runs under ``jax.jit`` (as its users run it), op by op with ``eager``.
 
     Raises :class:`TargetError` for what cannot be checked: not callable, an unknown norm, framework
     or form, a framework that is not installed, a flax.nnx module class, a torch.nn.Module instance,
@@ -110,6 +112,7 @@ def wrap(
             ("no_bias", no_bias),
             ("no_affine", no_affine),
             ("axes", axes),
+            ("eager", eager),
         )
         if v
     }
@@ -152,7 +155,7 @@ def wrap(
     if adapted_layer:
         t = _layer_target(obj, norm, kind, framework, label, guard)
     else:
-        t = Target(obj, norm, framework or "numpy", form, label, guard=guard, ctor=ctor, driver=drv)
+        t = Target(obj, norm, framework or "numpy", form, label, guard=guard, ctor=ctor, driver=drv, eager=eager)
         if drv is not None:
             t.momentum_none = False  # an exponential average only
     t.constraints, t.axes, t.options = cons, axes, options

@@ -644,6 +644,33 @@ class JaxAdapter(Adapter):
             raise ValueError(f"no JAX device {device!r}; have {self.devices()}")
         return found[0]
 
+    def compiled_function(self, fn, static: tuple[int, ...]):
+        """``jax.jit(fn, static_argnums=static)``: a function target runs under ``jax.jit``, as JAX
+        users run their norms (one XLA program per shape, kept in the persistent cache)."""
+        jax = setup()
+        return jax.jit(fn, static_argnums=static)
+
+    def untraceable(self, error: BaseException) -> bool:
+        """JAX's errors for Python control flow or NumPy conversion of a traced value, or a traced
+        value closed over where a constant is needed (a ``custom_jvp`` rule's eps)."""
+        import jax
+
+        if isinstance(error, TypeError) and "Tracer" in str(error):
+            return True
+        kinds = tuple(
+            getattr(jax.errors, k)
+            for k in (
+                "ConcretizationTypeError",
+                "TracerBoolConversionError",
+                "TracerIntegerConversionError",
+                "TracerArrayConversionError",
+                "NonConcreteBooleanIndexError",
+                "UnexpectedTracerError",
+            )
+            if hasattr(jax.errors, k)
+        )
+        return isinstance(error, kinds)
+
     def to_native(self, a, *, device=None):
         jax = setup()
         import jax.numpy as jnp
