@@ -61,7 +61,7 @@ class Target:
     momentum_none: bool | None = None  # takes momentum=None, as a probe showed (None: its signature says)
     driver: Any = None  # an ecosystem's adapter module (Equinox, Haiku, Sonnet) that builds and runs the layer
     eager: bool = False  # a function target runs as it is, not compiled by its framework (JAX: jax.jit)
-    _compiled: dict = field(default_factory=dict, repr=False)  # compiled function by static positions
+    _compiled: dict = field(default_factory=dict, repr=False)  # compiled function by framework, static positions
     _floats_static: bool = field(default=False, repr=False)  # eps and momentum compiled in as constants
     _built: dict = field(default_factory=dict, repr=False)  # the driver's built layers, by constructor call
     _last: Any = field(default=None, repr=False)  # (key, layer, running_mean, running_var) of the last call
@@ -158,13 +158,14 @@ class Target:
         while not self.eager:
             kinds = (*_STATIC, float, np.floating) if self._floats_static else _STATIC
             static = tuple(i for i, v in enumerate(call) if isinstance(v, kinds))
-            fn = self._compiled.get(static)
+            key = (self.framework, static)  # copies tried as other frameworks (inference) share the dict
+            fn = self._compiled.get(key)
             if fn is None:
                 fn = ad.compiled_function(self.obj, static)
                 if fn is None:
                     self.eager = True
                     break
-                self._compiled[static] = fn
+                self._compiled[key] = fn
             try:
                 return fn(*(tuple(v) if isinstance(v, list) else v for v in call))
             except Exception as e:
