@@ -427,6 +427,7 @@ def check(
     ranks=None,
     shape=None,
     in_process: bool = False,
+    eager: bool = False,
 ) -> CheckReport:
     """Check ``fn`` (a callable, a module class, or a ``"module:attr"`` / ``"file.py:attr"``
     reference) as an implementation of ``norm``; see the module docstring.
@@ -438,7 +439,8 @@ def check(
     axes instead of the spec's set S (``axes=(1,)`` with ``"layer_norm"``: ConvNeXt's channels-first
     LayerNorm, called with ``normalized_shape`` = the sizes of those axes). ``init``, ``args``,
     ``no_bias``, ``no_affine``, ``ranks`` and ``shape`` say how a module class is constructed and
-    which inputs the target takes (:func:`~normcheck.target.wrap`). Raises ``ValueError`` for an
+    which inputs the target takes (:func:`~normcheck.target.wrap`); a JAX function runs under
+    ``jax.jit`` as its users run it, op by op with ``eager=True``. Raises ``ValueError`` for an
     unknown profile or dtype, :class:`~normcheck.target.TargetError` for a target that cannot be
     checked at all (not callable, an unsupported layer kind, an unknown norm or property); anything
     the target itself does (raising, returning garbage, hanging, killing its process) is reported,
@@ -474,6 +476,7 @@ def check(
         no_affine=no_affine,
         ranks=ranks,
         shape=shape,
+        eager=eager,
     )
     ref, why = (None, "--in-process") if in_process else isolation.importable_ref(fn)
     if ref is not None:
@@ -548,6 +551,7 @@ def _wrap(fn, norm: str, o: dict[str, Any]) -> Target:
         ranks=o.get("ranks"),
         shape=o.get("shape"),
         axes=axes,
+        eager=o.get("eager", False),
     )
 
 

@@ -58,6 +58,7 @@ def assert_conforms(
     ranks: int | Sequence[int] | None = None,
     shape: Sequence[int | None] | None = None,
     in_process: bool = False,
+    eager: bool = False,
 ) -> CheckReport:
     """Check ``fn``, your implementation of ``norm``, with :func:`normcheck.check` and raise
     ``AssertionError(report.summary())`` unless it conforms; returns the report.
@@ -90,6 +91,7 @@ def assert_conforms(
         ranks=ranks,
         shape=shape,
         in_process=in_process,
+        eager=eager,
     )
     if not report.conforms:
         raise AssertionError(report.summary())

@@ -95,6 +95,11 @@ def add_arguments(p) -> None:
         help="per-call timeout; a call that takes longer is a hang (default 5; 0: none)",
     )
     p.add_argument(
+        "--eager",
+        action="store_true",
+        help="run a JAX function op by op (by default it runs under jax.jit, as JAX users run it)",
+    )
+    p.add_argument(
         "--in-process",
         action="store_true",
         help="run the target in this process (for debugging: a crash of the target then ends normcheck; "
@@ -177,7 +182,7 @@ def _command(args) -> list[str]:
         out += ["--init", args.init]
     for k, v in getattr(args, "pins", None) or ():
         out += ["--arg", f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}"]
-    for flag in ("no_bias", "no_affine", "in_process"):
+    for flag in ("no_bias", "no_affine", "in_process", "eager"):
         if getattr(args, flag, False):
             out.append(f"--{flag.replace('_', '-')}")
     for r in getattr(args, "rank", None) or ():
@@ -202,6 +207,7 @@ def _drive(args) -> dict:
         "no_affine": bool(getattr(args, "no_affine", False)),
         "ranks": tuple(ranks) or None,
         "shape": getattr(args, "shape", None),
+        "eager": bool(getattr(args, "eager", False)),
     }
 
 
