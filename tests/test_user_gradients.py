@@ -205,6 +205,10 @@ def test_tensorflow_second_order_by_nested_tapes():
     r = _check(good, "layer_norm", properties=["gradient_second_order"])
     rec = next(x for x in r.records if x.property == "gradient_second_order")
     assert rec.verdict == "finding" and rec.finding == "tf-moments-second-order-stop-gradient", r.summary()
+    # the verdict conforms (the framework's own deviation), and its headline says which finding it met
+    assert r.conforms and r.headline().endswith(
+        "; 1 check met registered findings of tensorflow: tf-moments-second-order-stop-gradient"
+    )
     assert _check(plain, "layer_norm", properties=["gradient_second_order"]).conforms
 
 
