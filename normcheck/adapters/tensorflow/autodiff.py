@@ -38,10 +38,13 @@ class _TapeGrads:
         self.tf, self.layer, self.variables, self.training = tf, layer, variables, training
         self.takes_training = "training" in inspect.signature(layer.call).parameters
 
+    def forward(self, xv):
+        return self.layer(xv, training=self.training) if self.takes_training else self.layer(xv)
+
     def __call__(self, xv, g):
         with self.tf.GradientTape() as tape:
             tape.watch(xv)
-            y = self.layer(xv, training=self.training) if self.takes_training else self.layer(xv)
+            y = self.forward(xv)
         return tape.gradient(y, [xv, *self.variables], output_gradients=g)
 
 
@@ -50,25 +53,24 @@ class _TapeHvp(_TapeGrads):
     ``<dy, layer(x)>`` (reverse over reverse; the Hessian of that scalar is symmetric)."""
 
     def __call__(self, xv, g, v):
-        tf = self.tf
-        with tf.GradientTape() as outer:
-            outer.watch(xv)
-            with tf.GradientTape() as inner:
-                inner.watch(xv)
-                y = self.layer(xv, training=self.training) if self.takes_training else self.layer(xv)
-            dx = inner.gradient(y, xv, output_gradients=tf.cast(g, y.dtype))
-        return outer.gradient(dx, xv, output_gradients=tf.cast(v, dx.dtype))
+        return _nested(self.tf, self.forward, xv, g, v)
 
 
-def _second(tf, forward, xt, dy, v):
-    """H v of ``<dy, forward(x)>`` at ``xt`` by nested tapes; zeros where the gradient leaves the tape."""
+def _nested(tf, forward, xt, dy, v):
+    """H v of ``<dy, forward(x)>`` at ``xt`` by nested tapes, a tensor (None where the gradient
+    leaves the tape)."""
     with tf.GradientTape() as outer:
         outer.watch(xt)
         with tf.GradientTape() as inner:
             inner.watch(xt)
             y = forward(xt)
         dx = inner.gradient(y, xt, output_gradients=tf.cast(dy, y.dtype))
-    h = None if dx is None else outer.gradient(dx, xt, output_gradients=tf.cast(v, dx.dtype))
+    return None if dx is None else outer.gradient(dx, xt, output_gradients=tf.cast(v, dx.dtype))
+
+
+def _second(tf, forward, xt, dy, v):
+    """:func:`_nested` as a NumPy array, zeros where the gradient leaves the tape."""
+    h = _nested(tf, forward, xt, dy, v)
     return np.zeros(tuple(xt.shape)) if h is None else h.numpy()
 
 

@@ -192,9 +192,11 @@ class _Call:
         return out
 
 
-def _functional(c: _Call):
-    torch = _torch()
-    F, a, n = torch.nn.functional, c.a, c.spec.name
+def _functional(c: _Call, F=None):
+    """The ``torch.nn.functional`` call of ``c`` (``F``: a namespace of the same functions, e.g.
+    :data:`COMPILED_FUNCTIONAL`'s compiled ones)."""
+    F = F or _torch().nn.functional
+    a, n = c.a, c.spec.name
     if n == "batch_norm":
         return F.batch_norm(
             c.x, c.running_mean, c.running_var, c.weight, c.bias, c.use_batch_stats, c.momentum, c.eps
@@ -258,18 +260,21 @@ def _module(c: _Call):
     return y, ((m.running_mean, m.running_var) if track else ())
 
 
+class _CompiledFunctional:
+    """``torch.nn.functional`` with each norm replaced by its :func:`compiled_kernel`."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return compiled_kernel(name)
+
+
+COMPILED_FUNCTIONAL = _CompiledFunctional()
+
+
 def _compiled(c: _Call):
     """The functional call of ``c`` through :func:`compiled_kernel` (``torch.compile``, inductor)."""
-    a, n, k = c.a, c.spec.name, compiled_kernel(c.spec.name)
-    if n in ("batch_norm", "instance_norm"):
-        y = k(c.x, c.running_mean, c.running_var, c.weight, c.bias, c.use_batch_stats, c.momentum, c.eps)
-        return y, (c.running_mean, c.running_var)
-    if n in ("layer_norm", "rms_norm"):
-        shape = _shape(a["normalized_shape"])
-        return (k(c.x, shape, c.weight, c.bias, c.eps) if n == "layer_norm" else k(c.x, shape, c.weight, c.eps)), ()
-    if n == "group_norm":
-        return k(c.x, int(a["num_groups"]), c.weight, c.bias, c.eps), ()
-    raise Unsupported(f"torch adapter has no compiled form of {n}")
+    return _functional(c, COMPILED_FUNCTIONAL)
 
 
 #: ``torch.compile``d functional norms, built once per process (:func:`compiled_kernel`).
