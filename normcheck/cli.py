@@ -38,6 +38,21 @@ def csv_choices(choices):
     return parse
 
 
+def name_value(text: str) -> tuple[str, object]:
+    """argparse type: NAME=VALUE, the value a Python literal or else a plain word (a string:
+    data_format=channels_first)."""
+    import ast
+
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    try:
+        return name, ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        return name, value.strip()
+
+
 def write_text(path: str, text: str) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from normcheck.cli import DTYPES, PROFILES, CLIError, csv_choices, write_text
+from normcheck.cli import DTYPES, PROFILES, CLIError, csv_choices, name_value, write_text
 from normcheck.target import TARGET_FRAMEWORKS
 
 HELP = "check your own implementation of a norm (a function or a torch-style module class)"
@@ -51,7 +51,7 @@ def add_arguments(p) -> None:
         "--arg",
         dest="pins",
         action="append",
-        type=_pin,
+        type=name_value,
         metavar="NAME=VALUE",
         help="pin a constructor or canonical argument (repeatable), e.g. --arg num_groups=4, --arg eps=1e-6 "
         "(the drawn cases use the value too), --arg data_format=channels_first",
@@ -130,20 +130,6 @@ def _axes(text: str) -> tuple[int, ...]:
     if not axes or len(set(axes)) != len(axes):
         raise argparse.ArgumentTypeError(f"{text!r}: give one or more distinct axes")
     return axes
-
-
-def _pin(text: str) -> tuple[str, object]:
-    import ast
-
-    name, sep, value = text.partition("=")
-    name = name.strip()
-    if not sep or not name.isidentifier():
-        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
-    try:
-        v = ast.literal_eval(value.strip())
-    except (ValueError, SyntaxError):
-        v = value.strip()  # a plain word: a string (data_format=channels_first)
-    return name, v
 
 
 def _ranks(text: str) -> tuple[int, ...]:

@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from normcheck.cli import DTYPES, CLIError, csv_choices, write_text
+from normcheck.cli import DTYPES, CLIError, csv_choices, name_value, write_text
 from normcheck.target import TARGET_FRAMEWORKS
 
 HELP = "compare two implementations of a norm on the same cases (a port against its original)"
@@ -40,7 +40,7 @@ def add_arguments(p) -> None:
         "--arg",
         dest="pins",
         action="append",
-        type=_pin,
+        type=name_value,
         metavar="NAME=VALUE",
         help="pin a constructor or canonical argument on both sides (repeatable), e.g. --arg momentum=None",
     )
@@ -53,20 +53,6 @@ def add_arguments(p) -> None:
         default=argparse.SUPPRESS,
         help="show tracebacks on errors and the frameworks' native log lines",
     )
-
-
-def _pin(text: str) -> tuple[str, object]:
-    """NAME=VALUE, the value a Python literal (or a plain word: a string)."""
-    import ast
-
-    name, sep, value = text.partition("=")
-    name = name.strip()
-    if not sep or not name.isidentifier():
-        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
-    try:
-        return name, ast.literal_eval(value.strip())
-    except (ValueError, SyntaxError):
-        return name, value.strip()
 
 
 def run(args) -> int:
