@@ -57,21 +57,21 @@ MARGIN = 10.0
 
 def margins(docs: dict[int, dict]) -> dict[str, dict[int, float]]:
     """Per registered numeric finding (every one in the registry) and seed: its worst hit over λ
-    (observed / allowed) among the records it explains (inf where a hit overflows or is NaN; no entry
-    where the seed did not meet it: a dtype the profile does not draw, a version outside its range)."""
+    (observed / allowed) among the records whose examples it explained (a record's
+    ``explained_worst``; inf where a hit overflows or is NaN; no entry where the seed did not meet
+    it: a dtype the profile does not draw, a version outside its range)."""
     from normcheck import findings
 
     raising = {f.id for f in findings.load() if f.raises}
     out: dict[str, dict[int, float]] = {f.id: {} for f in findings.load() if not f.raises}
     for seed, doc in docs.items():
         for r in doc["records"]:
-            fid = r.get("finding")
-            if r["verdict"] != "finding" or not fid or fid in raising:
-                continue
-            obs, lam = r.get("observed"), r.get("allowed") or 16.0
-            ratio = float("inf") if not isinstance(obs, int | float) else obs / lam
-            row = out.setdefault(fid, {})
-            row[seed] = max(row.get(seed, 0.0), ratio)
+            for fid, worst in (r.get("explained_worst") or {}).items():
+                if fid in raising:
+                    continue
+                ratio = float("inf") if not isinstance(worst, int | float) else float(worst)
+                row = out.setdefault(fid, {})
+                row[seed] = max(row.get(seed, 0.0), ratio)
     return out
 
 

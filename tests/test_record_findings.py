@@ -28,6 +28,31 @@ def test_a_record_lists_the_findings_it_met_and_the_worst_of_the_other_examples(
     assert 0 < rec.unexplained_worst < 16  # and they pass: the finding hides no measured error
     doc = json.loads(json.dumps(rec.to_json(), allow_nan=False))
     assert doc["explained"] == rec.explained
+    # each finding's worst hit over λ: above 1 (it deviated), and the record's own hit is one of them
+    assert set(rec.explained_worst) == set(rec.explained)
+    assert all(w > 1 for w in rec.explained_worst.values())
+    if isinstance(rec.observed, float) and rec.observed == rec.observed and rec.finding in rec.explained_worst:
+        assert rec.explained_worst[rec.finding] >= rec.observed / rec.allowed * (1 - 1e-12)
+
+
+def test_the_seed_table_reads_every_finding_a_record_met():
+    """scripts/seed_sweep.py's margins come from every finding a record explained, not only the
+    record's first (a record met by two findings shows both), and a NaN/inf hit counts as inf."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "scripts" / "seed_sweep.py"
+    spec = importlib.util.spec_from_file_location("seed_sweep", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    a, b = "flax-fast-variance", "float32-sum-of-squares-overflow"
+    recs = [
+        {"finding": a, "explained": {a: 3, b: 1}, "explained_worst": {a: 40.0, b: "inf"}},
+        {"finding": a, "explained": {a: 1}, "explained_worst": {a: 900.0}},
+    ]
+    table = mod.margins({0: {"records": recs}, 1: {"records": recs[:1]}})
+    assert table[a] == {0: 900.0, 1: 40.0}
+    assert table[b] == {0: float("inf"), 1: float("inf")}
 
 
 def test_the_report_groups_checks_by_finding(standardize):

@@ -59,6 +59,7 @@ class _Drive:
     raised: tuple[Any, P.Result] | None = None  # the smallest example that raised (keep_errors)
     variants: dict[int, list] = field(default_factory=dict)  # Case.variant -> [examples, worst, deviations]
     explained: dict[str, int] = field(default_factory=dict)  # finding id -> the examples it explained
+    explained_worst: dict[str, float] = field(default_factory=dict)  # finding id -> its worst hit / λ
     unexplained_worst: float = 0.0  # the worst error over the judged examples no finding explains
 
 
@@ -133,6 +134,14 @@ def _drive(
     return d
 
 
+def _margin(r: P.Result) -> float:
+    """A deviation's size in units of what the model allows (inf for NaN, inf or a non-numeric verdict)."""
+    obs, lam = r.observed, r.allowed
+    if not isinstance(obs, int | float) or not isinstance(lam, int | float) or not lam > 0 or math.isnan(obs):
+        return math.inf
+    return float(obs) / float(lam)
+
+
 def _judge(d: _Drive, case, r: P.Result, known, *, keep_errors: bool = False) -> bool:
     """Account one example's result in ``d``; True when it is a new deviation (the run stops)."""
     d.n += 1
@@ -155,6 +164,7 @@ def _judge(d: _Drive, case, r: P.Result, known, *, keep_errors: bool = False) ->
             if prev is None or case.x.size < prev[0].x.size:
                 d.hits[f.id] = (case, r)
             d.explained[f.id] = d.explained.get(f.id, 0) + 1
+            d.explained_worst[f.id] = max(d.explained_worst.get(f.id, 0.0), _margin(r))
             return False
         if keep_errors and r.verdict == "error":
             if d.raised is None or case.x.size < d.raised[0].x.size:
@@ -247,6 +257,7 @@ def _record(impl, dtype, prop_name, t0, d: _Drive, *, repro_call: str) -> Record
     if d.explained:  # every finding the examples met, and what the others measured
         base["explained"] = dict(d.explained)
         base["unexplained_worst"] = d.unexplained_worst
+        base["explained_worst"] = dict(d.explained_worst)
     finding = None
     if d.raised is not None:
         case, r = d.raised

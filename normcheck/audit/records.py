@@ -56,14 +56,17 @@ class Record:
     # observed speak for the first finding's smallest hit)
     explained: dict[str, int] | None = None
     unexplained_worst: float | None = None
+    explained_worst: dict[str, float] | None = None  # each finding's worst hit over what the model allows
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("raises", "configs", "explained", "unexplained_worst"):
+        for k in ("raises", "configs", "explained", "unexplained_worst", "explained_worst"):
             if d[k] is None:
                 del d[k]
         if "unexplained_worst" in d:
             d["unexplained_worst"] = _number(d["unexplained_worst"])
+        if "explained_worst" in d:
+            d["explained_worst"] = {k: _number(v) for k, v in d["explained_worst"].items()}
         for k in ("observed", "allowed"):
             d[k] = _number(d[k])
         for row in d.get("configs", {}).values():
