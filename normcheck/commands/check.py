@@ -198,7 +198,7 @@ def _drive(args) -> dict:
 
 
 def run(args) -> int:
-    from normcheck import checker, spec
+    from normcheck import check_report, checker, spec
     from normcheck.cli import numpy_warnings_silenced
     from normcheck.target import TargetError
 
@@ -228,9 +228,9 @@ def run(args) -> int:
         if args.quiet:
             return
         if not state["header"]:
-            print(checker._row_header(), flush=True)
+            print(check_report.row_header(), flush=True)
             state["header"] = True
-        print(checker._row(r), flush=True)
+        print(check_report.row(r), flush=True)
         if not state["first"] and r.verdict in ("fail", "error") and r.counterexample:
             state["first"] = True
             from normcheck.case import Case
@@ -240,8 +240,8 @@ def run(args) -> int:
             except ValueError:
                 return
             print(f"      first counterexample: {case.describe()}", flush=True)
-            if case.x.size <= checker.SMALL:
-                print(f"      input: {checker._fmt(case.x)}", flush=True)
+            if case.x.size <= check_report.SMALL:
+                print(f"      input: {check_report.fmt(case.x)}", flush=True)
 
     if not args.quiet:
         over = f" over axes {args.axes}" if args.axes else ""
