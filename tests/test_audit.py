@@ -24,8 +24,13 @@ def _stable_draws():
 
 
 def _plain(impl, prop, dtype):
-    """The record of a Hypothesis run of this property alone (an explicit strategy is never replayed)."""
-    return audit.run_check(impl, prop, dtype, Run("ci", seed=0), strategy=driver.cases_for(impl, dtype))
+    """The record of a Hypothesis run of this property alone (an explicit strategy is never replayed),
+    with the hunted cases ahead of its draws as the audit runs them."""
+    native = impl.framework != "user"
+    hunted = driver.hunted(impl.norm, dtype, None if impl.running_stats else False, Run("ci", seed=0)) if native else ()
+    return audit.run_check(
+        impl, prop, dtype, Run("ci", seed=0), strategy=driver.cases_for(impl, dtype), explicit=hunted
+    )
 
 
 @pytest.mark.parametrize("norm", ["batch_norm", "layer_norm"])
@@ -84,7 +89,8 @@ def test_an_unseeded_random_run_is_not_replayed():
     hypothesis.settings.register_profile("test-random", max_examples=5, derandomize=False, database=None)
     impl = next(i for i in adapters.get("numpy").implementations() if i.norm == "rms_norm")
     rec = audit.run_check(impl, "agreement", "float32", Run("test-random", seed=None))
-    assert rec.verdict == "pass" and rec.examples == 5
+    hunted = driver.hunted("rms_norm", "float32", False, Run("test-random", seed=None))
+    assert rec.verdict == "pass" and rec.examples == 5 + len(hunted)  # its draws, after the hunted cases
     assert not driver._DRAWN
     audit.run_check(impl, "agreement", "float32", Run("test-random", seed=0))  # seeded: replayable
     assert driver._DRAWN

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+import zlib
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -104,12 +105,14 @@ def _drive(
     *,
     keep_errors: bool = False,
     expand: Callable[[Any], tuple] = _one,
+    explicit: tuple = (),
 ) -> _Drive:
     """Run ``body`` over ``strategy``; collect samples, skips and the shrunk failure. A deviation
     a registered finding covers is counted as a hit (the smallest kept) and exploration goes on,
     so a known deviation neither costs shrinking time nor hides a new one; with ``keep_errors``,
     so does an example on which the implementation raises (the smallest kept). ``expand`` turns
-    each drawn case into the cases judged (every configuration of it, with ``--all-configs``)."""
+    each drawn case into the cases judged (every configuration of it, with ``--all-configs``);
+    ``explicit`` cases run first, ahead of Hypothesis's draws (the hunted failure modes)."""
     import hypothesis
     from hypothesis import given
 
@@ -121,7 +124,10 @@ def _drive(
             if _judge(d, case, r, known, keep_errors=keep_errors):
                 raise _Deviation(r.message)
 
-    t = settings(given(strategy)(test))
+    t = given(strategy)(test)
+    for case in reversed(explicit):  # the outermost @example runs first
+        t = hypothesis.example(case)(t)
+    t = settings(t)
     if seed is not None:
         t = hypothesis.seed(seed)(t)
     try:
@@ -158,13 +164,14 @@ def _judge(d: _Drive, case, r: P.Result, known, *, keep_errors: bool = False) ->
     if r.ok and not math.isnan(r.observed):
         d.unexplained_worst = max(d.unexplained_worst, float(r.observed))
     if not r.ok:
-        f = next((f for f in known if f.explains(r.case or case, r.verdict)), None)
-        if f is not None:
-            prev = d.hits.get(f.id)
+        by = [f for f in known if f.explains(r.case or case, r.verdict)]
+        if by:  # the first is the record's; every one that explains the example is credited with it
+            prev = d.hits.get(by[0].id)
             if prev is None or case.x.size < prev[0].x.size:
-                d.hits[f.id] = (case, r)
-            d.explained[f.id] = d.explained.get(f.id, 0) + 1
-            d.explained_worst[f.id] = max(d.explained_worst.get(f.id, 0.0), _margin(r))
+                d.hits[by[0].id] = (case, r)
+            for f in by:
+                d.explained[f.id] = d.explained.get(f.id, 0) + 1
+                d.explained_worst[f.id] = max(d.explained_worst.get(f.id, 0.0), _margin(r))
             return False
         if keep_errors and r.verdict == "error":
             if d.raised is None or case.x.size < d.raised[0].x.size:
@@ -182,8 +189,8 @@ def _judge(d: _Drive, case, r: P.Result, known, *, keep_errors: bool = False) ->
 _DRAWN: dict[tuple, tuple | None] = {}
 
 
-def _drawn(key, strategy, settings, seed) -> tuple | None:
-    """The drawn examples (None when drawing itself fails: :func:`_drive` then reports it)."""
+def _drawn(key, strategy, settings, seed, explicit: tuple = ()) -> tuple | None:
+    """The drawn examples, ``explicit`` first (None when drawing itself fails: :func:`_drive` then reports it)."""
     if key not in _DRAWN:
         seen: list = []
 
@@ -191,7 +198,7 @@ def _drawn(key, strategy, settings, seed) -> tuple | None:
             seen.append(case)
             return P.Result("", "pass")
 
-        d = _drive(keep, strategy, settings, seed)
+        d = _drive(keep, strategy, settings, seed, explicit=explicit)
         if len(_DRAWN) > 256:  # a process's norms x dtypes x buffers, and identities x dtypes, fit
             _DRAWN.clear()
         _DRAWN[key] = None if d.crash else tuple(seen)
@@ -216,13 +223,50 @@ def _replay(body, cases, known, *, keep_errors: bool = False, expand=_one) -> _D
     return d
 
 
-def _replayed(body, key, strategy, settings, seed, known, keep_errors: bool = False, expand=_one) -> _Drive | None:
+def _replayed(
+    body, key, strategy, settings, seed, known, keep_errors: bool = False, expand=_one, explicit: tuple = ()
+) -> _Drive | None:
     """:func:`_replay` over the examples ``key`` draws, where the run is seeded or derandomized (so
     they are the same for every check that shares the key); None otherwise, or where the replay
     stops (:func:`_drive` then runs)."""
     if seed is None and not settings.derandomize:
         return None
-    return _replay(body, _drawn(key, strategy, settings, seed), known, keep_errors=keep_errors, expand=expand)
+    drawn = _drawn(key, strategy, settings, seed, explicit)
+    return _replay(body, drawn, known, keep_errors=keep_errors, expand=expand)
+
+
+#: The hunted examples (:mod:`normcheck.hunting`) of a (norm, dtype, running buffers, run).
+_HUNTED: dict[tuple, tuple] = {}
+#: Each mode's examples drawn per seed; the last is kept (Hypothesis's first draw is its simplest,
+#: the same at every seed).
+_HUNT_DRAWS = 3
+
+
+def hunted(norm: str, dtype: str, running_stats: bool | None, run: Run) -> tuple:
+    """One case of each failure mode :mod:`normcheck.hunting` hunts for ``norm`` at ``dtype``,
+    drawn from the run's seed: the explicit examples every property of a native implementation
+    runs first."""
+    key = (norm, dtype, running_stats, run)
+    if key not in _HUNTED:
+        import hypothesis
+
+        from normcheck import hunting
+
+        settings = hypothesis.settings(run.settings(), max_examples=_HUNT_DRAWS)
+        out = []
+        for name, strategy in hunting.modes(norm, dtype, running_stats=running_stats).items():
+            seen: list = []
+
+            def keep(case, seen=seen):
+                seen.append(case)
+                return P.Result("", "pass")
+
+            seed = None if run.seed is None else zlib.crc32(f"{run.seed}:{name}".encode())  # stable across processes
+            d = _drive(keep, strategy, settings, seed)
+            if seen and not d.crash:
+                out.append(seen[-1])
+        _HUNTED[key] = tuple(out)
+    return _HUNTED[key]
 
 
 def every_configuration(impl) -> Callable[[Any], tuple]:
@@ -356,12 +400,21 @@ def cases_for(impl, dtype: str):
 
 
 def run_check(
-    impl, prop_name: str, dtype: str, run: Run | None = None, *, strategy=None, keep_errors: bool = False
+    impl,
+    prop_name: str,
+    dtype: str,
+    run: Run | None = None,
+    *,
+    strategy=None,
+    keep_errors: bool = False,
+    explicit: tuple | None = None,
 ) -> Record:
     """One property of one implementation at one dtype, driven by Hypothesis (``run``: the
     profile, seed and examples; by default the loaded Hypothesis profile, unseeded). With
     ``keep_errors`` (a user's target) an example on which the implementation raises does not end
-    the exploration: the smallest is kept in the record's ``raises`` beside any deviation."""
+    the exploration: the smallest is kept in the record's ``raises`` beside any deviation.
+    ``explicit``: cases run ahead of the draws (None: a native implementation's hunted failure
+    modes, :func:`hunted`, where the strategy is the default one; none otherwise)."""
 
     run = run or Run(profile=None, seed=None)
     t0 = time.perf_counter()
@@ -376,10 +429,16 @@ def run_check(
     with every_case(run.profile == "thorough"):  # the second order on every case, not only small ones
         if strategy is None:  # the same examples for every property: replayed
             strategy = cases_for(impl, dtype)
+            if explicit is None and impl.framework != "user":
+                explicit = hunted(impl.norm, dtype, None if impl.running_stats else False, run)
+            explicit = explicit or ()
             key = (impl.norm, dtype, impl.running_stats, impl.framework == "user", run)
-            drive = _replayed(body, key, strategy, settings, run.seed, known, keep_errors, expand)
+            drive = _replayed(body, key, strategy, settings, run.seed, known, keep_errors, expand, explicit)
         if drive is None:
-            drive = _drive(body, strategy, settings, run.seed, known, keep_errors=keep_errors, expand=expand)
+            explicit = explicit or ()
+            drive = _drive(
+                body, strategy, settings, run.seed, known, keep_errors=keep_errors, expand=expand, explicit=explicit
+            )
     return _record(impl, dtype, prop_name, t0, drive, repro_call=_repro_call(impl))
 
 

@@ -1,0 +1,160 @@
+"""Failure modes hunted on purpose: for each way a norm kernel is known to go wrong, a Hypothesis
+strategy that draws the inputs which bring it out.
+
+The audit puts one draw of each mode that applies to a norm and dtype ahead of Hypothesis's own
+examples of every property of a native implementation (explicit examples, drawn from the run's
+seed: :func:`normcheck.audit.driver.run_check`), so a failure mode is met at every seed, not only
+when the random draws happen to land on it. Each mode is a :func:`normcheck.strategies.cases`
+strategy with some of its dimensions pinned; shapes, arguments, parameters, buffers and the
+configuration (``Case.variant``) are drawn as usual.
+
+=================  ===========================================================================
+near_constant      (batch statistics where the norm has the switch, as for extreme) one-pass variance ``E[x²] − E[x]²`` cancelling to a negative variance (NaN) or
+                   0, and ``var + eps`` rounding to 0 in 16 bits: every set near-constant
+                   (``|mean|`` 10…1e6, ``|mean| / std`` 1e4…1e7) with eps in [1e-12, 1e-10]
+extreme            ``n·x²`` overflowing a float32 accumulator: ``max |x|`` from 1e15 to a quarter
+                   of the dtype's max, at most 16 elements (the second order judges small cases)
+underflow          (float32, bfloat16) powers of rsqrt (``v^(-3/2)`` in backward and forward mode,
+                   ``v^(-5/2)`` in double backward) falling below float32's normal range while
+                   the reference's derivatives are still representable: ``max |x|`` in [1e15, 1e18],
+                   sets of 2 or more, at most 16 elements
+one_element        exactness: one-element sets at ``|x|`` ≥ 1e4 (float16: ≥ 259) with an affine
+                   pair, where ``x − mean`` is exactly 0 and the output exactly the bias, which a
+                   kernel folding ``offset − mean·scale·rsqrt(var + eps)`` in 16 bits loses
+momentum_small     (norms with running statistics) a training step with momentum log-uniform in
+                   [1e-6, 1e-4] on a near-constant batch at 1e8 (its mean far above the buffers), and
+momentum_large     with 1 - momentum there on a tiny batch (far below them): one
+                   running-update weight held in float32 and the other formed as 1 minus it
+                   errs by about u·|batch − old|, far above the model when the update cancels
+                   (which weight a framework holds decides which end shows it)
+=================  ===========================================================================
+
+16-bit inputs past 256 (``x²`` overflows float16) and past 65504 (bfloat16 values no float16
+holds) are the "huge" and "extreme" regimes of those dtypes, drawn by the modes above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from normcheck import dtypes as _dt
+from normcheck import spec as _spec
+from normcheck import strategies
+
+__all__ = ["MODES", "modes"]
+
+#: max |x| of the underflow mode: where (var + eps)^(-3/2) and ^(-5/2) leave float32's normal range
+#: while the float64 reference's second derivative is still representable in float32.
+_UNDERFLOW_WINDOW = st.floats(15.0, 18.0).map(lambda e: float(10.0**e))
+#: momentum's distance from 0 (momentum_small) or from 1 (momentum_large): log-uniform in [1e-6, 1e-4].
+#: The rounded weight errs by up to u/2 absolute, about u·|batch − old| in the buffer, against the
+#: model's u·(sqrt(n)·m·max|x| + |new|): a ratio of about 1/(sqrt(n)·m) where the batch is at least
+#: |old|/m from the buffers (momentum_small), and 1/(1 − m) where it is far below them (momentum_large).
+_NEAR_EDGE = st.floats(-6.0, -4.0).map(lambda e: float(10.0**e))
+#: eps of the near-constant mode: the smallest the strategies draw (log-uniform in [1e-12, 1e-10]).
+_SMALL_EPS = st.floats(-12.0, -10.0).map(lambda e: float(10.0**e))
+
+
+def _batch(norm) -> bool | None:
+    """Batch statistics on (training, use_input_stats) where the norm has the switch: the statistics'
+    arithmetic is what these modes load (an eval-mode step is affine in x)."""
+    return True if _spec.get(norm).batch_stats_flag else None
+
+
+def _near_constant(norm, dtype, running) -> st.SearchStrategy:
+    return strategies.cases(
+        norm,
+        dtypes=(dtype,),
+        regimes=("near_constant",),
+        eps=_SMALL_EPS,
+        running_stats=running,
+        batch_stats=_batch(norm),
+        variants=True,
+    )
+
+
+def _extreme(norm, dtype, running) -> st.SearchStrategy:
+    return strategies.cases(
+        norm,
+        dtypes=(dtype,),
+        regimes=("extreme",),
+        running_stats=running,
+        batch_stats=_batch(norm),
+        max_numel=16,
+        variants=True,
+    )
+
+
+def _rescaled(case, top: float):
+    """``case`` with its input scaled so that ``max |x|`` is ``top`` (computed in float64, then cast)."""
+    x = case.x.astype(np.float64)
+    peak = float(np.abs(x).max())
+    return case if peak == 0 else case.with_(x=(x * (top / peak)).astype(case.x.dtype))
+
+
+def _underflow(norm, dtype, running) -> st.SearchStrategy | None:
+    if float(_dt.finfo(dtype).max) < 1e17:  # float16's range ends below the window
+        return None
+    small = strategies.cases(
+        norm,
+        dtypes=(dtype,),
+        regimes=("huge",),
+        running_stats=running,
+        batch_stats=_batch(norm),
+        max_numel=16,
+        variants=True,
+    )
+    sets = small.filter(lambda c: c.plan().reduce_size >= 2)  # a one-element set's gradient is 0
+    return st.tuples(sets, _UNDERFLOW_WINDOW).map(lambda ct: _rescaled(ct[0], ct[1]))
+
+
+def _one_element(norm, dtype, running) -> st.SearchStrategy:
+    return strategies.cases(
+        norm, dtypes=(dtype,), regimes=("huge",), affine=True, running_stats=running, max_side=1, variants=True
+    )
+
+
+def _momentum(
+    edge: st.SearchStrategy, regime: str, top: float | None = None
+) -> Callable[..., st.SearchStrategy | None]:
+    def make(norm, dtype, running):
+        if running is False or not _spec.get(norm).has_running_stats:
+            return None
+        steps = strategies.cases(
+            norm, dtypes=(dtype,), regimes=(regime,), running_stats=True, batch_stats=True, variants=True
+        )
+        if top is not None:  # the batch far above the buffers (within the dtype's range)
+            steps = steps.map(lambda c: _rescaled(c, min(top, float(_dt.finfo(dtype).max) / 8)))
+        return st.tuples(steps, edge).map(lambda cm: cm[0].with_(args={**cm[0].args, "momentum": cm[1]}))
+
+    return make
+
+
+#: The modes by name, in the order their draws run (each: (norm, dtype, running_stats) -> strategy or None).
+MODES: dict[str, Callable[..., st.SearchStrategy | None]] = {
+    "near_constant": _near_constant,
+    "extreme": _extreme,
+    "underflow": _underflow,
+    "one_element": _one_element,
+    "momentum_small": _momentum(_NEAR_EDGE, "near_constant", top=1e8),
+    "momentum_large": _momentum(_NEAR_EDGE.map(lambda d: 1.0 - d), "tiny"),
+}
+
+
+def modes(norm: str, dtype: str, *, running_stats: bool | None = None) -> dict[str, st.SearchStrategy]:
+    """The strategy of each mode that applies to ``norm`` at ``dtype`` (``running_stats``: as
+    :func:`normcheck.strategies.cases` takes it; False for an implementation without running
+    buffers)."""
+    out = {}
+    for name, make in MODES.items():
+        try:
+            s = make(norm, dtype, running_stats)
+        except InvalidArgument:  # the norm has no such cases (e.g. no batch statistics)
+            s = None
+        if s is not None:
+            out[name] = s
+    return out
