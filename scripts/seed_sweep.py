@@ -66,7 +66,11 @@ def margins(docs: dict[int, dict]) -> dict[str, dict[int, float]]:
     out: dict[str, dict[int, float]] = {f.id: {} for f in findings.load() if not f.raises}
     for seed, doc in docs.items():
         for r in doc["records"]:
-            for fid, worst in (r.get("explained_worst") or {}).items():
+            worsts = r.get("explained_worst")
+            if worsts is None and r["verdict"] == "finding" and r.get("finding"):  # a document before explained_worst
+                obs, lam = r.get("observed"), r.get("allowed") or 16.0
+                worsts = {r["finding"]: obs / lam if isinstance(obs, int | float) else "inf"}
+            for fid, worst in (worsts or {}).items():
                 if fid in raising:
                     continue
                 ratio = float("inf") if not isinstance(worst, int | float) else float(worst)
@@ -75,20 +79,60 @@ def margins(docs: dict[int, dict]) -> dict[str, dict[int, float]]:
     return out
 
 
-def print_margins(docs: dict[int, dict]) -> None:
-    """The table of every registered numeric finding's worst hit / λ per seed ("—": not met)."""
+def out_of_reach(finding, docs: dict[int, dict]) -> str:
+    """Why the sweep's profile cannot meet ``finding`` ("" where it can): its dtypes are not drawn,
+    or no installed version of its frameworks is in its range (read from the documents' run)."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    from normcheck.profiles import PROFILES
+
+    doc = next(iter(docs.values()))
+    profile = PROFILES.get(doc["run"].get("profile"))
+    if finding.dtypes and profile is not None and not set(finding.dtypes) & set(profile.dtypes):
+        return f"{'/'.join(finding.dtypes)} only; the {profile.name} profile draws {'/'.join(profile.dtypes)}"
+    packages = doc["run"].get("environment", {}).get("packages", {})
+    for part in finding.parts:
+        v = packages.get(part.package) or packages.get(f"{part.package}-cpu")
+        try:
+            if v and Version(v) in SpecifierSet(part.versions):
+                return ""
+        except InvalidVersion:
+            return ""
+    return "installed " + ", ".join(
+        f"{p.package} {packages.get(p.package) or packages.get(p.package + '-cpu') or 'absent'} outside {p.versions}"
+        for p in finding.parts
+    )
+
+
+def print_margins(docs: dict[int, dict]) -> int:
+    """The table of every registered numeric finding's worst hit / λ per seed ("—": not met); the
+    findings the profile cannot meet are listed after it with the reason. Returns the number of
+    findings within reach that some seed meets below MARGIN x λ or not at all."""
+    from normcheck import findings
+
     table = margins(docs)
     if not table:
-        return
+        return 0
+    by_id = {f.id: f for f in findings.load()}
     seeds_ = sorted(docs)
+    reach = {fid: out_of_reach(by_id[fid], docs) if fid in by_id else "" for fid in table}
+    short = 0
     print(f"\nregistered numeric findings: worst hit / λ per seed (* below {MARGIN:g}x, — not met)")
     print(f"{'finding':<52}" + "".join(f"{s:>9}" for s in seeds_))
-    for fid in sorted(table):
+    for fid in sorted(f for f in table if not reach[f]):
         cells = []
         for s in seeds_:
             v = table[fid].get(s)
             cells.append("—" if v is None else (f"{v:.3g}" if v < 1e6 else f"{v:.1e}") + ("*" if v < MARGIN else ""))
+            short += v is None or v < MARGIN
         print(f"{fid:<52}" + "".join(f"{c:>9}" for c in cells))
+    unreachable = sorted(f for f in table if reach[f])
+    if unreachable:
+        print("\nnot within this profile's reach:")
+        for fid in unreachable:
+            print(f"  {fid}: {reach[fid]}")
+    return short
 
 
 def main() -> int:
@@ -122,7 +166,9 @@ def main() -> int:
         )
         for r in new_ones(doc):
             groups.setdefault(group_key(r), []).append((s, r))
-    print_margins(docs)
+    short = print_margins(docs)
+    if short:
+        print(f"\n{short} cells of findings within reach are below {MARGIN:g}x λ or not met")
     if not groups:
         print("\nno new deviation and no error at any seed")
         return 0

@@ -68,3 +68,20 @@ def test_the_report_groups_checks_by_finding(standardize):
         assert g["records"] == sum(fid in r.get("explained", {}) for r in recs)
         assert g["examples"] == sum(r.get("explained", {}).get(fid, 0) for r in recs)
         assert g["impls"] == "jax/layer_norm/standardize/jit"
+
+
+def test_the_seed_table_says_why_a_finding_is_out_of_the_profiles_reach():
+    import importlib.util
+    import pathlib
+
+    from normcheck import findings
+
+    path = pathlib.Path(__file__).parents[1] / "scripts" / "seed_sweep.py"
+    spec = importlib.util.spec_from_file_location("seed_sweep", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    by = {f.id: f for f in findings.load()}
+    doc = {"run": {"profile": "ci", "environment": {"packages": {"keras": "3.15.1", "torch": "2.13.0"}}}}
+    assert "float16 only" in mod.out_of_reach(by["torch-half-batch-norm-eps-underflow"], {0: doc})
+    assert "outside <3.7" in mod.out_of_reach(by["keras-group-norm-16bit-compute"], {0: doc})
+    assert mod.out_of_reach(by["torch-double-backward-underflow"], {0: doc}) == ""
