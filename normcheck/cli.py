@@ -15,8 +15,6 @@ from pathlib import Path
 
 from normcheck.profiles import PROFILES as _PROFILES
 
-# normcheck.adapters.FRAMEWORKS, written out so that parsing imports no NumPy (a test keeps them equal)
-FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow", "onnxruntime")
 PROFILES = tuple(_PROFILES)
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 
@@ -59,26 +57,6 @@ def write_text(path: str, text: str) -> None:
     p.write_text(text)
 
 
-#: Logging defaults for the frameworks' native code, set (unless already set) before any of them is
-#: imported; they only change what is logged, never a computation (TF_ENABLE_ONEDNN_OPTS, which
-#: changes TensorFlow's numerics, is deliberately left alone). Worker processes inherit them.
-QUIET_ENV = {
-    "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow/XLA C++ logging (tsl): fatal messages only
-    "GLOG_minloglevel": "2",  # glog users: errors and fatal only
-    "GRPC_VERBOSITY": "ERROR",
-}
-
-#: Lines of the frameworks' native loggers that reach stderr whatever the settings above say:
-#: absl's messages logged before ``absl::InitializeLog()`` (TensorFlow's ``I0000 ... port.cc:153]
-#: oneDNN custom operations are on``, the ``E0000 ... Unable to register cuDNN factory`` of CUDA
-#: builds) and the glog/tsl format with a date. Fatal (``F``) lines are kept.
-NATIVE_LOG_LINE = re.compile(
-    rb"^(?:WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    rb"|[IWE]\d{4} [\d:.]+ +\d+ \S+:\d+\] "
-    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] \S+:\d+\] "
-    rb"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.)"
-)
-
 #: NumPy's floating-point RuntimeWarnings (the code under test computing on NaN, Inf, zero
 #: variance, ...: the checks judge the values, the warnings only repeat them).
 NUMPY_FP_WARNINGS = (
@@ -92,8 +70,11 @@ NUMPY_FP_WARNINGS = (
 
 
 def quiet_environment() -> None:
-    """Set :data:`QUIET_ENV`'s defaults (an explicit setting wins). Call before any framework import."""
-    for k, v in QUIET_ENV.items():
+    """Set the frameworks' logging defaults (:func:`normcheck.adapters.log_env`; an explicit setting
+    wins): they only change what is logged. Call before any framework import; workers inherit them."""
+    from normcheck import adapters
+
+    for k, v in adapters.log_env().items():
         os.environ.setdefault(k, v)
 
 
@@ -118,10 +99,14 @@ def numpy_warnings_silenced():
 
 class _NativeLogFilter:
     """File descriptor 2 (what native code and child processes write to) through a pipe whose
-    lines :data:`NATIVE_LOG_LINE` does not match are copied to the real stderr; Python's own
-    ``sys.stderr`` writes straight to the real stderr (progress bars stay live)."""
+    lines the frameworks' native log pattern (:func:`normcheck.adapters.native_log_line`) does not
+    match are copied to the real stderr; Python's own ``sys.stderr`` writes straight to the real
+    stderr (progress bars stay live)."""
 
     def __init__(self) -> None:
+        from normcheck import adapters
+
+        self.native = adapters.native_log_line()
         sys.stderr.flush()
         self.saved = os.dup(2)
         read, write = os.pipe()
@@ -157,8 +142,8 @@ class _NativeLogFilter:
                 break
             pending += chunk
             *lines, pending = pending.split(b"\n")
-            self._write(b"".join(line + b"\n" for line in lines if not NATIVE_LOG_LINE.match(line)))
-        if pending and not NATIVE_LOG_LINE.match(pending):
+            self._write(b"".join(line + b"\n" for line in lines if not self.native.match(line)))
+        if pending and not self.native.match(pending):
             self._write(pending)
         os.close(self.read)
 
@@ -184,7 +169,7 @@ class _NativeLogFilter:
 
 @contextmanager
 def native_logs_filtered(enabled: bool = True):
-    """Drop the frameworks' native log lines (:data:`NATIVE_LOG_LINE`) from stderr meanwhile."""
+    """Drop the frameworks' native log lines (:func:`normcheck.adapters.native_log_line`) from stderr meanwhile."""
     f = None
     if enabled:
         try:

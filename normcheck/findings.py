@@ -21,7 +21,6 @@ from normcheck import installed
 from normcheck.spec import specs_dir
 
 __all__ = [
-    "USER_FORMS",
     "Bound",
     "Finding",
     "Part",
@@ -172,21 +171,19 @@ def _id_matches(impl_id: str, glob: str) -> bool:
     return all(fnmatch.fnmatch(a, g) for a, g in zip(fw_norm, [*parts, "*"][:2]))
 
 
-#: The native form a user's target of a framework most likely calls, by the target's form: a torch
-#: function calls torch.nn.functional, a torch module class builds on torch.nn's modules.
-USER_FORMS = {("torch", "function"): "functional", ("torch", "module"): "module"}
-
-
 def findings_keys(impl) -> tuple[str, ...]:
     """The ids the registry matches for ``impl``: its own; for a user's target
     (``impl.framework == "user"``) running on a framework (``impl.runs_on``), ``torch/group_norm/*``
-    (the findings of that framework's norm in every form) and, where :data:`USER_FORMS` names the
-    native form such code calls, that form's id (``torch/group_norm/functional``). A finding of
-    another native API (Flax linen's fast variance) does not explain a user's code."""
+    (the findings of that framework's norm in every form) and, where the framework's adapter names the
+    native form such code calls (:attr:`~normcheck.adapters.Adapter.user_forms`), that form's id
+    (``torch/group_norm/functional``). A finding of another native API (Flax linen's fast variance)
+    does not explain a user's code."""
+    from normcheck import adapters
+
     runs_on = getattr(impl, "runs_on", None)
     if impl.framework != "user" or not runs_on:
         return (impl.id,)
-    form = USER_FORMS.get((runs_on, impl.form))
+    form = adapters.get(runs_on).user_forms.get(impl.form) if runs_on in adapters.FRAMEWORKS else None
     return (f"{runs_on}/{impl.norm}/*", *([f"{runs_on}/{impl.norm}/{form}"] if form else []))
 
 

@@ -54,6 +54,15 @@ def _side(framework: str):
     return adapters.get(framework).layer_porting()
 
 
+def _port_of(other):
+    """The side whose port ``other`` is (a Keras layer, a ``(flax module, variables)`` pair)."""
+    for a in adapters.installed():
+        side = a.layer_porting()
+        if side is not None and hasattr(side, "owns") and side.owns(other):
+            return side
+    raise PortError(f"{type(other).__name__} is neither a Keras layer nor a (flax module, variables) pair")
+
+
 def torch_to_keras(module, *, input_shape=None):
     """A built Keras layer equivalent to the torch ``module`` (channels-first), state copied.
 
@@ -111,7 +120,7 @@ def compare_port(torch_module, other, x) -> PortReport:
     kind = torch_side.kind(torch_module)
     x = np.asarray(x)
     dtype = x.dtype.name
-    port = _side("jax" if isinstance(other, tuple) else "tensorflow")
+    port = _port_of(other)
     name = port.label(other)
     rep = PortReport()
     kw = torch_side.reference_arguments(torch_module, kind)

@@ -27,9 +27,8 @@ def test_sharded_parallel_audit_keeps_the_serial_order(monkeypatch):
     """A framework split over processes (by implementation, so each keeps its compile caches) comes
     back in the order of the serial run, record for record."""
     from normcheck import audit
-    from normcheck.audit import schedule
 
-    monkeypatch.setattr(schedule, "SHARDS", {"numpy": 2})
+    monkeypatch.setattr(type(adapters.get("numpy")), "processes", 2)
     kw = dict(frameworks=["numpy", "onnxruntime"] if adapters.get("onnxruntime").available() else ["numpy", "torch"])
     kw |= dict(norms=["layer_norm", "group_norm"], properties=["agreement", "contracts", "identity"])
     kw |= dict(run=audit.Run("quick", max_examples=2), dtypes=["float32"])

@@ -10,9 +10,11 @@ import pytest
 from normcheck import adapters, cli, profiles
 
 
-def test_the_cli_lists_are_the_packages():
-    assert cli.FRAMEWORKS == adapters.FRAMEWORKS
+def test_the_cli_lists_are_the_packages(capsys):
     assert set(cli.PROFILES) == set(profiles.PROFILES)
+    with pytest.raises(SystemExit):
+        cli.main(["audit", "--help"])
+    assert ",".join(adapters.FRAMEWORKS) in capsys.readouterr().out  # --frameworks: the adapters' list
 
 
 def test_top_level_help_names_onnx_runtime(capsys):

@@ -56,7 +56,7 @@ import inspect
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -73,6 +73,7 @@ __all__ = [
     "Impl",
     "PortError",
     "Probe",
+    "TargetLike",
     "Unsupported",
     "case_arguments",
     "configuration",
@@ -83,6 +84,29 @@ __all__ = [
 
 LAYOUTS = ("channels_first", "channels_last")
 MODES = ("eager", "jit", "compiled")
+
+
+class GuardLike(Protocol):
+    """The per-call guard of a target (:class:`normcheck.target.guard.Guard`)."""
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` under the target's timeout, in its worker thread."""
+        ...
+
+
+class TargetLike(Protocol):
+    """What an adapter may read of a user's target (:class:`normcheck.target.Target`), and nothing else:
+    the adapters' ``target_vjp``/``target_hvp``/``target_jvp`` take one."""
+
+    obj: Any  # the user's function or class
+    form: str  # "function" or "module"
+    guard: GuardLike
+    #: a Keras/flax.linen layer class behind its adapter's canonical function, else None
+    adapted: Callable[..., Any] | None
+
+    def native_call(self, args: dict[str, Any], *, meta: dict[str, Any] | None = None) -> Any:
+        """The target called with the framework's own arrays, its native output."""
+        ...
 
 
 class Unsupported(Exception):
@@ -186,11 +210,86 @@ def spell_axes(axes, ndim: int, spelling: str) -> tuple[int, ...]:
 
 
 class Adapter:
-    """Base class: subclasses set ``name``/``module`` and implement the framework-specific parts."""
+    """Base class: subclasses set ``name``/``module`` and implement the framework-specific parts.
+
+    Every fact about a framework that the rest of normcheck needs is a class attribute or method
+    here (read through :mod:`normcheck.adapters`), so that no module outside the adapters names a
+    framework; none of them imports the framework (they read ``sys.modules``)."""
 
     name: str = ""
     module: str = ""  # top-level import name
     distribution: str = ""  # pip distribution for the version, if different from module
+
+    # --- framework facts ------------------------------------------------------------------------
+    #: Top-level modules whose code is this framework's (its own first: JAX owns flax and jaxlib)
+    modules: tuple[str, ...] = ()
+    target: bool = True  # a user's target may be written in it (ONNX Runtime runs graphs, not Python)
+    array_name: str = ""  # its array type, as messages name it
+    immutable_arrays: bool = False  # a target cannot change its input arrays in place
+    cost: int = 0  # the audit's process pool starts the costliest framework first
+    processes: int = 1  # the processes a parallel audit splits its checks over (JAX compiles per shape)
+    packages: tuple[str, ...] = ()  # the distributions whose versions a run records
+    #: Logging defaults for its native code, set (unless set) before any framework is imported
+    log_env: Mapping[str, str] = {}
+    #: Its native log lines that reach stderr whatever ``log_env`` says (regexes over bytes)
+    log_lines: tuple[bytes, ...] = ()
+    #: Module class bases it recognises, ``(kind, module, base class path)``: a class of ``kind``
+    #: subclasses ``module.path`` (:meth:`module_kind`)
+    module_bases: tuple[tuple[str, str, str], ...] = ()
+    #: Kinds whose module classes a capability part maps and runs like torch's: kind -> part name
+    ecosystems: Mapping[str, str] = {}
+    #: Kinds whose layer classes it builds and drives like its own layer: kind -> the API mirrored
+    layer_kinds: Mapping[str, str] = {}
+    unsupported_kinds: Mapping[str, str] = {}  # kinds recognised but not checkable: kind -> why
+    #: The native form a user's target most likely calls, by the target's form (findings' keys)
+    user_forms: Mapping[str, str] = {}
+    first_run_note: str = ""  # a line for a run that fills its empty compilation cache ({folder})
+    roof_devices: tuple[str, ...] = ()  # where the bench's copy roof is measured with its copy ("cpu", "cuda")
+
+    def owns_module(self, name: str | None) -> bool:
+        """Is a module of this (top-level) name this framework's code?"""
+        return (name or "").split(".")[0] in self.modules
+
+    def owns_array(self, x) -> bool:
+        """Is ``x`` an array of this framework (imported already)?"""
+        return self.loaded() and self.owns(x)
+
+    def module_kind(self, cls) -> str | None:
+        """The kind of a module class (:attr:`module_bases`) among the loaded modules, or None."""
+        for kind, modname, path in self.module_bases:
+            base = sys.modules.get(modname)
+            for attr in path.split("."):
+                base = getattr(base, attr, None)
+            if base is None and "." in path:  # a module without the path's namespace (keras.Layer)
+                base = getattr(sys.modules.get(modname), path.rpartition(".")[2], None)
+            if isinstance(base, type) and issubclass(cls, base):
+                return kind
+        return None
+
+    def module_base(self, kind: str) -> str:
+        """The base class of ``kind``'s module classes, by name ("torch.nn.Module")."""
+        return next(f"{m}.{path}" for k, m, path in self.module_bases if k == kind)
+
+    def refused(self, obj) -> str | None:
+        """Why ``obj`` (not a class) cannot be a target of this framework, or None."""
+        return None
+
+    def train(self, layer, training: bool) -> None:
+        """Put a user's torch-style layer object in training or eval mode: torch's ``train(mode)``
+        where it has one, else its ``training`` attribute."""
+        if hasattr(layer, "train") and callable(layer.train):
+            layer.train(training)
+        else:
+            layer.training = training
+
+    def layer_function(self, kind: str, norm: str, cls):
+        """The canonical function of a layer class of one of :attr:`layer_kinds`, built and driven
+        like the framework's own ``norm`` layer."""
+        raise Unsupported(f"{self.name} builds no {kind} layer class")
+
+    def has_cuda(self) -> bool:
+        """Is a CUDA device there for this framework (imports it where it is installed)?"""
+        return False
 
     # --- discovery, never importing the framework -------------------------------------------
     def available(self) -> bool:
@@ -256,7 +355,7 @@ class Adapter:
             raise Unsupported(self._no_second_order() if second else f"{self.name} has no autodiff")
         return f
 
-    def target_vjp(self, target, case, dy: np.ndarray) -> dict[str, np.ndarray]:
+    def target_vjp(self, target: TargetLike, case, dy: np.ndarray) -> dict[str, np.ndarray]:
         """The VJP of a user's target of this framework (a :class:`normcheck.target.Target`, called
         with native arrays through its ``native_call``; a Keras/flax.linen layer class through the
         framework's own layer machinery), in :meth:`vjp`'s terms: ``{"input", "weight", "bias"}``.
@@ -271,7 +370,7 @@ class Adapter:
         shaped like the input. Raises :class:`Unsupported` where the framework has none."""
         return self._autodiff("hvp")(impl, case, dy, v)
 
-    def target_hvp(self, target, case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+    def target_hvp(self, target: TargetLike, case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
         """:meth:`hvp` of a user's target (as :meth:`target_vjp` calls it). Raises :class:`Unsupported`
         where the framework has none."""
         return self._autodiff("target_hvp")(target, case, dy, v)
@@ -285,7 +384,7 @@ class Adapter:
         framework has none here."""
         return self._forward_mode("jvp")(impl, case, tangents)
 
-    def target_jvp(self, target, case, tangents: dict[str, np.ndarray]) -> np.ndarray:
+    def target_jvp(self, target: TargetLike, case, tangents: dict[str, np.ndarray]) -> np.ndarray:
         """:meth:`jvp` of a user's target (called as :meth:`target_vjp` calls it, in its guard).
         Raises :class:`Unsupported` where the framework has no forward mode here."""
         return self._forward_mode("target_jvp")(target, case, tangents)

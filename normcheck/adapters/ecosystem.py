@@ -1,4 +1,4 @@
-"""What the module ecosystems' drivers share (Equinox, Haiku, Sonnet; :data:`normcheck.target.frameworks.ECOSYSTEMS`),
+"""What the module ecosystems' drivers share (Equinox, Haiku, Sonnet; :attr:`Adapter.ecosystems`),
 free of any framework."""
 
 from __future__ import annotations

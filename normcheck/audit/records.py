@@ -154,15 +154,13 @@ def environment() -> dict[str, Any]:
     }
 
 
-#: The distributions whose versions a run records beside the frameworks' (a framework's version is
-#: one package's: JAX's is jax, not flax): the registry's packages and what they build on.
-PACKAGES = ("flax", "jax", "jaxlib", "keras", "tensorflow-cpu", "tensorflow", "onnxruntime", "onnx", "torch", "numpy")
-
-
 def _packages() -> dict[str, str]:
-    from normcheck import installed
+    """The versions of the distributions a run records beside the frameworks' (a framework's version
+    is one package's: JAX's is jax, not flax): each adapter's :attr:`~normcheck.adapters.Adapter.packages`
+    (what the registry's packages build on) and the registry's packages."""
+    from normcheck import adapters, installed
 
-    dists = dict.fromkeys([*PACKAGES, *(f.package for f in _findings.load())])
+    dists = dict.fromkeys([*adapters.packages(), *(f.package for f in _findings.load())])
     return {dist: v for dist in dists if (v := installed.version(dist)) is not None}
 
 

@@ -43,14 +43,15 @@ def identity_pairs(impls) -> Iterable[tuple[Any, Any, Any]]:
                 yield ident, lhs, rhs
 
 
-COST_ORDER = ("jax", "tensorflow", "torch", "numpy", "onnxruntime")  # slowest first, for the process pool
+def processes(framework: str) -> int:
+    """Processes a framework's checks are split over when the audit runs in parallel
+    (:attr:`normcheck.adapters.Adapter.processes`), so that the slowest framework (JAX compiles per
+    new shape) is not the critical path alone. The processes take whole implementations (each keeps
+    its compile caches) from a shared counter, the costliest first (:func:`_claim_order`), so they
+    finish together; the later ones start after the other frameworks."""
+    from normcheck import adapters
 
-
-#: Processes a framework's checks are split over when the audit runs in parallel, so that the
-#: slowest framework (JAX compiles per new shape) is not the critical path alone. The processes take
-#: whole implementations (each keeps its compile caches) from a shared counter, the costliest first
-#: (:func:`_claim_order`), so they finish together; the later ones start after the other frameworks.
-SHARDS = {"jax": 2}
+    return adapters.get(framework).processes
 
 
 def _claim_order(impl, checks: int) -> tuple[int, int, str]:
@@ -419,7 +420,7 @@ def run_audit(
     spent: list[dict[str, Any]] = []
     stopped = None
     try:
-        if workers <= 1 or sum(SHARDS.get(fw, 1) for fw in fws) <= 1:  # one process's work (JAX alone needs two)
+        if workers <= 1 or sum(processes(fw) for fw in fws) <= 1:  # one process's work (JAX alone needs two)
             for fw in fws:
                 spent.append(_unit(fw, 0, kwargs, emit=on_event, skip=skips[fw])[2])
             for fw in fws if measure else ():  # torch before tensorflow
@@ -514,7 +515,7 @@ class _Proc:
 
 def _run_parallel(fws, kwargs, workers, on_event, measure=True, *, skips=None, rows=None, spent=None) -> None:
     """One process per framework (a clean interpreter: no import-order constraints between them),
-    ``SHARDS`` of them for the slowest, taking its implementations in turn from this process. The
+    :func:`processes` of them for the slowest, taking its implementations in turn from this process. The
     first of each framework's processes starts slowest framework first, the further ones last,
     so they join once the other frameworks are done; at most ``workers`` run at once. Each record
     goes to ``on_event`` as it comes; ``rows`` gets each framework's conventions rows, ``spent``
@@ -533,8 +534,10 @@ def _run_parallel(fws, kwargs, workers, on_event, measure=True, *, skips=None, r
     skips = skips or {}
     rows = {} if rows is None else rows
     spent = [] if spent is None else spent
-    order = sorted(fws, key=lambda f: COST_ORDER.index(f) if f in COST_ORDER else -1)
-    pending = [(fw, 0, measure) for fw in order] + [(fw, k, False) for fw in order for k in range(1, SHARDS.get(fw, 1))]
+    from normcheck import adapters
+
+    order = adapters.costliest_first(fws)
+    pending = [(fw, 0, measure) for fw in order] + [(fw, k, False) for fw in order for k in range(1, processes(fw))]
     plans = {fw: _turns(fw, **kwargs) for fw in fws}
     next_turn = dict.fromkeys(fws, 0)
     requeued: dict[str, list[int]] = {fw: [] for fw in fws}

@@ -19,7 +19,6 @@ import os
 import platform
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +79,7 @@ def _llc_sysconf() -> tuple[int, str] | None:
 def llc(device: str = "cpu") -> tuple[int, str]:
     """(last-level cache size in bytes, where it was read) for ``device``."""
     if device.startswith("cuda"):
-        gpu = _natives("torch").gpu(device)
+        gpu = _gpu(device)
         if gpu["l2_bytes"]:
             return gpu["l2_bytes"], gpu["l2_source"]
         return 50 * 2**20, "unknown GPU L2: 50 MiB assumed"
@@ -136,7 +135,7 @@ def machine(device: str = "cpu") -> dict[str, Any]:
         "python": platform.python_version(),
     }
     if device.startswith("cuda"):
-        out["gpu"] = _natives("torch").gpu(device)["name"]
+        out["gpu"] = _gpu(device)["name"]
     return out
 
 
@@ -163,35 +162,35 @@ def _natives(framework: str):
     return adapters.get(framework).bench_natives()
 
 
+def _gpu(device: str) -> dict[str, Any]:
+    """The CUDA device described by the first installed framework whose bench can (torch's)."""
+    from normcheck import adapters
+
+    for a in adapters.installed():
+        natives = a.bench_natives()
+        if natives is not None and natives.gpu is not None:
+            return natives.gpu(device)
+    raise RuntimeError(f"no installed framework describes {device}")
+
+
 def _copy(framework: str, nbytes: int, device: str, **timer):
     """(api, timing) of the framework's copy of ``nbytes`` (its adapter's ``BenchNatives.copy``)."""
     api, fn, sync = _natives(framework).copy(nbytes, device)
     return api, measure(fn, sync=sync or no_sync, **timer)
 
 
-def measure_roof(
-    device: str = "cpu", *, factor: float = 4.0, frameworks=("numpy", "torch"), quick: bool = False
-) -> dict[str, Any]:
+def measure_roof(device: str = "cpu", *, factor: float = 4.0, frameworks=None, quick: bool = False) -> dict[str, Any]:
     """Measure the copy roof on ``device``; returns ``{"device", "gbps", "api", "array_bytes",
-    "copies": [{api, bytes, median_s, iqr_s, gbps}, ...]}`` (``gbps`` is the best copy's)."""
+    "copies": [{api, bytes, median_s, iqr_s, gbps}, ...]}`` (``gbps`` is the best copy's); on the CPU
+    the copies of ``frameworks`` (default: all) besides NumPy's."""
     size, _ = llc(device)
     # at least 4x the last-level cache in every mode (a copy that fits in cache measures the cache,
     # not memory, and would make --quick's fractions incomparable); --quick only repeats less
     nbytes = roof_array_bytes(size, factor=max(factor, 4.0))
     timer = {"min_reps": 3 if quick else 10, "min_time": 0.05 if quick else 0.5, "warmup": 1}
     copies = []
-    makers = []
-    if device == "cpu":
-        makers.append(lambda: _copy("numpy", nbytes, device, **timer))
-        if "torch" in frameworks and _importable("torch"):
-            makers.append(lambda: _copy("torch", nbytes, device, **timer))
-    else:
-        if _importable("torch"):
-            makers.append(lambda: _copy("torch", nbytes, device, **timer))
-        elif _importable("jax"):
-            makers.append(lambda: _copy("jax", nbytes, device, **timer))
-    for make in makers:
-        api, t = make()
+    for fw in _copiers(device, frameworks):
+        api, t = _copy(fw, nbytes, device, **timer)
         moved = 2 * nbytes
         copies.append(
             {
@@ -216,9 +215,15 @@ def measure_roof(
     }
 
 
-def _importable(name: str) -> bool:
-    if name in sys.modules:
-        return True
-    import importlib.util
+def _copiers(device: str, frameworks) -> list[str]:
+    """The frameworks whose copy measures the roof (:attr:`~normcheck.adapters.Adapter.roof_devices`):
+    on the CPU the first (NumPy's, always) and those of ``frameworks`` (None: all) that are installed; on a
+    GPU the first installed."""
+    from normcheck import adapters
 
-    return importlib.util.find_spec(name) is not None
+    where = "cpu" if device == "cpu" else "cuda"
+    able = [a.name for a in map(adapters.get, adapters.FRAMEWORKS) if where in a.roof_devices]
+    if where == "cpu":
+        chosen = [fw for fw in able[1:] if (frameworks is None or fw in frameworks) and adapters.get(fw).available()]
+        return able[:1] + chosen
+    return [fw for fw in able if adapters.get(fw).available()][:1]

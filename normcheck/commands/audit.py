@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from normcheck.cli import DTYPES, FRAMEWORKS, PROFILES, CLIError, csv_choices, write_text
+from normcheck.adapters import FRAMEWORKS
+from normcheck.cli import DTYPES, PROFILES, CLIError, csv_choices, write_text
 
 HELP = "run every property on every installed framework (the main job)"
 
@@ -258,14 +259,13 @@ def _print_warnings(doc) -> None:
 def first_run_note(frameworks) -> str | None:
     """A line for a run that fills JAX's empty compilation cache (the first run on a machine, by far
     the longest: JAX compiles a program for every new shape), or None."""
-    from normcheck import compile_cache
+    from normcheck import adapters, compile_cache
 
-    if "jax" not in frameworks or not compile_cache.first_run("jax"):
-        return None
-    return (
-        f"first run: JAX compiles a program for every new shape and keeps it in {compile_cache.folder('jax')}; "
-        "later runs load them and take a fraction of this one's time"
-    )
+    for a in map(adapters.get, frameworks):
+        if a.first_run_note and compile_cache.first_run(a.name):
+            note = a.first_run_note.format(folder=compile_cache.folder(a.name))
+            return f"first run: {note}; later runs load them and take a fraction of this one's time"
+    return None
 
 
 def planned_checks(*, frameworks, norms, dtypes, properties, profile, all_forms, shard=None) -> dict[str, int]:

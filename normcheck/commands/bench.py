@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from normcheck.cli import DTYPES, FRAMEWORKS, CLIError, csv_choices, write_text
+from normcheck.adapters import FRAMEWORKS
+from normcheck.cli import DTYPES, CLIError, csv_choices, write_text
 from normcheck.target import TARGET_FRAMEWORKS
 
 HELP = "time the norms: median, GB/s and fraction of the memory-bandwidth roof measured in the same run"
@@ -99,8 +100,7 @@ def _target(args):
 
 
 def _cuda() -> bool:
-    """Is a CUDA device there (asked of the torch adapter; False without torch)?"""
+    """Is a CUDA device there (asked of the installed frameworks' adapters)?"""
     from normcheck import adapters
 
-    a = adapters.get("torch")
-    return a.available() and "cuda" in a.devices()
+    return adapters.cuda()

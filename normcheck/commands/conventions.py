@@ -29,7 +29,8 @@ EDGES = (
 
 
 def add_arguments(p) -> None:
-    from normcheck.cli import FRAMEWORKS, csv_choices
+    from normcheck.adapters import FRAMEWORKS
+    from normcheck.cli import csv_choices
 
     p.add_argument(
         "--frameworks", type=csv_choices(FRAMEWORKS), metavar="LIST", help="comma-separated subset (default: installed)"

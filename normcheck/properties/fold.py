@@ -45,7 +45,8 @@ __all__ = ["FoldError", "check", "fold", "fold_agreement", "fold_scale", "random
 
 
 def _folding():
-    return adapters.get("torch").batch_norm_folding()
+    """The BatchNorm folding of the framework that has one (torch's)."""
+    return next(f for n in adapters.FRAMEWORKS if (f := adapters.get(n).batch_norm_folding()) is not None)
 
 
 def fold(layer, bn):
@@ -86,16 +87,16 @@ def random_layer(rng: np.random.Generator, x_shape: tuple[int, ...], dtype=None)
 def fold_agreement(impl, case: Case) -> Result:
     """torch: the conv/linear layer with an eval-mode BN folded in equals conv -> BN (float64)
     under the error model, for a layer drawn from the case; a training-mode BN is refused."""
-    if (getattr(impl, "framework", ""), impl.norm, getattr(impl, "form", "")) != ("torch", "batch_norm", "module"):
-        return Result("", "skip", message="folding is a transformation of torch modules (torch/batch_norm/module)")
+    folding = _folding()
+    if "/".join((getattr(impl, "framework", ""), impl.norm, getattr(impl, "form", ""))) != folding.APPLIES_TO:
+        return Result("", "skip", message=f"folding is a transformation of {folding.WHAT} ({folding.APPLIES_TO})")
     if case.x.ndim > 5:
         return Result("", "skip", message="no torch BatchNorm for a rank > 5 input")
-    folding = _folding()
     layer, bn = folding.layers_for(case)
     try:
         comp = check(layer, bn, case.x, dtype=case.dtype)
     except RuntimeError as e:
-        if "not implemented" in str(e):
+        if folding.not_implemented(e):
             raise Stop(Result("", "skip", message=f"unsupported: {str(e).splitlines()[0][:200]}")) from None
         raise Stop(
             Result("", "error", message=f"raised RuntimeError: {str(e).splitlines()[0][:200]}", case=case)

@@ -17,6 +17,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from normcheck.adapters import FRAMEWORKS
+
 __all__ = ["CEIL", "FLOOR", "error_figures"]
 
 FLOOR = 1e-3  # observed errors below this (exact zeros included) are drawn at the floor of the log axis
@@ -55,7 +57,7 @@ def _impl_label(rec: Mapping[str, Any]) -> str:
     return "/".join(parts) or str(rec.get("framework") or "?")
 
 
-_FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow", "onnxruntime", "user")
+_FRAMEWORKS = (*FRAMEWORKS, "user")  # a user's target last
 
 
 def _impl_order(label: str) -> tuple[int, str]:

@@ -7,11 +7,16 @@ here may build markup.
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from normcheck.adapters import FRAMEWORKS
+from normcheck.report.formatting import fmt_seconds, fmt_units
+from normcheck.report.formatting import num as _num
+from normcheck.report.formatting import order as _order
+from normcheck.report.formatting import slug as _slug
+from normcheck.report.formatting import text as _text
 
 __all__ = ["VERDICTS", "build", "equivalence_view", "fmt_units", "generic_tables"]
 
@@ -26,80 +31,10 @@ LABELS = {
 }
 GLYPHS = {"pass": "✓", "finding": "F", "fail": "✗", "error": "E", "skip": "·"}
 NORM_ORDER = ("batch_norm", "layer_norm", "instance_norm", "group_norm", "rms_norm")
-FRAMEWORK_ORDER = ("numpy", "torch", "jax", "tensorflow", "onnxruntime", "user")
+FRAMEWORK_ORDER = (*FRAMEWORKS, "user")  # a user's target last
 OPEN_CARDS = 12  # with more deviations than this the cards start collapsed (their summary lines are the list)
 SMALL_VALUES = 64  # counterexample arrays up to this many elements are shown in full
 _ARRAYS = ("input", "weight", "bias", "running_mean", "running_var")
-
-
-# --- formatting -------------------------------------------------------------------------------------
-
-
-def _num(v: Any) -> float | None:
-    """A record number: float, ``"inf"``/``"-inf"`` strings, or ``None`` (NaN)."""
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, int | float):
-        return float(v)
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return None
-    return None
-
-
-def fmt_units(v: Any) -> str:
-    """A compact number for error-model units: ``0``, ``0.604``, ``16``, ``2.27e6``, ``inf``, ``nan``."""
-    x = _num(v)
-    if x is None:
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if x == 0:
-        return "0"
-    text = f"{x:.3g}"
-    if "e" in text:
-        m, e = text.split("e")
-        text = f"{m}e{int(e)}"
-    return text
-
-
-def fmt_seconds(v: Any) -> str:
-    x = _num(v)
-    if x is None or not math.isfinite(x):
-        return "—"
-    if x < 60:
-        return f"{x:.3g} s" if x < 10 else f"{x:.0f} s"
-    m, s = divmod(round(x), 60)
-    if m < 60:
-        return f"{m} min {s} s"
-    h, m = divmod(m, 60)
-    return f"{h} h {m} min"
-
-
-def _text(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return v
-    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
-        return str(v)
-    if isinstance(v, bool | int | float):
-        return str(v)
-    try:
-        return json.dumps(v, ensure_ascii=False, separators=(", ", ": "))
-    except (TypeError, ValueError):
-        return str(v)
-
-
-def _slug(*parts: Any) -> str:
-    s = "-".join(re.sub(r"[^A-Za-z0-9_]+", "_", str(p)).strip("_") for p in parts)
-    return s[:80] or "x"
-
-
-def _order(value: str, order: Sequence[str]) -> tuple[int, str]:
-    return (order.index(value) if value in order else len(order), value)
 
 
 # --- records ----------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@
   framework's own layer and driven by the framework's adapter, exactly as the native layer is
   (``flax.nnx`` classes are not yet); **Equinox, Haiku and Sonnet** module classes, a Keras class
   with a constructor of its own (Keras-Hub's) and a Keras or linen class given ``--init``/``--arg``
-  are mapped like torch classes and run by their ecosystem's driver (:data:`frameworks.ECOSYSTEMS`,
+  are mapped like torch classes and run by their ecosystem's driver (:attr:`normcheck.adapters.Adapter.ecosystems`,
   an adapter module each: vmap and ``eqx.tree_at``, ``hk.transform_with_state``, Sonnet's first
   call, ``stateless_call``, linen ``apply``), parameters and state passed in functionally.
 

@@ -14,7 +14,7 @@ from normcheck.target import constraints, probes
 from normcheck.target.canonical import ARRAY_ARGS, canon, module_flag, resolved
 from normcheck.target.constructor import Canon, Constructor
 from normcheck.target.errors import BadOutput, ConstructionError, first_line, unsupported
-from normcheck.target.frameworks import IMMUTABLE, adapter, array_name, owns
+from normcheck.target.frameworks import adapter, array_name, immutable, owns
 from normcheck.target.guard import DEFAULT_TIMEOUT, Guard
 from normcheck.target.layer import LayerInfo, cast_layer, filled, get, is_array, put, set_path, set_values
 
@@ -101,7 +101,7 @@ class Target:
         with drive.no_grad() if drive is not None else contextlib.nullcontext():
             out, buffers = self._invoke(a, native)
         y = self._to_numpy(out, "output")
-        if fw not in IMMUTABLE:  # mirror in-place changes of the inputs, as the caller's own arrays would show
+        if not immutable(fw):  # mirror in-place changes of the inputs, as the caller's own arrays would show
             for k in ("input", "weight", "bias"):
                 if k in native:
                     self._write_back(a[k], native[k], always=False)
@@ -144,7 +144,7 @@ class Target:
         if isinstance(out, tuple | list) and len(out) == 3 and s.has_running_stats:
             out, rm, rv = out  # (y, new_running_mean, new_running_var): the immutable-array convention
             buffers = {"running_mean": rm, "running_var": rv}
-        elif self.framework in IMMUTABLE:
+        elif immutable(self.framework):
             buffers = {}  # nothing can have changed in place
         return out, buffers
 
@@ -295,10 +295,7 @@ class Target:
         if fresh and c.track:
             for k, attr in info.buffers.items():
                 put(layer, fw, attr, native[k])  # as the case gives them
-        if hasattr(layer, "train") and callable(layer.train):
-            layer.train(use_batch)
-        else:
-            layer.training = use_batch
+        adapter(fw).train(layer, use_batch)
         out = layer(x := native["input"])
         del x
         buffers = {k: get(layer, attr) for k, attr in info.buffers.items()} if c.track else {}
@@ -318,10 +315,7 @@ class Target:
             **{k: native.get(k) for k in ("weight", "bias", "running_mean", "running_var")},
         )
         use_batch = module_flag(s, a)
-        if hasattr(layer, "train") and callable(layer.train):
-            layer.train(use_batch)
-        else:
-            layer.training = use_batch
+        adapter(fw).train(layer, use_batch)
         out = layer(native["input"])
         track = native.get("running_mean") is not None
         buffers = {k: getattr(layer, k, None) for k in ("running_mean", "running_var")} if track else {}

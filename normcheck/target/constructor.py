@@ -176,7 +176,7 @@ class Constructor:
         if init:
             self._map_template(init)
         elif not self.params and (self.var_pos or sig is None):
-            self.mode = "torch"  # (*args, **kwargs): called like the torch.nn layer
+            self.mode = "like_nn"  # (*args, **kwargs): called like the torch.nn layer
         else:
             self._map_signature(roles)
         for name, v in self.conv_fixed.items():
@@ -228,7 +228,7 @@ class Constructor:
 
     @property
     def mapped_roles(self) -> set[str]:
-        if self.mode == "torch":
+        if self.mode == "like_nn":
             return set(self.roles_known)
         if self.template is not None:
             return {PLACEHOLDERS[k] for k in self.template[3]} | set(self.assign.values())
@@ -276,7 +276,7 @@ class Constructor:
                 q = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY)
                 role = canonical_role(name) or role_of(q, self.roles_known)
                 if role is None:
-                    if not (self.var_kw or self.mode == "torch"):
+                    if not (self.var_kw or self.mode == "like_nn"):
                         known = ", ".join(q.name for q in self.params) or "none"
                         raise TargetError(
                             f"--arg {name}: {self.name} has no parameter {name!r} (its parameters: {known})"
@@ -359,7 +359,7 @@ class Constructor:
 
     def call(self, c: Canon, dtype) -> tuple[list, dict]:
         """(args, kwargs) of the constructor call for ``c``."""
-        if self.mode == "torch":
+        if self.mode == "like_nn":
             return self._torch_call(c, dtype)
         if self.mode == "template":
             return self._template_call(c, dtype)
@@ -446,7 +446,7 @@ class Constructor:
 
     def sketch(self, *, missing: str | None = None) -> str:
         """The mapped call with role names for values (``RMSNorm(hidden_size=C, eps=eps)``)."""
-        if self.mode == "torch":
+        if self.mode == "like_nn":
             return self.name + CONSTRUCTORS.get(self.spec.name, "cls(...)")[3:]
         if self.mode == "template":
             return f"{self.name}({ast_unparse(self.template[1])})"

@@ -1,34 +1,32 @@
-"""Which framework a target object, class or array belongs to, read from ``sys.modules`` (importing none)."""
+"""Which framework a target object, class or array belongs to, asked of the adapters
+(:mod:`normcheck.adapters`, which read ``sys.modules`` and import none)."""
 
 from __future__ import annotations
 
-import inspect
 import sys
 import types
 
-import numpy as np
+from normcheck import adapters
 
-# engine (normcheck.adapters.FRAMEWORKS) but not a target framework: ORT runs ONNX graphs, not
-# Python functions over its own array type.
-TARGET_FRAMEWORKS = ("numpy", "torch", "jax", "tensorflow")
-FRAMEWORK_MODULES = {"numpy": "numpy", "torch": "torch", "jax": "jax", "tensorflow": "tensorflow"}
-IMMUTABLE = ("jax", "tensorflow")
+#: The frameworks a target may be written in (:attr:`normcheck.adapters.Adapter.target`)
+TARGET_FRAMEWORKS = adapters.target_frameworks()
 
 
-def adapter(fw: str):
-    from normcheck import adapters
-
+def adapter(fw: str) -> adapters.Adapter:
     return adapters.get(fw)
 
 
 def owns(fw: str, y) -> bool:
-    if fw == "numpy":
-        return isinstance(y, np.ndarray | np.generic)
-    return FRAMEWORK_MODULES[fw] in sys.modules and adapter(fw).owns(y)
+    return adapters.get(fw).owns_array(y)
 
 
 def array_name(fw: str) -> str:
-    return {"numpy": "numpy.ndarray", "torch": "torch.Tensor", "jax": "jax.Array", "tensorflow": "tf.Tensor"}[fw]
+    return adapters.get(fw).array_name
+
+
+def immutable(fw: str) -> bool:
+    """Are the framework's arrays immutable (a target cannot change its inputs in place)?"""
+    return adapters.get(fw).immutable_arrays
 
 
 def named_frameworks(obj) -> list[str]:
@@ -38,62 +36,11 @@ def named_frameworks(obj) -> list[str]:
     found = []
     for v in names:
         top = v.__name__ if isinstance(v, types.ModuleType) else getattr(v, "__module__", None)
-        top = (top or "").split(".")[0]
-        if top in ("flax", "jaxlib"):
-            top = "jax"
-        if top == "keras":
-            top = "tensorflow"
-        if top in FRAMEWORK_MODULES and top not in found:
-            found.append(top)
+        fw = adapters.framework_of_module(top)
+        if fw is not None and fw not in found:
+            found.append(fw)
     return found
 
 
 def loaded_frameworks() -> list[str]:
-    return [fw for fw in TARGET_FRAMEWORKS if FRAMEWORK_MODULES[fw] in sys.modules]
-
-
-#: Module ecosystems driven by an adapter's module of their own: kind -> (framework, that module).
-ECOSYSTEMS = {
-    "equinox": ("jax", "normcheck.adapters.jax.equinox"),
-    "haiku": ("jax", "normcheck.adapters.jax.haiku"),
-    "sonnet": ("tensorflow", "normcheck.adapters.tensorflow.sonnet"),
-    "keras": ("tensorflow", "normcheck.adapters.tensorflow.keras_class"),  # by its own constructor
-    "flax": ("jax", "normcheck.adapters.jax.linen_class"),  # with --init/--arg
-}
-
-
-def driver(kind: str):
-    """The adapter module that drives an ecosystem's module classes (:data:`ECOSYSTEMS`)."""
-    import importlib
-
-    return importlib.import_module(ECOSYSTEMS[kind][1])
-
-
-def module_kind(obj) -> str | None:
-    """'torch' for a torch.nn.Module subclass, 'keras' for a Keras layer class, 'flax' for a
-    flax.linen.Module class, 'nnx' for a flax.nnx.Module class (not driven yet), 'equinox',
-    'haiku' or 'sonnet' for those libraries' module classes."""
-    if not inspect.isclass(obj):
-        return None
-    torch = sys.modules.get("torch")
-    if torch is not None and issubclass(obj, torch.nn.Module):
-        return "torch"
-    for kind, modname in (("equinox", "equinox"), ("haiku", "haiku"), ("sonnet", "sonnet")):
-        m = sys.modules.get(modname)
-        base = getattr(m, "Module", None) if m is not None else None
-        if isinstance(base, type) and issubclass(obj, base):
-            return kind
-    for modname, attrs, kind in (
-        ("keras", ("Layer",), "keras"),
-        ("flax.linen", ("Module",), "flax"),
-        ("flax.nnx", ("Module",), "nnx"),
-    ):
-        m = sys.modules.get(modname)
-        if m is None:
-            continue
-        base = m.layers if modname == "keras" and hasattr(m, "layers") else m
-        for a in attrs:
-            cls = getattr(base, a, None)
-            if isinstance(cls, type) and issubclass(obj, cls):
-                return kind
-    return None
+    return [fw for fw in TARGET_FRAMEWORKS if adapters.get(fw).loaded()]

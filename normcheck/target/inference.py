@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from normcheck import adapters
 from normcheck.target.calling import Target
 from normcheck.target.errors import BadOutput, TargetHung, first_line
-from normcheck.target.frameworks import array_name, loaded_frameworks, module_kind, named_frameworks
+from normcheck.target.frameworks import array_name, loaded_frameworks, named_frameworks
 from normcheck.target.guard import DEFAULT_TIMEOUT, Guard
 from normcheck.target.loading import describe
 
@@ -28,15 +29,16 @@ def infer_framework(
 ) -> tuple[str, str]:
     """(framework, how it was decided) for a target, importing no framework.
 
-    A torch.nn.Module subclass is torch. Otherwise the frameworks already imported (those the
+    A module class of a framework's own (a torch.nn.Module subclass) is that framework's. Otherwise the frameworks already imported (those the
     target's module names first; NumPy first if it is the only one named, else last) are tried on
     small float32 cases (one per rank, until one returns); the first whose own array type comes back
     wins. When no call succeeds, the framework the target's module names (or NumPy) is assumed, so
     the check can still report what the target does. ``target``: the prepared Target to try
     (constructor mapping, constraints), else a plain one.
     """
-    if form == "module" and module_kind(obj) == "torch":
-        return "torch", "a torch.nn.Module subclass"
+    found = adapters.module_kind(obj) if form == "module" else None
+    if found is not None:
+        return found[0].name, f"a {found[0].module_base(found[1])} subclass"
     guard = guard or (target.guard if target is not None else Guard(DEFAULT_TIMEOUT))
     names = named_frameworks(obj)
     named = [fw for fw in names if fw != "numpy"]

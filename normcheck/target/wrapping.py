@@ -4,16 +4,16 @@
 from __future__ import annotations
 
 import inspect
-import sys
 from pathlib import Path
 from typing import Any
 
+from normcheck import adapters
 from normcheck import spec as _spec
 from normcheck.target.calling import Target
 from normcheck.target.constraints import validate
 from normcheck.target.constructor import ALIASES, Constructor, canonical_role, is_number, role_of
 from normcheck.target.errors import TargetError
-from normcheck.target.frameworks import ECOSYSTEMS, FRAMEWORK_MODULES, TARGET_FRAMEWORKS, adapter, driver, module_kind
+from normcheck.target.frameworks import TARGET_FRAMEWORKS, adapter
 from normcheck.target.guard import DEFAULT_TIMEOUT, Guard
 from normcheck.target.inference import infer_framework
 from normcheck.target.loading import describe, is_file_ref, load
@@ -90,18 +90,12 @@ def wrap(
         raise TargetError(f"unknown form {form!r}; choose from {', '.join(FORMS)}")
     if framework is not None and framework not in TARGET_FRAMEWORKS:
         raise TargetError(f"unknown framework {framework!r}; choose from {', '.join(TARGET_FRAMEWORKS)}")
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(obj, torch.nn.Module):
-        raise TargetError(
-            "the target is a torch.nn.Module instance; point TARGET at its class (module form) "
-            "or at a function with the canonical signature"
-        )
-    kind = module_kind(obj)
-    if form == "module" and kind == "nnx":
-        raise TargetError(
-            f"flax.nnx layer targets are not supported yet; check a flax.linen module, or wrap the layer in a "
-            f"function with the canonical signature of {norm} (see normcheck.reference.{norm})"
-        )
+    refused = adapters.refused(obj)  # a torch.nn.Module instance
+    if refused:
+        raise TargetError(refused)
+    owner, kind = adapters.module_kind(obj) or (adapter("numpy"), None)  # the framework of a module class
+    if form == "module" and kind in owner.unsupported_kinds:  # flax.nnx
+        raise TargetError(owner.unsupported_kinds[kind].format(norm=norm))
     if axes is not None:
         axes = (axes,) if isinstance(axes, int) else tuple(int(a) for a in axes)
     options = {
@@ -127,16 +121,16 @@ def wrap(
         cons["no_affine"] = True
     guard = Guard(timeout)
     label = label or describe(obj)
-    adapted_layer = form == "module" and kind in _LAYER_FRAMEWORKS
-    if adapted_layer and kind == "keras" and driver("keras").own_constructor(obj, init, args):
-        adapted_layer = False  # a Keras-Hub style constructor, or --init/--arg: mapped from its signature
-    elif adapted_layer and kind == "flax" and (init or args):
-        adapted_layer = False  # --init/--arg: a linen class mapped from its own fields
+    # a Keras layer or flax.linen class built like the framework's own layer, unless it has a constructor
+    # of its own (Keras-Hub style) or --init/--arg: then it is mapped from its signature or fields
+    adapted_layer = form == "module" and kind in owner.layer_kinds
+    if adapted_layer and owner.part(owner.ecosystems[kind]).own_constructor(obj, init, args):
+        adapted_layer = False
     if init and form != "module":
         raise TargetError("--init applies to a module class (not a function)")
     ctor = drv = None
-    if form == "module" and kind in ECOSYSTEMS and not adapted_layer:
-        drv = driver(kind)
+    if form == "module" and kind in owner.ecosystems and not adapted_layer:  # Equinox, Haiku, Sonnet, ...
+        drv = owner.part(owner.ecosystems[kind])
         if framework is not None and framework != drv.FRAMEWORK:
             raise TargetError(f"a {kind} module class is {drv.FRAMEWORK} code, not {framework}")
         framework = drv.FRAMEWORK
@@ -153,7 +147,7 @@ def wrap(
     elif args:
         cons["pinned"] = _pins_for_function(norm, args)
     if adapted_layer:
-        t = _layer_target(obj, norm, kind, framework, label, guard)
+        t = _layer_target(obj, norm, owner, kind, framework, label, guard)
     else:
         t = Target(obj, norm, framework or "numpy", form, label, guard=guard, ctor=ctor, driver=drv, eager=eager)
         if drv is not None:
@@ -162,7 +156,7 @@ def wrap(
     validate(t)  # the user's own constraints first, before any call
     if ctor is not None and ctor.mode != "reference":
         prepare_module(t)
-        how = {"template": "(--init)", "torch": "(like torch.nn)"}.get(ctor.mode, "(from its signature)")
+        how = {"template": "(--init)", "like_nn": "(like torch.nn)"}.get(ctor.mode, "(from its signature)")
         if ctor.base and ctor.mode == "signature":
             how = f"(from {ctor.base}'s signature, which its (*args, **kwargs) reach)"
         if drv is not None:
@@ -174,7 +168,7 @@ def wrap(
             framework, why = infer_framework(obj, norm, form=form, guard=guard, target=t)
             t.framework = framework
             t.notes.insert(0, f"framework {framework} inferred: {why}")
-        elif framework != "numpy" and FRAMEWORK_MODULES[framework] not in sys.modules:
+        elif not adapter(framework).loaded():
             if not adapter(framework).available():
                 raise TargetError(f"framework {framework} is not installed (pip install 'normcheck[{framework}]')")
     if probe and ctor is not None and ctor.mode != "reference" and not guard.hung:
@@ -188,23 +182,17 @@ def wrap(
     return t
 
 
-#: Layer classes driven through their framework's adapter: kind -> (framework, the layer it mirrors).
-_LAYER_FRAMEWORKS = {"keras": ("tensorflow", "keras.layers"), "flax": ("jax", "flax.linen")}
-
-
-def _layer_target(obj, norm: str, kind: str, framework: str | None, label: str, guard: Guard) -> Target:
-    """A Keras layer or flax.linen module class, constructed and driven like the framework's own
-    layer for ``norm`` by its adapter (constructor arguments, variables, momentum, stored variance,
-    channel axis and train/eval translated in the adapter's one place)."""
-    fw, mirrors = _LAYER_FRAMEWORKS[kind]
+def _layer_target(obj, norm: str, owner, kind: str, framework: str | None, label: str, guard: Guard) -> Target:
+    """A layer class of one of ``owner``'s :attr:`~normcheck.adapters.Adapter.layer_kinds` (a Keras
+    layer or flax.linen module class), constructed and driven like the framework's own layer for
+    ``norm`` by its adapter (constructor arguments, variables, momentum, stored variance, channel
+    axis and train/eval translated in the adapter's one place)."""
+    fw, mirrors = owner.name, owner.layer_kinds[kind]
     if framework is not None and framework != fw:
         raise TargetError(f"a {kind} layer class is {fw} code, not {framework}")
-    if kind == "keras":
-        from normcheck.adapters.tensorflow import keras_layer_function as make
-    else:
-        from normcheck.adapters.jax import linen_layer_function as make
     note = f"a {kind} layer class, built and driven like {mirrors}'s {norm} layer by the {fw} adapter"
-    return Target(obj, norm, fw, "module", label, guard=guard, notes=[note], adapted=make(norm, obj))
+    adapted = owner.layer_function(kind, norm, obj)
+    return Target(obj, norm, fw, "module", label, guard=guard, notes=[note], adapted=adapted)
 
 
 def repro_setup(target: Target, ref: str | None) -> str:

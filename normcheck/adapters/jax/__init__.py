@@ -75,14 +75,15 @@ import inspect
 import os
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from normcheck import compile_cache
 from normcheck import dtypes as _dtypes
 from normcheck import spec as _spec
 from normcheck.adapters.base import Adapter, Impl, Unsupported, spell_axes
+from normcheck.adapters.jax.runtime import COMPILES, cache_dir, setup
 
 __all__ = [
     "ADAPTER",
@@ -161,57 +162,6 @@ def _x64_enabled() -> bool:
     if jax is not None:
         return bool(jax.config.jax_enable_x64)
     return os.environ.get("JAX_ENABLE_X64", "").strip().lower() in _TRUE
-
-
-#: From ``jax.monitoring``, in this process: ``compiles`` (XLA compilations, cache loads included)
-#: and ``compile_s`` their seconds, ``cache_hits``/``cache_misses`` of the persistent cache,
-#: ``trace_s`` and ``lower_s`` (tracing to a jaxpr, lowering to MLIR; never cached).
-COMPILES: Counter[str] = Counter()
-
-_EVENTS = {
-    "/jax/core/compile/backend_compile_duration": ("compiles", "compile_s"),
-    "/jax/core/compile/jaxpr_trace_duration": (None, "trace_s"),
-    "/jax/core/compile/jaxpr_to_mlir_module_duration": (None, "lower_s"),
-    "/jax/compilation_cache/cache_hits": ("cache_hits", None),
-    "/jax/compilation_cache/cache_misses": ("cache_misses", None),
-}
-_SET_UP = False
-
-
-def cache_dir() -> str | None:
-    """The persistent compilation cache folder: ``$XDG_CACHE_HOME/normcheck/jax`` (by default
-    ``~/.cache/normcheck/jax``); None when ``NORMCHECK_NO_CACHE`` is set (:mod:`normcheck.compile_cache`)."""
-    return compile_cache.folder("jax")
-
-
-def setup():
-    """``jax``, imported; on the first call in a process, the persistent compilation cache set to
-    :func:`cache_dir` (every program cached; off with ``NORMCHECK_NO_CACHE``; a folder the user set
-    is kept) and :data:`COMPILES` counting. Runs before normcheck's first JAX call (:func:`put`)."""
-    global _SET_UP
-    import jax
-
-    if _SET_UP:
-        return jax
-    _SET_UP = True
-    folder = cache_dir()
-    if folder is None:
-        jax.config.update("jax_enable_compilation_cache", False)
-    elif jax.config.jax_compilation_cache_dir is None:
-        jax.config.update("jax_compilation_cache_dir", folder)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # -1: no minimum size
-
-    def count(event, seconds=None, **_):
-        n, s = _EVENTS.get(event, (None, None))
-        if n is not None:
-            COMPILES[n] += 1
-        if s is not None and seconds is not None:
-            COMPILES[s] += seconds
-
-    jax.monitoring.register_event_listener(count)
-    jax.monitoring.register_event_duration_secs_listener(count)
-    return jax
 
 
 def put(a):
@@ -625,7 +575,33 @@ _NOTES = {
 class JaxAdapter(Adapter):
     name = "jax"
     module = "jax"
-    parts = frozenset({"autodiff", "second_order", "conventions", "bench", "port"})
+    parts = frozenset({"autodiff", "second_order", "conventions", "bench", "port", "equinox", "haiku", "linen_class"})
+    modules = ("jax", "flax", "jaxlib")
+    array_name = "jax.Array"
+    immutable_arrays = True
+    cost, processes = 4, 2  # the slowest (a compile per new shape): two processes, started first
+    packages = ("flax", "jax", "jaxlib")
+    roof_devices = ("cuda",)
+    module_bases = (
+        ("equinox", "equinox", "Module"),
+        ("haiku", "haiku", "Module"),
+        ("flax", "flax.linen", "Module"),
+        ("nnx", "flax.nnx", "Module"),
+    )
+    ecosystems: Mapping[str, str] = {
+        "equinox": "equinox",
+        "haiku": "haiku",
+        "flax": "linen_class",
+    }  # flax: with --init/--arg
+    layer_kinds: Mapping[str, str] = {"flax": "flax.linen"}
+    unsupported_kinds: Mapping[str, str] = {
+        "nnx": "flax.nnx layer targets are not supported yet; check a flax.linen module, or wrap the layer in a "
+        "function with the canonical signature of {norm} (see normcheck.reference.{norm})"
+    }
+    first_run_note = "JAX compiles a program for every new shape and keeps it in {folder}"
+
+    def layer_function(self, kind, norm, cls):
+        return linen_layer_function(norm, cls)
 
     def owns(self, x) -> bool:
         jax = sys.modules.get("jax")

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from normcheck.adapters.base import (
+    TargetLike,
     Unsupported,
     case_arguments,
     configuration,
@@ -457,7 +458,7 @@ def _output(y, case: Case):
     return y
 
 
-def target_vjp(target, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
+def target_vjp(target: TargetLike, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     """``jax.vjp`` of a user's target at ``case`` for ``dy``: a function (or torch-style module) through
     ``Target.native_call``, a flax.linen module class through ``apply`` as the adapter drives it."""
     from normcheck.adapters import jax as ja
@@ -482,7 +483,7 @@ def target_vjp(target, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     return target.guard.call(run)
 
 
-def target_hvp(target, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+def target_hvp(target: TargetLike, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Forward-over-reverse through a user's target: the derivative of its input gradient along ``v``."""
     from normcheck.adapters import jax as ja
 
@@ -503,7 +504,7 @@ def target_hvp(target, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
     return target.guard.call(run)
 
 
-def target_jvp(target, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
+def target_jvp(target: TargetLike, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
     """``jax.jvp`` of a user's target at ``case`` along ``tangents`` (input, weight, bias): a function
     (``jax.custom_jvp`` through its rule) or torch-style module through ``Target.native_call``, a
     flax.linen module class through ``apply`` as the adapter drives it."""

@@ -134,3 +134,9 @@ def run(b: Built, x, params: dict, buffers: dict | None, *, training: bool, mome
         rv = unbias_update(out["running_var"], buffers["running_var"], 1.0 - float(momentum), n)
         out["running_var"] = jnp.asarray(rv.astype(np.asarray(out["running_var"]).dtype))
     return y, out
+
+
+def own_constructor(cls, init, args) -> bool:
+    """Is the linen class built by its own fields (not like the flax.linen module it mirrors)? Yes
+    with ``--init``/``--arg``."""
+    return bool(init or args)

@@ -17,7 +17,7 @@ import numpy as np
 
 from normcheck.adapters.torch import port as torch_port
 
-__all__ = ["from_torch", "label", "run"]
+__all__ = ["from_torch", "label", "owns", "run"]
 
 _FLAX_CLASSES: dict[str, Any] = {}
 
@@ -103,6 +103,11 @@ def run(pair, kind: str, x: np.ndarray, training: bool):
     else:
         y, bs = module.apply(variables, xv, use_running_average=True), variables["batch_stats"]
     return np.asarray(y), (np.asarray(bs["mean"]), np.asarray(bs["var"]))
+
+
+def owns(other) -> bool:
+    """Is ``other`` this side's port, a ``(flax.linen module, variables)`` pair?"""
+    return isinstance(other, tuple)
 
 
 def label(pair) -> str:

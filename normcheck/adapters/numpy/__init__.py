@@ -28,6 +28,11 @@ class NumpyAdapter(Adapter):
     name = "numpy"
     module = "numpy"
     parts = frozenset({"conventions", "bench"})
+    modules = ("numpy",)
+    array_name = "numpy.ndarray"
+    cost = 1
+    packages = ("numpy",)
+    roof_devices = ("cpu",)  # the copy roof's baseline
 
     def owns(self, x) -> bool:
         return isinstance(x, np.ndarray | np.generic)

@@ -524,6 +524,9 @@ class OnnxRuntimeAdapter(Adapter):
     name = "onnxruntime"
     module = "onnxruntime"
     parts = frozenset({"conventions", "bench"})
+    modules = ("onnxruntime", "onnx")
+    target = False  # ORT runs ONNX graphs, not Python functions over its own array type
+    packages = ("onnxruntime", "onnx")
 
     def owns(self, x) -> bool:
         return False  # ORT hands back NumPy arrays

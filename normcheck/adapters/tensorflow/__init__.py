@@ -27,7 +27,7 @@ import inspect
 import os
 import sys
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -502,8 +502,35 @@ def tfnn_program(tf, view: tuple, axes: tuple, jit_compile: bool):
 class TensorFlowAdapter(Adapter):
     name = "tensorflow"
     module = "tensorflow"
-    parts = frozenset({"autodiff", "second_order", "conventions", "bench", "port"})
+    parts = frozenset({"autodiff", "second_order", "conventions", "bench", "port", "sonnet", "keras_class"})
     distribution = "tensorflow-cpu"
+    modules = ("tensorflow", "keras")
+    array_name = "tf.Tensor"
+    immutable_arrays = True
+    cost = 3
+    packages = ("keras", "tensorflow-cpu", "tensorflow")
+    module_bases = (("sonnet", "sonnet", "Module"), ("keras", "keras", "layers.Layer"))
+    ecosystems: Mapping[str, str] = {"sonnet": "sonnet", "keras": "keras_class"}  # keras: by its own constructor
+    layer_kinds: Mapping[str, str] = {"keras": "keras.layers"}
+    # only what is logged changes, never a computation (TF_ENABLE_ONEDNN_OPTS, which changes
+    # TensorFlow's numerics, is left alone); worker processes inherit them
+    log_env: Mapping[str, str] = {
+        "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow/XLA C++ logging (tsl): fatal messages only
+        "GLOG_minloglevel": "2",  # glog users: errors and fatal only
+        "GRPC_VERBOSITY": "ERROR",
+    }
+    # absl's messages logged before absl::InitializeLog() (``I0000 ... port.cc:153] oneDNN custom
+    # operations are on``, the ``E0000 ... Unable to register cuDNN factory`` of CUDA builds) and the
+    # glog/tsl format with a date; fatal (``F``) lines are kept
+    log_lines = (
+        rb"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR",
+        rb"[IWE]\d{4} [\d:.]+ +\d+ \S+:\d+\] ",
+        rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] \S+:\d+\] ",
+        rb"To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.",
+    )
+
+    def layer_function(self, kind, norm, cls):
+        return keras_layer_function(norm, cls)
 
     def owns(self, x) -> bool:
         tf = sys.modules.get("tensorflow")

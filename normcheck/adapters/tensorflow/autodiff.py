@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from normcheck.adapters.base import Unsupported, case_arguments, gradient_keys, spell_axes
+from normcheck.adapters.base import TargetLike, Unsupported, case_arguments, gradient_keys, spell_axes
 from normcheck.case import Case
 
 __all__ = ["hvp", "target_hvp", "target_vjp", "vjp"]
@@ -258,7 +258,7 @@ def _output(tf, y, case: Case):
     return y
 
 
-def target_vjp(target, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
+def target_vjp(target: TargetLike, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     """``tf.GradientTape`` over a user's target at ``case`` for ``dy``: a function (or torch-style
     module) through ``Target.native_call`` with the input, weight and bias watched; a Keras layer
     class built and driven like the native layer. A gradient that reaches no watched tensor is zero."""
@@ -287,7 +287,7 @@ def target_vjp(target, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     return target.guard.call(run)
 
 
-def target_hvp(target, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+def target_hvp(target: TargetLike, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Second order of a user's target by nested tapes: a function (or torch-style module) through
     ``Target.native_call`` with the input watched, a Keras layer class as :func:`hvp` drives the
     native layer. A gradient that leaves the tape gives a zero second derivative."""

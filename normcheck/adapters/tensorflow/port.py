@@ -10,13 +10,15 @@ default eps (1e-3), so both are passed explicitly. torch modules are read and bu
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from normcheck.adapters.base import PortError
 from normcheck.adapters.tensorflow import import_keras
 from normcheck.adapters.torch import port as torch_port
 
-__all__ = ["from_torch", "label", "run", "to_torch"]
+__all__ = ["from_torch", "label", "owns", "run", "to_torch"]
 
 
 def from_torch(module, *, input_shape=None):
@@ -133,6 +135,13 @@ def run(layer, kind: str, x: np.ndarray, training: bool):
     if kind == "batch_norm":
         return y, (fresh.moving_mean.numpy(), fresh.moving_variance.numpy())
     return y, None
+
+
+def owns(other) -> bool:
+    """Is ``other`` this side's port, a Keras layer?"""
+    keras = sys.modules.get("keras")
+    layer = getattr(getattr(keras, "layers", None), "Layer", None)
+    return isinstance(layer, type) and isinstance(other, layer)
 
 
 def label(layer) -> str:

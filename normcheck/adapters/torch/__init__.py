@@ -35,6 +35,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -350,10 +351,30 @@ class TorchAdapter(Adapter):
     name = "torch"
     module = "torch"
     parts = frozenset({"autodiff", "second_order", "conventions", "bench", "port", "fold", "layers"})
+    modules = ("torch",)
+    array_name = "torch.Tensor"
+    cost = 2
+    packages = ("torch",)
+    roof_devices = ("cpu", "cuda")
+    module_bases = (("torch", "torch", "nn.Module"),)
+    # a torch function calls torch.nn.functional, a torch module class builds on torch.nn's modules
+    user_forms: Mapping[str, str] = {"function": "functional", "module": "module"}
 
     def owns(self, x) -> bool:
         torch = sys.modules.get("torch")
         return torch is not None and isinstance(x, torch.Tensor)
+
+    def refused(self, obj) -> str | None:
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(obj, torch.nn.Module):
+            return (
+                "the target is a torch.nn.Module instance; point TARGET at its class (module form) "
+                "or at a function with the canonical signature"
+            )
+        return None
+
+    def has_cuda(self) -> bool:
+        return self.available() and "cuda" in self.devices()
 
     def devices(self) -> list[str]:
         torch = _torch()

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from normcheck.adapters.base import Unsupported, case_arguments, gradient_keys
+from normcheck.adapters.base import TargetLike, Unsupported, case_arguments, gradient_keys
 from normcheck.case import Case
 
 __all__ = ["hvp", "jvp", "target_hvp", "target_jvp", "target_vjp", "vjp"]
@@ -175,7 +175,7 @@ def jvp(impl, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
 # --- a user's target -------------------------------------------------------------------------------
 
 
-def _target_leaves(ta, target, case: Case, grads: tuple[str, ...]):
+def _target_leaves(ta, target: TargetLike, case: Case, grads: tuple[str, ...]):
     """(the canonical arguments with ``grads`` as requires_grad leaves, the NumPy ones, the leaves).
     A module target's weight and bias are ``torch.nn.Parameter`` leaves (the layer holds them as
     its parameters), a function's plain tensors."""
@@ -198,7 +198,7 @@ def _output(torch, y, case: Case):
     return y
 
 
-def target_vjp(target, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
+def target_vjp(target: TargetLike, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     """``torch.autograd.grad`` of a user's target (``Target.native_call``) at ``case`` for the
     cotangent ``dy``: the input, weight and bias gradients (a module's parameters included)."""
     from normcheck.adapters import torch as ta
@@ -220,7 +220,7 @@ def target_vjp(target, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     return target.guard.call(run)
 
 
-def target_hvp(target, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+def target_hvp(target: TargetLike, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Double backward through a user's target: the derivative of its input gradient along ``v``
     (a custom ``autograd.Function`` is differentiated through its ``backward``)."""
     from normcheck.adapters import torch as ta
@@ -239,7 +239,7 @@ def target_hvp(target, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
     return target.guard.call(run)
 
 
-def target_jvp(target, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
+def target_jvp(target: TargetLike, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
     """Forward mode through a user's target (``Target.native_call``) by dual numbers: the input, weight
     and bias dual with their tangents (a module's weight and bias held as the dual tensors
     themselves). A custom ``autograd.Function`` without a ``jvp``, or an op without a forward-mode

@@ -22,11 +22,16 @@ __all__ = [
     "conv64",
     "fold",
     "layers_for",
+    "not_implemented",
     "random_layer",
     "reference",
     "run",
     "train",
 ]
+
+#: The implementation whose modules fold (the ``fold_agreement`` property runs on it), and what they are
+APPLIES_TO = "torch/batch_norm/module"
+WHAT = "torch modules"
 
 _CONV_BN = {
     "Linear": ("BatchNorm1d",),
@@ -232,6 +237,12 @@ def layers_for(case):
     dtype = ADAPTER.to_native(case.x).dtype
     bn, rng = batch_norm_from_case(case, dtype)
     return random_layer(rng, case.x.shape, dtype), bn
+
+
+def not_implemented(error: BaseException) -> bool:
+    """Is ``error`` torch saying the layer's dtype has no kernel here (a ``RuntimeError`` "... not
+    implemented for ...")?"""
+    return isinstance(error, RuntimeError) and "not implemented" in str(error)
 
 
 def train(bn):
