@@ -18,9 +18,10 @@ underflow          (float32, bfloat16) powers of rsqrt (``v^(-3/2)`` in backward
                    ``v^(-5/2)`` in double backward) falling below float32's normal range while
                    the reference's derivatives are still representable: ``max |x|`` in [1e15, 1e18],
                    sets of 2 or more, at most 16 elements
-one_element        exactness: one-element sets at ``|x|`` ≥ 1e4 (float16: ≥ 259) with an affine
-                   pair, where ``x − mean`` is exactly 0 and the output exactly the bias, which a
-                   kernel folding ``offset − mean·scale·rsqrt(var + eps)`` in 16 bits loses
+one_element        (centred norms) exactness: one-element sets with a weight and a bias (each
+                   ≥ 0.1), where ``x − mean`` is exactly 0 and the output exactly the bias, at
+                   ``|x| |w| / (|b| sqrt(eps))`` in [1e3, 4e3]: a kernel folding
+                   ``offset − mean·scale·rsqrt(var + eps)`` in 16 bits loses the bias there
 momentum_small     (norms with running statistics) a training step with momentum log-uniform in
                    [1e-6, 1e-4] on a near-constant batch at 1e8 (its mean far above the buffers), and
 momentum_large     with 1 - momentum there on a tiny batch (far below them): one
@@ -35,6 +36,7 @@ holds) are the "huge" and "extreme" regimes of those dtypes, drawn by the modes 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -55,6 +57,11 @@ _UNDERFLOW_WINDOW = st.floats(15.0, 18.0).map(lambda e: float(10.0**e))
 #: model's u·(sqrt(n)·m·max|x| + |new|): a ratio of about 1/(sqrt(n)·m) where the batch is at least
 #: |old|/m from the buffers (momentum_small), and 1/(1 − m) where it is far below them (momentum_large).
 _NEAR_EDGE = st.floats(-6.0, -4.0).map(lambda e: float(10.0**e))
+#: |x| |w| / (|b| sqrt(eps)) of the one-element mode, log-uniform in [1e3, 4e3]: past 512 a 16-bit
+#: step at mean * w / sigma exceeds 2 |b|, so a shift formed in 16 bits loses the bias (an error of
+#: |b|, 1 / u units of it), while the model's allowance for a shift formed in float32 (2^-16 of that
+#: magnitude in bfloat16) stays below |b| / 16: the loss shows at 15-16 x λ.
+_SHIFT_RATIO = st.floats(3.0, math.log10(4e3)).map(lambda e: float(10.0**e))
 #: eps of the near-constant mode: the smallest the strategies draw (log-uniform in [1e-12, 1e-10]).
 _SMALL_EPS = st.floats(-12.0, -10.0).map(lambda e: float(10.0**e))
 
@@ -112,10 +119,28 @@ def _underflow(norm, dtype, running) -> st.SearchStrategy | None:
     return st.tuples(sets, _UNDERFLOW_WINDOW).map(lambda ct: _rescaled(ct[0], ct[1]))
 
 
-def _one_element(norm, dtype, running) -> st.SearchStrategy:
-    return strategies.cases(
-        norm, dtypes=(dtype,), regimes=("huge",), affine=True, running_stats=running, max_side=1, variants=True
-    )
+def _one_element(norm, dtype, running) -> st.SearchStrategy | None:
+    spec = _spec.get(norm)
+    if not spec.center:  # no mean to make exact
+        return None
+    single = strategies.cases(
+        norm, dtypes=(dtype,), regimes=("normal",), affine=True, running_stats=running, max_side=1, variants=True
+    ).filter(_affine_pair)
+    return st.tuples(single, _SHIFT_RATIO).map(lambda cr: _at_ratio(spec, cr[0], cr[1]))
+
+
+def _affine_pair(case) -> bool:
+    """A weight and a bias, each at least 0.1 in magnitude (the bias is what must survive)."""
+    return all(a is not None and float(np.abs(a.astype(np.float64)).min()) >= 0.1 for a in (case.weight, case.bias))
+
+
+def _at_ratio(spec, case, ratio: float):
+    """``case`` with its input scaled so that ``|x| |w| / (|b| sqrt(eps))`` is ``ratio``: the size of
+    ``mean * w / sigma`` against the bias it is subtracted from."""
+    eps = spec.resolve_eps(case.args.get("eps"), case.x.dtype)
+    w = float(np.abs(case.weight.astype(np.float64)).max())
+    b = float(np.abs(case.bias.astype(np.float64)).min())
+    return _rescaled(case, ratio * b * float(np.sqrt(eps)) / w)
 
 
 def _momentum(
