@@ -30,6 +30,7 @@ __all__ = [
     "Unsupported",
     "costliest_first",
     "cuda",
+    "default_eps",
     "framework_of",
     "framework_of_module",
     "get",
@@ -107,6 +108,11 @@ def costliest_first(names) -> list[str]:
 def packages() -> tuple[str, ...]:
     """The distributions whose versions a run records (each framework's, and what it builds on)."""
     return tuple(p for n in FRAMEWORKS for p in get(n).packages)
+
+
+def default_eps() -> tuple[float, ...]:
+    """The frameworks' default eps values, each once (:attr:`Adapter.default_eps`)."""
+    return tuple(dict.fromkeys(e for n in FRAMEWORKS for e in get(n).default_eps))
 
 
 def log_env() -> dict[str, str]:

@@ -243,6 +243,7 @@ class Adapter:
     unsupported_kinds: Mapping[str, str] = {}  # kinds recognised but not checkable: kind -> why
     #: The native form a user's target most likely calls, by the target's form (findings' keys)
     user_forms: Mapping[str, str] = {}
+    default_eps: tuple[float, ...] = ()  # its native layers' default eps (each once)
     first_run_note: str = ""  # a line for a run that fills its empty compilation cache ({folder})
     roof_devices: tuple[str, ...] = ()  # where the bench's copy roof is measured with its copy ("cpu", "cuda")
 

@@ -360,7 +360,7 @@ class Constructor:
     def call(self, c: Canon, dtype) -> tuple[list, dict]:
         """(args, kwargs) of the constructor call for ``c``."""
         if self.mode == "like_nn":
-            return self._torch_call(c, dtype)
+            return self._like_nn_call(c, dtype)
         if self.mode == "template":
             return self._template_call(c, dtype)
         args: list = []
@@ -385,7 +385,7 @@ class Constructor:
                 kwargs[k] = v
         return args, kwargs
 
-    def _torch_call(self, c: Canon, dtype) -> tuple[list, dict]:
+    def _like_nn_call(self, c: Canon, dtype) -> tuple[list, dict]:
         s = self.spec
         eps = s.resolve_eps(None, dtype) if c.eps is None and s.name != "rms_norm" else c.eps
         n = s.name

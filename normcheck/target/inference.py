@@ -29,12 +29,12 @@ def infer_framework(
 ) -> tuple[str, str]:
     """(framework, how it was decided) for a target, importing no framework.
 
-    A module class of a framework's own (a torch.nn.Module subclass) is that framework's. Otherwise the frameworks already imported (those the
-    target's module names first; NumPy first if it is the only one named, else last) are tried on
-    small float32 cases (one per rank, until one returns); the first whose own array type comes back
-    wins. When no call succeeds, the framework the target's module names (or NumPy) is assumed, so
-    the check can still report what the target does. ``target``: the prepared Target to try
-    (constructor mapping, constraints), else a plain one.
+    A module class of a framework's own (a torch.nn.Module subclass) is that framework's. Otherwise
+    the frameworks already imported (those the target's module names first; NumPy first if it is the
+    only one named, else last) are tried on small float32 cases (one per rank, until one returns);
+    the first whose own array type comes back wins. When no call succeeds, the framework the
+    target's module names (or NumPy) is assumed, so the check can still report what the target does.
+    ``target``: the prepared Target to try (constructor mapping, constraints), else a plain one.
     """
     found = adapters.module_kind(obj) if form == "module" else None
     if found is not None:

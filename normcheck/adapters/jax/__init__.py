@@ -581,6 +581,7 @@ class JaxAdapter(Adapter):
     immutable_arrays = True
     cost, processes = 4, 2  # the slowest (a compile per new shape): two processes, started first
     packages = ("flax", "jax", "jaxlib")
+    default_eps = tuple(dict.fromkeys(e for e in CONVENTIONS["default_eps"].values() if e))
     roof_devices = ("cuda",)
     module_bases = (
         ("equinox", "equinox", "Module"),

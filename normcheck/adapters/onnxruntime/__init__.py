@@ -527,6 +527,7 @@ class OnnxRuntimeAdapter(Adapter):
     modules = ("onnxruntime", "onnx")
     target = False  # ORT runs ONNX graphs, not Python functions over its own array type
     packages = ("onnxruntime", "onnx")
+    default_eps = tuple(dict.fromkeys(e for e in CONVENTIONS["default_eps"].values() if e))
 
     def owns(self, x) -> bool:
         return False  # ORT hands back NumPy arrays

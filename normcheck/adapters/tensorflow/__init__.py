@@ -508,6 +508,7 @@ class TensorFlowAdapter(Adapter):
     array_name = "tf.Tensor"
     immutable_arrays = True
     cost = 3
+    default_eps = tuple(dict.fromkeys(e for e in CONVENTIONS["default_eps"].values() if e))
     packages = ("keras", "tensorflow-cpu", "tensorflow")
     module_bases = (("sonnet", "sonnet", "Module"), ("keras", "keras", "layers.Layer"))
     ecosystems: Mapping[str, str] = {"sonnet": "sonnet", "keras": "keras_class"}  # keras: by its own constructor

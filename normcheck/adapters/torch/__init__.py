@@ -354,6 +354,7 @@ class TorchAdapter(Adapter):
     modules = ("torch",)
     array_name = "torch.Tensor"
     cost = 2
+    default_eps = (1e-5,)
     packages = ("torch",)
     roof_devices = ("cpu", "cuda")
     module_bases = (("torch", "torch", "nn.Module"),)
