@@ -5,6 +5,7 @@ did not run (:func:`skip_record`) or that it finished (:func:`finish_record`).""
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,9 @@ __all__ = [
     "crashed",
     "finish_record",
     "fmt",
+    "not_applicable",
+    "number",
+    "plain",
     "raised_on",
     "row",
     "row_header",
@@ -39,7 +43,27 @@ def crashed(r: audit.Record) -> bool:
     return r.verdict == "error" and r.message.startswith(CRASH)
 
 
+_NP_SCALAR = re.compile(
+    r"np\.(?:float|int|uint|complex|longdouble|half|single|double)\d*\(([^()]*)\)|np\.(True|False)_"
+)
+
+
+def plain(text: str) -> str:
+    """``text`` with NumPy scalar reprs as plain numbers: ``np.float64(nan)`` → ``nan``."""
+    return _NP_SCALAR.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), text)
+
+
+def number(v: float, digits: int = 3) -> str:
+    """``v`` for a table cell: ``1.93e6``, ``0.21``, ``inf`` (no ``e+06``)."""
+    text = f"{float(v):.{digits}g}"
+    if "e" in text:
+        mant, exp = text.split("e")
+        text = f"{mant}e{int(exp)}"
+    return text
+
+
 def _clean_message(msg: str) -> str:
+    msg = plain(msg)
     for prefix in ("raised BadOutput: ", "raised TargetHung: "):
         if msg.startswith(prefix):
             rest = msg[len(prefix) :]
@@ -112,6 +136,8 @@ class CheckReport:
     # target): each {"property", "dtype", "how", "signal", "exit_code", "stderr", "case", "reproduced"}
     crashes: list[dict[str, Any]] = field(default_factory=list)
     isolation: str = "in-process"  # "worker": the target ran in a worker process; "in-process"
+    # every failure in one input regime (normcheck.diagnose.regimes.Confinement as JSON), else None
+    confined: dict[str, Any] | None = None
 
     # --- verdicts ------------------------------------------------------------------------------
     @property
@@ -223,6 +249,11 @@ class CheckReport:
         n = f"{len(props)} propert{'y' if len(props) == 1 else 'ies'}"
         if v == "raises":
             return f"RAISES: {n} end in an error: {self.failures[0].message}"
+        if self.confined:
+            from normcheck.diagnose.regimes import Confinement
+
+            c = Confinement(**self.confined)
+            return f"DEVIATES {c.headline()}: {n} fail ({', '.join(props)}) in {self.seconds:.1f} s; {c.others()}"
         return f"DEVIATES: {n} fail ({', '.join(props)}) in {self.seconds:.1f} s"
 
     def _explained(self) -> str:
@@ -240,8 +271,10 @@ class CheckReport:
         return f"; {n} check{'s' * (n != 1)} met registered findings of {self.framework}: {', '.join(met)}"
 
     def table(self) -> str:
+        """One row per check that ran (or raised), then one line per reason the others were not applicable."""
         lines = [row_header()]
-        lines += [row(r) for r in self.records]
+        lines += [row(r) for r in self.records if r.verdict != "skip"]
+        lines += not_applicable([r for r in self.records if r.verdict == "skip"])
         return "\n".join(lines)
 
     def summary(self, *, table: bool = True) -> str:
@@ -304,7 +337,7 @@ class CheckReport:
                 out.append("   the worker's last stderr lines:")
                 out += [f"     | {line}" for line in crash["stderr"]]
         if r.verdict == "fail" and math.isfinite(r.observed) and "u·s" not in r.message:
-            out.append(f"   observed {r.observed:.3g} u·s, allowed {r.allowed:g} u·s (error-model units)")
+            out.append(f"   observed {number(r.observed)} u·s, allowed {number(r.allowed, 6)} u·s (error-model units)")
         if r.verdict == "fail" and r.raises:  # it also raised, on other examples: both are reported
             out.append(f"   also raises when: {raised_on(r.raises)}")
         if not r.counterexample:
@@ -366,6 +399,7 @@ class CheckReport:
             "examples": sum(r.examples for r in self.ran),
             "untested": self.untested_reason() if self.verdict == "untested" else None,
             "diagnosis": None if d is None else d.to_json(),
+            "confined": self.confined,
         }
         return doc
 
@@ -384,11 +418,26 @@ def row_header() -> str:
     return f"  {'dtype':<9} {'property':<26} {'verdict':<8} {'observed':>9} {'allowed':>8} {'examples':>8} {'time':>7}"
 
 
+def not_applicable(skipped: list[audit.Record]) -> list[str]:
+    """The skipped checks, one line per reason: "  not applicable, 6 checks (float32, bfloat16):
+    gradient_agreement, jvp, …: unsupported: numpy has no autodiff"."""
+    groups: dict[str, list[audit.Record]] = {}
+    for r in skipped:
+        groups.setdefault(plain(r.message) or "no applicable example", []).append(r)
+    out = []
+    for why, rs in groups.items():
+        dts = ", ".join(dict.fromkeys(r.dtype for r in rs))
+        props = ", ".join(dict.fromkeys(r.property for r in rs))
+        n = f"{len(rs)} check{'s' * (len(rs) != 1)}"
+        out.append(f"  not applicable, {n} ({dts}): {props}: {why}")
+    return out
+
+
 def row(r: audit.Record) -> str:
-    obs = "" if r.verdict in ("skip", "error") else f"{r.observed:.3g}"
-    allowed = f"{r.allowed:g}" if r.verdict in ("pass", "fail") and r.allowed else ""
+    obs = "" if r.verdict in ("skip", "error") else number(r.observed)
+    allowed = number(r.allowed, 6) if r.verdict in ("pass", "fail") and r.allowed else ""
     verdict = {"fail": "FAIL", "error": "ERROR"}.get(r.verdict, r.verdict)
     line = f"  {r.dtype:<9} {r.property:<26} {verdict:<8} {obs:>9} {allowed:>8} {r.examples:>8} {r.seconds:>6.1f}s"
     if r.verdict in ("skip", "error") and r.message:
-        line += f"  {r.message[:90]}"
+        line += f"  {plain(r.message)[:90]}"
     return line

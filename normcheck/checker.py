@@ -312,6 +312,7 @@ def run_checks(
         events.stage("", "diagnosis")
         _outputs(report, target)
         if o.get("diagnose", True) and _diagnosable(report) and not target.hung:
+            report.confined = _confined(report, target, impl, seed)
             report.diagnosis = _run_diagnosis(report, target, _diagnose, seed)
         if report.diagnosis is not None:
             for r in report.failures:
@@ -319,6 +320,23 @@ def run_checks(
                     r.diagnosis = report.diagnosis.text
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _confined(report: CheckReport, target: Target, impl, seed) -> dict[str, Any] | None:
+    """Where every failure of a deviating check lies in one input regime: its
+    :class:`~normcheck.diagnose.regimes.Confinement` as JSON (None otherwise, or when it cannot be told)."""
+    from normcheck.diagnose.regimes import confinement
+
+    if report.verdict != "deviates":
+        return None
+    try:
+        options = target.case_options() if callable(getattr(target, "case_options", None)) else {}
+        found = confinement(impl, report.norm, report.failures, seed=0 if seed is None else seed, options=options,
+                            axes=getattr(target, "axes", None))  # fmt: skip
+    except Exception as e:  # never turn a report into a crash
+        report.notes.append(f"the regime sweep could not run: {type(e).__name__}: {e}".splitlines()[0])
+        return None
+    return None if found is None else found.to_json()
 
 
 def _diagnosable(report: CheckReport) -> bool:
@@ -376,7 +394,7 @@ def _run_diagnosis(report: CheckReport, target: Target, module, seed):
     status = report.dtype_status()
     bad = [dt for dt, st in status.items() if st in ("deviates", "raises")]
     per: dict[str, Any] = {}
-    budget = max(4.0, 12.0 / max(len(bad), 1))  # seconds of fresh cases per dtype
+    extra = max(16, 40 // max(len(bad), 1))  # fresh cases per dtype: a count, so the seed alone decides the text
     for dt in bad:
         fails = [r for r in report.failures if r.dtype == dt and not crashed(r)]
         cases = []
@@ -396,7 +414,7 @@ def _run_diagnosis(report: CheckReport, target: Target, module, seed):
                 cases,
                 dtype=dt,
                 seed=0 if seed is None else seed,
-                budget_s=budget,
+                extra=extra,
                 properties=list(dict.fromkeys(r.property for r in fails)),
                 strategy=strategy,
                 running=bool(getattr(target, "running_stats", True)),

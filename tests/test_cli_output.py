@@ -301,3 +301,36 @@ def test_a_first_run_says_it_fills_the_jax_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("NORMCHECK_NO_CACHE", "1")
     (folder / "jit_run-0123").unlink()
     assert first_run_note(["jax"]) is None
+
+
+def test_check_collapses_not_applicable_rows_into_one_line_per_reason(capsys):
+    """Issue 28, item 6: a NumPy target's gradient checks are not applicable in every dtype; they read
+    as one line naming the checks and the dtypes, not a row per check and dtype."""
+    code = cli.main(
+        [*("check", f"{DOUBLES}:group_norm_two_pass", "--norm", "group_norm", "--framework", "numpy"),
+         *("--profile", "ci", "--dtypes", "float32,float16")]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = [line for line in out.splitlines() if re.match(r"\s+(float32|float16)\s+\S+\s+skip\b", line)]
+    assert rows == [], rows
+    autodiff = [line for line in out.splitlines() if line.strip().startswith("not applicable") and "autodiff" in line]
+    assert len(autodiff) == 1, out
+    assert "(float32, float16)" in autodiff[0] and "gradient_agreement" in autodiff[0] and "jvp" in autodiff[0]
+    assert "np.float64(" not in out and "e+0" not in out
+
+
+def test_the_report_table_lists_every_skipped_check_once():
+    from normcheck import checker
+
+    r = checker.check(
+        f"{DOUBLES}:group_norm_two_pass", "group_norm", "numpy", profile="ci", dtypes=["float32"],
+        properties=["agreement", "running_stats_steps", "eval_uses_running", "gradient_agreement"],
+    )  # fmt: skip
+    table = r.table()
+    lines = [line for line in table.splitlines() if "not applicable" in line]
+    assert len(lines) == 2, table
+    skipped = {x.property for x in r.records if x.verdict == "skip"}
+    named = {p for line in lines for p in skipped if p in line}
+    assert named == skipped == {"running_stats_steps", "eval_uses_running", "gradient_agreement"}
+    assert "not applicable, 2 checks (float32): running_stats_steps, eval_uses_running: " in table

@@ -356,6 +356,6 @@ def test_gradient_only_variants_are_catalogued_but_never_match_a_forward_case():
 def test_the_catalogue_depends_on_the_dtype():
     f32 = {v.name for v in diagnose.catalogue("rms_norm", "float32")}
     f16 = {v.name for v in diagnose.catalogue("rms_norm", "float16")}
-    assert f16 - f32 == {"stats16", "output_promoted", "eps_input_dtype"}
+    assert f16 - f32 == {"stats16", "moments16", "output_promoted", "eps_input_dtype"}
     assert {"weight_needs_bias", "eps_hardwired_1e-05", "eps_hardwired_1e-06"} <= f32
     assert "eps_input_dtype" not in {v.name for v in diagnose.catalogue("layer_norm", "float16")}  # eps given

@@ -223,9 +223,13 @@ def run(args) -> int:
             raise CLIError(f"unknown property {', '.join(bad)}; known: {', '.join(PROPERTIES)}")
 
     state = {"header": False, "first": False}
+    skipped: list = []  # not-applicable checks: printed at the end, one line per reason
 
     def progress(r) -> None:
         if args.quiet:
+            return
+        if r.verdict == "skip":
+            skipped.append(r)
             return
         if not state["header"]:
             print(check_report.row_header(), flush=True)
@@ -275,6 +279,8 @@ def run(args) -> int:
             traceback.print_exception(e.__cause__, file=sys.stderr)
         raise CLIError(str(e)) from None
     if not args.quiet:
+        for line in check_report.not_applicable(skipped):
+            print(line)
         print()
     print(report.summary(table=False))  # the rows were printed as they came (or --quiet asked for none)
     if args.json:

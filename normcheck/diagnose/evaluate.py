@@ -104,9 +104,11 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
     ``eps_value`` (a number: eps hard-wired; "input": ``finfo(input dtype).eps`` for eps=None);
     ``affine`` ("channel", "group", "before", "needs_bias": γ dropped without β); ``gain``
     ("weight", "one_plus": ``1 + γ``); ``precision`` ("float64", "stats16": the statistics in the
-    case's 16-bit dtype, see :func:`_stats`); ``output`` ("same", "promoted": judged by
+    case's 16-bit dtype, see :func:`_stats`; "moments16": computed wide and returned in the 16-bit
+    dtype, as ``tf.nn.moments`` does, a variance past the dtype's range becoming inf); ``output`` ("same", "promoted": judged by
     :func:`judge` only); ``train_stats`` ("batch", "running": the buffers normalize in training
-    and are kept); ``eval_stats`` ("running", "batch"); ``eval_update`` (the buffers updated in
+    and are kept; "averaged": updated first, then used to normalize, an EMA of the statistics;
+    "averaged_before": the incoming buffers normalize, then they are updated); ``eval_stats`` ("running", "batch"); ``eval_update`` (the buffers updated in
     eval mode as in training, after normalizing with the incoming ones); ``stored`` ("unbiased",
     "biased") and ``momentum`` ("torch", "swapped", "none": never updated, "one": replaced).
 
@@ -136,7 +138,7 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
     elif eps_value is not None:
         eps = float(eps_value)
     center = s.center if center is None else center
-    q = _quantizer(case.dtype) if precision == "stats16" else None
+    q = _quantizer(case.dtype) if precision in ("stats16", "moments16") else None
     w, b = _affine_arrays(case, p, "group" if affine == "group" else "channel")
     if affine == "needs_bias" and b is None:
         w = None
@@ -150,7 +152,8 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
     training = case.use_batch_stats
     buffers = case.running_mean is not None
     frozen = training and buffers and train_stats == "running"
-    use_batch = (training and not frozen) or (not training and eval_stats == "batch")
+    averaged = training and buffers and train_stats in ("averaged", "averaged_before")  # updated, then used
+    use_batch = (training and not frozen and not averaged) or (not training and eval_stats == "batch")
     rm = rv = None
     with np.errstate(all="ignore"):
         if buffers and not training and not eval_update:  # eval mode keeps the buffers as they were
@@ -159,13 +162,15 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
             if frozen:
                 rm, rv = case.running_mean.astype(F64), case.running_var.astype(F64)
             elif grouping is None:
-                m0, v0 = _stats(v, red, center, variance == "one_pass", q)
+                m0, v0 = _stats(v, red, center, variance == "one_pass", q if precision == "stats16" else None)
                 rm, rv = _updated(case, p, np.broadcast_to(m0, np.shape(v0)), v0, stored, momentum)
             else:  # another axis set normalizes; the buffers are judged as the reference's
                 m0, v0 = moments(case.x.astype(F64).reshape(p.view_shape), p.reduce, center=s.center)
                 rm, rv = _updated(case, p, m0, v0, stored, momentum)
         if use_batch:
-            mean, var_b = _stats(v, red, center, variance == "one_pass", q)
+            mean, var_b = _stats(v, red, center, variance == "one_pass", q if precision == "stats16" else None)
+            if precision == "moments16":  # computed wide, returned in the 16-bit dtype (tf.nn.moments)
+                mean, var_b = q(mean), q(var_b)
             mean = np.broadcast_to(mean, np.shape(var_b))  # uncentered: a scalar 0 per set
             n = _size(view, red)
             var = var_b * (n / (n - 1)) if variance == "unbiased" and n > 1 else var_b
@@ -173,10 +178,12 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
                 var = q(var)
         else:
             n = 1
-            mean = running_view(s, p, case.running_mean, F64)
-            var = running_view(s, p, case.running_var, F64)
+            used = (rm, rv) if averaged and train_stats == "averaged" else (case.running_mean, case.running_var)
+            mean = running_view(s, p, used[0], F64)
+            var = running_view(s, p, used[1], F64)
         if eps_mode == "inside":
-            inv = 1 / np.sqrt(var + eps if q is None or not use_batch else q(var + eps))
+            e16 = q(eps) if precision == "moments16" and use_batch else eps  # tf.nn.batch_normalization's eps
+            inv = 1 / np.sqrt(var + eps if q is None or not use_batch else q(var + e16))
         elif eps_mode == "outside":
             inv = 1 / (np.sqrt(var) + eps)
         elif eps_mode == "ignored":
@@ -211,6 +218,10 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
             y = y * w
         if b is not None:
             y = y + b
+        if precision == "moments16" and use_batch:  # tf.nn.batch_normalization: x·inv + (β − mean·inv) in 16 bits
+            inv16 = q(np.broadcast_to(q(inv), v.shape).reshape(x.shape) * (1.0 if w is None else w))
+            m16 = np.broadcast_to(mean, v.shape).reshape(x.shape)
+            y = q(q(x * inv16) + q((0.0 if b is None else b) - q(m16 * inv16)))
     sc = np.maximum(np.nan_to_num(sc, nan=np.inf), np.finfo(F64).tiny)
     return Outcome(y, rm, rv), sc, undefined
 
@@ -268,17 +279,20 @@ def _dtype_ok(case: Case, got: Outcome, output: str) -> bool:
     return got_dt == case.x.dtype
 
 
-def judge(case: Case, got: Outcome, exp: Outcome, s, undefined, *, momentum: float, output: str = "same") -> bool:
+def judge(case: Case, got: Outcome, exp: Outcome, s, undefined, *, momentum: float, output: str = "same",
+          part: str = "all") -> bool:  # fmt: skip
     """Does ``got`` equal the variant's ``exp`` (its scale ``s``, undefined where ``undefined``) under
-    the error model: the output's shape and (16-bit inputs) dtype, its values, and any buffers?"""
-    if np.shape(got.y) != case.x.shape or not _dtype_ok(case, got, output):
-        return False
-    y = exp.y
-    if undefined.any():
-        y = np.where(undefined, np.asarray(got.y).astype(F64), y)
-    if not error_model.compare(got.y, y, s, case.dtype).ok:
-        return False
-    if exp.running_mean is not None and got.running_mean is not None:
+    the error model: the output's shape and (16-bit inputs) dtype, its values, and any buffers?
+    ``part``: "all", "output" (the output alone) or "buffers" (the updated running buffers alone)."""
+    if part != "buffers":
+        if np.shape(got.y) != case.x.shape or not _dtype_ok(case, got, output):
+            return False
+        y = exp.y
+        if undefined.any():
+            y = np.where(undefined, np.asarray(got.y).astype(F64), y)
+        if not error_model.compare(got.y, y, s, case.dtype).ok:
+            return False
+    if part != "output" and exp.running_mean is not None and got.running_mean is not None:
         sm, sv = error_model.running_scale(
             case.norm,
             case.x,
@@ -301,16 +315,16 @@ def _effective_momentum(case: Case, options) -> float:
     return {"swapped": 1 - m, "none": 0.0, "one": 1.0, "default": default}.get(options.get("momentum"), m)
 
 
-def matches(case: Case, got: Outcome, v: Variant) -> bool:
+def matches(case: Case, got: Outcome, v: Variant, part: str = "all") -> bool:
     """Does the target's outcome ``got`` on ``case`` match variant ``v`` under the error model?
 
     A composition computes the options of its members that apply to the case (the others compute
     the reference there), and matches only where at least one member applies.
     """
-    return explains(case, got, v) != "no"
+    return explains(case, got, v, part) != "no"
 
 
-def explains(case: Case, got: Outcome, v: Variant) -> str:
+def explains(case: Case, got: Outcome, v: Variant, part: str = "all") -> str:
     """Says "yes", "no", or "vacuous": a match on a case where the variant is undefined everywhere (0/0
     on every set, where any output is as good as another), which supports no variant by itself."""
     try:
@@ -322,10 +336,17 @@ def explains(case: Case, got: Outcome, v: Variant) -> str:
             opts = v.merged(case)
         exp, s, undefined = compute(case, **opts, exact_singletons=v is not REFERENCE)
         ok = judge(
-            case, got, exp, s, undefined, momentum=_effective_momentum(case, opts), output=opts.get("output", "same")
+            case,
+            got,
+            exp,
+            s,
+            undefined,
+            momentum=_effective_momentum(case, opts),
+            output=opts.get("output", "same"),
+            part=part,
         )
     except (ValueError, ZeroDivisionError, IndexError, KeyError, TypeError, AttributeError, _spec.SpecError):
         return "no"
     if not ok:
         return "no"
-    return "vacuous" if undefined.size and undefined.all() else "yes"
+    return "vacuous" if part != "buffers" and undefined.size and undefined.all() else "yes"

@@ -75,8 +75,12 @@ class Variant:
         return self.parts or (self,)
 
     def active(self, case: Case) -> tuple[Variant, ...]:
-        """The members that apply to ``case`` (a member that does not apply computes the reference)."""
-        return tuple(v for v in self.members if v.applies(case))
+        """The members that apply to ``case`` (a member that does not apply computes the reference).
+        Batch statistics in eval mode bring a composition's axis set into eval mode with them."""
+        on = tuple(v for v in self.members if v.applies(case))
+        if self.parts and any(v.options.get("eval_stats") == "batch" for v in on):
+            on = tuple(v for v in self.members if v in on or v.dim == "axes")
+        return on
 
     def merged(self, case: Case) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -419,6 +423,24 @@ def variants(norm: str) -> list[Variant]:
                 short="frozen statistics (the running buffers used in training)",
             ),
             Variant(
+                "averaged_stats",
+                f"{norm} normalizing with averaged statistics in training ({flag}=True): the running buffers "
+                "updated first, then used in place of the batch's (an EMA of the statistics)",
+                {"train_stats": "averaged"},
+                _training_buffers,
+                dim="train_stats",
+                short="averaged (EMA) statistics in training",
+            ),
+            Variant(
+                "averaged_stats_before",
+                f"{norm} normalizing with the incoming running buffers in training ({flag}=True) and then updating "
+                "them (averaged statistics of the previous steps in place of the batch's)",
+                {"train_stats": "averaged_before"},
+                _training_buffers,
+                dim="train_stats",
+                short="the previous steps' averaged (EMA) statistics in training",
+            ),
+            Variant(
                 "buffers_not_updated",
                 f"{norm} never updating the running buffers in training (momentum=None read as 0, or the update "
                 "dropped)",
@@ -495,6 +517,15 @@ def catalogue(norm: str, dtype: str = "float32") -> list[Variant]:
                 _stats16_applies,
                 dim="precision",
                 short=f"statistics computed in {dtype}",
+            ),
+            Variant(
+                "moments16",
+                f"{norm} with its mean and variance computed wide but returned in {dtype} by the framework's "
+                f"moments function (as tf.nn.moments does for a {dtype} input)",  # the effects are added from the cases
+                {"precision": "moments16"},
+                _stats16_applies,
+                dim="precision",
+                short=f"mean and variance returned in {dtype} by the moments function",
             ),
             Variant(
                 "output_promoted",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,10 +16,11 @@ from normcheck import dtypes as _dt
 from normcheck import error_model
 from normcheck import spec as _spec
 from normcheck.case import Case, Outcome
+from normcheck.diagnose import families
 from normcheck.diagnose.evaluate import REFERENCE, explains, matches
 from normcheck.diagnose.known import Variant, catalogue, combinable, compose
 
-__all__ = ["CLOSEST", "Diagnosis", "combine", "diagnose", "failing_cases"]
+__all__ = ["CLOSEST", "MAX_CANDIDATES", "Diagnosis", "combine", "diagnose", "failing_cases", "search", "supported"]
 
 F64 = np.float64
 
@@ -78,8 +78,9 @@ class _Collected:
     ok_ranks: Counter = field(default_factory=Counter)
 
 
-def _collect(impl, cases, *, norm, dtype, seed, extra, want, budget_s, strategy=None, running=True) -> _Collected:
-    t0 = time.perf_counter()
+def _collect(impl, cases, *, norm, dtype, seed, extra, want, strategy=None, running=True) -> _Collected:
+    """The target on ``cases``, then on up to ``extra`` fresh ones drawn from ``seed``: bounded by
+    counts, never by time, so the same seed collects the same failing cases on any machine."""
     out = _Collected()
     seen: set[bytes] = set()
 
@@ -104,23 +105,23 @@ def _collect(impl, cases, *, norm, dtype, seed, extra, want, budget_s, strategy=
     for c in cases:
         if len(out.fails) >= want or not consider(c):
             return out
-    if extra > 0 and time.perf_counter() - t0 < budget_s:
+    if extra > 0:
         axes = next((c.args["reduce_axes"] for c in cases if c.args.get("reduce_axes") is not None), None)
         fresh = _generate(norm, dtype, seed=seed + 7919, count=extra, running=running, strategy=strategy, axes=axes)
         for c in fresh:
-            if len(out.fails) >= want or time.perf_counter() - t0 > budget_s or not consider(c):
+            if len(out.fails) >= want or not consider(c):
                 break
     return out
 
 
 def failing_cases(
-    impl, cases, *, norm: str, dtype: str, seed: int = 0, extra: int = 40, want: int = 24, budget_s: float = 10.0
+    impl, cases, *, norm: str, dtype: str, seed: int = 0, extra: int = 40, want: int = 24
 ) -> tuple[list[tuple[Case, Outcome]], list[str]]:
     """(case, the target's outcome) for the given cases and up to ``extra`` fresh ones on which the
-    target fails agreement (at most ``want`` in all, within about ``budget_s`` seconds), and the
+    target fails agreement (at most ``want`` in all), and the
     first lines of any exceptions the target raised. For a 16-bit input, an output of another dtype
     fails too (the values may still agree: the ``output_promoted`` variant)."""
-    col = _collect(impl, cases, norm=norm, dtype=dtype, seed=seed, extra=extra, want=want, budget_s=budget_s)
+    col = _collect(impl, cases, norm=norm, dtype=dtype, seed=seed, extra=extra, want=want)
     return col.fails, col.errors
 
 
@@ -144,6 +145,7 @@ class Diagnosis:
     observations: list[str] = field(default_factory=list)  # what the failing cases have in common
     by_dtype: dict[str, Diagnosis] = field(default_factory=dict, repr=False)  # the answer across dtypes
     pairs: list[tuple[Case, Outcome]] = field(default_factory=list, repr=False)  # (case, target outcome) judged
+    families: dict[str, str | None] = field(default_factory=dict)  # family -> its variant, judged family by family
 
     def __str__(self) -> str:
         return self.text
@@ -162,6 +164,8 @@ class Diagnosis:
             "closest": self.closest,
             "observations": list(self.observations),
         }
+        if self.families:
+            out["families"] = dict(self.families)
         if self.by_dtype:
             out["by_dtype"] = {dt: d.to_json() for dt, d in self.by_dtype.items()}
         return out
@@ -204,9 +208,34 @@ def _rank_restriction(col: _Collected) -> str | None:
 
 def _describe(v: Variant, judged, dtype: str) -> str:
     """The variant's description, with what statistics in a 16-bit dtype did on these cases."""
-    if not any(m.name == "stats16" for m in v.members):
+    if (per := families.split(v)) is not None:
+        return f"{judged[0][0].norm} with a cause per property family [{per}]"
+    names = {m.name for m in v.members}
+    if "moments16" in names:
+        return v.description + _moments_effects(judged, dtype)
+    if "stats16" not in names:
         return v.description
     return v.description + _precision_effects(judged, dtype, center=_spec.get(judged[0][0].norm).center)
+
+
+def _moments_effects(judged, dtype: str) -> str:
+    """What returning the variance in ``dtype`` did on these cases: ": the variance overflows float16
+    (inf) for std ≥ 256, where the output becomes 0" when some set's did."""
+    top = float(_dt.finfo(dtype).max)
+    center = _spec.get(judged[0][0].norm).center
+    over = False
+    for c, _ in judged:
+        p = c.plan()
+        from normcheck.reference import moments
+
+        _, var = moments(c.x.astype(F64).reshape(p.view_shape), p.reduce, center=center)
+        with np.errstate(all="ignore"):
+            over |= bool(np.isinf(np.asarray(var, F64).astype(_dt.np_dtype(dtype))).any())
+    if not over:
+        return ""
+    std = math.sqrt(top)
+    what = "std" if center else "rms"
+    return f": the variance overflows {dtype} (inf) for {what} ≥ {std:.4g}, where the output becomes 0"
 
 
 def _square_threshold(dtype: str, *, overflow: bool) -> float:
@@ -339,7 +368,14 @@ def _coverage(v: Variant, judged) -> int:
     return mask
 
 
-def _search(norm: str, cat: list[Variant], judged, *, deadline: float, sizes=(2, 3)) -> list[Variant]:
+#: The most compositions :func:`_search` judges (a count, not a time: the diagnosis is a function of
+#: the seed). Candidates are tried in the catalogue's order, most likely first.
+MAX_CANDIDATES = 6000
+
+
+def search(
+    norm: str, cat: list[Variant], judged, *, limit: int = MAX_CANDIDATES, sizes=(2, 3), part: str = "all"
+) -> list[Variant]:
     """Compositions of ``sizes`` variants (along distinct dimensions) that match every failing
     case: pairs first, triples only when no pair does. A member must apply to some failing case,
     and together the members must cover all of them. Each candidate is tried first on the case
@@ -349,33 +385,35 @@ def _search(norm: str, cat: list[Variant], judged, *, deadline: float, sizes=(2,
     cov = {v.name: _coverage(v, judged) for v in cat if not v.gradient}
     usable = [v for v in cat if cov.get(v.name)]
     order = list(range(n))
+    tried = 0
     for k in sizes:
         found = []
         for combo in itertools.combinations(usable, k):
-            if time.perf_counter() > deadline:
-                return found
             union = 0
             for v in combo:
                 union |= cov[v.name]
             if union != everything or not combinable(combo):
                 continue
+            tried += 1
+            if tried > limit:
+                return found
             cand = compose(norm, combo)
             for pos, i in enumerate(order):
                 c, got = judged[i]
-                if not matches(c, got, cand):
+                if not matches(c, got, cand, part):
                     order.insert(0, order.pop(pos))
                     break
             else:
-                if _supported(cand, judged):
+                if supported(cand, judged, part):
                     found.append(cand)
         if found:
             return found
     return []
 
 
-def _supported(v: Variant, judged) -> bool:
+def supported(v: Variant, judged, part: str = "all") -> bool:
     """Is ``v`` defined somewhere on the failing cases it matches (not only 0/0 on every set)?"""
-    return any(explains(c, got, v) == "yes" for c, got in judged)
+    return any(explains(c, got, v, part) == "yes" for c, got in judged)
 
 
 _CONSISTENT = "; equally consistent with: "
@@ -396,11 +434,9 @@ def diagnose(
     dtype: str = "float32",
     seed: int = 0,
     extra: int = 40,
-    budget_s: float = 10.0,
     properties=(),
     strategy=None,
     running: bool = True,
-    search_s: float = 6.0,
 ) -> Diagnosis | None:
     """Diagnose ``impl`` (a canonical NumPy callable) from failing ``cases`` of one ``dtype`` plus
     fresh random ones (from ``strategy``, else the property suite's for the dtype).
@@ -410,7 +446,7 @@ def diagnose(
     (unless it raised on exactly the inputs of some ranks: a rank-restricted target).
     ``properties`` (the failing properties of this dtype) only enter the observations.
     """
-    col = _collect(impl, cases, norm=norm, dtype=dtype, seed=seed, extra=extra, want=24, budget_s=budget_s,
+    col = _collect(impl, cases, norm=norm, dtype=dtype, seed=seed, extra=extra, want=24,
                    strategy=strategy, running=running)  # fmt: skip
     pairs = col.fails
     if not pairs:
@@ -426,17 +462,18 @@ def diagnose(
     counts = {v.name: sum(matches(c, got, v) for c, got in judged) for v in cat}
     desc = {v.name: _describe(v, judged, dtype) for v in cat}
     n = len(judged)
-    full = [v for v in cat if counts[v.name] == n and _supported(v, judged)]
+    full = [v for v in cat if counts[v.name] == n and supported(v, judged)]
     searched = False
     if not full:
         searched = True
-        full = _search(norm, cat, judged, deadline=time.perf_counter() + search_s)
+        full = search(norm, cat, judged)
         for v in full:
             counts[v.name] = n
             desc[v.name] = _describe(v, judged, dtype)
     strict = [v.name for v in full if not v.loose]
     names = strict or [v.name for v in full]
     d = Diagnosis(norm, n, counts, desc, names, cases=[c for c, _ in judged], dtype=dtype, pairs=list(judged))
+    found = {} if names else families.by_family(norm, cat, judged, search, supported)
     if names:
         text = f"matches {desc[names[0]]} on {n}/{n} failing cases"
         if judged is not pairs:
@@ -444,6 +481,10 @@ def diagnose(
             text = "; ".join(d.symptoms) + f"; on the other failing cases it {text} (with the right shape)"
         if len(names) > 1:
             text += _consistent(names, desc)
+    elif any(v is not None for v, _ in found.values()):
+        d.families = {part: (None if v is None else v.name) for part, (v, _) in found.items()}
+        d.symptoms = _symptoms(pairs)
+        text = "; ".join([*d.symptoms, families.text(norm, found)])
     else:
         d.symptoms = _symptoms(pairs)
         best = max(cat, key=lambda v: counts[v.name])
@@ -512,7 +553,7 @@ def _unify(per: dict[str, Diagnosis]) -> tuple[dict[str, Diagnosis], dict[str, s
             if not mine < set(other.split("+")):
                 continue
             v = _by_name(d.norm, dt, other)
-            if v is None or not all(matches(c, got, v) for c, got in d.pairs) or not _supported(v, d.pairs):
+            if v is None or not all(matches(c, got, v) for c, got in d.pairs) or not supported(v, d.pairs):
                 continue
             desc = _describe(v, d.pairs, dt)
             alone = " and ".join(m.short or m.description for m in (_by_name(d.norm, dt, d.best) or v).members)

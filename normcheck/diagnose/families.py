@@ -1,0 +1,86 @@
+"""The diagnosis by property family: the forward output, the running buffers, the gradients.
+
+A target can be wrong in two families for two unrelated reasons (an InstanceNorm whose statistics
+run over (C, H, W) and whose running buffers are never written). One variant rarely explains both at
+once, so each family is judged on its own failing cases, with the variants that change it
+(:func:`family`): the output family on the cases whose output deviates, judging outputs only; the
+buffers family on the cases whose updated buffers deviate, judging buffers only. The text names a
+cause per family: "output: statistics over x.shape[1:]; running buffers: never updated".
+"""
+
+from __future__ import annotations
+
+from normcheck.diagnose.evaluate import REFERENCE, matches
+from normcheck.diagnose.known import Variant
+
+__all__ = ["BUFFER_DIMS", "FAMILIES", "by_family", "family", "split"]
+
+#: The dimensions of :class:`~normcheck.diagnose.known.Variant` that change the running buffers only.
+BUFFER_DIMS = frozenset({"stored", "momentum", "eval_update"})
+
+#: How each family is named in a diagnosis.
+FAMILIES = {"output": "output", "buffers": "running buffers", "gradients": "gradients"}
+
+
+def family(v: Variant) -> str:
+    """ "output", "buffers", "gradients", or "mixed" (a composition across families)."""
+    dims = {m.dim for m in v.members}
+    if "gradient" in dims:
+        return "gradients"
+    if dims <= BUFFER_DIMS:
+        return "buffers"
+    return "mixed" if dims & BUFFER_DIMS else "output"
+
+
+def _phrase(v: Variant, fam: str) -> str:
+    text = v.short or v.description
+    return text.removeprefix("the running buffers ") if fam == "buffers" else text
+
+
+def _join(phrases: list[str]) -> str:
+    return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+
+
+def split(v: Variant) -> str | None:
+    """A composition's causes family by family ("output: A and B; running buffers: never updated"),
+    or None when its members all change one family."""
+    groups: dict[str, list[str]] = {}
+    for m in v.members:
+        fam = family(m)
+        groups.setdefault(fam, []).append(_phrase(m, fam))
+    if len(groups) < 2:
+        return None
+    return "; ".join(f"{FAMILIES.get(f, f)}: {_join(ph)}" for f, ph in groups.items())
+
+
+def by_family(norm: str, cat: list[Variant], judged, search, supported) -> dict[str, tuple[Variant | None, int]]:
+    """For each family with failing cases among ``judged``: (the variant, single or a composition
+    found by ``search``, that explains every one of them judged on that family alone, or None; how
+    many failing cases the family has). Empty when the failures lie in one family only."""
+    out: dict[str, tuple[Variant | None, int]] = {}
+    fails = {part: [(c, got) for c, got in judged if not matches(c, got, REFERENCE, part)] for part in FAMILIES}
+    fails.pop("gradients")  # the forward cases carry no gradients: that family is judged elsewhere
+    if sum(bool(f) for f in fails.values()) < 2:
+        return {}
+    for part, pairs in fails.items():
+        pool = [v for v in cat if family(v) == part]
+        found = next(
+            (v for v in pool if all(matches(c, got, v, part) for c, got in pairs) and supported(v, pairs, part)), None
+        )
+        if found is None:
+            hits = search(norm, pool, pairs, part=part)
+            found = next((v for v in hits if not v.loose), hits[0] if hits else None)
+        out[part] = (found, len(pairs))
+    return out
+
+
+def text(norm: str, found: dict[str, tuple[Variant | None, int]]) -> str:
+    """ "matches norm family by family: output: A on 12/12 failing cases; running buffers: B on 9/9 ..." """
+    parts = []
+    for part, (v, n) in found.items():
+        name = FAMILIES[part]
+        if v is None:
+            parts.append(f"{name}: none of the known variants on {n} failing cases")
+        else:
+            parts.append(f"{name}: {_phrase(v, part)} on {n}/{n} failing cases")
+    return f"matches {norm} family by family (no one variant explains every failing case): " + "; ".join(parts)
