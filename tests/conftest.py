@@ -2,19 +2,40 @@
 default, thorough); the default for a plain `pytest` run is `dev`.
 
 Under pytest-xdist, a worker collects its garbage at the end of the session, before it reports
-itself finished (see :func:`pytest_sessionfinish`)."""
+itself finished (see :func:`pytest_sessionfinish`).
+
+``NORMCHECK_REQUIRE`` (comma-separated module names; CI sets it to what ``.[dev]`` installs) turns
+``pytest.importorskip`` of those modules into a plain import: a framework CI requires that does
+not import (a broken install) fails its tests instead of turning them into green skips."""
 
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 
 import hypothesis
+import pytest
 
 from normcheck import profiles
 
 profiles.register_profiles()
 hypothesis.settings.load_profile("dev")
+
+#: Modules the run requires (``NORMCHECK_REQUIRE``): never skipped for being absent.
+REQUIRED = frozenset(m.strip() for m in os.environ.get("NORMCHECK_REQUIRE", "").split(",") if m.strip())
+_importorskip = pytest.importorskip
+
+
+def _import_or_skip(modname: str, minversion: str | None = None, reason: str | None = None, **kw):
+    """``pytest.importorskip``, except that a module of :data:`REQUIRED` (or a submodule of one) is
+    imported outright: its ImportError fails the test."""
+    if modname.split(".")[0] in REQUIRED:
+        importlib.import_module(modname)
+    return _importorskip(modname, minversion, reason, **kw)
+
+
+pytest.importorskip = _import_or_skip
 
 
 def pytest_sessionfinish(session):
