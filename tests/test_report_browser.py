@@ -75,8 +75,8 @@ def browser(report):
     try:
         driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
     except Exception as e:  # a chromium/chromedriver version mismatch, no display libraries, ...
-        mp.undo()
-        pytest.skip(f"could not start headless chromium: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        mp.undo()  # both are on PATH (else the module is skipped): a driver that cannot start is a failure
+        pytest.fail(f"could not start headless chromium: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
     driver.set_page_load_timeout(20)
     try:
         yield driver
@@ -135,7 +135,9 @@ def test_copy_button(page):
 
 def _rows_when(page, predicate, timeout=5.0):
     """The visible rows once ``predicate(rows)`` holds (the filter reacts to input events, which
-    a loaded machine may deliver late); the last rows seen if it never does."""
+    a loaded machine may deliver late); the last rows seen if it never does (the caller's
+    assertion then shows them)."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     seen = []
@@ -146,7 +148,7 @@ def _rows_when(page, predicate, timeout=5.0):
 
     try:
         WebDriverWait(page, timeout, poll_frequency=0.05).until(ready)
-    except Exception:
+    except TimeoutException:
         pass
     return list(seen)
 
@@ -154,7 +156,7 @@ def _rows_when(page, predicate, timeout=5.0):
 def test_filters(page, doc):
     n_fail = sum(r["verdict"] == "fail" for r in doc["records"])
     Select(page.find_element(By.ID, "f-verdict")).select_by_value("fail")
-    visible = page.execute_script(VISIBLE_ROWS)
+    visible = _rows_when(page, lambda rows: rows == ["fail"] * n_fail)
     assert visible == ["fail"] * n_fail
     cards = [c for c in page.find_elements(By.CSS_SELECTOR, "details.card") if c.is_displayed()]
     assert len(cards) == n_fail and all("v-fail" in c.get_attribute("class") for c in cards)
@@ -172,11 +174,11 @@ def test_filters(page, doc):
     Select(page.find_element(By.ID, "f-framework")).select_by_value("jax")
     Select(page.find_element(By.ID, "f-norm")).select_by_value("rms_norm")
     want = sum(r["framework"] == "jax" and r["norm"] == "rms_norm" for r in doc["records"])
-    assert len(page.execute_script(VISIBLE_ROWS)) == want > 0
+    assert len(_rows_when(page, lambda rows: len(rows) == want)) == want > 0
 
     page.find_element(By.ID, "f-clear").click()
     assert page.find_element(By.ID, "f-count").text == f"{len(doc['records'])} checks"
-    assert page.execute_script(VISIBLE_ROWS) == []  # cleared: the all-checks table is collapsed again
+    assert _rows_when(page, lambda rows: rows == []) == []  # cleared: the all-checks table is collapsed again
 
 
 def test_no_network_and_no_errors(page, report):
