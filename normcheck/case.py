@@ -130,7 +130,7 @@ class Case:
                 return None
             d = {"shape": list(a.shape), "dtype": a.dtype.name}
             if a.size <= max_values:
-                d["values"] = [_json_number(v) for v in np.asarray(a, dtype=np.float64).ravel().tolist()]
+                d["values"] = _readable(np.asarray(a))
             else:
                 with np.errstate(invalid="ignore", over="ignore"):
                     summary = {"min": np.min(a), "max": np.max(a), "mean": np.mean(a, dtype=np.float64)}
@@ -251,6 +251,24 @@ def fixed_cases(norm: str, dtype: str = "float32", *, seed: int = 0, axes=None) 
             flag = s.batch_stats_flag
             out.append(base.with_(running_mean=rm, running_var=rv, args={**args, flag: True, "momentum": 0.3}))
             out.append(base.with_(running_mean=rm, running_var=rv, args={**args, flag: False}))
+    return out
+
+
+def _readable(a: np.ndarray) -> list[float | str]:
+    """The values of ``a`` for JSON, each as the shorter of its exact value and the shortest decimal
+    that reads back to the same value in ``a``'s dtype (``100.1``, not float32's
+    ``100.0999984741211``; ``65504``, not float16's ``6.55e+04``)."""
+    exact = np.asarray(a, dtype=np.float64).ravel().tolist()
+    if a.dtype == np.float64:
+        return [_json_number(v) for v in exact]
+    out: list[float | str] = []
+    for v, e in zip(a.ravel(), exact, strict=True):
+        if not math.isfinite(e):
+            out.append(_json_number(e))
+            continue
+        short = float(str(v))
+        keep = len(repr(short)) < len(repr(e)) and np.asarray(short).astype(a.dtype) == v
+        out.append(short if keep else e)
     return out
 
 

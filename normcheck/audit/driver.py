@@ -17,6 +17,7 @@ from typing import Any
 from normcheck import findings as _findings
 from normcheck import properties as P
 from normcheck.audit.records import MAX_SAMPLES, Record
+from normcheck.audit.simplify import simplify
 from normcheck.profiles import Run
 from normcheck.properties.second_order import every_case
 
@@ -439,6 +440,8 @@ def run_check(
             drive = _drive(
                 body, strategy, settings, run.seed, known, keep_errors=keep_errors, expand=expand, explicit=explicit
             )
+        if drive.fail is not None:  # a new deviation: its values simplified after Hypothesis's shrink
+            drive.fail = simplify(body, *drive.fail)
     return _record(impl, dtype, prop_name, t0, drive, repro_call=_repro_call(impl))
 
 
@@ -458,4 +461,6 @@ def run_identity(ident, lhs, rhs, dtype: str, run: Run | None = None) -> Record:
     drive = _replayed(body, (name, dtype, run), strategy, settings, run.seed, known)  # the same for every pair
     if drive is None:
         drive = _drive(body, strategy, settings, run.seed, known)
+    if drive.fail is not None:
+        drive.fail = simplify(body, *drive.fail)
     return _record(lhs, dtype, name, t0, drive, repro_call=_repro_call(lhs))
