@@ -145,8 +145,19 @@ def _fresh(impl) -> None:
 
 def _reference(case: Case, tracked: int = 0) -> Outcome:
     """``case.reference()``, where a momentum=None case is step ``tracked + 1`` of a freshly built
-    module (``tracked`` batches tracked before it)."""
-    return case.reference(num_batches_tracked=tracked)
+    module (``tracked`` batches tracked before it). A case whose running statistics leave the
+    buffers' dtype (the variance of inputs past ~1.8e19 in float32 buffers) is not applicable: no
+    implementation can carry them to the next step (an overflowed buffer times 1 - m = 0 is NaN)."""
+    ref = case.reference(num_batches_tracked=tracked)
+    bdt = _buffer_dtype(case)
+    top = float(dtypes.finfo(bdt).max)
+    for name in ("running_mean", "running_var"):
+        v = getattr(ref, name, None)
+        worst = float(np.max(np.abs(v), initial=0.0)) if v is not None else 0.0
+        if worst > top:
+            msg = f"the reference {name} ({worst:.3g}) is past the {bdt.name} buffers' range: no implementation can carry it"
+            raise Stop(Result("", "skip", message=msg))
+    return ref
 
 
 def _mode(case: Case, training: bool, rm, rv, momentum, x=None) -> Case:
