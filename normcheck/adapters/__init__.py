@@ -122,7 +122,8 @@ def log_env() -> dict[str, str]:
 
 def native_log_line() -> re.Pattern[bytes]:
     """A line of the frameworks' native loggers (:attr:`Adapter.log_lines`), dropped from stderr."""
-    return re.compile(rb"^(?:" + b"|".join(p for n in FRAMEWORKS for p in get(n).log_lines) + rb")")
+    lines = [p for n in FRAMEWORKS for p in get(n).log_lines]
+    return re.compile(rb"^(?:" + b"|".join(lines) + rb")" if lines else rb"(?!)")
 
 
 def cuda() -> bool:

@@ -93,8 +93,9 @@ def wrap(
     refused = adapters.refused(obj)  # a torch.nn.Module instance
     if refused:
         raise TargetError(refused)
-    owner, kind = adapters.module_kind(obj) or (adapter("numpy"), None)  # the framework of a module class
-    if form == "module" and kind in owner.unsupported_kinds:  # flax.nnx
+    owner, kind = adapters.module_kind(obj) or (None, None)  # a module class: its framework's adapter, its kind
+    of_kind = form == "module" and owner is not None
+    if of_kind and kind in owner.unsupported_kinds:  # flax.nnx
         raise TargetError(owner.unsupported_kinds[kind].format(norm=norm))
     if axes is not None:
         axes = (axes,) if isinstance(axes, int) else tuple(int(a) for a in axes)
@@ -123,13 +124,13 @@ def wrap(
     label = label or describe(obj)
     # a Keras layer or flax.linen class built like the framework's own layer, unless it has a constructor
     # of its own (Keras-Hub style) or --init/--arg: then it is mapped from its signature or fields
-    adapted_layer = form == "module" and kind in owner.layer_kinds
+    adapted_layer = of_kind and kind in owner.layer_kinds
     if adapted_layer and owner.part(owner.ecosystems[kind]).own_constructor(obj, init, args):
         adapted_layer = False
     if init and form != "module":
         raise TargetError("--init applies to a module class (not a function)")
     ctor = drv = None
-    if form == "module" and kind in owner.ecosystems and not adapted_layer:  # Equinox, Haiku, Sonnet, ...
+    if of_kind and kind in owner.ecosystems and not adapted_layer:  # Equinox, Haiku, Sonnet, ...
         drv = owner.part(owner.ecosystems[kind])
         if framework is not None and framework != drv.FRAMEWORK:
             raise TargetError(f"a {kind} module class is {drv.FRAMEWORK} code, not {framework}")
