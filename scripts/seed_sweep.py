@@ -81,7 +81,8 @@ def margins(docs: dict[int, dict]) -> dict[str, dict[int, float]]:
 
 def out_of_reach(finding, docs: dict[int, dict]) -> str:
     """Why the sweep's profile cannot meet ``finding`` ("" where it can): its dtypes are not drawn,
-    or no installed version of its frameworks is in its range (read from the documents' run)."""
+    no implementation it names was audited (e.g. the extended forms), or no installed version of
+    its frameworks is in its range (read from the documents)."""
     from packaging.specifiers import SpecifierSet
     from packaging.version import InvalidVersion, Version
 
@@ -91,6 +92,9 @@ def out_of_reach(finding, docs: dict[int, dict]) -> str:
     profile = PROFILES.get(doc["run"].get("profile"))
     if finding.dtypes and profile is not None and not set(finding.dtypes) & set(profile.dtypes):
         return f"{'/'.join(finding.dtypes)} only; the {profile.name} profile draws {'/'.join(profile.dtypes)}"
+    ran = {r["impl"] for d in docs.values() for r in d.get("records", ())}
+    if ran and not any(finding.names_impl(i) for i in ran):
+        return f"no implementation it names ({', '.join(finding.impl)}) runs in the {doc['run'].get('profile')} audit"
     packages = doc["run"].get("environment", {}).get("packages", {})
     for part in finding.parts:
         v = packages.get(part.package) or packages.get(f"{part.package}-cpu")

@@ -28,8 +28,8 @@ def test_a_record_lists_the_findings_it_met_and_the_worst_of_the_other_examples(
     assert 0 < rec.unexplained_worst < 16  # and they pass: the finding hides no measured error
     doc = json.loads(json.dumps(rec.to_json(), allow_nan=False))
     assert doc["explained"] == rec.explained
-    # each finding's worst hit over λ: above 1 (it deviated), and the record's own hit is one of them
-    assert set(rec.explained_worst) == set(rec.explained)
+    # each finding's worst hit over λ where it alone explains an example: above 1 (it deviated)
+    assert set(rec.explained_worst) <= set(rec.explained) and rec.explained_worst
     assert all(w > 1 for w in rec.explained_worst.values())
     if isinstance(rec.observed, float) and rec.observed == rec.observed and rec.finding in rec.explained_worst:
         assert rec.explained_worst[rec.finding] >= rec.observed / rec.allowed * (1 - 1e-12)
@@ -84,4 +84,6 @@ def test_the_seed_table_says_why_a_finding_is_out_of_the_profiles_reach():
     doc = {"run": {"profile": "ci", "environment": {"packages": {"keras": "3.15.1", "torch": "2.13.0"}}}}
     assert "float16 only" in mod.out_of_reach(by["torch-half-batch-norm-eps-underflow"], {0: doc})
     assert "outside <3.7" in mod.out_of_reach(by["keras-group-norm-16bit-compute"], {0: doc})
-    assert mod.out_of_reach(by["torch-double-backward-underflow"], {0: doc}) == ""
+    assert mod.out_of_reach(by["momentum-weight-rounded-to-float32"], {0: doc}) == ""
+    ran = {**doc, "records": [{"impl": "torch/layer_norm/functional"}]}
+    assert "no implementation it names" in mod.out_of_reach(by["torch-compile-forward-mode-tangent-dropped"], {0: ran})

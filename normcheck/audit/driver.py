@@ -61,7 +61,7 @@ class _Drive:
     raised: tuple[Any, P.Result] | None = None  # the smallest example that raised (keep_errors)
     variants: dict[int, list] = field(default_factory=dict)  # Case.variant -> [examples, worst, deviations]
     explained: dict[str, int] = field(default_factory=dict)  # finding id -> the examples it explained
-    explained_worst: dict[str, float] = field(default_factory=dict)  # finding id -> its worst hit / λ
+    explained_worst: dict[str, float] = field(default_factory=dict)  # finding id -> worst hit / λ it alone explains
     unexplained_worst: float = 0.0  # the worst error over the judged examples no finding explains
 
 
@@ -166,13 +166,14 @@ def _judge(d: _Drive, case, r: P.Result, known, *, keep_errors: bool = False) ->
         d.unexplained_worst = max(d.unexplained_worst, float(r.observed))
     if not r.ok:
         by = [f for f in known if f.explains(r.case or case, r.verdict)]
-        if by:  # the first is the record's; every one that explains the example is credited with it
+        if by:  # the first is the record's; every one that explains the example counts it
             prev = d.hits.get(by[0].id)
             if prev is None or case.x.size < prev[0].x.size:
                 d.hits[by[0].id] = (case, r)
             for f in by:
                 d.explained[f.id] = d.explained.get(f.id, 0) + 1
-                d.explained_worst[f.id] = max(d.explained_worst.get(f.id, 0.0), _margin(r))
+            if len(by) == 1:  # a margin is measured where the finding alone explains the example
+                d.explained_worst[by[0].id] = max(d.explained_worst.get(by[0].id, 0.0), _margin(r))
             return False
         if keep_errors and r.verdict == "error":
             if d.raised is None or case.x.size < d.raised[0].x.size:
