@@ -142,3 +142,14 @@ def test_an_exclusion_glob_leaves_out_the_ids_it_matches():
     assert eager.names_impl("torch/layer_norm/functional") and not eager.names_impl(
         "torch/layer_norm/functional/compiled"
     )
+
+
+def test_the_docs_table_and_the_readme_count_every_registered_finding():
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).parents[1]
+    ids = [f.id for f in findings.load()]
+    table = re.findall(r"^\| `([^`]+)`", (root / "docs" / "findings.md").read_text(), re.M)
+    assert sorted(set(table)) == sorted(ids)
+    assert f"holds **{len(ids)} findings**" in (root / "README.md").read_text()
