@@ -310,9 +310,9 @@ class CheckReport:
 
         status = self.dtype_status()
         bad = [dt for dt, st in status.items() if st in ("deviates", "raises")]
-        return answer(status, {dt: self._plain_diagnosis(dt) for dt in bad}) or self._plain_diagnosis()
+        return answer(status, {dt: self.plain_diagnosis(dt) for dt in bad}) or self.plain_diagnosis()
 
-    def _plain_diagnosis(self, dtype: str | None = None) -> str:
+    def plain_diagnosis(self, dtype: str | None = None) -> str:
         fails = [r for r in self.failures if dtype is None or r.dtype == dtype]
         msgs = [r.message for r in fails]
         if fails and all(crashed(r) for r in fails):

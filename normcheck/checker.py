@@ -397,13 +397,15 @@ def _run_diagnosis(report: CheckReport, target: Target, module, seed):
     extra = max(16, 40 // max(len(bad), 1))  # fresh cases per dtype: a count, so the seed alone decides the text
     for dt in bad:
         fails = [r for r in report.failures if r.dtype == dt and not crashed(r)]
-        cases = []
+        cases, grads = [], []  # every failing record's case; the gradient properties' cases
         for r in fails:
             if r.counterexample:
                 try:
                     cases.append(Case.from_json(r.counterexample))
                 except ValueError:
                     continue
+                if r.property.startswith("gradient_") or r.property == "jvp":
+                    grads.append(cases[-1])
         if not cases:
             continue
         try:
@@ -419,14 +421,17 @@ def _run_diagnosis(report: CheckReport, target: Target, module, seed):
                 strategy=strategy,
                 running=bool(getattr(target, "running_stats", True)),
             )
-            if d is None and any(r.property.startswith("gradient_") for r in fails):
+            if grads and d is None:
                 d = module.diagnose_gradient(_user_impl(target, report.norm), report.norm, cases, dtype=dt)
+            elif grads:  # the gradients as a family of their own, on the cases whose output is right
+                g = module.gradient_family(_user_impl(target, report.norm), target, report.norm, grads, dtype=dt)
+                d = d if g is None else module.families.with_gradients(d, g)
         except Exception as e:  # the diagnosis must never turn a report into a crash
             report.notes.append(f"the diagnosis could not run: {type(e).__name__}: {e}".splitlines()[0])
             continue
         if d is not None:
             per[dt] = d
-    texts = {dt: per[dt].text if dt in per else report._plain_diagnosis(dt) for dt in bad}
+    texts = {dt: per[dt].text if dt in per else report.plain_diagnosis(dt) for dt in bad}
     return module.combine(per, status, texts)
 
 

@@ -11,7 +11,9 @@ people write them (NumPy with torch.nn.functional's signatures; the gradient one
   buffers are never updated (two causes, in two property families);
 - ``layer_norm_rsqrt_torch``: ``(x − mean) · torch.rsqrt(var + eps)``, whose backward carries
   ``rsqrt³`` = (var + eps)^(−3/2): below float32's smallest normal once |x| ≳ 1e13, the gradient's
-  variance term is lost to underflow (torch present only).
+  variance term is lost to underflow (torch present only);
+- ``layer_norm_rsqrt_eps_ignored``: the same without eps: a wrong output on a constant set besides
+  (two causes, in the output and in the gradients).
 """
 
 from __future__ import annotations
@@ -150,3 +152,18 @@ def instance_norm_wrong_axes_no_buffers(input, running_mean=None, running_var=No
     """Statistics per sample over (C, H, W) in training and in eval mode alike: the running buffers
     are ignored (never read, never written)."""
     return instance_norm_wrong_axes_stale_buffers(input, None, None, weight, bias, True, momentum, eps)
+
+
+if torch is not None:
+
+    def layer_norm_rsqrt_eps_ignored(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+        """Two causes in two families: eps ignored in the output (``rsqrt(var)``, NaN on a constant set),
+        and rsqrt's derivative underflowing float32 in the gradient at |x| ≳ 1e13."""
+        dims = tuple(range(input.ndim - len(normalized_shape), input.ndim))
+        d = input - input.mean(dims, keepdim=True)
+        y = d * torch.rsqrt((d * d).mean(dims, keepdim=True))
+        if weight is not None:
+            y = y * weight
+        if bias is not None:
+            y = y + bias
+        return y

@@ -208,3 +208,24 @@ def test_a_confinement_reads_as_a_sentence():
     c = Confinement("huge", "for |x| ≥ 1e14", 3, {"normal": 5, "offset": 5})
     assert c.headline() == "only for |x| ≥ 1e14 (regime huge)"
     assert c.others() == "the other 2 regimes passed (10 fresh cases: normal, offset)"
+
+
+def test_the_gradients_are_a_family_of_their_own_on_the_cases_whose_output_is_right():
+    """eps ignored breaks the output on a one-element set (0/0); rsqrt's derivative underflows on a
+    huge one, where the output is right: only that case enters the gradient family, which names the
+    underflow, and the output's diagnosis keeps its text with the gradients' after it."""
+    pytest.importorskip("torch")
+    target = wrap(D.layer_norm_rsqrt_eps_ignored, "layer_norm", framework="torch")
+    impl = checker._user_impl(target, "layer_norm")
+    args = {"normalized_shape": (2,), "eps": 1e-5}
+    huge = Case("layer_norm", np.array([[1e14, -1e14]], np.float32), args)
+    single = Case("layer_norm", np.array([[0.5]], np.float32), {"normalized_shape": (1,), "eps": 1e-5})
+    g = diagnose.gradient_family(impl, target, "layer_norm", [single, huge], dtype="float32")
+    assert g is not None and g.best == "gradient_underflow" and g.cases == [huge], g
+    out = diagnose.Diagnosis(
+        "layer_norm", 3, {"eps_ignored": 3}, {}, ["eps_ignored"], text="matches X on 3/3 failing cases"
+    )
+    both = families.with_gradients(out, g)
+    assert both.text.startswith("matches X on 3/3 failing cases; gradients: the input gradient is lost to underflow")
+    assert both.families == {"output": "eps_ignored", "gradients": "gradient_underflow"}
+    assert both.to_json()["families"] == both.families

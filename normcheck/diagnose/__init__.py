@@ -51,8 +51,9 @@ results rounded to the dtype, sums accumulated wide) and judged with the model's
 
 from __future__ import annotations
 
+from normcheck.diagnose import families
 from normcheck.diagnose.evaluate import REFERENCE, compute, judge, matches, outcome
-from normcheck.diagnose.gradient import diagnose_gradient
+from normcheck.diagnose.gradient import diagnose_gradient, gradient_family
 from normcheck.diagnose.known import (
     EPS_FITS,
     Variant,
@@ -81,6 +82,8 @@ __all__ = [
     "diagnose",
     "diagnose_gradient",
     "failing_cases",
+    "families",
+    "gradient_family",
     "gradient_variants",
     "judge",
     "matches",

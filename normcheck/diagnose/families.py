@@ -13,7 +13,7 @@ from __future__ import annotations
 from normcheck.diagnose.evaluate import REFERENCE, matches
 from normcheck.diagnose.known import Variant
 
-__all__ = ["BUFFER_DIMS", "FAMILIES", "by_family", "family", "split"]
+__all__ = ["BUFFER_DIMS", "FAMILIES", "by_family", "family", "split", "text", "with_gradients"]
 
 #: The dimensions of :class:`~normcheck.diagnose.known.Variant` that change the running buffers only.
 BUFFER_DIMS = frozenset({"stored", "momentum", "eval_update"})
@@ -84,3 +84,13 @@ def text(norm: str, found: dict[str, tuple[Variant | None, int]]) -> str:
         else:
             parts.append(f"{name}: {_phrase(v, part)} on {n}/{n} failing cases")
     return f"matches {norm} family by family (no one variant explains every failing case): " + "; ".join(parts)
+
+
+def with_gradients(d, g):
+    """Diagnosis ``d`` (of the output or buffers) with the gradient family's ``g`` added: its text
+    after "; gradients: ", its cause under ``families["gradients"]``."""
+    from dataclasses import replace
+
+    fams = dict(d.families) or {"output": d.best}
+    fams["gradients"] = g.best
+    return replace(d, text=f"{d.text}; gradients: {g.text}", families=fams)

@@ -14,7 +14,7 @@ from normcheck.diagnose.regimes import number
 from normcheck.diagnose.search import Diagnosis
 from normcheck.properties import gradients
 
-__all__ = ["DETACHED", "SHRINK", "UNDERFLOW_FINDING", "diagnose_gradient", "underflow"]
+__all__ = ["DETACHED", "SHRINK", "UNDERFLOW_FINDING", "diagnose_gradient", "gradient_family", "underflow"]
 
 #: What each detached variant reads as, after "matches <norm> with".
 DETACHED = {
@@ -123,3 +123,19 @@ def diagnose_gradient(impl, norm: str, cases: list[Case], *, dtype: str) -> Diag
         norm, n, counts, {k: f"{norm} with {v}" for k, v in DETACHED.items()}, matches, text=text, cases=examined,
         dtype=dtype,
     )  # fmt: skip
+
+
+def gradient_family(impl, target, norm: str, cases: list[Case], *, dtype: str) -> Diagnosis | None:
+    """The gradient family of a target whose output deviates too: :func:`diagnose_gradient` on the
+    failing gradient cases where the output is the reference's (elsewhere a wrong gradient follows
+    from the wrong output and names nothing new)."""
+    from normcheck.diagnose.evaluate import REFERENCE, matches
+
+    right = []
+    for c in cases:
+        try:
+            if matches(c, c.call(target), REFERENCE, "output"):
+                right.append(c)
+        except Exception:
+            continue
+    return diagnose_gradient(impl, norm, right, dtype=dtype) if right else None
