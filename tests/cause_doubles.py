@@ -13,7 +13,9 @@ people write them (NumPy with torch.nn.functional's signatures; the gradient one
   ``rsqrt³`` = (var + eps)^(−3/2): below float32's smallest normal once |x| ≳ 1e13, the gradient's
   variance term is lost to underflow (torch present only);
 - ``layer_norm_rsqrt_eps_ignored``: the same without eps: a wrong output on a constant set besides
-  (two causes, in the output and in the gradients).
+  (two causes, in the output and in the gradients);
+- ``layer_norm_half_cast``: a bfloat16 input cast to float16 (``x.half()``): wrong only past 65504,
+  so every failure lies in the huge regime.
 """
 
 from __future__ import annotations
@@ -167,3 +169,20 @@ if torch is not None:
         if bias is not None:
             y = y + bias
         return y
+
+
+def layer_norm_half_cast(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """``x.half()`` to save memory, whatever the input dtype, then computed in float32: a bfloat16
+    input loses nothing to float16's finer mantissa, but values past 65504 become inf (NaN out)."""
+    x = np.asarray(input)
+    with np.errstate(over="ignore"):
+        h = x.astype(np.float16).astype(F32)
+    ax = _trailing(x, normalized_shape)
+    with np.errstate(invalid="ignore"):
+        d = h - h.mean(axis=ax, keepdims=True)
+        y = d / np.sqrt((d * d).mean(axis=ax, keepdims=True) + F32(eps))
+    if weight is not None:
+        y = y * np.asarray(weight).astype(F32)
+    if bias is not None:
+        y = y + np.asarray(bias).astype(F32)
+    return y.astype(x.dtype)

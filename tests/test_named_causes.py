@@ -229,3 +229,35 @@ def test_the_gradients_are_a_family_of_their_own_on_the_cases_whose_output_is_ri
     assert both.text.startswith("matches X on 3/3 failing cases; gradients: the input gradient is lost to underflow")
     assert both.families == {"output": "eps_ignored", "gradients": "gradient_underflow"}
     assert both.to_json()["families"] == both.families
+
+
+def test_a_failure_only_past_float16s_range_reads_as_confined_to_huge_inputs():
+    """A bfloat16 input cast to float16 loses only the values past 65504: every failing case is in
+    the huge regime, the others pass on fresh cases, and the threshold is the smallest failing max|x|
+    rounded down."""
+    r = checker.check(D.layer_norm_half_cast, "layer_norm", "numpy", dtypes=["bfloat16"], seed=0,
+                      properties=["agreement", "statistics"])  # fmt: skip
+    assert r.verdict == "deviates", r.summary()
+    conf = r.to_json()["check"]["confined"]
+    assert conf is not None and conf["regime"] == "huge", r.summary()
+    assert set(conf["passed"]) == {"normal", "offset", "tiny", "constant", "outliers"}
+    smallest = min(float(np.max(np.abs(c.x.astype(np.float64)))) for _, _, c in r.counterexamples)
+    assert smallest > 65504
+    threshold = float(conf["condition"].removeprefix("for |x| ≥ "))
+    assert 65504 <= threshold <= smallest
+    assert r.headline().startswith(f"DEVIATES only for |x| ≥ {conf['condition'][len('for |x| ≥ ') :]} (regime huge): ")
+
+
+def test_failures_in_two_regimes_are_not_confined():
+    """The one-pass variance fails in the offset and outliers regimes: no regime in the headline."""
+    from . import check_doubles as C
+
+    r = checker.check(C.group_norm_one_pass, "group_norm", "numpy", dtypes=["float32"], seed=0)
+    assert r.verdict == "deviates" and r.confined is None, r.headline()
+    assert r.headline().startswith("DEVIATES: ")
+
+
+def test_thresholds_round_down():
+    from normcheck.diagnose.regimes import floor
+
+    assert floor(99840) == "9.9e4" and floor(9.517e13) == "9.5e13" and floor(255.93) == "250"

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PER_REGIME", "SWEPT", "Confinement", "confinement", "number"]
+__all__ = ["PER_REGIME", "SWEPT", "Confinement", "confinement", "floor", "number"]
 
 #: Fresh cases per regime and failing property.
 PER_REGIME = 5
@@ -36,6 +36,16 @@ def number(v: float) -> str:
         mant, exp = text.split("e")
         return f"{mant}e{int(exp)}"
     return text
+
+
+def floor(v: float) -> str:
+    """:func:`number` rounded down to two significant digits, for a threshold ("|x| ≥ 9.9e4" for a
+    failure at 99840, never 1e5 above it)."""
+    v = float(v)
+    if not math.isfinite(v) or v <= 0:
+        return number(v)
+    k = math.floor(math.log10(v)) - 1
+    return number(math.floor(v / 10**k) * 10**k)
 
 
 @dataclass
@@ -73,9 +83,9 @@ def _ratio(c) -> float:
 
 def _condition(regime: str, cases) -> str | None:
     if regime in ("huge", "extreme"):
-        return f"for |x| ≥ {number(min(float(np.max(np.abs(c.x.astype(np.float64)))) for c in cases))}"
+        return f"for |x| ≥ {floor(min(float(np.max(np.abs(c.x.astype(np.float64)))) for c in cases))}"
     if regime in ("offset", "near_constant"):
-        return f"for |mean|/std ≥ {number(min(_ratio(c) for c in cases))}"
+        return f"for |mean|/std ≥ {floor(min(_ratio(c) for c in cases))}"
     if regime == "tiny":
         return "for std ~1e-4, where eps dominates"
     if regime == "constant":
