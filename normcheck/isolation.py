@@ -164,7 +164,7 @@ class Worker:
                     self._finish()
                     return
                 continue
-            if self.timeout and self.clock.running_for() > self.timeout:
+            if self.timeout and self.clock.overdue(self.timeout):
                 self.kill()
                 self.last_case = self.slot.read()
                 self.death = Death(hung=True, stderr=self.stderr_tail())

@@ -17,13 +17,48 @@ import numpy as np
 from normcheck.target.errors import TargetHung, first_line
 
 DEFAULT_TIMEOUT = 5.0
+#: A call whose inputs have shapes and dtypes this process has not called a target with gets this
+#: many times the per-call timeout: it is where a JIT-compiled target (``jax.jit``, ``tf.function``,
+#: ``torch.compile``) compiles, and where a first call imports and initializes.
+NEW_SIGNATURE_FACTOR = 12.0
+_SEEN: set = set()  # the input signatures this process has called a target with
+
+
+def _signature(args, kwargs) -> tuple:
+    """The shapes and dtypes of a call's array arguments (the type of any other argument)."""
+
+    def one(a):
+        shape = getattr(a, "shape", None)
+        if shape is None:
+            return type(a).__name__
+        try:
+            return (tuple(int(d) for d in shape), str(getattr(a, "dtype", "")))
+        except (TypeError, ValueError):  # a symbolic or unknown dimension
+            return (str(shape), str(getattr(a, "dtype", "")))
+
+    return tuple(one(a) for a in args), tuple(sorted((k, one(v)) for k, v in kwargs.items()))
+
+
+def allowance(args, kwargs) -> float:
+    """The factor on the per-call timeout for this call: :data:`NEW_SIGNATURE_FACTOR` the first time
+    its input signature is seen in this process, else 1."""
+    try:
+        sig = _signature(args, kwargs)
+        hash(sig)
+    except Exception:  # an argument that cannot be described: no allowance beyond the first call
+        sig = ("?",)
+    if sig in _SEEN:
+        return 1.0
+    _SEEN.add(sig)
+    return NEW_SIGNATURE_FACTOR
 
 
 class CallClock:
     """When the call in progress began (``time.monotonic()``, the same clock in every process of the
-    machine; 0.0: none in progress), in a small file both processes map."""
+    machine; 0.0: none in progress) and the factor on the timeout it is allowed (:func:`allowance`),
+    in a small file both processes map."""
 
-    SIZE = 8
+    SIZE = 16
 
     def __init__(self, path: str) -> None:
         with open(path, "r+b") as f:
@@ -36,10 +71,10 @@ class CallClock:
             f.write(b"\0" * cls.SIZE)
         return cls(path)
 
-    def start(self) -> None:
+    def start(self, factor: float = 1.0) -> None:
         self._depth += 1
         if self._depth == 1:
-            self._map[:8] = struct.pack("d", time.monotonic())
+            self._map[:16] = struct.pack("dd", time.monotonic(), factor)
 
     def stop(self) -> None:
         self._depth -= 1
@@ -48,8 +83,13 @@ class CallClock:
 
     def running_for(self) -> float:
         """Seconds the call in progress has run (0.0: none)."""
-        (t,) = struct.unpack("d", self._map[:8])
+        t, _ = struct.unpack("dd", self._map[:16])
         return time.monotonic() - t if t else 0.0
+
+    def overdue(self, timeout: float) -> bool:
+        """Has the call in progress outlived ``timeout`` times the factor it was allowed?"""
+        t, factor = struct.unpack("dd", self._map[:16])
+        return bool(t) and time.monotonic() - t > timeout * (factor or 1.0)
 
 
 _clock: list[CallClock] = []  # this process is a check's worker: every call runs under this clock
@@ -63,7 +103,7 @@ def watch_calls(clock: CallClock) -> None:
 
 
 def _call_watched(clock: CallClock, fn, args, kwargs):
-    clock.start()
+    clock.start(allowance(args, kwargs))
     try:
         with np.errstate(all="ignore"):
             return fn(*args, **kwargs)
@@ -122,10 +162,12 @@ class Guard:
             self._queue = queue.SimpleQueue()
             threading.Thread(target=self._worker, args=(self._queue,), daemon=True, name="normcheck-target").start()
         job = _Job(fn, args, kwargs)
+        limit = self.timeout * allowance(args, kwargs)
         self._queue.put(job)
-        if not job.done.wait(self.timeout):
+        if not job.done.wait(limit):
             self.hung = (
-                f"the target did not return within {self.timeout:g} s (per-call timeout); the call was "
+                f"the target did not return within {limit:g} s (per-call timeout"
+                f"{'' if limit == self.timeout else ', for inputs of a new shape'}); the call was "
                 "abandoned in a background thread, which cannot be killed, and the target was not called again"
             )
             self._queue = None  # the worker is stuck: never hand it another job
