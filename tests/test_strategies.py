@@ -16,6 +16,7 @@ from normcheck import profiles, spec
 from normcheck import strategies as ns
 from normcheck.case import Case
 from normcheck.properties import run_identity_sides
+from normcheck.strategies import _values
 
 NORMS = spec.names()
 ALL_DTYPES = _dt.FLOAT_DTYPES
@@ -115,15 +116,15 @@ def test_extreme_reaches_past_float32_sums_of_squares_up_to_the_dtype_limit():
     stop at a quarter of the dtype's max; float64 stops where the float64 reference's squares stay finite."""
     assert "extreme" in ns.AUDIT_REGIMES and "extreme" not in ns.REGIMES
     for dt in ("float32", "bfloat16"):
-        lo, hi = ns._extreme_exponents(dt)
+        lo, hi = _values.extreme_exponents(dt)
         assert lo == 15.0 and 37.5 < hi <= math.log10(float(_dt.finfo(dt).max) / 4)
         plan = spec.plan(spec.get("layer_norm"), (2, 8), normalized_shape=[8])
         x = ns.make_input(plan, dt, "extreme", seed=1, scale=10.0**hi).astype(np.float64)
         assert np.isfinite(x).all() and np.abs(x).max() > 1e37
         with np.errstate(over="ignore"):
             assert not np.isfinite((x.astype(np.float32) ** 2).sum())
-    assert ns._extreme_exponents("float64")[1] == 100.0
-    lo16, hi16 = ns._extreme_exponents("float16")
+    assert _values.extreme_exponents("float64")[1] == 100.0
+    lo16, hi16 = _values.extreme_exponents("float16")
     assert hi16 == math.log10(float(_dt.finfo("float16").max) / 4) and lo16 == hi16 - 0.5
 
 
