@@ -28,11 +28,10 @@ that deviates from the reference is diagnosed (:mod:`normcheck.diagnose`) when n
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,20 +39,12 @@ import numpy as np
 from normcheck import error_model
 from normcheck import spec as _spec
 from normcheck.case import Case
+from normcheck.compare_report import FRAMEWORK_EPS, CompareReport, Measured, Pair, Tally, difference, number_text
 from normcheck.target import DEFAULT_TIMEOUT, Target, TargetError, TargetHung, wrap
 
 __all__ = ["TRANSLATIONS", "CompareReport", "Side", "Translation", "compare", "difference"]
 
-SMALL = 32  # arrays up to this many elements are printed in full
 GRADIENT_CASES = 12  # cases whose gradients are compared (the first drawn ones)
-
-
-def difference(a, b, s_a, s_b, dtype) -> error_model.Comparison:
-    """``a`` against ``b`` with both sides' bounds as the allowance: observed = max |a - b| /
-    (u ((1 + u64/u)(s_a + s_b) + eta_min/u)), in u·s, equivalent where observed <= lambda (NaN must
-    meet NaN, ±inf the same ±inf)."""
-    s = np.asarray(s_a, np.float64) + np.asarray(s_b, np.float64)
-    return error_model.compare(a, np.asarray(b, np.float64), s, dtype)
 
 
 # --- the two sides ----------------------------------------------------------------------------------
@@ -111,16 +102,6 @@ def _impl(target: Target):
 # --- what is measured on one case ---------------------------------------------------------------------
 
 
-@dataclass
-class Measured:
-    """One quantity of one side on one case: the value, its float64 reference and scale, its dtype."""
-
-    value: np.ndarray
-    reference: np.ndarray
-    scale: np.ndarray
-    dtype: str
-
-
 @dataclass(frozen=True)
 class Translation:
     """A convention slip, undone: ``eps`` (both sides run with one eps, each side's default or a
@@ -146,9 +127,6 @@ TRANSLATIONS = (
     Translation("stored variance estimator", variance="unbiased"),
     Translation("stored variance estimator", variance="biased"),
 )
-
-#: The eps defaults of the frameworks (torch, Keras, Flax), tried beside the two sides' own.
-FRAMEWORK_EPS = {1e-5: "torch's", 1e-3: "Keras's", 1e-6: "Flax's"}
 
 
 def _trains_buffers(case: Case) -> bool:
@@ -217,268 +195,6 @@ def measure(side: Side, case: Case, *, translation: Translation | None = None, e
 
 
 # --- the outcome ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Pair:
-    """One quantity on one case, both sides: A against B, and each against its reference."""
-
-    quantity: str
-    case: Case
-    a: Measured
-    b: Measured
-    between: error_model.Comparison
-    a_ref: error_model.Comparison
-    b_ref: error_model.Comparison
-
-    @classmethod
-    def of(cls, quantity: str, case: Case, a: Measured, b: Measured) -> Pair:
-        between = difference(a.value, b.value, a.scale, b.scale, a.dtype)
-        a_ref = error_model.compare(a.value, a.reference, a.scale, a.dtype)
-        b_ref = error_model.compare(b.value, b.reference, b.scale, b.dtype)
-        return cls(quantity, case, a, b, between, a_ref, b_ref)
-
-    @property
-    def equivalent(self) -> bool:
-        return self.between.ok
-
-    def to_json(self) -> dict[str, Any]:
-        small = self.case.x.size <= 4096
-        return {
-            "quantity": self.quantity,
-            "observed": _num(self.between.observed),
-            "allowed": self.between.allowed,
-            "max_abs": _num(self.between.max_abs),
-            "mismatch": self.between.mismatch or None,
-            "a_vs_reference": _num(self.a_ref.observed),
-            "b_vs_reference": _num(self.b_ref.observed),
-            "case": self.case.to_json(),
-            "a": _values(self.a.value) if small else None,
-            "b": _values(self.b.value) if small else None,
-            "reference": _values(self.a.reference) if small else None,
-        }
-
-
-@dataclass
-class Tally:
-    """One quantity over every case: how many were compared, how many differ, the worst pair."""
-
-    compared: int = 0
-    differ: int = 0
-    worst: Pair | None = None
-
-    def add(self, p: Pair) -> None:
-        self.compared += 1
-        self.differ += not p.equivalent
-        if self.worst is None or _key(p.between) > _key(self.worst.between):
-            self.worst = p
-
-
-def _key(c: error_model.Comparison) -> float:
-    return math.inf if c.mismatch else (c.observed if math.isfinite(c.observed) else math.inf)
-
-
-@dataclass
-class CompareReport:
-    """The outcome of :func:`compare` (see the module docstring). ``bool(report)``: equivalent."""
-
-    a: str
-    b: str
-    norm: str
-    frameworks: tuple[str, str]
-    dtypes: tuple[str, ...]
-    seed: int
-    eps: tuple[float, float] = (math.nan, math.nan)  # the eps each side uses when a case gives none (float32)
-    own_eps: tuple[bool, bool] = (True, True)  # does a side use its own default (a layer class), or is it given one
-    cases: int = 0
-    tallies: dict[str, Tally] = field(default_factory=dict)  # "<dtype> <quantity>" -> Tally
-    raised: list[str] = field(default_factory=list)  # "<side> raised <message> on <case>"
-    notes: list[str] = field(default_factory=list)
-    explanation: str | None = None  # the convention slip whose translation makes them equivalent
-    slip: str | None = None  # its name
-    diagnosis: str | None = None
-    hung: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def compared(self) -> int:
-        return sum(t.compared for t in self.tallies.values())
-
-    @property
-    def verdict(self) -> str:
-        """ "equivalent", "differ", "hangs" or "untested" (nothing could be compared)."""
-        if self.hung:
-            return "hangs"
-        if any(t.differ for t in self.tallies.values()):
-            return "differ"
-        return "equivalent" if self.compared else "untested"
-
-    @property
-    def equivalent(self) -> bool:
-        return self.verdict == "equivalent"
-
-    def __bool__(self) -> bool:
-        return self.equivalent
-
-    @property
-    def worst(self) -> Pair | None:
-        """The pair that differs most (of every quantity and dtype)."""
-        pairs = [t.worst for t in self.tallies.values() if t.worst is not None]
-        return max(pairs, key=lambda p: _key(p.between)) if pairs else None
-
-    def closer(self) -> str | None:
-        """Which side is closer to its reference on the worst pair ("A", "B", or None for a tie)."""
-        w = self.worst
-        if w is None:
-            return None
-        ka, kb = _key(w.a_ref), _key(w.b_ref)
-        if ka == kb or (w.a_ref.ok and w.b_ref.ok):  # both right by their own reference: a convention, not an error
-            return None
-        return "A" if ka < kb else "B"
-
-    # --- text ---------------------------------------------------------------------------------------
-    def headline(self) -> str:
-        v = self.verdict
-        lam = error_model.MODEL.lam
-        if v == "hangs":
-            return f"HANGS: {self.hung}"
-        if v == "untested":
-            why = f": {self.raised[0]}" if self.raised else ""
-            return f"UNTESTED: nothing could be compared{why}"
-        what = ", ".join(dict.fromkeys(k.split(" ", 1)[1] for k in self.tallies))
-        if v == "equivalent":
-            w = self.worst
-            return (
-                f"EQUIVALENT: {self.cases} cases ({', '.join(self.dtypes)}), {what}; worst difference "
-                f"{w.between.observed:.3g} u·s of {lam:g} allowed, in {self.seconds:.1f} s"
-            )
-        bad = [k for k, t in self.tallies.items() if t.differ]
-        w = self.worst
-        diff = "NaN/Inf pattern" if w.between.mismatch else f"{w.between.observed:.3g} u·s (allowed {lam:g})"
-        return f"DIFFER: {', '.join(bad)} differ; worst {w.quantity} by {diff}, in {self.seconds:.1f} s"
-
-    def summary(self) -> str:
-        fa, fb = self.frameworks
-        out = [
-            f"normcheck compare {self.norm}",
-            f"  A: {self.a} ({fa}), {self._eps_words(0)}",
-            f"  B: {self.b} ({fb}), {self._eps_words(1)}",
-            f"  seed {self.seed}" + "".join(f"; {n}" for n in self.notes),
-            "",
-            f"  {'quantity':<30} {'cases':>6} {'differ':>7} {'worst':>10}",
-        ]
-        for k, t in self.tallies.items():
-            worst = "" if t.worst is None else _obs(t.worst.between)
-            out.append(f"  {k:<30} {t.compared:>6} {t.differ:>7} {worst:>10}")
-        if self.raised:
-            out.append(f"  {len(self.raised)} calls raised; first: {self.raised[0]}")
-        out += ["", self.headline()]
-        if self.explanation:
-            out.append(f"explained by a convention slip: {self.explanation}")
-        w = self.worst
-        if w is not None and not w.equivalent:
-            out += ["", *self._worst_lines(w)]
-        if self.diagnosis:
-            out += ["", f"diagnosis: {self.diagnosis}"]
-        return "\n".join(out)
-
-    def _eps_words(self, i: int) -> str:
-        if self.own_eps[i]:
-            return f"eps default {_g(self.eps[i])}"
-        return f"given eps (the spec's {_g(self.eps[i])} where a case has none)"
-
-    def _worst_lines(self, w: Pair) -> list[str]:
-        out = [f"── where they differ most: {w.quantity}, {w.case.describe()}"]
-        if w.case.x.size <= SMALL:
-            out.append(f"   input:      {_fmt(w.case.x)}")
-        if np.size(w.a.value) <= SMALL:
-            out += [
-                f"   A:          {_fmt(w.a.value)}",
-                f"   B:          {_fmt(w.b.value)}",
-                f"   reference:  {_fmt(w.a.reference)}" + ("" if _same_ref(w) else " (A's eps)"),
-            ]
-            if not _same_ref(w):
-                out.append(f"   reference:  {_fmt(w.b.reference)} (B's eps)")
-        else:
-            idx = w.between.worst_index
-            if idx is not None:
-                out.append(
-                    f"   at {idx}: A {_val(w.a.value, idx)}, B {_val(w.b.value, idx)}, reference {_val(w.a.reference, idx)}"
-                )
-        out.append(f"   A against its reference: {_obs(w.a_ref)}; B against its reference: {_obs(w.b_ref)}")
-        c = self.closer()
-        if c:
-            out.append(f"   closer to the reference: {c} ({self.a if c == 'A' else self.b})")
-        return out
-
-    def __str__(self) -> str:
-        return self.summary()
-
-    def to_json(self) -> dict[str, Any]:
-        w = self.worst
-        return {
-            "schema": "normcheck.compare/1",
-            "a": {"target": self.a, "framework": self.frameworks[0], "eps_default": _num(self.eps[0])},
-            "b": {"target": self.b, "framework": self.frameworks[1], "eps_default": _num(self.eps[1])},
-            "norm": self.norm,
-            "dtypes": list(self.dtypes),
-            "seed": self.seed,
-            "verdict": self.verdict,
-            "equivalent": self.equivalent,
-            "cases": self.cases,
-            "quantities": {
-                k: {
-                    "compared": t.compared,
-                    "differ": t.differ,
-                    "worst": _num(t.worst.between.observed) if t.worst else None,
-                }
-                for k, t in self.tallies.items()
-            },
-            "worst": None if w is None else w.to_json(),
-            "closer": self.closer(),
-            "slip": self.slip,
-            "explanation": self.explanation,
-            "diagnosis": self.diagnosis,
-            "raised": self.raised[:20],
-            "notes": list(self.notes),
-            "hung": self.hung,
-            "seconds": round(self.seconds, 2),
-        }
-
-
-def _same_ref(w: Pair) -> bool:
-    return np.array_equal(np.asarray(w.a.reference), np.asarray(w.b.reference), equal_nan=True)
-
-
-def _obs(c: error_model.Comparison) -> str:
-    return "NaN/Inf" if c.mismatch else f"{c.observed:.3g}"
-
-
-def _g(v: float) -> str:
-    return "?" if math.isnan(v) else f"{v:g}"
-
-
-def _num(v: float) -> float | str | None:
-    if v is None:
-        return None
-    v = float(v)
-    if math.isfinite(v):
-        return v
-    return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-
-
-def _values(a) -> list:
-    return [_num(v) for v in np.asarray(a, np.float64).ravel().tolist()]
-
-
-def _fmt(a) -> str:
-    with np.errstate(all="ignore"):
-        text = np.array2string(np.asarray(a).astype(np.float64), precision=6, separator=", ", max_line_width=10_000)
-    return " ".join(text.split())
-
-
-def _val(a, idx) -> str:
-    return f"{float(np.asarray(a, np.float64)[idx]):.7g}"
 
 
 # --- the comparison -----------------------------------------------------------------------------------
@@ -586,15 +302,15 @@ def _slip_text(tr: Translation, sides, report: CompareReport, eps: float | None)
         ea, eb = report.eps
         if ea != eb and eps in (ea, eb):
             return (
-                f"eps default: A ({a.label}) uses eps={_g(ea)} where none is given, B ({b.label}) "
-                f"eps={_g(eb)}; with the same eps they are equivalent"
+                f"eps default: A ({a.label}) uses eps={number_text(ea)} where none is given, B ({b.label}) "
+                f"eps={number_text(eb)}; with the same eps they are equivalent"
             )
         who = _deviating(report, ("output", "eval after training", "dinput"))
         name = {"A": f"A ({a.label})", "B": f"B ({b.label})"}.get(who or "", "one side")
         whose = FRAMEWORK_EPS.get(eps)
         return (
-            f"eps: {name} uses eps={_g(eps)}{f' ({whose} default)' if whose else ''} whatever eps it is given; "
-            f"with eps={_g(eps)} on both sides they are equivalent"
+            f"eps: {name} uses eps={number_text(eps)}{f' ({whose} default)' if whose else ''} whatever eps it is given; "
+            f"with eps={number_text(eps)} on both sides they are equivalent"
         )
     who = _deviating(report, ("running_mean", "running_var", "eval after training"))
     name = {"A": f"A ({a.label})", "B": f"B ({b.label})"}.get(who or "", "one side")
@@ -718,6 +434,6 @@ def compare(
             if report.slip is None and diagnose:
                 _diagnose(report, sides, seed)
         if report.slip is None and report.eps[0] != report.eps[1]:
-            report.notes.append(f"eps defaults differ ({_g(report.eps[0])} and {_g(report.eps[1])})")
+            report.notes.append(f"eps defaults differ ({number_text(report.eps[0])} and {number_text(report.eps[1])})")
     report.seconds = time.perf_counter() - t0
     return report
