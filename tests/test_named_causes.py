@@ -246,6 +246,8 @@ def test_a_failure_only_past_float16s_range_reads_as_confined_to_huge_inputs():
     threshold = float(conf["condition"].removeprefix("for |x| ≥ "))
     assert 65504 <= threshold <= smallest
     assert r.headline().startswith(f"DEVIATES only for |x| ≥ {conf['condition'][len('for |x| ≥ ') :]} (regime huge): ")
+    d = _diagnosed(r, "bfloat16")
+    assert d.best == "input_float16" and "cast to float16 first" in d.text, d.text
 
 
 def test_failures_in_two_regimes_are_not_confined():

@@ -95,7 +95,7 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
             stored: str = "unbiased", momentum: str = "torch", axes: tuple[int, ...] | None = None,
             gain: str = "weight", eps_value=None, precision: str = "float64", output: str = "same",
             train_stats: str = "batch", eval_update: bool = False, exact_singletons: bool = False,
-            ) -> tuple[Outcome, np.ndarray, np.ndarray]:  # fmt: skip
+            input_cast: str | None = None) -> tuple[Outcome, np.ndarray, np.ndarray]:  # fmt: skip
     """(outcome, the error model's scale for this computation, where the variant is undefined).
 
     Options: ``grouping`` (a function of the case giving ``(view_shape, reduce_axes)``) or
@@ -110,7 +110,8 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
     and are kept; "averaged": updated first, then used to normalize, an EMA of the statistics;
     "averaged_before": the incoming buffers normalize, then they are updated); ``eval_stats`` ("running", "batch"); ``eval_update`` (the buffers updated in
     eval mode as in training, after normalizing with the incoming ones); ``stored`` ("unbiased",
-    "biased") and ``momentum`` ("torch", "swapped", "none": never updated, "one": replaced).
+    "biased") and ``momentum`` ("torch", "swapped", "none": never updated, "one": replaced);
+    ``input_cast`` (a dtype name: the input rounded to it first, as ``x.half()`` does).
 
     A variant is undefined where it divides 0 by 0 (eps ignored on a constant set): any output
     is as good as another there.
@@ -132,6 +133,8 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
     s = case.spec
     p = case.plan()
     x = case.x.astype(F64)
+    if input_cast is not None:  # the input rounded to another dtype first (x.half()): past its range, inf
+        x = _quantizer(input_cast)(x)
     eps = s.resolve_eps(case.args.get("eps"), case.x.dtype)
     if eps_value == "input":
         eps = float(_dt.finfo(case.dtype).eps)

@@ -549,6 +549,17 @@ def catalogue(norm: str, dtype: str = "float32") -> list[Variant]:
                     short=f"eps=None read as finfo({dtype}).eps",
                 )
             )
+    if dtype == "bfloat16":
+        out.append(
+            Variant(
+                "input_float16",
+                f"{norm} with its {dtype} input cast to float16 first (as x.half() does): |x| > 65504 becomes inf",
+                {"input_cast": "float16"},
+                _always,
+                dim="input",
+                short="the input cast to float16 (|x| > 65504 becomes inf)",
+            )
+        )
     for v in EPS_FITS:
         out.append(
             Variant(
