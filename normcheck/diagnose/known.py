@@ -300,7 +300,8 @@ def variants(norm: str) -> list[Variant]:
         ),
         Variant(
             "one_plus_weight",
-            f"{norm} with a (1 + weight) gain: y = ŷ·(1 + γ) + β (the weight stored as an offset from 1, "
+            f"{norm} with a (1 + weight) gain: y = ŷ·(1 + γ){' + β' if s.has_bias else ''} (the weight stored as an "
+            "offset from 1, "
             "as in Gemma's RMSNorm)",
             {"gain": "one_plus"},
             _weight,
