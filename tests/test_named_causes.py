@@ -135,8 +135,14 @@ def test_a_detached_variance_is_not_read_as_underflow():
 @pytest.mark.parametrize(
     ("fn", "output"),
     [
-        (D.instance_norm_wrong_axes_stale_buffers, "output: statistics over x.shape[1:]; "),
-        (D.instance_norm_wrong_axes_no_buffers, "output: statistics over x.shape[1:] and batch statistics in eval"),
+        (
+            D.instance_norm_wrong_axes_stale_buffers,
+            "output: statistics over x.shape[1:] (C and the spatial axes together); ",
+        ),
+        (
+            D.instance_norm_wrong_axes_no_buffers,
+            "output: statistics over x.shape[1:] (C and the spatial axes together) and batch statistics in eval",
+        ),
     ],
     ids=["stale_buffers", "no_buffers"],
 )

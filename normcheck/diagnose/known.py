@@ -312,7 +312,7 @@ def variants(norm: str) -> list[Variant]:
     name = "layer_norm" if s.center else "rms_norm"
     axis_sets = [
         ("axes_rest", f"{name} over x.shape[1:] (statistics over every axis but the batch)", _rest, _rank2,
-         "statistics over x.shape[1:]"),
+         "statistics over x.shape[1:] (C and the spatial axes together)"),
         ("axes_last", f"{name} over the last axis only", _last, _batch_stats, "statistics over the last axis only"),
         (
             "axes_instance",
