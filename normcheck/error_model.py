@@ -315,7 +315,8 @@ def running_scale(
     sm = ratio * np.sqrt(n) * m * amax + np.abs(np.asarray(new_mean, np.float64))
     # a two-pass variance also carries the squared error of its mean, (sqrt(n) u_in max|x|)^2: the
     # whole error on a constant batch, where sigma = 0 (in u_buf units: ratio m n u_in max|x|^2)
-    u_in = dtypes.unit_roundoff(x_dtype) if x_dtype.kind == "f" else dtypes.unit_roundoff("float64")
+    floating = dtypes.dtype_name(x_dtype) in dtypes.FLOAT_DTYPES  # bfloat16's NumPy kind is "V", not "f"
+    u_in = dtypes.unit_roundoff(x_dtype) if floating else dtypes.unit_roundoff("float64")
     bessel = n / max(n - 1, 1)
     sv = ratio * m * bessel * (np.sqrt(n) * amax * sd + n * u_in * amax**2) + np.abs(np.asarray(new_var, np.float64))
     return np.maximum(sm, FLOOR), np.maximum(sv, FLOOR)

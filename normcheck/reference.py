@@ -260,6 +260,10 @@ def _normalize_scaled(spec, p, x, v, eps, weight, bias, dtype, use_batch, buffer
         num = vs - mean
         den = np.sqrt(var + np.asarray(eps, dtype) * k * k)
         y = np.divide(num, den, out=np.zeros_like(num), where=(den != 0) | (num != 0))
+        lost = (den == 0) & (num != 0)  # eps k^2 underflowed on a set whose centring left a residue
+        if lost.any():  # (a mixture's weights summing to 1 - u): num / (sqrt(eps) k), as unscaled
+            k64 = np.broadcast_to(k, num.shape).astype(np.float64)
+            y = np.where(lost, (num.astype(np.float64) / (np.sqrt(eps) * k64)).astype(dtype), y)
     return _affine(y.reshape(x.shape), weight, bias, p, dtype)
 
 

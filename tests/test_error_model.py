@@ -120,3 +120,44 @@ def test_a_one_element_set_allows_its_exact_centering_no_error_of_the_input_prec
         assert em.compare(np.array([[3.0 + ulp], [3.0]]), np.full((2, 1), 3.0), s, dt).ok
     two = em.scale("layer_norm", np.array([[1000.0, 999.0]], np.float32), normalized_shape=(2,), eps=1e-5)
     assert two.min() > 1e2  # sqrt(2) kappa (1 + |y^|): the centring's conditioning
+
+
+def test_a_bfloat16_batchs_two_pass_variance_error_is_allowed_in_the_running_variance():
+    """The seed sweep's case (CI profile, seed 2): Flax BatchNorm's two-pass float32 variance of a
+    constant bfloat16 batch at 1e8 is 64, not 0 (its mean rounds by one float32 step, 8), and the
+    running variance carries m * 64. The model's squared-mean term, n u_in max|x|^2, used float64's
+    u for bfloat16 (NumPy's kind "V", not "f") and so allowed none of it."""
+    from normcheck import error_model
+
+    x = np.full((1, 2, 5, 3), -100139008.0).astype(np.float32)
+    m, n, amax = 1.2e-5, 15, 100139008.0
+    new_var = np.array([1.29, 1.43])
+    u_bf16 = 2.0**-8
+    sv = {}
+    for dt in ("float32", "bfloat16"):
+        xs = x.astype(dtypes.np_dtype(dt))
+        _, sv[dt] = error_model.running_scale(
+            "batch_norm", xs, np.zeros(2), new_var, momentum=m, buffer_dtype=np.float32
+        )
+    ratio = u_bf16 / 2.0**-24
+    assert sv["bfloat16"].min() >= ratio * m * n * u_bf16 * amax**2  # the term, in the input's precision
+    err = m * 64.0  # what a correct two-pass float32 kernel stores
+    assert err <= MODEL.lam * 2.0**-24 * sv["bfloat16"].min()
+    assert sv["bfloat16"].min() > sv["float32"].min()
+
+
+def test_numpy_switchable_norm_float32_extreme_constant_case_is_finite():
+    """The seed sweep's case (CI profile, seed 2): a constant input at 1e24 whose mixture weights
+    sum to 1 - u leaves a centring residue while eps k^2 underflows in float32: the float32 form
+    returned inf (residue / 0) where the value is finite."""
+    impl = next(i for i in get("numpy").implementations() if i.id == "numpy/switchable_norm/float32")
+    case = Case.from_json(
+        {"norm": "switchable_norm", "regime": "extreme", "args": {"eps": 1e-05, "training": True},
+         "input": {"shape": [1, 4, 4, 1, 1], "dtype": "float32",
+                   "values": [4e24, 6e24, 8e24, 1e25, 3e24, -2e24, -1e25, 7e23, 2e23, 1e24, -1e25, -6e24, -5e24, -8e23,
+                              -4e24, 3e24]},
+         "mean_weight": {"shape": [3], "dtype": "float32", "values": [3.5453746, 3.7106607, 2.7358892]},
+         "var_weight": {"shape": [3], "dtype": "float32", "values": [-0.0, 3.9569921, 2.7019725]}}
+    )  # fmt: skip
+    r = properties.PROPERTIES["constant_input"](impl, case)
+    assert r.verdict == "pass", r.message
