@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from normcheck.check_report import CRASH, CheckReport, skip_record
 from normcheck.target import TargetError
+from normcheck.target.guard import NEW_SIGNATURE_FACTOR
 
 if TYPE_CHECKING:
     from normcheck import audit
@@ -63,8 +64,8 @@ def supervise(ref: str, norm: str, options: dict[str, Any], progress) -> CheckRe
         stub = Stub(plan, ref, options)
         if death.hung:
             hung = (
-                f"the target did not return within {timeout:g} s (per-call timeout); its worker process was "
-                "killed and the target was not called again"
+                f"the target did not return within {timeout:g} s (per-call timeout; {NEW_SIGNATURE_FACTOR:g} times that "
+                "for inputs of a new shape); its worker process was killed and the target was not called again"
             )
             message = f"hang: {hung}"
         else:

@@ -340,8 +340,7 @@ def _diagnose(report: CompareReport, sides, seed: int) -> None:
     cases = [t.worst.case for t in report.tallies.values() if t.worst is not None and not t.worst.equivalent]
     try:
         d = diagnose.diagnose(
-            side.target, report.norm, cases, dtype=w.case.dtype, seed=seed, budget_s=4.0, search_s=3.0,
-            running=bool(side.target.running_stats),
+            side.target, report.norm, cases, dtype=w.case.dtype, seed=seed, running=bool(side.target.running_stats),
         )  # fmt: skip
     except Exception as e:
         report.notes.append(f"the diagnosis could not run: {_first_line(e)}")

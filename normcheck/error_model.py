@@ -536,7 +536,7 @@ def _compare_special(a, e, s, u, eta, overflow, lam) -> Comparison:
             max_rel,
             idx,
             u,
-            f"NaN/Inf pattern differs at index {idx}: got {a[idx]!r}, expected {e[idx]!r}",
+            f"NaN/Inf pattern differs at index {idx}: got {float(a[idx])!r}, expected {float(e[idx])!r}",
         )
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
     return Comparison(observed <= lam, observed, lam, max_abs, max_rel, worst, u)

@@ -236,7 +236,8 @@ def _affine(y, weight, bias, p, dtype):
 
 def _normalize_scaled(spec, p, x, v, eps, weight, bias, dtype, use_batch, buffers, running):
     """Batch statistics in a precision below float64, computed on each set scaled by a power of two
-    ``k`` that brings ``max_S |x|`` into [0.5, 1): ``(k x - mean(k x)) / sqrt(var(k x) + eps k^2)``
+    ``k`` that brings ``max_S |x|`` into [0.5, 1) (or as near as ``eps k^2`` stays finite):
+    ``(k x - mean(k x)) / sqrt(var(k x) + eps k^2)``
     (for a mixture, whose components run over different sets, one ``k`` for the whole input).
 
     Scaling by a power of two is exact, so wherever ``n x^2`` fits the dtype this is bit for bit the
@@ -246,7 +247,15 @@ def _normalize_scaled(spec, p, x, v, eps, weight, bias, dtype, use_batch, buffer
     running_mean, running_var, momentum, num_batches_tracked, mean_weight, var_weight = running
     with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
         amax = np.max(np.where(np.isfinite(v), np.abs(v), 0), axis=None if spec.mix else p.reduce, keepdims=True)
-        k = np.ldexp(np.ones_like(amax), -np.frexp(np.where(amax > 0, amax, 1).astype(np.float64))[1]).astype(dtype)
+        # scaled up no further than eps k^2 stays finite (a subnormal max, 1e-45 in float32, would
+        # need k = 2^149): the set leaves the subnormal range, whose arithmetic loses bits
+        info = np.finfo(dtype)
+        top = info.maxexp - 2
+        room = np.log2(float(info.max) / float(np.real(eps))) if np.real(eps) > 0 else np.inf
+        if np.isfinite(room):  # (a long double's max is inf as a float: no limit there)
+            top = min(top, int(room // 2) - 1)
+        e = np.minimum(-np.frexp(np.where(amax > 0, amax, 1).astype(np.float64))[1], top)
+        k = np.ldexp(np.ones_like(amax), e).astype(dtype)
         vs = v * k
         if spec.mix:
             mean, var = mixture(spec, p, vs, mean_weight, var_weight, running_mean, running_var, use_batch, momentum,

@@ -208,7 +208,9 @@ def contracts(impl, case: Case) -> Result:
     if not np.array_equal(y1, y2, equal_nan=True):
         diff = np.argwhere(~((y1 == y2) | (np.isnan(y1.astype(np.float64)) & np.isnan(y2.astype(np.float64)))))
         idx = tuple(int(i) for i in diff[0])
-        return Result("", "fail", np.inf, 0, f"two calls differ at index {idx}: {y1[idx]!r} vs {y2[idx]!r}")
+        return Result(
+            "", "fail", np.inf, 0, f"two calls differ at index {idx}: {float(y1[idx])!r} vs {float(y2[idx])!r}"
+        )
     return Result("", "pass", 0.0, 0.0, "shape, dtype, no mutation, deterministic")
 
 

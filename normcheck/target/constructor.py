@@ -29,7 +29,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "features": (
         "num_features", "num_channels", "normalized_shape", "hidden_size", "dim", "d_model", "channels",
         "features", "n_embd", "size", "ndim", "embed_dim", "hidden_dim", "n_channels", "in_channels",
-        "n_features", "n_state", "width", "c", "C", "input_size", "input_dim", "shape",
+        "n_features", "n_state", "width", "c", "C", "input_size", "input_dim", "shape", "c_num", "channel_num",
     ),
     "groups": ("num_groups", "groups", "G", "n_groups", "num_group", "group_num", "ngroups", "g"),
     "eps": (
