@@ -7,8 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from normcheck.check_report import CRASH, CheckReport, skip_record
-from normcheck.target import TargetError
-from normcheck.target.guard import NEW_SIGNATURE_FACTOR
+from normcheck.target import NEW_SIGNATURE_FACTOR, TargetError
 
 if TYPE_CHECKING:
     from normcheck import audit

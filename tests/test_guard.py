@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from normcheck.target import guard
 from normcheck.target.errors import TargetHung
+from normcheck.target.guard import NEW_SIGNATURE_FACTOR, CallClock, Guard, allowance
 
 
 def _slow(x, seconds):
@@ -19,7 +19,7 @@ def _slow(x, seconds):
 
 def test_a_new_input_shape_is_allowed_the_compile_factor_and_a_seen_one_is_not():
     x = np.zeros((3, 7, 11, 13), np.float32)  # a shape no other test calls with
-    g = guard.Guard(0.25)
+    g = Guard(0.25)
     assert g.call(_slow, x, 0.6) is x  # new: allowed 0.25 * 12 = 3 s
     with pytest.raises(TargetHung, match=r"within 0\.25 s"):
         g.call(_slow, x, 0.6)  # seen: 0.25 s
@@ -27,15 +27,15 @@ def test_a_new_input_shape_is_allowed_the_compile_factor_and_a_seen_one_is_not()
 
 def test_the_allowance_follows_shapes_and_dtypes():
     a, b = np.zeros((5, 9, 17), np.float32), np.zeros((5, 9, 17), np.float16)
-    assert guard.allowance((a,), {}) == guard.NEW_SIGNATURE_FACTOR
-    assert guard.allowance((a.copy(),), {}) == 1.0  # the same shape and dtype
-    assert guard.allowance((b,), {}) == guard.NEW_SIGNATURE_FACTOR  # another dtype compiles again
-    assert guard.allowance((a,), {"eps": 1e-5}) == guard.NEW_SIGNATURE_FACTOR
+    assert allowance((a,), {}) == NEW_SIGNATURE_FACTOR
+    assert allowance((a.copy(),), {}) == 1.0  # the same shape and dtype
+    assert allowance((b,), {}) == NEW_SIGNATURE_FACTOR  # another dtype compiles again
+    assert allowance((a,), {"eps": 1e-5}) == NEW_SIGNATURE_FACTOR
 
 
 def test_a_worker_call_writes_its_allowance_on_the_clock(tmp_path):
-    clock = guard.CallClock.create(str(tmp_path / "clock"))
-    clock.start(guard.NEW_SIGNATURE_FACTOR)
+    clock = CallClock.create(str(tmp_path / "clock"))
+    clock.start(NEW_SIGNATURE_FACTOR)
     time.sleep(0.05)
     assert not clock.overdue(0.01)  # 0.05 s < 0.01 s * 12
     assert clock.overdue(0.001)

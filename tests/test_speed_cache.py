@@ -23,7 +23,7 @@ impl = next(i for i in adapters.get("jax").implementations() if i.id == "jax/lay
 run = Run("quick", seed=0, max_examples=3)
 records = []
 for prop in ("agreement", "gradient_agreement"):
-    r = run_check(impl, prop, "float32", run).to_json()
+    r = run_check(impl, prop, "float32", run, explicit=()).to_json()  # its own draws only, no hunted cases
     del r["seconds"]
     records.append(r)
 import jax

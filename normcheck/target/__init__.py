@@ -69,7 +69,7 @@ from normcheck.target.calling import Target
 from normcheck.target.constructor import ALIASES, CONSTRUCTORS, ROLE_ORDER, Canon, Constructor
 from normcheck.target.errors import BadOutput, ConstructionError, TargetError, TargetHung
 from normcheck.target.frameworks import TARGET_FRAMEWORKS
-from normcheck.target.guard import DEFAULT_TIMEOUT, Guard
+from normcheck.target.guard import DEFAULT_TIMEOUT, NEW_SIGNATURE_FACTOR, Guard
 from normcheck.target.inference import infer_framework
 from normcheck.target.loading import describe, load
 from normcheck.target.templates import PLACEHOLDERS
@@ -80,6 +80,7 @@ __all__ = [
     "CONSTRUCTORS",
     "DEFAULT_TIMEOUT",
     "FORMS",
+    "NEW_SIGNATURE_FACTOR",
     "PLACEHOLDERS",
     "ROLE_ORDER",
     "TARGET_FRAMEWORKS",
