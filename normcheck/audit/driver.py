@@ -194,17 +194,23 @@ _DRAWN: dict[tuple, tuple | None] = {}
 def _drawn(key, strategy, settings, seed, explicit: tuple = ()) -> tuple | None:
     """The drawn examples, ``explicit`` first (None when drawing itself fails: :func:`_drive` then reports it)."""
     if key not in _DRAWN:
-        seen: list = []
-
-        def keep(case):
-            seen.append(case)
-            return P.Result("", "pass")
-
-        d = _drive(keep, strategy, settings, seed, explicit=explicit)
+        drawn = _collect(strategy, settings, seed, explicit)
         if len(_DRAWN) > 256:  # a process's norms x dtypes x buffers, and identities x dtypes, fit
             _DRAWN.clear()
-        _DRAWN[key] = None if d.crash else tuple(seen)
+        _DRAWN[key] = drawn
     return _DRAWN[key]
+
+
+def _collect(strategy, settings, seed, explicit: tuple = ()) -> tuple | None:
+    """The examples a Hypothesis run over ``strategy`` draws, ``explicit`` first (None when drawing fails)."""
+    seen: list = []
+
+    def keep(case):
+        seen.append(case)
+        return P.Result("", "pass")
+
+    d = _drive(keep, strategy, settings, seed, explicit=explicit)
+    return None if d.crash else tuple(seen)
 
 
 def _replay(body, cases, known, *, keep_errors: bool = False, expand=_one) -> _Drive | None:
@@ -257,16 +263,10 @@ def hunted(norm: str, dtype: str, running_stats: bool | None, run: Run) -> tuple
         settings = hypothesis.settings(run.settings(), max_examples=_HUNT_DRAWS)
         out = []
         for name, strategy in hunting.modes(norm, dtype, running_stats=running_stats).items():
-            seen: list = []
-
-            def keep(case, seen=seen):
-                seen.append(case)
-                return P.Result("", "pass")
-
             seed = None if run.seed is None else zlib.crc32(f"{run.seed}:{name}".encode())  # stable across processes
-            d = _drive(keep, strategy, settings, seed)
-            if seen and not d.crash:
-                out.append(seen[-1])
+            drawn = _collect(strategy, settings, seed)
+            if drawn:
+                out.append(drawn[-1])
         _HUNTED[key] = tuple(out)
     return _HUNTED[key]
 

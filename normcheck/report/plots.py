@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from normcheck.adapters import FRAMEWORKS
+from normcheck.report.formatting import num
 
 __all__ = ["CEIL", "FLOOR", "error_figures"]
 
@@ -32,19 +33,6 @@ DTYPE_COLORS = {
 }
 _OTHER_COLORS = ("#6c757d", "#c2185b", "#5d8aa8", "#8d6e63")
 _OVER = "#c62828"
-
-
-def _float(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, int | float):
-        return float(v)
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return None
-    return None
 
 
 def _impl_label(rec: Mapping[str, Any]) -> str:
@@ -74,7 +62,7 @@ def _bound(records: Iterable[Mapping[str, Any]]) -> float | None:
     """The most common positive finite ``allowed`` among the records (λ for most properties)."""
     counts: dict[float, int] = {}
     for r in records:
-        a = _float(r.get("allowed"))
+        a = num(r.get("allowed"))
         if a is not None and math.isfinite(a) and a > 0:
             counts[a] = counts.get(a, 0) + 1
     return max(counts, key=lambda a: (counts[a], a)) if counts else None
@@ -115,7 +103,7 @@ def _norm_figure(norm: str, records: Sequence[Mapping[str, Any]], fig_index: int
         if r.get("verdict") == "skip":
             continue
         raw = r.get("samples")
-        vals = [v for v in map(_float, raw if isinstance(raw, list) else []) if v is not None and math.isfinite(v)]
+        vals = [v for v in map(num, raw if isinstance(raw, list) else []) if v is not None and math.isfinite(v)]
         if not vals:
             continue
         groups.setdefault((_impl_label(r), str(r.get("dtype") or "?")), []).extend(vals)
