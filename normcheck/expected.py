@@ -12,7 +12,7 @@ to update, no mixture), both come from one moments pass:
 with the same operations in the same order as the two functions; every other case calls them. On
 the small inputs the properties draw, NumPy's per-call overhead is most of the cost, so computing
 the moments once halves the harness's work per case (``scripts/audit_timing.py --overhead``);
-``tests/test_expected.py`` holds both paths equal on drawn cases of every norm and dtype.
+``tests/reference/test_expected.py`` holds both paths equal on drawn cases of every norm and dtype.
 """
 
 from __future__ import annotations

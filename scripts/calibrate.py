@@ -112,7 +112,7 @@ def main() -> int:
             )
             if r.verdict == "pass":
                 worst_ok = max(worst_ok, float(s.max()))
-    from tests.doubles import layer_norm_one_pass  # the wrong implementation the model must catch
+    from tests.doubles.basic import layer_norm_one_pass  # the wrong implementation the model must catch
 
     one = audit.run_check(
         adapters.Impl("user", "layer_norm", "function", layer_norm_one_pass, dtypes=("float32",)),

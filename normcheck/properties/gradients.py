@@ -21,7 +21,7 @@ var = sum_k c_k var_k over sets S_k, a and c the softmax weights) differentiates
 over the components that depend on the input (the running one is constant in eval mode); with one
 component (a = c = 1, sigma constant over S) this is the centered formula above. The formulas are
 checked against central finite differences of :func:`normcheck.reference.normalize` in float64
-(tests/test_gradients.py).
+(tests/properties/test_gradients.py).
 
 **Error model** (:func:`grad_scales`), in the forward model's terms (:mod:`normcheck.error_model`):
 a backward kernel uses the forward statistics, whose errors are those of the forward model --

@@ -49,10 +49,10 @@ and their error: ``S_1 = running_scale_1``). An eval output computed from buffer
 (S_mean, S_var) is allowed, on top of its own scale, ``|w| (S_mean / sigma + |y^| S_var / (2 sigma^2))``
 (the first-order sensitivity of ``(x - mean) / sqrt(var + eps)``). lambda is the model's, 16.
 
-What each property catches (tests/state_doubles.py): a stored biased variance (steps, convergence),
+What each property catches (tests/doubles/state.py): a stored biased variance (steps, convergence),
 momentum read the Keras way, ``new = m old + (1 - m) batch`` (steps, convergence at m = 1; no test
 can tell the two apart at m = 0.5), batch statistics in eval (eval_uses_running, convergence),
-buffers never updated (steps, convergence); for momentum=None (tests/momentum_doubles.py) None
+buffers never updated (steps, convergence); for momentum=None (tests/doubles/momentum.py) None
 read as "no update", as 0.1, or a ``num_batches_tracked`` that never moves (steps), and buffers
 updated in eval (eval_uses_running).
 """

@@ -161,7 +161,7 @@ def run(layer, x) -> tuple[np.ndarray, str]:
 def segfaults(layer, x_shape) -> bool:
     """Would ``layer(x)`` crash the process? torch 2.13's CPU convolutions in 16-bit precision
     segfault when a dilation > 1 runs along a spatial dimension of size 1 (found by the seed sweep:
-    Conv3d bfloat16 at seed 5, Conv2d float16 at seed 2; float32 computes both; tests/test_fold.py
+    Conv3d bfloat16 at seed 5, Conv2d float16 at seed 2; float32 computes both; tests/properties/test_fold.py
     runs the crashes in a subprocess, so a fix shows)."""
     import torch
 
