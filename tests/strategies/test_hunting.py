@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from normcheck import hunting, spec
+from normcheck import dtypes, error_model, hunting, spec
+from normcheck.adapters.base import configuration
+from normcheck.adapters.tensorflow import keras_configs
 from normcheck.audit import driver
 from normcheck.profiles import Run
 from tests.sampling import draw
@@ -24,6 +26,8 @@ def test_each_mode_draws_inside_its_failure_region(norm, dtype):
     assert ("one_element" in modes) == (norm != "rms_norm")  # no mean to make exact
     assert ("underflow" in modes) == (dtype != "float16")
     assert ("momentum_small" in modes) == (norm in ("batch_norm", "instance_norm"))
+    assert ("running_16bit" in modes) == (norm in ("batch_norm", "instance_norm") and dtype != "float32")
+    assert ("near_constant_groups" in modes) == (norm == "group_norm" and dtype == "float32")
     for name, strategy in modes.items():
         for case in draw(strategy, 8, derandomize=True):
             assert case.dtype == dtype
@@ -48,11 +52,56 @@ def test_each_mode_draws_inside_its_failure_region(norm, dtype):
                 assert abs(float(case.x.astype(np.float64).mean())) > 1e3 * float(np.abs(case.running_mean).max())
             elif name == "momentum_large":
                 assert 1 - 1e-4 <= case.args["momentum"] <= 1 - 1e-6 * 0.99 and case.running_var is not None
+            elif name == "running_16bit":
+                _assert_16bit_buffers_deviate(case)
+            elif name == "near_constant_groups":
+                _assert_one_pass_variance_cancels(case)
+
+
+def _assert_16bit_buffers_deviate(case):
+    """A training step on a tiny batch whose updated buffers, rounded to the input's 16-bit dtype,
+    err by at least 10x λ of what the model allows float32 buffers, in Keras's full 16-bit policy."""
+    assert case.regime == "tiny" and case.use_batch_stats and _amax(case) < 1e-2
+    assert 0.05 <= case.args["momentum"] <= 0.5 and case.running_var is not None
+    assert configuration(keras_configs("batch_norm"), case.variant)["dtype_policy"] == "full"
+    p = case.plan()
+    x = case.x.astype(np.float64).reshape(p.view_shape)
+    m, rm, rv = case.args["momentum"], case.running_mean.astype(np.float64), case.running_var.astype(np.float64)
+    bm = x.mean(axis=p.reduce).reshape(-1, rm.size).mean(axis=0)  # instance_norm: averaged over the batch
+    bv = x.var(axis=p.reduce, ddof=1).reshape(-1, rv.size).mean(axis=0)
+    new_m, new_v = (1 - m) * rm + m * bm, (1 - m) * rv + m * bv
+    sm, sv = error_model.running_scales_of(case, new_m, new_v)
+    u = dtypes.unit_roundoff("float32")
+
+    def rounding(a, s):
+        return np.abs(a.astype(dtypes.np_dtype(case.dtype)).astype(np.float64) - a) / (u * s)
+
+    worst = max(rounding(new_m, sm).max(), rounding(new_v, sv).max())
+    assert worst >= 10 * error_model.MODEL.lam
+
+
+def _assert_one_pass_variance_cancels(case):
+    """Rank 4 (channels and spatial positions >= 2), >= 6 groups of 4-16 elements near-constant at
+    |mean| / std in [2, 3] / sqrt(u), eps in [1e-12, 1e-10]; a float32 one-pass variance errs by more
+    than the variance itself in some group."""
+    _, c, h, w = case.x.shape
+    p = case.plan()
+    assert case.regime == "near_constant" and 1e-12 <= case.args["eps"] <= 1e-10
+    assert c >= 2 and h * w >= 2 and 4 <= p.reduce_size <= 16 and case.x.size // p.reduce_size >= 6
+    x = case.x.astype(np.float64)
+    ratio = abs(x.mean()) / x.std() * np.sqrt(dtypes.unit_roundoff("float32"))
+    assert 10 <= abs(x.mean()) <= 1e4 * 1.01 and 2 * 0.99 <= ratio <= 3 * 1.01
+    v = case.x.reshape(p.view_shape)
+    mean = v.mean(axis=p.reduce, dtype=np.float32)
+    one_pass = ((v * v).mean(axis=p.reduce, dtype=np.float32) - mean * mean).astype(np.float64)
+    true = v.astype(np.float64).var(axis=p.reduce)
+    assert np.max(np.abs(one_pass - true) / true) >= 1
 
 
 def test_norms_without_running_buffers_or_implementations_without_them_hunt_no_momentum():
-    assert not {"momentum_small", "momentum_large"} & set(hunting.modes("layer_norm", "float32"))
-    assert not {"momentum_small", "momentum_large"} & set(hunting.modes("batch_norm", "float32", running_stats=False))
+    running = {"momentum_small", "momentum_large", "running_16bit"}
+    assert not running & set(hunting.modes("layer_norm", "bfloat16"))
+    assert not running & set(hunting.modes("batch_norm", "bfloat16", running_stats=False))
 
 
 def test_hunted_cases_are_the_seeds_and_run_first_in_every_native_check():
