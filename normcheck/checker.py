@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from normcheck import spec as _spec
+from normcheck.check_options import CheckOptions, validate_norm
 from normcheck.check_report import SMALL, CheckReport, crashed, finish_record, skip_record
 from normcheck.check_supervisor import supervise
 from normcheck.profiles import Run
@@ -30,7 +31,7 @@ from normcheck.target import DEFAULT_TIMEOUT, Target, TargetError, TargetHung, r
 if TYPE_CHECKING:  # loaded on first use: a check in a worker process starts before the audit's modules load here
     from normcheck import audit
 
-__all__ = ["CheckReport", "Events", "TargetError", "assert_conforms", "check", "rerun_case", "run_checks"]
+__all__ = ["CheckOptions", "CheckReport", "Events", "TargetError", "check", "rerun_case", "run_checks", "validate_norm"]
 
 
 def _dtypes(profile: str, dtypes) -> tuple[str, ...]:
@@ -60,44 +61,22 @@ def check(
     fn,
     norm: str,
     framework: str | None = None,
+    options: CheckOptions | None = None,
     *,
-    form: str | None = None,
-    profile: str = "default",
-    seed: int | None = 0,
-    max_examples: int | None = None,
-    dtypes=None,
-    properties=None,
-    timeout: float | None = DEFAULT_TIMEOUT,
-    diagnose: bool = True,
-    label: str | None = None,
     progress: Callable[[audit.Record], None] | None = None,
-    argv=(),
-    axes=None,
-    init: str | None = None,
-    args: dict[str, Any] | None = None,
-    no_bias: bool = False,
-    no_affine: bool = False,
-    ranks=None,
-    shape=None,
-    in_process: bool = False,
-    eager: bool = False,
+    **settings: Any,
 ) -> CheckReport:
     """Check ``fn`` (a callable, a module class, or a ``"module:attr"`` / ``"file.py:attr"``
     reference) as an implementation of ``norm``; see the module docstring.
 
-    ``framework``/``form`` are inferred when not given; ``profile``/``seed``/``max_examples`` drive
-    Hypothesis (profiles of :mod:`normcheck.strategies`); ``dtypes`` overrides the profile's
-    dtypes; ``properties`` restricts the property suite; ``timeout`` is the per-call limit in
-    seconds; ``axes`` (a tuple of input axes) judges an axis-set variant: the statistics over those
-    axes instead of the spec's set S (``axes=(1,)`` with ``"layer_norm"``: ConvNeXt's channels-first
-    LayerNorm, called with ``normalized_shape`` = the sizes of those axes). ``init``, ``args``,
-    ``no_bias``, ``no_affine``, ``ranks`` and ``shape`` say how a module class is constructed and
-    which inputs the target takes (:func:`~normcheck.target.wrap`); a JAX function runs under
-    ``jax.jit`` as its users run it, op by op with ``eager=True``. Raises ``ValueError`` for an
-    unknown profile or dtype, :class:`~normcheck.target.TargetError` for a target that cannot be
-    checked at all (not callable, an unsupported layer kind, an unknown norm or property); anything
-    the target itself does (raising, returning garbage, hanging, killing its process) is reported,
-    never raised.
+    ``framework`` is inferred when not given. ``options`` (a :class:`CheckOptions`) says what is
+    drawn, how the target is built and called, and where it runs; ``settings`` are its fields as
+    keywords, overriding ``options`` (``check(fn, "layer_norm", profile="ci", dtypes=["float32"])``).
+    ``progress`` is called with each record as it comes. Raises ``ValueError`` for a bad setting (an
+    unknown norm, profile, dtype or property; :class:`CheckOptions`), ``TypeError`` for an unknown
+    option name, :class:`~normcheck.target.TargetError` for a target that cannot be checked at all
+    (not callable, an unsupported layer kind); anything the target itself does (raising, returning
+    garbage, hanging, killing its process) is reported, never raised.
 
     An importable target (a reference string, or a function or class its module's name and qualified
     name load) runs in a worker process (:mod:`normcheck.isolation`): a crash of that process (a
@@ -109,28 +88,11 @@ def check(
     from normcheck import isolation
 
     t0_wall, t0 = time.time(), time.perf_counter()
-    _validate(norm, None, profile, dtypes)  # the properties where the check runs (their modules load there)
-    options = dict(
-        framework=framework,
-        form=form,
-        profile=profile,
-        seed=seed,
-        max_examples=max_examples,
-        dtypes=dtypes,
-        properties=properties,
-        timeout=timeout,
-        diagnose=diagnose,
-        label=label,
-        argv=argv,
-        axes=axes,
-        init=init,
-        args=args,
-        no_bias=no_bias,
-        no_affine=no_affine,
-        ranks=ranks,
-        shape=shape,
-        eager=eager,
-    )
+    opts = (options or CheckOptions()).replace(**settings)
+    validate_norm(norm, opts.properties)  # the properties where the check runs (their modules load there)
+    in_process, label = opts.in_process, opts.label
+    options = {"framework": framework, **opts.settings()}
+    del options["in_process"]
     ref, why = (None, "--in-process") if in_process else isolation.importable_ref(fn)
     if ref is not None:
         import pickle
@@ -150,28 +112,9 @@ def check(
             options["label"] = describe(fn)
         report = supervise(ref, norm, options, progress)
         report.isolation = "worker"
-    report.started, report.argv = t0_wall, tuple(argv)
+    report.started = t0_wall
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def _validate(norm: str, properties, profile: str, dtypes) -> None:
-    from normcheck.dtypes import FLOAT_DTYPES
-    from normcheck.profiles import PROFILES
-
-    if norm not in _spec.names():
-        raise TargetError(f"unknown norm {norm!r}; known: {', '.join(_spec.names())}")
-    if properties:
-        from normcheck.properties import PROPERTIES
-
-        unknown = [p for p in properties if p not in PROPERTIES]
-        if unknown:
-            raise TargetError(f"unknown property {', '.join(unknown)}; known: {', '.join(PROPERTIES)}")
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-    bad = [d for d in dtypes or () if d not in FLOAT_DTYPES]
-    if bad:
-        raise ValueError(f"unknown dtype {', '.join(map(str, bad))}; known: {', '.join(FLOAT_DTYPES)}")
 
 
 class Events:
@@ -228,7 +171,7 @@ def run_checks(
     t0 = time.perf_counter()
     prior = prior or {}
     events = events or Events()
-    _validate(norm, o.get("properties"), o.get("profile", "default"), o.get("dtypes"))
+    validate_norm(norm, o.get("properties"))
     profile, seed, properties = o.get("profile", "default"), o.get("seed", 0), o.get("properties")
     props = list(properties or PROPERTIES)
     with warnings.catch_warnings():
@@ -433,15 +376,3 @@ def _run_diagnosis(report: CheckReport, target: Target, module, seed):
             per[dt] = d
     texts = {dt: per[dt].text if dt in per else report.plain_diagnosis(dt) for dt in bad}
     return module.combine(per, status, texts)
-
-
-def assert_conforms(fn, norm: str, framework: str | None = None, **settings) -> CheckReport:
-    """Check ``fn`` as ``norm`` (see :func:`check`; ``profile`` defaults to "ci", derandomized) and
-    raise ``AssertionError(report.summary())`` unless it conforms. Returns the report.
-    :func:`normcheck.testing.assert_conforms` is the same with its parameters spelled out."""
-    __tracebackhide__ = True
-    settings.setdefault("profile", "ci")
-    report = check(fn, norm, framework, **settings)
-    if not report.conforms:
-        raise AssertionError(report.summary())
-    return report

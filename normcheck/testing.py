@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from normcheck.checker import CheckReport
+    from normcheck.checker import CheckOptions, CheckReport
     from normcheck.comparison import CompareReport
 
 __all__ = ["assert_conforms", "assert_equivalent", "impl_params"]
@@ -40,59 +40,21 @@ def assert_conforms(
     fn,
     norm: str,
     framework: str | None = None,
-    *,
-    form: str | None = None,
-    profile: str = "ci",
-    seed: int | None = 0,
-    max_examples: int | None = None,
-    dtypes: Sequence[str] | None = None,
-    properties: Sequence[str] | None = None,
-    timeout: float | None = 5.0,
-    diagnose: bool = True,
-    label: str | None = None,
-    axes: int | Sequence[int] | None = None,
-    init: str | None = None,
-    args: dict[str, Any] | None = None,
-    no_bias: bool = False,
-    no_affine: bool = False,
-    ranks: int | Sequence[int] | None = None,
-    shape: Sequence[int | None] | None = None,
-    in_process: bool = False,
-    eager: bool = False,
+    options: CheckOptions | None = None,
+    **settings: Any,
 ) -> CheckReport:
     """Check ``fn``, your implementation of ``norm``, with :func:`normcheck.check` and raise
     ``AssertionError(report.summary())`` unless it conforms; returns the report.
 
-    The parameters are :func:`normcheck.check`'s, with ``profile`` "ci" (derandomized: the same
-    examples on every run) instead of "default". Raises ``ValueError`` for an unknown profile or
-    dtype and :class:`normcheck.target.TargetError` for a target that cannot be checked at all.
+    The parameters are :func:`normcheck.check`'s; without ``options`` the profile is "ci"
+    (derandomized: the same examples on every run) instead of "default". Raises ``ValueError`` for
+    a bad setting (:class:`normcheck.CheckOptions`) and :class:`normcheck.target.TargetError` for a
+    target that cannot be checked at all.
     """
     __tracebackhide__ = True  # pytest shows the caller's line, not this function's
-    from normcheck.checker import check
+    from normcheck.checker import CheckOptions, check
 
-    report = check(
-        fn,
-        norm,
-        framework,
-        form=form,
-        profile=profile,
-        seed=seed,
-        max_examples=max_examples,
-        dtypes=dtypes,
-        properties=properties,
-        timeout=timeout,
-        diagnose=diagnose,
-        label=label,
-        axes=axes,
-        init=init,
-        args=args,
-        no_bias=no_bias,
-        no_affine=no_affine,
-        ranks=ranks,
-        shape=shape,
-        in_process=in_process,
-        eager=eager,
-    )
+    report = check(fn, norm, framework, options or CheckOptions(profile="ci"), **settings)
     if not report.conforms:
         raise AssertionError(report.summary())
     return report

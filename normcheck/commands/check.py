@@ -198,7 +198,7 @@ def _drive(args) -> dict:
 
 
 def run(args) -> int:
-    from normcheck import check_report, checker, spec
+    from normcheck import check_report, checker
     from normcheck.cli import numpy_warnings_silenced
     from normcheck.target import TargetError
 
@@ -207,20 +207,28 @@ def run(args) -> int:
         from normcheck.commands.audit import no_cache
 
         no_cache()
-    if args.norm not in spec.names():
-        raise CLIError(f"unknown norm {args.norm!r}; known: {', '.join(spec.names())}")
     if args.max_examples is not None and args.max_examples < 1:
         raise CLIError("--max-examples must be at least 1")
     if args.timeout < 0:
         raise CLIError("--timeout must be >= 0")
-    props = None
-    if args.properties:
-        from normcheck.properties import PROPERTIES
-
-        props = [p.strip() for p in args.properties.split(",") if p.strip()]
-        bad = [p for p in props if p not in PROPERTIES]
-        if bad:
-            raise CLIError(f"unknown property {', '.join(bad)}; known: {', '.join(PROPERTIES)}")
+    props = [p.strip() for p in args.properties.split(",") if p.strip()] if args.properties else None
+    try:
+        checker.validate_norm(args.norm, props)
+        options = checker.CheckOptions(
+            form=args.form,
+            profile=args.profile,
+            seed=args.seed,
+            max_examples=args.max_examples,
+            dtypes=args.dtypes,
+            properties=props,
+            timeout=args.timeout or None,
+            diagnose=not args.no_diagnosis,
+            axes=args.axes,
+            in_process=bool(getattr(args, "in_process", False)),
+            **_drive(args),
+        )
+    except ValueError as e:
+        raise CLIError(str(e)) from None
 
     state = {"header": False, "first": False}
     skipped: list = []  # not-applicable checks: printed at the end, one line per reason
@@ -254,24 +262,8 @@ def run(args) -> int:
         )
     try:
         with numpy_warnings_silenced():  # the target computing on NaN, Inf, ...: the checks judge it
-            report = checker.check(
-                args.target,
-                args.norm,
-                args.framework,
-                form=args.form,
-                profile=args.profile,
-                seed=args.seed,
-                max_examples=args.max_examples,
-                dtypes=args.dtypes,
-                properties=props,
-                timeout=args.timeout or None,
-                diagnose=not args.no_diagnosis,
-                progress=progress,
-                argv=_command(args),
-                axes=args.axes,
-                in_process=bool(getattr(args, "in_process", False)),
-                **_drive(args),
-            )
+            report = checker.check(args.target, args.norm, args.framework, options, progress=progress)
+        report.argv = _command(args)  # the document names the command that made it
     except TargetError as e:
         if verbose and (e.__cause__ is not None):
             import traceback

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from normcheck import checker, cli, diagnose, strategies
+from normcheck import checker, cli, diagnose, strategies, testing
 from normcheck import spec as _spec
 from normcheck.case import Case, fixed_cases
 from tests.doubles import check as C
@@ -48,7 +48,7 @@ def test_a_check_where_everything_was_skipped_does_not_conform():
     assert doc["conforms"] is False and doc["verdict"] == "untested" and doc["ran"] == 0
     assert doc["untested"].startswith("nothing was tested")
     with pytest.raises(AssertionError, match="nothing was tested"):
-        checker.assert_conforms(C.group_norm_two_pass, "group_norm", "numpy", properties=["running_stats_steps"])
+        testing.assert_conforms(C.group_norm_two_pass, "group_norm", "numpy", properties=["running_stats_steps"])
 
 
 def test_the_cli_exits_1_when_nothing_was_tested(capsys):

@@ -34,7 +34,15 @@ def group_norm_f64(input, num_groups, weight=None, bias=None, eps=1e-5):
 
 
 def test_all_names_the_front_door():
-    assert sorted(normcheck.__all__) == ["CheckReport", "CompareReport", "assert_conforms", "check", "compare"]
+    assert sorted(normcheck.__all__) == [
+        "CheckOptions",
+        "CheckReport",
+        "CompareReport",
+        "assert_conforms",
+        "check",
+        "compare",
+    ]
+    assert normcheck.CheckOptions is checker.CheckOptions
     assert normcheck.check is checker.check
     assert normcheck.compare is comparison.compare and callable(normcheck.compare)
     assert normcheck.CompareReport is comparison.CompareReport
@@ -75,15 +83,64 @@ def test_bool_of_an_untested_report_is_false():
     assert not report.tested and bool(report) is False
 
 
-@pytest.mark.parametrize(
-    ("settings", "match"),
-    [({"profile": "fast"}, "unknown profile"), ({"dtypes": ["float8"]}, "unknown dtype")],
-)
+BAD_SETTINGS = [
+    ({"profile": "fast"}, "unknown profile 'fast'"),
+    ({"dtypes": ["float8"]}, "unknown dtype float8"),
+    ({"dtypes": "float32"}, "dtypes must be a sequence of names"),
+    ({"properties": ["agreemnt"]}, "unknown property agreemnt"),
+    ({"seed": 1.5}, "seed must be an integer"),
+    ({"max_examples": 0}, "max_examples must be a positive integer"),
+    ({"timeout": -1}, "timeout must be a positive number"),
+    ({"axes": ["1"]}, "axes must be an integer or a sequence of integers"),
+    ({"ranks": [0]}, "ranks must be positive"),
+    ({"shape": [2, -1]}, "shape must hold positive integers or None"),
+    ({"args": {1: 2}}, "args must map keyword names"),
+    ({"form": "class"}, "form must be 'function' or 'module'"),
+    ({"no_bias": "yes"}, "no_bias must be True or False"),
+]
+
+
+@pytest.mark.parametrize(("settings", "match"), BAD_SETTINGS, ids=[next(iter(s)) for s, _ in BAD_SETTINGS])
 def test_bad_settings_are_a_value_error_not_a_target_error(settings, match):
-    for fn in (normcheck.check, testing.assert_conforms):
+    """Each front door refuses a bad setting before anything runs, naming it: the options object,
+    check() and assert_conforms() with the setting as a keyword, and the options passed whole."""
+    calls = [
+        lambda: normcheck.CheckOptions(**settings),
+        lambda: normcheck.check(group_norm_f64, "group_norm", "numpy", **settings),
+        lambda: testing.assert_conforms(group_norm_f64, "group_norm", "numpy", **settings),
+    ]
+    for call in calls:
         with pytest.raises(ValueError, match=match) as info:
-            fn(group_norm_f64, "group_norm", "numpy", **settings)
+            call()
         assert not isinstance(info.value, TargetError)
+
+
+def test_an_unknown_norm_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown norm 'groupnorm'; known: "):
+        normcheck.check(group_norm_f64, "groupnorm")
+
+
+def test_an_unknown_option_name_is_a_type_error_naming_the_known_ones():
+    with pytest.raises(TypeError, match="unknown check option 'profiel'; known: form, profile, seed"):
+        normcheck.check(group_norm_f64, "group_norm", "numpy", profiel="ci")
+    with pytest.raises(TypeError):
+        normcheck.CheckOptions(profiel="ci")
+
+
+def test_options_object_and_keywords_are_the_same_check():
+    """``check(fn, norm, options=CheckOptions(...))`` runs what the same fields as keywords run; a
+    keyword overrides the object's field; the options are normalized (lists to tuples) and frozen."""
+    opts = normcheck.CheckOptions(**{**QUICK, "dtypes": ["float32"], "properties": ["agreement"]})
+    assert opts.dtypes == ("float32",) and opts.properties == ("agreement",)
+    with pytest.raises(AttributeError):
+        opts.seed = 3  # frozen
+    by_object = normcheck.check(group_norm_f64, "group_norm", "numpy", opts, in_process=True)
+    by_keywords = normcheck.check(group_norm_f64, "group_norm", "numpy", **QUICK, in_process=True)
+    strip = lambda r: {k: v for k, v in r.to_json().items() if k != "seconds"}  # noqa: E731
+    assert [strip(r) for r in by_object.records] == [strip(r) for r in by_keywords.records]
+    assert by_object.records and by_object.profile == "quick"
+    other = normcheck.check(group_norm_f64, "group_norm", "numpy", opts, seed=1, in_process=True)
+    assert other.seed == 1  # the keyword wins over the object's field
 
 
 def test_a_target_that_cannot_be_checked_is_still_a_target_error():
@@ -91,17 +148,24 @@ def test_a_target_that_cannot_be_checked_is_still_a_target_error():
         normcheck.check(D.not_callable, "group_norm")
 
 
-def test_assert_conforms_has_a_visible_signature():
-    sig = inspect.signature(testing.assert_conforms)
-    kinds = {p.kind for p in sig.parameters.values()}
-    assert inspect.Parameter.VAR_KEYWORD not in kinds and inspect.Parameter.VAR_POSITIONAL not in kinds
-    check_sig = inspect.signature(checker.check)
-    for name, p in sig.parameters.items():
-        assert name in check_sig.parameters, name
-        want = "ci" if name == "profile" else check_sig.parameters[name].default
-        assert p.default == want, name  # the same defaults as check(), but the derandomized profile
-    internal = {"progress", "argv"}  # the CLI's hooks, not a test's settings
-    assert set(check_sig.parameters) - set(sig.parameters) == internal
+def test_check_and_assert_conforms_take_the_options_object():
+    """The signatures a user reads: the target, the norm, the framework, the options object and its
+    fields as keywords; check() also takes the progress hook (the CLI's), and no CLI argv."""
+    for fn in (checker.check, testing.assert_conforms):
+        sig = inspect.signature(fn)
+        assert list(sig.parameters)[:4] == ["fn", "norm", "framework", "options"], fn
+        assert "argv" not in sig.parameters
+        assert sig.parameters["options"].annotation in ("CheckOptions | None", normcheck.CheckOptions | None)
+    assert set(inspect.signature(checker.check).parameters) - set(
+        inspect.signature(testing.assert_conforms).parameters
+    ) == {"progress"}
+
+
+def test_assert_conforms_defaults_to_the_derandomized_profile():
+    report = testing.assert_conforms(
+        group_norm_f64, "group_norm", "numpy", properties=["agreement"], dtypes=["float32"]
+    )
+    assert report.profile == "ci"
 
 
 def test_assert_conforms_hides_its_frame_and_raises_the_summary():
