@@ -92,7 +92,7 @@ def _affine_arrays(case: Case, p: _spec.Plan, mode: str):
 
 def compute(case: Case, *, grouping: Grouping | None = None, center=None, variance: str = "biased",
             eps_mode: str = "inside", affine: str = "channel", eval_stats: str = "running",
-            stored: str = "unbiased", momentum: str = "torch", axes: tuple[int, ...] | None = None,
+            stored: str = "unbiased", momentum: str = "batch", axes: tuple[int, ...] | None = None,
             gain: str = "weight", eps_value=None, precision: str = "float64", output: str = "same",
             train_stats: str = "batch", eval_update: bool = False, exact_singletons: bool = False,
             input_cast: str | None = None) -> tuple[Outcome, np.ndarray, np.ndarray]:  # fmt: skip
@@ -110,7 +110,8 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
     and are kept; "averaged": updated first, then used to normalize, an EMA of the statistics;
     "averaged_before": the incoming buffers normalize, then they are updated); ``eval_stats`` ("running", "batch"); ``eval_update`` (the buffers updated in
     eval mode as in training, after normalizing with the incoming ones); ``stored`` ("unbiased",
-    "biased") and ``momentum`` ("torch", "swapped", "none": never updated, "one": replaced);
+    "biased") and ``momentum`` ("batch": momentum weights the batch, the spec's reading; "swapped": it weights the
+    running buffer; "none": never updated, "one": replaced);
     ``input_cast`` (a dtype name: the input rounded to it first, as ``x.half()`` does).
 
     A variant is undefined where it divides 0 by 0 (eps ignored on a constant set): any output
@@ -251,7 +252,7 @@ def _updated(case: Case, p: _spec.Plan, mean, var_b, stored: str, momentum: str)
         stat = np.mean(stat, axis=avg) if avg else stat
         stat = np.reshape(stat, buf.shape)
         old = buf.astype(F64)
-        if momentum == "torch":
+        if momentum == "batch":
             new = (1 - m) * old + m * stat
         elif momentum == "swapped":
             new = m * old + (1 - m) * stat

@@ -30,8 +30,6 @@ NAMED_OUTSIDE = {
         "torch_to_flax) and pick each side's adapter by that name",
     ),
     ("normcheck.reference", "torch"): "the specs' `torch` key (the torch signature a reference function mirrors), data",
-    ("normcheck.diagnose.evaluate", "torch"): "a momentum convention's label, not a module; owned by another change "
-    "this session; to move next",
 }
 
 #: Each module's layer, by the longest matching prefix; a module may import its own layer or lower.
