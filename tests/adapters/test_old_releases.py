@@ -1,8 +1,9 @@
 """An API an older release of a framework lacks makes its checks skip with the reason, never raise
 (the version matrix, docs/matrix.md): Keras before 3.9 has no RMSNormalization, ONNX Runtime 1.22
 does not load RMSNormalization-23 (IR version 11), Flax before 0.12.1 has no
-``nnx.Variable.set_value`` (and 0.10/0.11 no ``nnx.InstanceNorm``). The old releases are simulated
-here by removing the attribute or making the session refuse the model."""
+``nnx.Variable.set_value`` (and 0.10/0.11 no ``nnx.InstanceNorm``), JAX before 0.10.1 no
+``algorithm`` parameter of ``jax.nn.standardize``. The old releases are simulated here by removing the
+attribute, making the session refuse the model or replacing a function by its old signature."""
 
 from __future__ import annotations
 
@@ -81,3 +82,27 @@ def test_flax_without_the_nnx_api_skips_with_the_reason(monkeypatch, missing, im
         r = properties.PROPERTIES[prop](impl, case)
         assert r.verdict == "skip", (prop, r.verdict, r.message)
         assert reason in r.message and "flax >= 0.12.1" in r.message, r.message
+
+
+def test_jax_standardize_without_algorithm_runs_fast_and_skips_stable_with_the_reason(monkeypatch):
+    pytest.importorskip("jax", reason="jax is not installed")
+    import jax
+
+    real = jax.nn.standardize
+
+    def old(x, axis=-1, mean=None, variance=None, epsilon=1e-5, where=None):  # jax < 0.10.1: one-pass only
+        return real(x, axis, mean, variance, epsilon, where)
+
+    monkeypatch.setattr(jax.nn, "standardize", old)
+    impl = _impl("jax", "jax/layer_norm/standardize/jit")
+    x = np.array([[0.5, -1.0, 2.0, 0.25, 3.0]], np.float32)
+    variants = {}
+    for v in range(16):  # the variant that picks each algorithm (the other axes at any value)
+        case = Case("layer_norm", x, {"normalized_shape": (5,), "eps": 0.0171}, variant=v)
+        variants.setdefault(case.configuration(impl)["algorithm"], case)
+    fast = properties.PROPERTIES["agreement"](impl, variants["fast"])
+    assert fast.verdict == "pass", fast.message  # the old function's only algorithm
+    for prop in ("agreement", "gradient_agreement"):
+        r = properties.PROPERTIES[prop](impl, variants["stable"])
+        assert r.verdict == "skip", (prop, r.verdict, r.message)
+        assert "has no algorithm parameter (added in jax 0.10.1)" in r.message, r.message

@@ -435,6 +435,34 @@ def _instance_norm(
     return _native(form, layout, mode, "instance_norm", cfg, x, params, num_features=x.shape[1])[0]
 
 
+def standardize_has_algorithm() -> bool:
+    """Does the installed ``jax.nn.standardize`` take ``algorithm`` (jax >= 0.10.1)? Before, it has
+    only the one-pass variance, which is ``algorithm="fast"``."""
+    import inspect
+
+    import jax
+
+    try:
+        return "algorithm" in inspect.signature(jax.nn.standardize).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def standardize_options(config: dict[str, Any]) -> dict[str, Any]:
+    """``jax.nn.standardize``'s keyword options of a configuration: before jax 0.10.1, which has no
+    ``algorithm`` parameter, "fast" (its only variance) is left out and "stable" is Unsupported."""
+    options = dict(config)
+    if "algorithm" in options and not standardize_has_algorithm():
+        if options.pop("algorithm") != "fast":
+            import jax
+
+            raise Unsupported(
+                f"jax {jax.__version__}'s jax.nn.standardize has no algorithm parameter (added in jax 0.10.1): "
+                "only its one-pass variance, algorithm='fast'"
+            )
+    return options
+
+
 def _standardize(norm, a: dict[str, Any], config):
     """``jax.nn.standardize`` over the norm's axis set, where no affine or running statistics are asked."""
     import jax
@@ -450,7 +478,7 @@ def _standardize(norm, a: dict[str, Any], config):
     p = _spec.plan(norm, x.shape, normalized_shape=a.get("normalized_shape"))
     if norm not in ("batch_norm", "instance_norm", "layer_norm"):
         raise Unsupported(f"{norm} is not a standardization")
-    options = dict(config)
+    options = standardize_options(config)
     axis = spell_axes(p.reduce, x.ndim, options.pop("axis_spelling", "positive"))
     y = jax.nn.standardize(put(x), axis=axis, epsilon=float(a["eps"]), **options)
     return np.array(y)

@@ -251,7 +251,7 @@ def _standardize_fn(ja, case: Case, a: dict[str, Any]):
         raise Unsupported("jax.nn.standardize keeps no running statistics")
     if case.norm not in ("batch_norm", "instance_norm", "layer_norm"):
         raise Unsupported(f"{case.norm} is not a standardization")
-    options = _options(ja, case, "standardize")
+    options = ja.standardize_options(_options(ja, case, "standardize"))
     axes = spell_axes(case.plan().reduce, case.x.ndim, options.pop("axis_spelling", "positive"))
     eps = float(a["eps"])
     return lambda x: jax.nn.standardize(x, axis=axes, epsilon=eps, **options)
