@@ -268,7 +268,8 @@ def package_version(package: str, packages: dict[str, str], doc: dict[str, Any])
 
 def verified_ranges(runs, *, registry: str | None = None) -> dict[tuple[str, str], tuple[list[str], list[str]]]:
     """For each registered finding's part (finding id, framework): the versions of its package on
-    which a run met it (a record with that finding), and those on which a run ran its checks (a
+    which a run met it (:func:`met`: a record with that finding, or one of whose examples it
+    explained), and those on which a run ran its checks (a
     record it applies to, not skipped, at that version) without meeting it. Absence is evidence only
     beside an observation: a part no run met is left out (the runs' examples never reach it), and so
     is a version on which one run met it and another did not (:func:`mixed`: it depends on another
@@ -304,11 +305,23 @@ def _observations(runs, registry) -> dict[tuple[str, str], tuple[set[str], set[s
                 if v is None:
                     continue
                 seen, absent = out.setdefault((f.id, part.framework), (set(), set()))
-                if any(r["verdict"] == "finding" and r.get("finding") == f.id for r in recs):
+                if any(met(r, f.id) for r in recs):
                     seen.add(v)
                 elif any(r["verdict"] != "skip" and f.applies(r["impl"], r["property"], r["dtype"], v) for r in recs):
                     absent.add(v)
     return out
+
+
+def met(record: dict[str, Any], finding_id: str) -> bool:
+    """Did the run meet the finding on this record: the record's finding (the one that explains its
+    smallest failing example), or one that explained some of its other examples (``explained``: a
+    check whose smallest hit is another finding's, Keras 3.5.0's GroupNorm gradients on an extreme
+    16-bit input, still met it)?"""
+    if record["verdict"] == "skip":
+        return False
+    return (record["verdict"] == "finding" and record.get("finding") == finding_id) or bool(
+        (record.get("explained") or {}).get(finding_id)
+    )
 
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?\s*(#.*)?$")

@@ -156,6 +156,28 @@ def test_verified_ranges_from_documents(tmp_path):
     assert matrix.verified_ranges(runs[1:], registry=str(reg)) == {}
 
 
+def test_a_finding_that_explained_examples_of_a_record_labelled_with_another_is_met(tmp_path):
+    reg = tmp_path / "findings.toml"
+    reg.write_text(REGISTRY)
+    # the record's label is the finding of its smallest hit ("grad"); "fast" explained two other examples
+    both = {
+        **_rec("jax/layer_norm/linen/eager"),
+        "verdict": "finding",
+        "finding": "grad",
+        "explained": {"grad": 1, "fast": 2},
+    }
+    runs = [
+        (_doc(both), {"flax": "0.10.2", "jax": "0.4.38"}),
+        (_doc(_rec("jax/layer_norm/linen/eager")), {"flax": "0.12.8", "jax": "0.10.2"}),
+    ]
+    assert matrix.verified_ranges(runs, registry=str(reg))[("fast", "jax")] == (["0.10.2"], ["0.12.8"])
+    assert matrix.met(both, "fast") and matrix.met(both, "grad")
+    assert not matrix.met({**both, "verdict": "skip"}, "fast")  # a skipped check meets nothing
+    assert not matrix.met({**both, "explained": {"fast": 0}, "finding": "grad"}, "fast")
+    old = {k: v for k, v in both.items() if k != "explained"}  # a document from before `explained`
+    assert matrix.met(old, "grad") and not matrix.met(old, "fast")
+
+
 def test_a_set_outside_the_findings_range_counts_neither_way(tmp_path):
     reg = tmp_path / "findings.toml"
     reg.write_text(REGISTRY)
