@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from normcheck.numtext import short
+
 if TYPE_CHECKING:
     from normcheck import audit
 
@@ -24,7 +26,6 @@ __all__ = [
     "finish_record",
     "fmt",
     "not_applicable",
-    "number",
     "plain",
     "raised_on",
     "row",
@@ -51,15 +52,6 @@ _NP_SCALAR = re.compile(
 def plain(text: str) -> str:
     """``text`` with NumPy scalar reprs as plain numbers: ``np.float64(nan)`` → ``nan``."""
     return _NP_SCALAR.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), text)
-
-
-def number(v: float, digits: int = 3) -> str:
-    """``v`` for a table cell: ``1.93e6``, ``0.21``, ``inf`` (no ``e+06``)."""
-    text = f"{float(v):.{digits}g}"
-    if "e" in text:
-        mant, exp = text.split("e")
-        text = f"{mant}e{int(exp)}"
-    return text
 
 
 def _clean_message(msg: str) -> str:
@@ -337,7 +329,7 @@ class CheckReport:
                 out.append("   the worker's last stderr lines:")
                 out += [f"     | {line}" for line in crash["stderr"]]
         if r.verdict == "fail" and math.isfinite(r.observed) and "u·s" not in r.message:
-            out.append(f"   observed {number(r.observed)} u·s, allowed {number(r.allowed, 6)} u·s (error-model units)")
+            out.append(f"   observed {short(r.observed)} u·s, allowed {short(r.allowed, 6)} u·s (error-model units)")
         if r.verdict == "fail" and r.raises:  # it also raised, on other examples: both are reported
             out.append(f"   also raises when: {raised_on(r.raises)}")
         if not r.counterexample:
@@ -434,8 +426,8 @@ def not_applicable(skipped: list[audit.Record]) -> list[str]:
 
 
 def row(r: audit.Record) -> str:
-    obs = "" if r.verdict in ("skip", "error") else number(r.observed)
-    allowed = number(r.allowed, 6) if r.verdict in ("pass", "fail") and r.allowed else ""
+    obs = "" if r.verdict in ("skip", "error") else short(r.observed)
+    allowed = short(r.allowed, 6) if r.verdict in ("pass", "fail") and r.allowed else ""
     verdict = {"fail": "FAIL", "error": "ERROR"}.get(r.verdict, r.verdict)
     line = f"  {r.dtype:<9} {r.property:<26} {verdict:<8} {obs:>9} {allowed:>8} {r.examples:>8} {r.seconds:>6.1f}s"
     if r.verdict in ("skip", "error") and r.message:

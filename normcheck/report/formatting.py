@@ -8,6 +8,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from normcheck.numtext import short
+
 __all__ = ["fmt_seconds", "fmt_units", "num", "order", "slug", "text"]
 
 
@@ -28,17 +30,7 @@ def num(v: Any) -> float | None:
 def fmt_units(v: Any) -> str:
     """A compact number for error-model units: ``0``, ``0.604``, ``16``, ``2.27e6``, ``inf``, ``nan``."""
     x = num(v)
-    if x is None:
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if x == 0:
-        return "0"
-    text = f"{x:.3g}"
-    if "e" in text:
-        m, e = text.split("e")
-        text = f"{m}e{int(e)}"
-    return text
+    return "nan" if x is None else short(x)
 
 
 def fmt_seconds(v: Any) -> str:
