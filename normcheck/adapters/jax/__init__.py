@@ -83,7 +83,8 @@ import numpy as np
 from normcheck import dtypes as _dtypes
 from normcheck import spec as _spec
 from normcheck.adapters.base import Adapter, Impl, Unsupported, spell_axes
-from normcheck.adapters.jax.runtime import COMPILES, cache_dir, setup
+from normcheck.adapters.jax.runtime import COMPILES, cache_dir, put, setup
+from normcheck.adapters.jax.standardize import standardize
 
 __all__ = [
     "ADAPTER",
@@ -162,12 +163,6 @@ def _x64_enabled() -> bool:
     if jax is not None:
         return bool(jax.config.jax_enable_x64)
     return os.environ.get("JAX_ENABLE_X64", "").strip().lower() in _TRUE
-
-
-def put(a):
-    """A host array onto JAX's default device, copied: ``jax.device_put``. (``jnp.asarray`` of a
-    NumPy array runs a compiled identity program, built anew for every shape: ~17 ms each here.)"""
-    return setup().device_put(np.asarray(a))
 
 
 def _check_dtype(dt: np.dtype) -> None:
@@ -435,55 +430,6 @@ def _instance_norm(
     return _native(form, layout, mode, "instance_norm", cfg, x, params, num_features=x.shape[1])[0]
 
 
-def standardize_has_algorithm() -> bool:
-    """Does the installed ``jax.nn.standardize`` take ``algorithm`` (jax >= 0.10.1)? Before, it has
-    only the one-pass variance, which is ``algorithm="fast"``."""
-    import inspect
-
-    import jax
-
-    try:
-        return "algorithm" in inspect.signature(jax.nn.standardize).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def standardize_options(config: dict[str, Any]) -> dict[str, Any]:
-    """``jax.nn.standardize``'s keyword options of a configuration: before jax 0.10.1, which has no
-    ``algorithm`` parameter, "fast" (its only variance) is left out and "stable" is Unsupported."""
-    options = dict(config)
-    if "algorithm" in options and not standardize_has_algorithm():
-        if options.pop("algorithm") != "fast":
-            import jax
-
-            raise Unsupported(
-                f"jax {jax.__version__}'s jax.nn.standardize has no algorithm parameter (added in jax 0.10.1): "
-                "only its one-pass variance, algorithm='fast'"
-            )
-    return options
-
-
-def _standardize(norm, a: dict[str, Any], config):
-    """``jax.nn.standardize`` over the norm's axis set, where no affine or running statistics are asked."""
-    import jax
-
-    x = np.asarray(a["input"])
-    if a.get("weight") is not None or a.get("bias") is not None:
-        raise Unsupported("jax.nn.standardize has no affine parameters")
-    if a.get("running_mean") is not None or a.get("running_var") is not None:
-        raise Unsupported("jax.nn.standardize keeps no running statistics")
-    flag = _spec.get(norm).batch_stats_flag
-    if flag and not a[flag]:
-        raise Unsupported("jax.nn.standardize is used here with the input's statistics only")
-    p = _spec.plan(norm, x.shape, normalized_shape=a.get("normalized_shape"))
-    if norm not in ("batch_norm", "instance_norm", "layer_norm"):
-        raise Unsupported(f"{norm} is not a standardization")
-    options = standardize_options(config)
-    axis = spell_axes(p.reduce, x.ndim, options.pop("axis_spelling", "positive"))
-    y = jax.nn.standardize(put(x), axis=axis, epsilon=float(a["eps"]), **options)
-    return np.array(y)
-
-
 _BODIES = {
     "batch_norm": _batch_norm,
     "layer_norm": _layer_norm,
@@ -515,7 +461,7 @@ def _function(norm: str, form: str, layout: str, mode: str):
         a.apply_defaults()
         _check_dtype(np.asarray(a.arguments["input"]).dtype)
         if form == "standardize":
-            return _standardize(norm, a.arguments, config)
+            return standardize(norm, a.arguments, config)
         return _BODIES[norm](form, layout, mode, **a.arguments, config=config)
 
     fn.__signature__ = sig

@@ -38,6 +38,7 @@ from normcheck.adapters.base import (
     move_channels,
     spell_axes,
 )
+from normcheck.adapters.jax.standardize import standardize_options
 from normcheck.case import Case
 
 __all__ = ["hvp", "jvp", "target_hvp", "target_jvp", "target_vjp", "vjp"]
@@ -251,7 +252,7 @@ def _standardize_fn(ja, case: Case, a: dict[str, Any]):
         raise Unsupported("jax.nn.standardize keeps no running statistics")
     if case.norm not in ("batch_norm", "instance_norm", "layer_norm"):
         raise Unsupported(f"{case.norm} is not a standardization")
-    options = ja.standardize_options(_options(ja, case, "standardize"))
+    options = standardize_options(_options(ja, case, "standardize"))
     axes = spell_axes(case.plan().reduce, case.x.ndim, options.pop("axis_spelling", "positive"))
     eps = float(a["eps"])
     return lambda x: jax.nn.standardize(x, axis=axes, epsilon=eps, **options)
