@@ -40,6 +40,7 @@ from normcheck import error_model
 from normcheck import spec as _spec
 from normcheck.case import Case
 from normcheck.compare_report import FRAMEWORK_EPS, CompareReport, Measured, Pair, Tally, difference, number_text
+from normcheck.profiles import run_seeded
 from normcheck.target import DEFAULT_TIMEOUT, Target, TargetError, TargetHung, wrap
 
 __all__ = ["TRANSLATIONS", "CompareReport", "Side", "Translation", "compare", "difference"]
@@ -228,7 +229,6 @@ def _strategy(sides: tuple[Side, Side], norm: str, dtype: str):
 
 
 def _draw(strategy, n: int, seed: int) -> list[Case]:
-    import hypothesis
     from hypothesis import HealthCheck, Phase, given, settings
 
     out: list[Case] = []
@@ -244,7 +244,7 @@ def _draw(strategy, n: int, seed: int) -> list[Case]:
     def collect(c):
         out.append(c)
 
-    hypothesis.seed(seed)(collect)()
+    run_seeded(collect, seed)
     return out
 
 

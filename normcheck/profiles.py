@@ -7,10 +7,12 @@ is imported when settings are built.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PROFILES", "Profile", "Run", "register_profiles"]
+__all__ = ["PROFILES", "Profile", "Run", "no_local_constants", "register_profiles", "run_seeded"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +90,43 @@ class Run:
             kw["max_examples"] = self.max_examples
         base = hypothesis.settings.get_profile(self.profile) if self.profile else hypothesis.settings.default
         return hypothesis.settings(base, **kw)
+
+
+@contextmanager
+def no_local_constants() -> Iterator[None]:
+    """Draw without Hypothesis's constants from local source. Hypothesis mixes literals of every
+    loaded module outside site-packages into its examples (about 1 draw in 20), so a seeded draw
+    would depend on which normcheck modules happen to be imported, on their source text (any edit
+    to normcheck would change every audit's examples) and on whether normcheck is installed
+    editable or from a wheel. Inside this context a seed draws the same examples wherever it runs;
+    Hypothesis's own global constants (0, ±inf, float limits, ...) are still drawn."""
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # a Hypothesis without this mechanism
+        yield
+        return
+    get = getattr(providers, "_get_local_constants", None)
+    cache = getattr(providers, "CONSTANTS_CACHE", None)
+    if get is None or cache is None or not hasattr(providers, "Constants"):
+        yield
+        return
+    empty = providers.Constants()
+    cache.cache.clear()
+    providers._get_local_constants = lambda: empty
+    try:
+        yield
+    finally:
+        providers._get_local_constants = get
+        cache.cache.clear()
+
+
+def run_seeded(test: Callable[[], None], seed: int) -> None:
+    """Run the Hypothesis test ``test`` (a ``@given`` function of no arguments) from ``seed``, its
+    draws independent of the modules loaded (:func:`no_local_constants`): every generation normcheck
+    does outside the audit's driver (the diagnosis' fresh cases, compare's cases, the gradient
+    sweeps) goes through here, so a seed gives the same cases in a worker, in the user's process
+    beside their own modules, and from a wheel."""
+    import hypothesis
+
+    with no_local_constants():
+        hypothesis.seed(seed)(test)()

@@ -10,7 +10,6 @@ import math
 import time
 import zlib
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,7 @@ from normcheck import findings as _findings
 from normcheck import properties as P
 from normcheck.audit.records import MAX_SAMPLES, Record
 from normcheck.audit.simplify import simplify
-from normcheck.profiles import Run
+from normcheck.profiles import Run, no_local_constants
 from normcheck.properties.second_order import every_case
 
 __all__ = ["cases_for", "not_run", "run_check", "run_identity", "watch_cases"]
@@ -65,34 +64,6 @@ class _Drive:
     unexplained_worst: float = 0.0  # the worst error over the judged examples no finding explains
 
 
-@contextmanager
-def _no_local_constants():
-    """Draw without Hypothesis's constants from local source. Hypothesis mixes literals of every
-    loaded module outside site-packages into its examples (about 1 draw in 20), so a seeded draw
-    would depend on which normcheck modules happen to be imported, on their source text (any edit
-    to normcheck would change every audit's examples) and on whether normcheck is installed
-    editable or from a wheel. Inside this context a seed draws the same examples wherever it runs;
-    Hypothesis's own global constants (0, ±inf, float limits, ...) are still drawn."""
-    try:
-        from hypothesis.internal.conjecture import providers
-    except ImportError:  # a Hypothesis without this mechanism
-        yield
-        return
-    get = getattr(providers, "_get_local_constants", None)
-    cache = getattr(providers, "CONSTANTS_CACHE", None)
-    if get is None or cache is None or not hasattr(providers, "Constants"):
-        yield
-        return
-    empty = providers.Constants()
-    cache.cache.clear()
-    providers._get_local_constants = lambda: empty
-    try:
-        yield
-    finally:
-        providers._get_local_constants = get
-        cache.cache.clear()
-
-
 def _one(case) -> tuple:
     return (case,)
 
@@ -132,7 +103,7 @@ def _drive(
     if seed is not None:
         t = hypothesis.seed(seed)(t)
     try:
-        with _no_local_constants():
+        with no_local_constants():
             t()
     except _Deviation:
         pass
@@ -216,7 +187,7 @@ def _collect(strategy, settings, seed, explicit: tuple = ()) -> tuple | None:
 def _replay(body, cases, known, *, keep_errors: bool = False, expand=_one) -> _Drive | None:
     """:func:`_drive` over already drawn ``cases``: the same accounting while every example passes
     or is a registered finding's hit (Hypothesis would generate exactly these, in this order: see
-    :func:`_no_local_constants`); None at a new deviation or an exception, which :func:`_drive`
+    :func:`normcheck.profiles.no_local_constants`); None at a new deviation or an exception, which :func:`_drive`
     then reruns and shrinks."""
     if cases is None:
         return None

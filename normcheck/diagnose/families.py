@@ -13,7 +13,17 @@ from __future__ import annotations
 from normcheck.diagnose.evaluate import REFERENCE, matches
 from normcheck.diagnose.known import Variant
 
-__all__ = ["BUFFER_DIMS", "FAMILIES", "by_family", "family", "split", "text", "with_gradients"]
+__all__ = [
+    "BUFFER_DIMS",
+    "FAMILIES",
+    "PROBE_MOMENTA",
+    "by_family",
+    "discriminate",
+    "family",
+    "split",
+    "text",
+    "with_gradients",
+]
 
 #: The dimensions of :class:`~normcheck.diagnose.known.Variant` that change the running buffers only.
 BUFFER_DIMS = frozenset({"stored", "momentum", "eval_update"})
@@ -53,10 +63,14 @@ def split(v: Variant) -> str | None:
     return "; ".join(f"{FAMILIES.get(f, f)}: {_join(ph)}" for f, ph in groups.items())
 
 
-def by_family(norm: str, cat: list[Variant], judged, search, supported) -> dict[str, tuple[Variant | None, int]]:
+def by_family(
+    norm: str, cat: list[Variant], judged, search, supported, probe=None
+) -> dict[str, tuple[Variant | None, int]]:
     """For each family with failing cases among ``judged``: (the variant, single or a composition
     found by ``search``, that explains every one of them judged on that family alone, or None; how
-    many failing cases the family has). Empty when the failures lie in one family only."""
+    many failing cases the family has). Empty when the failures lie in one family only. Where
+    several variants explain a family's cases alike, ``probe`` (a case -> the target's outcome, or
+    None) runs the target on cases that tell them apart (:func:`discriminate`)."""
     out: dict[str, tuple[Variant | None, int]] = {}
     fails = {part: [(c, got) for c, got in judged if not matches(c, got, REFERENCE, part)] for part in FAMILIES}
     fails.pop("gradients")  # the forward cases carry no gradients: that family is judged elsewhere
@@ -64,14 +78,44 @@ def by_family(norm: str, cat: list[Variant], judged, search, supported) -> dict[
         return {}
     for part, pairs in fails.items():
         pool = [v for v in cat if family(v) == part]
-        found = next(
-            (v for v in pool if all(matches(c, got, v, part) for c, got in pairs) and supported(v, pairs, part)), None
-        )
+        alike = [v for v in pool if all(matches(c, got, v, part) for c, got in pairs) and supported(v, pairs, part)]
+        if len(alike) > 1 and probe is not None:
+            alike = discriminate(alike, pairs, part, probe)
+        found = alike[0] if alike else None
         if found is None:
             hits = search(norm, pool, pairs, part=part)
             found = next((v for v in hits if not v.loose), hits[0] if hits else None)
         out[part] = (found, len(pairs))
     return out
+
+
+#: Momentum values a discriminating case takes: away from 0, 1/2 and 1, where momentum read one way
+#: or the other, never updated and replaced coincide.
+PROBE_MOMENTA = (0.3,)
+
+
+def discriminate(variants: list[Variant], pairs, part: str, probe) -> list[Variant]:
+    """Of ``variants`` (each explaining every case of ``pairs`` on ``part``), those that also explain
+    the target's outcome on cases built to tell them apart: a training case's momentum moved to
+    :data:`PROBE_MOMENTA` (at momentum 1 the buffers "never updated" and "momentum read the other
+    way round" are the same numbers). A probe that raises, or that every variant fails, changes
+    nothing."""
+    import dataclasses
+
+    for c, _ in pairs[:4]:
+        if c.running_mean is None or not isinstance(c.args.get("momentum"), float):
+            continue
+        for m in PROBE_MOMENTA:
+            moved = dataclasses.replace(c, args={**c.args, "momentum": m})
+            got = probe(moved)
+            if got is None:
+                continue
+            keep = [v for v in variants if matches(moved, got, v, part)]
+            if keep:
+                variants = keep
+        if len(variants) == 1:
+            break
+    return variants
 
 
 def text(norm: str, found: dict[str, tuple[Variant | None, int]]) -> str:

@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from normcheck.numtext import trim_exponent
+from normcheck.profiles import run_seeded
+
 __all__ = ["PER_REGIME", "SWEPT", "Confinement", "confinement", "floor", "number"]
 
 #: Fresh cases per regime and failing property.
@@ -31,11 +34,7 @@ def number(v: float) -> str:
         return "inf" if v > 0 else "-inf" if v < 0 else "nan"
     if 1e-3 <= abs(v) < 1e4:
         return f"{v:.4g}"
-    text = f"{v:.2g}"
-    if "e" in text:
-        mant, exp = text.split("e")
-        return f"{mant}e{int(exp)}"
-    return text
+    return trim_exponent(f"{v:.2g}")
 
 
 def floor(v: float) -> str:
@@ -96,7 +95,6 @@ def _condition(regime: str, cases) -> str | None:
 
 
 def _draw(norm: str, dtype: str, regime: str, count: int, seed: int, options: dict[str, Any], axes):
-    import hypothesis
     from hypothesis import HealthCheck, Phase, given, settings
 
     from normcheck import strategies
@@ -110,7 +108,7 @@ def _draw(norm: str, dtype: str, regime: str, count: int, seed: int, options: di
     def collect(c):
         out.append(c)
 
-    hypothesis.seed(seed)(collect)()
+    run_seeded(collect, seed)
     return out[:count]
 
 

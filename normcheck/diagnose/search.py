@@ -19,6 +19,7 @@ from normcheck.case import Case, Outcome
 from normcheck.diagnose import families
 from normcheck.diagnose.evaluate import REFERENCE, explains, matches
 from normcheck.diagnose.known import Variant, catalogue, combinable, compose
+from normcheck.profiles import run_seeded
 
 __all__ = ["CLOSEST", "MAX_CANDIDATES", "Diagnosis", "combine", "diagnose", "failing_cases", "search", "supported"]
 
@@ -42,7 +43,6 @@ _REGIMES = {
 
 def _generate(norm: str, dtype: str, *, seed: int, count: int, running: bool, strategy=None, axes=None) -> list[Case]:
     """``count`` fresh random cases from the property-suite strategy (generation only, no shrinking)."""
-    import hypothesis
     from hypothesis import HealthCheck, Phase, given, settings
 
     from normcheck import strategies
@@ -66,7 +66,7 @@ def _generate(norm: str, dtype: str, *, seed: int, count: int, running: bool, st
     def collect(c):
         out.append(c)
 
-    hypothesis.seed(seed)(collect)()
+    run_seeded(collect, seed)
     return out
 
 
@@ -76,6 +76,25 @@ class _Collected:
     errors: list[str] = field(default_factory=list)
     raised_ranks: Counter = field(default_factory=Counter)
     ok_ranks: Counter = field(default_factory=Counter)
+    buffers: int = 0  # failing cases whose updated running buffers deviate
+
+
+#: Fresh cases scanned past ``want`` failing ones for a case whose running buffers deviate, where
+#: none has yet: the buffers family needs its own cases (a target can be wrong in output and buffers
+#: for two unrelated reasons, and the first failing cases drawn may all be eval-mode ones).
+BUFFER_SEARCH = 12
+
+
+def _outcome(impl, c: Case) -> Outcome | None:
+    """The target's outcome on ``c``, or None where it raises."""
+    try:
+        return c.call(impl)
+    except Exception:
+        return None
+
+
+def _buffers_off(c: Case, got: Outcome) -> bool:
+    return c.running_mean is not None and not matches(c, got, REFERENCE, "buffers")
 
 
 def _collect(impl, cases, *, norm, dtype, seed, extra, want, strategy=None, running=True) -> _Collected:
@@ -99,7 +118,10 @@ def _collect(impl, cases, *, norm, dtype, seed, extra, want, strategy=None, runn
             return not isinstance(e, TargetHung)
         out.ok_ranks[c.x.ndim] += 1
         if not matches(c, got, REFERENCE):
-            out.fails.append((c, got))
+            off = _buffers_off(c, got)
+            if len(out.fails) < want or (off and not out.buffers):
+                out.fails.append((c, got))
+                out.buffers += off
         return True
 
     for c in cases:
@@ -108,8 +130,13 @@ def _collect(impl, cases, *, norm, dtype, seed, extra, want, strategy=None, runn
     if extra > 0:
         axes = next((c.args["reduce_axes"] for c in cases if c.args.get("reduce_axes") is not None), None)
         fresh = _generate(norm, dtype, seed=seed + 7919, count=extra, running=running, strategy=strategy, axes=axes)
+        past = 0
         for c in fresh:
-            if len(out.fails) >= want or not consider(c):
+            if len(out.fails) >= want:
+                past += 1
+                if out.buffers or not running or past > BUFFER_SEARCH:
+                    break
+            if not consider(c):
                 break
     return out
 
@@ -473,7 +500,7 @@ def diagnose(
     strict = [v.name for v in full if not v.loose]
     names = strict or [v.name for v in full]
     d = Diagnosis(norm, n, counts, desc, names, cases=[c for c, _ in judged], dtype=dtype, pairs=list(judged))
-    found = {} if names else families.by_family(norm, cat, judged, search, supported)
+    found = {} if names else families.by_family(norm, cat, judged, search, supported, lambda c: _outcome(impl, c))
     if names:
         text = f"matches {desc[names[0]]} on {n}/{n} failing cases"
         if judged is not pairs:
@@ -492,14 +519,21 @@ def diagnose(
         text = f"matches none of the {len(cat)} known variants of {norm}{nothing} on every failing case"
         if d.symptoms:
             text = "; ".join(d.symptoms) + f"; {text}"
-        if counts[best.name] >= CLOSEST * n:
+        if counts[best.name] == n:  # it explains them all, but only where it is 0/0 (any output)
+            d.closest = best.name
+            text += (
+                f"; consistent with {desc[best.name]} on {n}/{n} failing cases, each one where it divides "
+                "0 by 0, which cannot tell it from other causes"
+            )
+        elif counts[best.name] >= CLOSEST * n:
             d.closest = best.name
             text += f"; closest: {desc[best.name]} on {counts[best.name]}/{n} failing cases"
             rest = [(c, got) for c, got in judged if not matches(c, got, best)]
             d.observations = [f"the other {len(rest)}: " + "; ".join(_observe(rest, norm, dtype, ()))]
         else:
             d.observations = _observe(judged, norm, dtype, properties)
-        text += "; observed: " + "; ".join(d.observations)
+        if d.observations:
+            text += "; observed: " + "; ".join(d.observations)
     d.text = text
     return d
 
@@ -527,6 +561,32 @@ def _by_name(norm: str, dtype: str, name: str) -> Variant | None:
     return parts[0] if len(parts) == 1 else compose(norm, parts)
 
 
+def _borrow(out: dict[str, Diagnosis], notes: dict[str, str], dt: str, d: Diagnosis, per: dict[str, Diagnosis]) -> None:
+    """A dtype whose failing cases no variant explains where it is defined (each a 0/0 of the
+    variant: NaN either way) takes another dtype's answer when that variant explains them too: the
+    other dtype holds the evidence (e.g. bfloat16 failing only on one-element groups, where an
+    unbiased variance is 0/0, and float32 showing the unbiased variance on real sets)."""
+    for other_dt, o in per.items():
+        if other_dt == dt or not o.best:
+            continue
+        v = _by_name(d.norm, dt, o.best)
+        if v is None or not all(matches(c, got, v) for c, got in d.pairs):
+            continue
+        n = d.failing
+        desc = _describe(v, d.pairs, dt)
+        notes[dt] = f"in {dt} every failing case is one where it divides 0 by 0; {other_dt} shows it"
+        out[dt] = replace(
+            d,
+            matches=[o.best],
+            closest=None,
+            observations=[],
+            text=f"matches {desc} on {n}/{n} failing cases ({notes[dt]})",
+            descriptions={**d.descriptions, o.best: desc},
+            counts={**d.counts, o.best: n},
+        )
+        return
+
+
 def _unify(per: dict[str, Diagnosis]) -> tuple[dict[str, Diagnosis], dict[str, str]]:
     """One cause across dtypes, not two answers: where another dtype's match also explains this
     dtype's failing cases — it is among this dtype's equally consistent matches, or it is a richer
@@ -535,6 +595,9 @@ def _unify(per: dict[str, Diagnosis]) -> tuple[dict[str, Diagnosis], dict[str, s
     out, notes = dict(per), {}
     bests = list(dict.fromkeys(d.best for d in per.values() if d.best))
     for dt, d in per.items():
+        if not d.best and d.pairs:
+            _borrow(out, notes, dt, d, per)
+            continue
         if not d.best or not d.pairs or d.symptoms:
             continue
         mine = set(d.best.split("+"))

@@ -71,6 +71,7 @@ from normcheck import dtypes, error_model
 from normcheck import spec as _spec
 from normcheck.adapters.base import Unsupported
 from normcheck.case import Case
+from normcheck.profiles import run_seeded
 from normcheck.properties.core import Result, Stop, register, verdict
 from normcheck.reference import moments, running_view, softmax
 
@@ -511,7 +512,7 @@ def calibrate(*, examples: int = 40, dtypes_=("float32", "bfloat16"), seed: int 
             settings = hypothesis.settings(
                 max_examples=examples, database=None, deadline=None, suppress_health_check=list(HealthCheck)
             )
-            hypothesis.seed(seed)(settings(given(strategy)(record)))()
+            run_seeded(settings(given(strategy)(record)), seed)
     return worst
 
 

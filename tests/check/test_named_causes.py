@@ -13,16 +13,20 @@ The checks run under the ci profile (derandomized), on few properties, so each t
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from normcheck import checker, diagnose, findings
 from normcheck.case import Case
 from normcheck.diagnose import families
+from normcheck.diagnose.evaluate import matches
 from normcheck.diagnose.regimes import Confinement, number
 from normcheck.target import wrap
 from tests.doubles import cause as D
 from tests.doubles import diagnosis as DD
+from tests.doubles import state as S
 
 CI = {"profile": "ci", "seed": 0, "properties": ["agreement"]}
 
@@ -162,12 +166,31 @@ def test_each_family_is_judged_on_its_own_cases():
     pairs, _ = search.failing_cases(target, [], norm="instance_norm", dtype="float32", seed=0, extra=60)
     assert pairs
     cat = diagnose.catalogue("instance_norm", "float32")
-    found = families.by_family("instance_norm", cat, pairs, search.search, search.supported)
+    found = families.by_family("instance_norm", cat, pairs, search.search, search.supported, lambda c: c.call(target))
     assert set(found) == {"output", "buffers"}
     out, buffers = found["output"][0], found["buffers"][0]
     assert out is not None and {m.name for m in out.members} == {"axes_rest", "eval_batch_stats"}, out
     assert buffers is not None and buffers.name == "buffers_not_updated"
     assert families.text("instance_norm", found).startswith("matches instance_norm family by family")
+
+
+def test_a_probe_tells_apart_variants_alike_on_the_failing_cases():
+    """At momentum 1 "never updated" and "momentum read the other way round" give the same buffers;
+    a probe at momentum 0.3 keeps the one the target implements, for either target."""
+    from normcheck.case import fixed_cases
+
+    cat = diagnose.catalogue("batch_norm", "float32")
+    alike = [v for v in cat if v.name in ("momentum_swapped", "buffers_not_updated")]
+    base = next(c for c in fixed_cases("batch_norm", "float32") if c.running_mean is not None)
+    case = dataclasses.replace(base, args={**base.args, "training": True, "momentum": 1.0})
+    for name, (fn, want) in {
+        "never updated": (S.batch_norm_never_updates, "buffers_not_updated"),
+        "swapped": (S.batch_norm_keras_momentum, "momentum_swapped"),
+    }.items():
+        got = case.call(fn)
+        assert all(matches(case, got, v, "buffers") for v in alike), name  # alike at momentum 1
+        kept = families.discriminate(alike, [(case, got)], "buffers", lambda c, fn=fn: c.call(fn))
+        assert [v.name for v in kept] == [want], name
 
 
 def test_a_composition_within_one_family_is_not_split():
@@ -201,8 +224,8 @@ def test_the_search_is_bounded_by_a_count():
 
 
 def test_numbers_read_plainly():
-    from normcheck.check_report import number as cell
     from normcheck.check_report import plain
+    from normcheck.numtext import short as cell
 
     assert number(9.517e13) == "9.5e13" and number(1e-6) == "1e-6" and number(255.93) == "255.9"
     assert cell(1.93e6) == "1.93e6" and cell(0.21) == "0.21" and cell(float("inf")) == "inf"
