@@ -331,3 +331,13 @@ def test_torch_accepts_the_cases(case):
         return
     y = getattr(F, case.norm)(x, **kw)
     assert tuple(y.shape) == case.x.shape
+
+
+def test_the_drawn_framework_eps_are_the_adapters_defaults():
+    """eps draws favour each framework's default eps. The strategies keep their own tuple, whose
+    order is part of what a seed draws; it must hold exactly the values the adapters declare
+    (:func:`normcheck.adapters.default_eps`), so a framework's default cannot drift from it."""
+    from normcheck import adapters
+
+    assert set(ns._FRAMEWORK_EPS) == set(adapters.default_eps())
+    assert len(ns._FRAMEWORK_EPS) == len(set(ns._FRAMEWORK_EPS))
