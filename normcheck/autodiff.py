@@ -35,7 +35,9 @@ packages import their framework only when a VJP runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -43,7 +45,7 @@ from normcheck import adapters
 from normcheck.adapters.base import Unsupported
 from normcheck.case import Case
 
-__all__ = ["FRAMEWORKS", "forward_mode_missing", "hvp", "jvp", "second_order_missing", "vjp"]
+__all__ = ["FRAMEWORKS", "MODE", "forward_mode_missing", "hvp", "jvp", "second_order_missing", "vjp"]
 
 #: The frameworks with autodiff (their adapter overrides :meth:`~normcheck.adapters.Adapter.vjp`),
 #: in :data:`normcheck.adapters.FRAMEWORKS` order, each with its VJP function.
@@ -52,12 +54,29 @@ FRAMEWORKS: dict[str, Callable[..., dict[str, np.ndarray]]] = {
 }
 
 
+#: The derivative a call of a user's target is part of: "call" (plain), "vjp", "jvp" or "hvp". Each
+#: mode's first call traces, compiles or initializes anew (torch.func and forward_ad, jax.jvp, nested
+#: tapes), so the per-call guard allows it the first-call factor again
+#: (:func:`normcheck.target.guard.allowance` keys its input signatures by mode).
+MODE: ContextVar[str] = ContextVar("normcheck_autodiff_mode", default="call")
+
+
+@contextmanager
+def _mode(name: str) -> Iterator[None]:
+    token = MODE.set(name)
+    try:
+        yield
+    finally:
+        MODE.reset(token)
+
+
 def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     """The native VJP of ``impl`` at ``case`` for the cotangent ``dy`` (see the module docstring)."""
     framework = getattr(impl, "framework", "")
     fn = FRAMEWORKS.get(framework)
     if fn is None and framework == "user":
-        return _runs_on(impl).target_vjp(impl.fn, case, np.asarray(dy))
+        with _mode("vjp"):
+            return _runs_on(impl).target_vjp(impl.fn, case, np.asarray(dy))
     if fn is None:
         raise Unsupported(f"{framework or '?'} has no autodiff")
     return fn(impl, case, np.asarray(dy))
@@ -71,7 +90,8 @@ def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
     framework = getattr(impl, "framework", "")
     dy, v = np.asarray(dy), np.asarray(v)
     if framework == "user":
-        return _runs_on(impl).target_hvp(impl.fn, case, dy, v)
+        with _mode("hvp"):
+            return _runs_on(impl).target_hvp(impl.fn, case, dy, v)
     if framework not in adapters.FRAMEWORKS:
         raise Unsupported(f"{framework or '?'} has no autodiff")
     return adapters.get(framework).hvp(impl, case, dy, v)
@@ -85,7 +105,8 @@ def jvp(impl, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
     framework = getattr(impl, "framework", "")
     t = {k: np.asarray(v) for k, v in tangents.items()}
     if framework == "user":
-        return _runs_on(impl).target_jvp(impl.fn, case, t)
+        with _mode("jvp"):
+            return _runs_on(impl).target_jvp(impl.fn, case, t)
     if framework not in adapters.FRAMEWORKS:
         raise Unsupported(f"{framework or '?'} has no autodiff")
     return adapters.get(framework).jvp(impl, case, t)

@@ -41,12 +41,16 @@ def _signature(args, kwargs) -> tuple:
 
 def allowance(args, kwargs) -> float:
     """The factor on the per-call timeout for this call: :data:`NEW_SIGNATURE_FACTOR` the first time
-    its input signature is seen in this process, else 1."""
+    its input signature is seen in this process in its derivative mode
+    (:data:`normcheck.autodiff.MODE`: a first forward-mode call of a shape already called plainly
+    initializes torch.func or traces jax.jvp), else 1."""
+    from normcheck.autodiff import MODE
+
     try:
-        sig = _signature(args, kwargs)
+        sig = (MODE.get(), _signature(args, kwargs))
         hash(sig)
     except Exception:  # an argument that cannot be described: no allowance beyond the first call
-        sig = ("?",)
+        sig = (MODE.get(), "?")
     if sig in _SEEN:
         return 1.0
     _SEEN.add(sig)

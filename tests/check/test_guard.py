@@ -33,6 +33,24 @@ def test_the_allowance_follows_shapes_and_dtypes():
     assert allowance((a,), {"eps": 1e-5}) == NEW_SIGNATURE_FACTOR
 
 
+def test_each_derivative_mode_gets_the_first_call_allowance_again():
+    """A jvp (or vjp, hvp) of a user's target calls it with a shape its plain calls have seen; the
+    first such call initializes the framework's forward mode (torch.func, jax.jvp) and is allowed the
+    factor again, once per mode."""
+    from normcheck import autodiff
+
+    a = np.zeros((7, 3, 19), np.float32)
+    assert allowance((a,), {}) == NEW_SIGNATURE_FACTOR
+    assert allowance((a,), {}) == 1.0
+    token = autodiff.MODE.set("jvp")
+    try:
+        assert allowance((a,), {}) == NEW_SIGNATURE_FACTOR
+        assert allowance((a,), {}) == 1.0
+    finally:
+        autodiff.MODE.reset(token)
+    assert allowance((a,), {}) == 1.0  # back to plain calls, seen
+
+
 def test_a_worker_call_writes_its_allowance_on_the_clock(tmp_path):
     clock = CallClock.create(str(tmp_path / "clock"))
     clock.start(NEW_SIGNATURE_FACTOR)
