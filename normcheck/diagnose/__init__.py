@@ -52,6 +52,7 @@ results rounded to the dtype, sums accumulated wide) and judged with the model's
 from __future__ import annotations
 
 from normcheck.diagnose import families
+from normcheck.diagnose.across import answer, combine
 from normcheck.diagnose.evaluate import REFERENCE, compute, judge, matches, outcome
 from normcheck.diagnose.gradient import diagnose_gradient, gradient_family
 from normcheck.diagnose.known import (
@@ -63,7 +64,7 @@ from normcheck.diagnose.known import (
     gradient_variants,
     variants,
 )
-from normcheck.diagnose.search import CLOSEST, Diagnosis, answer, combine, diagnose, failing_cases
+from normcheck.diagnose.search import CLOSEST, Diagnosis, diagnose, failing_cases
 
 _compute = compute  # the name the tests of the variant machinery use
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,17 @@ from normcheck.diagnose.evaluate import REFERENCE, explains, matches
 from normcheck.diagnose.known import Variant, catalogue, combinable, compose
 from normcheck.profiles import run_seeded
 
-__all__ = ["CLOSEST", "MAX_CANDIDATES", "Diagnosis", "combine", "diagnose", "failing_cases", "search", "supported"]
+__all__ = [
+    "CLOSEST",
+    "CONSISTENT",
+    "MAX_CANDIDATES",
+    "Diagnosis",
+    "describe",
+    "diagnose",
+    "failing_cases",
+    "search",
+    "supported",
+]
 
 F64 = np.float64
 
@@ -233,7 +242,7 @@ def _rank_restriction(col: _Collected) -> str | None:
     )
 
 
-def _describe(v: Variant, judged, dtype: str) -> str:
+def describe(v: Variant, judged, dtype: str) -> str:
     """The variant's description, with what statistics in a 16-bit dtype did on these cases."""
     if (per := families.split(v)) is not None:
         return f"{judged[0][0].norm} with a cause per property family [{per}]"
@@ -443,14 +452,14 @@ def supported(v: Variant, judged, part: str = "all") -> bool:
     return any(explains(c, got, v, part) == "yes" for c, got in judged)
 
 
-_CONSISTENT = "; equally consistent with: "
+CONSISTENT = "; equally consistent with: "
 
 
 def _consistent(names, desc) -> str:
     rest = [desc[k] for k in names[1:]]
     if len(rest) > 3:
         rest = [*rest[:3], f"{len(rest) - 3} more"]
-    return _CONSISTENT + "; ".join(rest)
+    return CONSISTENT + "; ".join(rest)
 
 
 def diagnose(
@@ -487,7 +496,7 @@ def diagnose(
     shaped = [(c, got) for c, got in pairs if np.shape(got.y) == c.x.shape]
     judged = shaped if shaped and len(shaped) < len(pairs) else pairs
     counts = {v.name: sum(matches(c, got, v) for c, got in judged) for v in cat}
-    desc = {v.name: _describe(v, judged, dtype) for v in cat}
+    desc = {v.name: describe(v, judged, dtype) for v in cat}
     n = len(judged)
     full = [v for v in cat if counts[v.name] == n and supported(v, judged)]
     searched = False
@@ -496,7 +505,7 @@ def diagnose(
         full = search(norm, cat, judged)
         for v in full:
             counts[v.name] = n
-            desc[v.name] = _describe(v, judged, dtype)
+            desc[v.name] = describe(v, judged, dtype)
     strict = [v.name for v in full if not v.loose]
     names = strict or [v.name for v in full]
     d = Diagnosis(norm, n, counts, desc, names, cases=[c for c, _ in judged], dtype=dtype, pairs=list(judged))
@@ -536,162 +545,3 @@ def diagnose(
             text += "; observed: " + "; ".join(d.observations)
     d.text = text
     return d
-
-
-# --- the answer across dtypes ------------------------------------------------------------------------------
-
-_COUNT = re.compile(r"(\d+)/(\d+) failing cases")
-
-
-def _group_text(texts: list[str]) -> str:
-    """One text for dtypes whose diagnoses read the same up to their counts: the counts summed."""
-    if len(texts) == 1:
-        return texts[0]
-    found = [[(int(a), int(b)) for a, b in _COUNT.findall(t)] for t in texts]
-    sums = [(sum(f[i][0] for f in found), sum(f[i][1] for f in found)) for i in range(len(found[0]))]
-    it = iter(sums)
-    return _COUNT.sub(lambda m: "{}/{} failing cases".format(*next(it)), texts[0])
-
-
-def _by_name(norm: str, dtype: str, name: str) -> Variant | None:
-    cat = {v.name: v for v in catalogue(norm, dtype)}
-    parts = [cat.get(p) for p in name.split("+")]
-    if any(p is None for p in parts):
-        return None
-    return parts[0] if len(parts) == 1 else compose(norm, parts)
-
-
-def _borrow(out: dict[str, Diagnosis], notes: dict[str, str], dt: str, d: Diagnosis, per: dict[str, Diagnosis]) -> None:
-    """A dtype whose failing cases no variant explains where it is defined (each a 0/0 of the
-    variant: NaN either way) takes another dtype's answer when that variant explains them too: the
-    other dtype holds the evidence (e.g. bfloat16 failing only on one-element groups, where an
-    unbiased variance is 0/0, and float32 showing the unbiased variance on real sets)."""
-    for other_dt, o in per.items():
-        if other_dt == dt or not o.best:
-            continue
-        v = _by_name(d.norm, dt, o.best)
-        if v is None or not all(matches(c, got, v) for c, got in d.pairs):
-            continue
-        n = d.failing
-        desc = _describe(v, d.pairs, dt)
-        notes[dt] = f"in {dt} every failing case is one where it divides 0 by 0; {other_dt} shows it"
-        out[dt] = replace(
-            d,
-            matches=[o.best],
-            closest=None,
-            observations=[],
-            text=f"matches {desc} on {n}/{n} failing cases ({notes[dt]})",
-            descriptions={**d.descriptions, o.best: desc},
-            counts={**d.counts, o.best: n},
-        )
-        return
-
-
-def _unify(per: dict[str, Diagnosis]) -> tuple[dict[str, Diagnosis], dict[str, str]]:
-    """One cause across dtypes, not two answers: where another dtype's match also explains this
-    dtype's failing cases — it is among this dtype's equally consistent matches, or it is a richer
-    composition containing this dtype's match — name it first here too. Returns the diagnoses and,
-    for the dtypes changed, a note on what else explains them in that dtype."""
-    out, notes = dict(per), {}
-    bests = list(dict.fromkeys(d.best for d in per.values() if d.best))
-    for dt, d in per.items():
-        if not d.best and d.pairs:
-            _borrow(out, notes, dt, d, per)
-            continue
-        if not d.best or not d.pairs or d.symptoms:
-            continue
-        mine = set(d.best.split("+"))
-        for other in bests:
-            if other == d.best:
-                break  # this dtype's own answer comes first among the others': keep it
-            if other in d.matches:
-                n = d.failing
-                rest = [k for k in d.matches if k != other]
-                notes[dt] = f"in {dt} equally consistent with: " + "; ".join(d.descriptions[k] for k in rest[:3])
-                if len(rest) > 3:
-                    notes[dt] += f"; {len(rest) - 3} more"
-                text = f"matches {d.descriptions[other]} on {n}/{n} failing cases"
-                out[dt] = replace(d, matches=[other, *rest], text=f"{text} ({notes[dt]})")
-                break
-            if not mine < set(other.split("+")):
-                continue
-            v = _by_name(d.norm, dt, other)
-            if v is None or not all(matches(c, got, v) for c, got in d.pairs) or not supported(v, d.pairs):
-                continue
-            desc = _describe(v, d.pairs, dt)
-            alone = " and ".join(m.short or m.description for m in (_by_name(d.norm, dt, d.best) or v).members)
-            n = d.failing
-            notes[dt] = f"in {dt} {alone} alone explains them too"
-            out[dt] = replace(
-                d,
-                matches=[other, *d.matches],
-                text=f"matches {desc} on {n}/{n} failing cases ({notes[dt]})",
-                descriptions={**d.descriptions, other: desc},
-                counts={**d.counts, other: n},
-            )
-            break
-    return out, notes
-
-
-def combine(per_dtype: dict[str, Diagnosis], status: dict[str, str], texts: dict[str, str]) -> Diagnosis | None:
-    """The answer across dtypes: "CONFORMS in float32; DEVIATES in float16, bfloat16: <diagnosis>".
-
-    ``status`` maps every dtype checked to "conforms", "deviates", "raises" or "untested" (in the
-    order checked); ``texts`` maps each deviating dtype to its diagnosis (or a plain reason);
-    ``per_dtype`` holds the :class:`Diagnosis` of the dtypes that have one. Returns the first
-    deviating dtype's Diagnosis with this answer as its text and ``by_dtype`` filled in (None when
-    no dtype has a Diagnosis). With a single dtype tested the answer is that dtype's text alone.
-    Dtypes that read the same (up to their counts) are grouped, their counts summed.
-    """
-    if not per_dtype:
-        return None
-    per_dtype, notes = _unify(per_dtype)
-    texts = {**texts, **{dt: d.text for dt, d in per_dtype.items()}}
-    for dt, note in notes.items():  # the grouping reads the text without the note
-        texts[dt] = texts[dt].removesuffix(f" ({note})")
-    if sum(st != "untested" for st in status.values()) > 1:  # alternatives become a dtype's note too
-        for dt in per_dtype:
-            head, sep, tail = texts[dt].partition(_CONSISTENT)
-            if sep and dt not in notes:
-                texts[dt], notes[dt] = head, f"in {dt} equally consistent with: {tail}"
-    primary = next(per_dtype[dt] for dt in status if dt in per_dtype)
-    return replace(primary, text=answer(status, texts, notes), by_dtype=dict(per_dtype))
-
-
-def answer(status: dict[str, str], texts: dict[str, str], notes: dict[str, str] | None = None) -> str:
-    """See :func:`combine`: the segments by dtype, dtypes with the same diagnosis grouped (``notes``
-    per dtype go in parentheses after the group's text)."""
-    notes = notes or {}
-    tested = [dt for dt, st in status.items() if st != "untested"]
-    bad = [dt for dt in tested if status[dt] in ("deviates", "raises")]
-    if len(tested) == 1 and bad:
-        dt = bad[0]
-        return texts.get(dt, "") + (f" ({notes[dt]})" if dt in notes else "")
-    segments: list[tuple[str, list[str]]] = []  # (verdict, dtypes)
-    keyed: dict[tuple[str, str], int] = {}
-    for dt in status:
-        st = status[dt]
-        if st == "untested":
-            continue
-        if st == "conforms":
-            key = ("CONFORMS", "")
-        else:
-            key = ("DEVIATES" if st == "deviates" else "RAISES", _COUNT.sub("#", texts.get(dt, "")))
-        if key in keyed:
-            segments[keyed[key]][1].append(dt)
-        else:
-            keyed[key] = len(segments)
-            segments.append((key[0], [dt]))
-    out = []
-    for verdict, dts in segments:
-        head = f"{verdict} in {', '.join(dts)}"
-        if verdict == "CONFORMS":
-            out.append(head)
-            continue
-        group_notes = [notes[dt] for dt in dts if dt in notes]
-        text = _group_text([texts.get(dt, "") for dt in dts])
-        out.append(f"{head}: {text}" + (f" ({'; '.join(group_notes)})" if group_notes else ""))
-    untested = [dt for dt, st in status.items() if st == "untested"]
-    if untested and out:
-        out.append(f"not tested in {', '.join(untested)}")
-    return "; ".join(out)
