@@ -92,7 +92,8 @@ class Finding:
     def covers(self, case, config=None) -> bool:
         """Does the case fall in the finding's region? ``where`` is a Python expression over
         ``N, C, G, shape, spatial, numel, args, dtype, regime, running, weight, bias, prod`` and
-        ``amax`` (``max |x|``, in float64), ``set_size`` (the size n of a reduction set) and ``config`` (the constructor options the implementation ran
+        ``amax`` (``max |x|``, in float64), ``vmax`` (the largest biased variance of a statistics set,
+        in float64), ``set_size`` (the size n of a reduction set) and ``config`` (the constructor options the implementation ran
         the case with, :meth:`normcheck.adapters.Impl.configuration`; ``{}`` for the defaults and where it
         has no configuration axes) (the registry is our own data).
         Failures it covers are counted as this finding and exploration goes on past them."""
@@ -117,6 +118,7 @@ class Finding:
             "prod": math.prod,
             "amax": float(np.max(np.abs(case.x.astype(np.float64)), initial=0.0)),
             "set_size": case.plan().reduce_size,
+            "vmax": _max_variance(case) if "vmax" in self.where else math.nan,
             "config": config or {},
         }
         return bool(eval(self.where, {"__builtins__": {}}, names))
@@ -326,3 +328,17 @@ def range_warnings(records, versions=None, *, complete: bool = True) -> list[str
                         f"(last {max(seen)}), though its checks ran: possibly fixed"
                     )
     return out
+
+
+def _max_variance(case) -> float:
+    """The largest biased variance over the case's statistics sets, in float64 (0 for an empty input;
+    NaN, which no comparison meets, where the sets are not axes of the input itself: groups)."""
+    x = case.x.astype(np.float64)
+    if x.size == 0:
+        return 0.0
+    try:
+        with np.errstate(all="ignore"):
+            v = np.var(x, axis=tuple(case.plan().reduce))
+    except (ValueError, IndexError):  # numpy's AxisError is both
+        return float("nan")
+    return float(np.nanmax(v, initial=0.0)) if np.size(v) else 0.0
