@@ -35,30 +35,43 @@ def _by_name(norm: str, dtype: str, name: str) -> Variant | None:
     return parts[0] if len(parts) == 1 else compose(norm, parts)
 
 
+def _explaining(d: Diagnosis, dt: str, name: str) -> Variant | None:
+    """The variant ``name`` where it explains every failing case of ``d`` (``dt``'s), else None."""
+    v = _by_name(d.norm, dt, name)
+    return v if v is not None and all(matches(c, got, v) for c, got in d.pairs) else None
+
+
+def _named(d: Diagnosis, dt: str, name: str, v: Variant, note: str, names: list[str], **changes) -> Diagnosis:
+    """``d`` answered by ``name`` (the variant ``v``), ``note`` after its text, ``names`` its matches."""
+    n = d.failing
+    desc = describe(v, d.pairs, dt)
+    return replace(
+        d,
+        matches=names,
+        text=f"matches {desc} on {n}/{n} failing cases ({note})",
+        descriptions={**d.descriptions, name: desc},
+        counts={**d.counts, name: n},
+        **changes,
+    )
+
+
+def _alternatives(dt: str, d: Diagnosis, names: list[str]) -> str:
+    """ "in bfloat16 equally consistent with: A; B; C; 2 more" """
+    note = f"in {dt} equally consistent with: " + "; ".join(d.descriptions[k] for k in names[:3])
+    return note + (f"; {len(names) - 3} more" if len(names) > 3 else "")
+
+
 def _borrow(out: dict[str, Diagnosis], notes: dict[str, str], dt: str, d: Diagnosis, per: dict[str, Diagnosis]) -> None:
     """A dtype whose failing cases no variant explains where it is defined (each a 0/0 of the
     variant: NaN either way) takes another dtype's answer when that variant explains them too: the
     other dtype holds the evidence (e.g. bfloat16 failing only on one-element groups, where an
     unbiased variance is 0/0, and float32 showing the unbiased variance on real sets)."""
     for other_dt, o in per.items():
-        if other_dt == dt or not o.best:
-            continue
-        v = _by_name(d.norm, dt, o.best)
-        if v is None or not all(matches(c, got, v) for c, got in d.pairs):
-            continue
-        n = d.failing
-        desc = describe(v, d.pairs, dt)
-        notes[dt] = f"in {dt} every failing case is one where it divides 0 by 0; {other_dt} shows it"
-        out[dt] = replace(
-            d,
-            matches=[o.best],
-            closest=None,
-            observations=[],
-            text=f"matches {desc} on {n}/{n} failing cases ({notes[dt]})",
-            descriptions={**d.descriptions, o.best: desc},
-            counts={**d.counts, o.best: n},
-        )
-        return
+        v = None if other_dt == dt or not o.best else _explaining(d, dt, o.best)
+        if v is not None:
+            notes[dt] = f"in {dt} every failing case is one where it divides 0 by 0; {other_dt} shows it"
+            out[dt] = _named(d, dt, o.best, v, notes[dt], [o.best], closest=None, observations=[])
+            return
 
 
 def _adopt(out: dict[str, Diagnosis], notes: dict[str, str], dt: str, d: Diagnosis, other: str) -> bool:
@@ -66,21 +79,11 @@ def _adopt(out: dict[str, Diagnosis], notes: dict[str, str], dt: str, d: Diagnos
     failing cases too, ``dt``'s own matches in a note: one implementation, one cause (bfloat16's
     coarse cases are often consistent with a simpler variant, e.g. eps ignored on one-element groups
     where an unbiased variance is 0/0 as well)."""
-    v = _by_name(d.norm, dt, other)
-    if v is None or not all(matches(c, got, v) for c, got in d.pairs):
+    v = _explaining(d, dt, other)
+    if v is None:
         return False
-    n = d.failing
-    desc = describe(v, d.pairs, dt)
-    notes[dt] = f"in {dt} equally consistent with: " + "; ".join(d.descriptions[k] for k in d.matches[:3])
-    if len(d.matches) > 3:
-        notes[dt] += f"; {len(d.matches) - 3} more"
-    out[dt] = replace(
-        d,
-        matches=[other, *d.matches],
-        text=f"matches {desc} on {n}/{n} failing cases ({notes[dt]})",
-        descriptions={**d.descriptions, other: desc},
-        counts={**d.counts, other: n},
-    )
+    notes[dt] = _alternatives(dt, d, d.matches)
+    out[dt] = _named(d, dt, other, v, notes[dt], [other, *d.matches])
     return True
 
 
@@ -104,9 +107,7 @@ def _unify(per: dict[str, Diagnosis]) -> tuple[dict[str, Diagnosis], dict[str, s
             if other in d.matches:
                 n = d.failing
                 rest = [k for k in d.matches if k != other]
-                notes[dt] = f"in {dt} equally consistent with: " + "; ".join(d.descriptions[k] for k in rest[:3])
-                if len(rest) > 3:
-                    notes[dt] += f"; {len(rest) - 3} more"
+                notes[dt] = _alternatives(dt, d, rest)
                 text = f"matches {d.descriptions[other]} on {n}/{n} failing cases"
                 out[dt] = replace(d, matches=[other, *rest], text=f"{text} ({notes[dt]})")
                 break
@@ -114,20 +115,12 @@ def _unify(per: dict[str, Diagnosis]) -> tuple[dict[str, Diagnosis], dict[str, s
                 if _adopt(out, notes, dt, d, other):
                     break
                 continue
-            v = _by_name(d.norm, dt, other)
-            if v is None or not all(matches(c, got, v) for c, got in d.pairs) or not supported(v, d.pairs):
+            v = _explaining(d, dt, other)
+            if v is None or not supported(v, d.pairs):
                 continue
-            desc = describe(v, d.pairs, dt)
             alone = " and ".join(m.short or m.description for m in (_by_name(d.norm, dt, d.best) or v).members)
-            n = d.failing
             notes[dt] = f"in {dt} {alone} alone explains them too"
-            out[dt] = replace(
-                d,
-                matches=[other, *d.matches],
-                text=f"matches {desc} on {n}/{n} failing cases ({notes[dt]})",
-                descriptions={**d.descriptions, other: desc},
-                counts={**d.counts, other: n},
-            )
+            out[dt] = _named(d, dt, other, v, notes[dt], [other, *d.matches])
             break
     return out, notes
 
