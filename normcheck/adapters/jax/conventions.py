@@ -1,8 +1,15 @@
 """The conventions-table probes of the flax linen and nnx layers and ``jax.nn.standardize``: each layer behind the uniform
 :class:`normcheck.conventions.Probe` call, measured by :func:`normcheck.conventions.measure`.
+
+The layers run under ``jax.jit``, as the audit runs them (op by op, every primitive of every probe
+is compiled apart): linen's ``init`` and ``apply`` in one program per module configuration, nnx's
+call under ``nnx.jit`` (which writes the running statistics back to the layer); a scale's shape is
+read with ``jax.eval_shape``.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -21,6 +28,24 @@ def probes() -> list[Probe]:
 
     key = jax.random.PRNGKey(0)
 
+    @functools.cache
+    def linen_program(cls, kw: tuple, mutable: bool):
+        """``run(x, stats) -> (y, batch_stats or None)``: ``cls(**dict(kw))`` initialised and applied
+        in one ``jax.jit`` program, ``stats`` (running mean and variance, or None) replacing the
+        initial statistics; built once per configuration."""
+        m = cls(**dict(kw))
+
+        def run(x, stats):
+            variables = dict(m.init(key, x))
+            if stats is not None:
+                variables["batch_stats"] = {"mean": stats[0], "var": stats[1]}
+            if mutable:
+                y, upd = m.apply(variables, x, mutable=["batch_stats"])
+                return y, upd["batch_stats"]
+            return m.apply(variables, x), variables.get("batch_stats")
+
+        return jax.jit(run)
+
     def linen_probe(norm, cls_name, fixed=None, stateful=False, notes="") -> Probe:
         fixed = fixed or {}
         cls = getattr(nn, cls_name)
@@ -31,28 +56,24 @@ def probes() -> list[Probe]:
                 kw["momentum"] = momentum
             if stateful:
                 kw["use_running_average"] = not training
-            m = cls(**kw)
-            variables = dict(m.init(key, put(x)))
-            if stateful and state is not None:
-                variables["batch_stats"] = {"mean": put(state[0]), "var": put(state[1])}
-            if stateful and training:
-                y, upd = m.apply(variables, put(x), mutable=["batch_stats"])
-                bs = upd["batch_stats"]
-                return np.asarray(y), (np.asarray(bs["mean"]), np.asarray(bs["var"]))
-            y = m.apply(variables, put(x))
-            bs = variables.get("batch_stats")
+            program = linen_program(cls, tuple(sorted(kw.items())), stateful and training)
+            stats = (put(state[0]), put(state[1])) if stateful and state is not None else None
+            y, bs = program(put(x), stats)
             return np.asarray(y), (np.asarray(bs["mean"]), np.asarray(bs["var"])) if stateful else None
 
         def axis():
             kw = dict(fixed)
             if stateful:
                 kw["use_running_average"] = False
-            v = cls(**kw).init(key, put(np.zeros((2, 3, 4, 5), np.float32)))
+            x = jax.ShapeDtypeStruct((2, 3, 4, 5), np.float32)
+            v = jax.eval_shape(lambda x: cls(**kw).init(key, x), x)  # shapes only: nothing runs
             shape = v["params"]["scale"].shape
             return {(3,): "1", (5,): "-1"}.get(tuple(shape), f"scale shape {tuple(shape)}")
 
         switch = "use_running_average= (constructor or call)" if stateful else ""
         return Probe("jax", norm, f"flax.linen.{cls_name}", run, axis, switch, stateful, notes=notes)
+
+    call = nnx.jit(lambda layer, x: layer(x))
 
     def nnx_probe(norm, cls_name, fixed=None, stateful=False, notes="") -> Probe:
         fixed = fixed or {}
@@ -71,7 +92,7 @@ def probes() -> list[Probe]:
                     layer.mean.set_value(put(state[0]))
                     layer.var.set_value(put(state[1]))
                 layer.train() if training else layer.eval()
-            y = np.asarray(layer(put(x)))
+            y = np.asarray(call(layer, put(x)))
             new = (np.asarray(layer.mean[...]), np.asarray(layer.var[...])) if stateful else None
             return y, new
 
@@ -79,7 +100,7 @@ def probes() -> list[Probe]:
             ok = []
             for a, shape in (("1", (2, 3, 4, 5)), ("-1", (2, 5, 4, 3))):
                 try:
-                    build(3)(put(np.zeros(shape, np.float32)))
+                    call(build(3), put(np.zeros(shape, np.float32)))
                     ok.append(a)
                 except Exception:
                     pass
