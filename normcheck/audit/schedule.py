@@ -13,6 +13,7 @@ from typing import Any
 
 from normcheck import properties as P
 from normcheck import spec as _spec
+from normcheck.audit import costs
 from normcheck.audit.driver import run_check, run_identity
 from normcheck.audit.records import Record, document
 from normcheck.profiles import Run
@@ -46,23 +47,25 @@ def identity_pairs(impls) -> Iterable[tuple[Any, Any, Any]]:
 def processes(framework: str) -> int:
     """Processes a framework's checks are split over when the audit runs in parallel
     (:attr:`normcheck.adapters.Adapter.processes`), so that the slowest framework (JAX compiles per
-    new shape) is not the critical path alone. The processes take whole implementations (each keeps
-    its compile caches) from a shared counter, the costliest first (:func:`_claim_order`), so they
-    finish together; the later ones start after the other frameworks."""
+    new shape) is not the critical path alone. The processes take units (an implementation at one
+    dtype: its checks share their compiled programs and replayed draws) from a shared counter, the
+    costliest first (:func:`_claim_order`), so they finish together; the later ones start after the
+    other frameworks."""
     from normcheck import adapters
 
     return adapters.get(framework).processes
 
 
-def _claim_order(impl, checks: int) -> tuple[int, int, str]:
+def _claim_order(impl, checks: int, seconds: float | None) -> tuple[int, float]:
     """The costliest first, so the processes finish together: eager implementations (op-by-op
-    dispatch compiles every primitive per new shape), then those with more checks."""
-    return (impl.mode != "eager", -checks, impl.id)
+    dispatch compiles every primitive per new shape), then by the unit's seconds in the last run
+    of the profile (:mod:`normcheck.audit.costs`), else by its number of checks."""
+    return (impl.mode != "eager", -(checks if seconds is None else seconds))
 
 
 def _jobs(framework: str, *, norms, dtypes, props, identities, run: Run, all_forms: bool):
     """The implementations of ``framework`` the audit runs, and its checks in serial order, each
-    as (the implementation whose caches it uses, a function that runs it)."""
+    as (its unit, :func:`normcheck.audit.costs.unit`, a function that runs it)."""
     from normcheck import adapters
 
     impls = [i for i in adapters.implementations([framework], norms) if all_forms or not i.extended]
@@ -70,11 +73,11 @@ def _jobs(framework: str, *, norms, dtypes, props, identities, run: Run, all_for
     for impl in impls:
         for dt in dtypes:
             for p in props:
-                jobs.append((impl.id, _Job(impl, dt, p, run)))
+                jobs.append((costs.unit(impl.id, dt), _Job(impl, dt, p, run)))
     if identities:
         for ident, lhs, rhs in identity_pairs(impls):
             for dt in dtypes:
-                jobs.append((lhs.id, _Job(lhs, dt, f"identity:{ident.name}", run, ident, rhs)))
+                jobs.append((costs.unit(lhs.id, dt), _Job(lhs, dt, f"identity:{ident.name}", run, ident, rhs)))
     return impls, jobs
 
 
@@ -161,9 +164,9 @@ def checks(
 
 
 def shard_of(fws, kwargs, n: int) -> dict[str, int]:
-    """Each implementation's shard (0..n-1): whole implementations (each keeps its compile caches
-    and replayed draws), the largest first, each to the shard with the fewest checks so far (ties
-    to the lowest index). Deterministic for the same frameworks, norms, dtypes and properties."""
+    """Each unit's shard (0..n-1): whole units (:func:`normcheck.audit.costs.unit`: each keeps its compile caches and
+    replayed draws), the largest first, each to the shard with the fewest checks so far (ties to
+    the lowest index). Deterministic for the same frameworks, norms, dtypes and properties."""
     sizes: dict[str, int] = {}
     for fw in fws:
         for key, _ in _jobs(fw, **kwargs)[1]:
@@ -179,17 +182,18 @@ def shard_of(fws, kwargs, n: int) -> dict[str, int]:
 def _turns(
     framework: str, *, norms, dtypes, props, identities, run: Run, all_forms=False, keep: frozenset[str] | None = None
 ) -> tuple[list[str], dict[str, list[tuple[int, _Job]]], list[tuple[str, _Job]]]:
-    """The implementations of ``framework`` in the order processes claim them (with ``keep``, only
-    those it names: a shard), each one's checks as (position in the serial order, job), and the jobs."""
-    impls, jobs = _jobs(
+    """The units of ``framework`` (:func:`normcheck.audit.costs.unit`) in the order processes claim them (with ``keep``,
+    only those it names: a shard), each one's checks as (position in the serial order, job), and the jobs."""
+    _, jobs = _jobs(
         framework, norms=norms, dtypes=dtypes, props=props, identities=identities, run=run, all_forms=all_forms
     )
-    # Every check of one implementation stays in one process: all its properties replay the same
-    # examples, so the compiled programs (JAX) are reused, not rebuilt in each process.
+    # Every check of one unit stays in one process: all its properties replay the same examples,
+    # so the compiled programs (JAX) are reused, not rebuilt in each process.
     by_key: dict[str, list[tuple[int, _Job]]] = {}
     for n, (key, job) in enumerate(jobs):
         by_key.setdefault(key, []).append((n, job))
-    order = [i.id for i in sorted(impls, key=lambda i: _claim_order(i, len(by_key.get(i.id, ())))) if i.id in by_key]
+    seconds = costs.measured(run.profile, by_key)
+    order = sorted(by_key, key=lambda k: (*_claim_order(by_key[k][0][1].impl, len(by_key[k]), seconds.get(k)), k))
     if keep is not None:
         order = [key for key in order if key in keep]
     return order, by_key, jobs
@@ -430,6 +434,8 @@ def run_audit(
     except KeyboardInterrupt as e:  # SIGINT, or SIGTERM where the caller turned it into Interrupted
         stopped = getattr(e, "signum", signal.SIGINT)
     _STOP.clear()
+    if stopped is None:
+        costs.remember(run.profile, [r for _, r in got])
     pairs = sorted([*done.items(), *got], key=lambda pair: pair[0])
     doc = document([r for _, r in pairs], profile=run.profile, seed=run.seed, started=t0, argv=sys.argv[1:])
     doc["conventions"] = [row for fw in fws for row in rows.get(fw, [])]

@@ -43,7 +43,7 @@ def test_sharded_parallel_audit_keeps_the_serial_order(monkeypatch):
 
 def test_processes_claiming_implementations_reassemble_the_serial_order():
     """Two processes taking turns at the shared counter (here: every other turn each) together run
-    each implementation's checks exactly once, in one process, and reassemble to the serial run."""
+    each unit's checks exactly once, in one process, and reassemble to the serial run."""
     import itertools
 
     from normcheck.audit import schedule
