@@ -31,8 +31,9 @@ class CheckOptions:
     ``args`` (constructor keywords pinned to a value), ``no_bias`` / ``no_affine`` (the layer has no
     bias / no weight and bias), ``ranks`` and ``shape`` (the inputs the target takes), ``eager`` (a JAX
     function op by op instead of under ``jax.jit``). Where it runs: ``timeout`` (seconds per call;
-    ``None``: no limit), ``in_process`` (here rather than in a worker process). ``label`` names the
-    target in the report.
+    ``None``: no limit), ``in_process`` (here rather than in a worker process), ``jobs`` (worker
+    processes the checks are split over; ``None``: the framework's, two for JAX, at most the
+    machine's cores). ``label`` names the target in the report.
     """
 
     form: str | None = None
@@ -53,6 +54,7 @@ class CheckOptions:
     shape: tuple[int | None, ...] | None = None
     in_process: bool = False
     eager: bool = False
+    jobs: int | None = None
 
     def __post_init__(self) -> None:
         from normcheck.dtypes import FLOAT_DTYPES
@@ -75,6 +77,8 @@ class CheckOptions:
             raise ValueError(f"seed must be an integer or None, not {self.seed!r}")
         if self.max_examples is not None and not (_is_int(self.max_examples) and self.max_examples > 0):
             raise ValueError(f"max_examples must be a positive integer, not {self.max_examples!r}")
+        if self.jobs is not None and not (_is_int(self.jobs) and self.jobs > 0):
+            raise ValueError(f"jobs must be a positive integer or None, not {self.jobs!r}")
         if self.timeout is not None and not (_is_number(self.timeout) and self.timeout > 0):
             raise ValueError(f"timeout must be a positive number of seconds or None, not {self.timeout!r}")
         if self.axes is not None:

@@ -128,6 +128,7 @@ class CheckReport:
     # target): each {"property", "dtype", "how", "signal", "exit_code", "stderr", "case", "reproduced"}
     crashes: list[dict[str, Any]] = field(default_factory=list)
     isolation: str = "in-process"  # "worker": the target ran in a worker process; "in-process"
+    processes: int = 1  # the worker processes its checks were split over (normcheck.check_parts)
     # every failure in one input regime (normcheck.diagnose.regimes.Confinement as JSON), else None
     confined: dict[str, Any] | None = None
 
@@ -386,6 +387,7 @@ class CheckReport:
             "hung": self.hung,
             "crashes": list(self.crashes),
             "isolation": self.isolation,
+            "processes": self.processes,
             "dtypes": self.dtype_status(),
             "ran": len(self.ran),
             "examples": sum(r.examples for r in self.ran),

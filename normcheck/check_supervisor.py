@@ -4,9 +4,10 @@ was on, then starts a fresh worker for the checks left."""
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
-from normcheck.check_report import CRASH, CheckReport, skip_record
+from normcheck.check_report import CRASH, CheckReport, crashed, skip_record
 from normcheck.target import NEW_SIGNATURE_FACTOR, TargetError
 
 if TYPE_CHECKING:
@@ -22,11 +23,82 @@ MAX_CRASHES = 3
 def supervise(ref: str, norm: str, options: dict[str, Any], progress) -> CheckReport:
     """:func:`run_checks` in worker processes (:mod:`normcheck.isolation`): the records as they come;
     at a worker's death a crash (or hang) record for the check and case it was on, then a fresh
-    worker for the checks left (a hang, or :data:`MAX_CRASHES` deaths: the rest are not run)."""
+    worker for the checks left (a hang, or :data:`MAX_CRASHES` deaths: the rest are not run).
+
+    Where the target's framework runs a check in several processes (:func:`normcheck.check_parts.processes`:
+    JAX, which compiles a program per shape), the first worker runs the first share and, once it
+    has loaded the target, the others start, one supervised worker each; their records are joined
+    in the plan's order and, where one deviates, one more worker diagnoses them together (every
+    record in its ``prior``)."""
+    lock = threading.Lock()
+
+    def told(r: audit.Record) -> None:
+        if progress:
+            with lock:
+                progress(r)
+
+    shares: dict[int, CheckReport] = {}
+    errors: list[BaseException] = []
+    threads: list[threading.Thread] = []
+
+    def share(k: int, n: int) -> None:
+        try:
+            shares[k] = _supervised(ref, norm, {**options, "part": (k, n), "diagnose": False}, told)
+        except BaseException as e:  # raised again in the calling thread
+            errors.append(e)
+
+    def planned(plan: dict[str, Any]) -> None:
+        n = plan.get("parts", 1)
+        if threads or n <= 1:  # started already (a fresh first worker after a crash plans again)
+            return
+        for k in range(1, n):
+            t = threading.Thread(target=share, args=(k, n), daemon=True, name=f"normcheck-check-share-{k}")
+            t.start()
+            threads.append(t)
+
+    first, plan = _supervised(ref, norm, {**options, "part": "auto"}, told, on_plan=planned, with_plan=True)
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    if not threads:
+        return first
+    rank = {(dt, p): i for i, (dt, p, _) in enumerate(plan["all"])}
+    joined = first
+    for k in sorted(shares):
+        joined.records += shares[k].records
+        joined.crashes += shares[k].crashes
+        joined.notes += [note for note in shares[k].notes if note not in joined.notes]
+        joined.hung = joined.hung or shares[k].hung
+        joined.outputs.update(shares[k].outputs)
+    joined.records.sort(key=lambda r: rank.get((r.dtype, r.property), len(rank)))
+    joined.processes = len(threads) + 1
+    if not options.get("diagnose", True) or joined.hung or not any(not crashed(r) for r in joined.failures):
+        return joined
+    prior = {(r.dtype, r.property): r for r in joined.records}
+    final = _supervised(ref, norm, {**options, "part": None}, None, prior=prior)
+    final.crashes = joined.crashes + final.crashes
+    final.notes = joined.notes + [note for note in final.notes if note not in joined.notes]
+    final.processes = joined.processes
+    return final
+
+
+def _supervised(
+    ref: str,
+    norm: str,
+    options: dict[str, Any],
+    progress,
+    *,
+    prior: dict[tuple[str, str], audit.Record] | None = None,
+    on_plan=None,
+    with_plan: bool = False,
+):
+    """One share of a check (or the whole) in supervised workers, a fresh one after each death; with
+    ``with_plan``, (report, the first worker's plan)."""
     from normcheck import isolation as iso
 
     timeout = options.get("timeout")
-    done: dict[tuple[str, str], audit.Record] = {}
+    done: dict[tuple[str, str], audit.Record] = dict(prior or {})
     plan: dict[str, Any] | None = None
     crashes: list[dict[str, Any]] = []
     hung = None
@@ -37,6 +109,9 @@ def supervise(ref: str, norm: str, options: dict[str, Any], progress) -> CheckRe
         if progress:
             progress(r)
 
+    def result(report: CheckReport):
+        return (report, plan) if with_plan else report
+
     while True:
         report = None
         w = iso.Worker({"mode": "check", "target": ref, "norm": norm, "options": options, "prior": done}, timeout)
@@ -44,6 +119,8 @@ def supervise(ref: str, norm: str, options: dict[str, Any], progress) -> CheckRe
             for kind, msg in w.messages():
                 if kind == iso.PLAN:
                     plan = msg
+                    if on_plan is not None:
+                        on_plan(msg)
                 elif kind == iso.RECORD:
                     keep(msg)
                 elif kind == iso.REPORT:
@@ -57,7 +134,7 @@ def supervise(ref: str, norm: str, options: dict[str, Any], progress) -> CheckRe
             report.outputs = {id(report.records[i]): v for i, v in report.outputs.items()}
             report.crashes = crashes
             report.notes += notes
-            return report
+            return result(report)
         death = w.death
         dtype, what = w.stage or ("", "setup")
         stub = Stub(plan, ref, options)
@@ -109,7 +186,7 @@ def supervise(ref: str, norm: str, options: dict[str, Any], progress) -> CheckRe
             out.records = sorted(done.values(), key=lambda r: rank.get((r.dtype, r.property), -1))
             out.notes = [*(plan["notes"] if plan else []), *notes]
             out.hung, out.crashes = hung, crashes
-            return out
+            return result(out)
 
 
 class Stub:

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from normcheck import check_parts
 from normcheck import spec as _spec
 from normcheck.check_options import CheckOptions, validate_norm
 from normcheck.check_report import SMALL, CheckReport, crashed, finish_record, skip_record
@@ -162,7 +163,10 @@ def run_checks(
 ) -> CheckReport:
     """:func:`check`'s work in this process (its ``options``). ``prior``: records of checks already
     run elsewhere (by (dtype, property)): kept as they are, not run again, not passed to
-    ``progress``; ``events``: told the plan and each stage (:class:`Events`)."""
+    ``progress``; ``events``: told the plan and each stage (:class:`Events`). The option ``part``
+    (k, n) runs only the k-th of n shares (:func:`normcheck.check_parts.assign`) and leaves the
+    diagnosis to the supervisor; ``"auto"``: the first share of as many as the target's framework
+    runs in (:func:`normcheck.check_parts.processes`), told in the plan's ``parts``."""
     from normcheck import adapters, audit
     from normcheck import diagnose as _diagnose
     from normcheck.properties import PROPERTIES
@@ -205,6 +209,12 @@ def run_checks(
         for dt in run_dtypes:
             order += [(dt, p, None) for p in props]
             order += [(dt, name, msg) for name, msg in identities if dt == "float32"]
+        part = o.get("part")  # (k, n): this process runs the k-th of n shares; "auto": its framework's
+        if part == "auto":
+            part = (0, check_parts.processes(target.framework, o.get("jobs")))
+        k, n = part or (0, 1)
+        owner = check_parts.assign([(dt, p) for dt, p, msg in order if msg is None], n)
+        mine = [(dt, p, msg) for dt, p, msg in order if owner.get((dt, p), 0) == k]
         events.plan(
             {
                 "label": target.label,
@@ -213,7 +223,9 @@ def run_checks(
                 "notes": list(target.notes),
                 "setup": setup,
                 "version": version,
-                "order": order,
+                "order": mine,
+                "all": order,
+                "parts": n,
             }
         )
 
@@ -223,7 +235,7 @@ def run_checks(
                 progress(r)
 
         for dt in run_dtypes:
-            todo = [p for p in props if (dt, p) not in prior]
+            todo = [p for p in props if (dt, p) not in prior and owner[(dt, p)] == k]
             why = None
             if dt != "float32" and todo:
                 events.stage(dt, "probe")
@@ -231,6 +243,8 @@ def run_checks(
             for p in props:
                 if (dt, p) in prior:
                     report.records.append(prior[(dt, p)])
+                elif owner[(dt, p)] != k:  # another process's share
+                    continue
                 elif target.hung:
                     add(skip_record(target, norm, dt, p, "not run: the target hung"))
                 elif why:
@@ -241,7 +255,7 @@ def run_checks(
                         impl, p, dt, config, strategy=strategy_for(dt) if strategy_for else None, keep_errors=True
                     )
                     add(finish_record(r, target, setup, version))
-            if dt == "float32":
+            if dt == "float32" and k == 0:
                 for name, msg in identities:
                     if (dt, name) in prior:
                         report.records.append(prior[(dt, name)])
@@ -252,6 +266,9 @@ def run_checks(
             for r in report.records:
                 if r.message.startswith("hang: ") or "TargetHung" in r.message:
                     r.verdict = "error"
+        if n > 1:  # a share: the supervisor joins the shares, then diagnoses them together
+            report.seconds = time.perf_counter() - t0
+            return report
         events.stage("", "diagnosis")
         _outputs(report, target)
         if o.get("diagnose", True) and _diagnosable(report) and not target.hung:

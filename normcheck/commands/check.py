@@ -105,6 +105,13 @@ def add_arguments(p) -> None:
         help="run the target in this process (for debugging: a crash of the target then ends normcheck; "
         "by default it runs in a worker process, and a crash is the verdict CRASHES)",
     )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="worker processes the checks are split over (default: two for a JAX target, which compiles a "
+        "program per shape, one otherwise; at most the machine's cores)",
+    )
     p.add_argument("--no-diagnosis", action="store_true", help="skip the diagnosis of failing cases")
     p.add_argument(
         "--no-cache", action="store_true", help="no persistent compilation cache: JAX compiles every program afresh"
@@ -156,7 +163,7 @@ def _shape(text: str) -> tuple[int | None, ...]:
 
 def _command(args) -> list[str]:
     out = ["check", args.target, "--norm", args.norm]
-    for flag in ("framework", "form", "profile", "max_examples", "seed", "properties", "timeout"):
+    for flag in ("framework", "form", "profile", "max_examples", "seed", "properties", "timeout", "jobs"):
         v = getattr(args, flag, None)
         if v is not None:
             out += [f"--{flag.replace('_', '-')}", str(v)]
@@ -211,6 +218,8 @@ def run(args) -> int:
         raise CLIError("--max-examples must be at least 1")
     if args.timeout < 0:
         raise CLIError("--timeout must be >= 0")
+    if args.jobs is not None and args.jobs < 1:
+        raise CLIError("--jobs must be at least 1")
     props = [p.strip() for p in args.properties.split(",") if p.strip()] if args.properties else None
     try:
         checker.validate_norm(args.norm, props)
@@ -225,6 +234,7 @@ def run(args) -> int:
             diagnose=not args.no_diagnosis,
             axes=args.axes,
             in_process=bool(getattr(args, "in_process", False)),
+            jobs=args.jobs,
             **_drive(args),
         )
     except ValueError as e:
