@@ -172,20 +172,22 @@ def print_timings(doc, console=None) -> None:
     console = console or Console(highlight=False, width=200)
     procs = Table(box=box.SIMPLE_HEAD)
     heads = ("framework", "process", "start", "end", "wall", "setup", "checks", "conventions")
-    for c in (*heads, "compiles", "cache hits", "compile", "trace+lower"):
+    for c in (*heads, "compiles", "cache hits", "stored", "compile", "trace+lower"):
         procs.add_column(c, justify="left" if c == "framework" else "right")
     for p in sorted(t["processes"], key=lambda p: (p["start"], p["process"])):
         row = [p["framework"], str(p["process"]), *(f"{p[k]:.1f}" for k in ("start", "end"))]
         row += [f"{p['end'] - p['start']:.1f}", *(f"{p[k]:.1f}" for k in ("setup_s", "checks_s", "conventions_s"))]
-        if "compiles" in p:
-            row += [str(p["compiles"]), str(p.get("cache_hits", 0)), f"{p.get('compile_s', 0):.1f}"]
+        if "compiles" in p or "stored_loaded" in p:
+            row += [str(p.get("compiles", 0)), str(p.get("cache_hits", 0)), str(p.get("stored_loaded", 0))]
+            row += [f"{p.get('compile_s', 0):.1f}"]
             row += [f"{p.get('trace_s', 0) + p.get('lower_s', 0):.1f}"]
         procs.add_row(*row)
     console.print(f"\nwhere the time went, seconds ({doc['run']['seconds']:.0f} s wall):")
     console.print(procs)
     console.print(
         "setup: importing the framework, finding its devices; compile: XLA compilations and cache loads; "
-        "trace+lower: tracing and lowering (never cached)\n"
+        "stored: programs loaded from normcheck's store (neither traced, lowered nor compiled); "
+        "trace+lower: tracing and lowering\n"
     )
     fws = list(t["properties"])
     by_prop = Table(box=box.SIMPLE_HEAD)

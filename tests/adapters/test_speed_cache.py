@@ -1,6 +1,8 @@
-"""JAX's persistent compilation cache (normcheck.adapters.jax.setup): a second process with the same
-cache folder loads every program the first compiled, and the records are the same; with
-NORMCHECK_NO_CACHE=1 nothing is read or written, and the records are the same again."""
+"""Compiled JAX programs kept between runs: the native layers' executables in normcheck's own store
+(normcheck.adapters.jax.programs: neither traced nor lowered again), the rest in JAX's persistent
+compilation cache (normcheck.adapters.jax.setup). A second process with the same cache folder loads
+every program the first compiled, and the records are the same; with NORMCHECK_NO_CACHE=1 nothing is
+read or written, and the records are the same again."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ CHECKS = """
 import json
 from normcheck import adapters
 from normcheck.adapters import jax as ja
+from normcheck.adapters.jax import programs
 from normcheck.audit import Run, run_check
 
 impl = next(i for i in adapters.get("jax").implementations() if i.id == "jax/layer_norm/linen/jit")
@@ -27,7 +30,8 @@ for prop in ("agreement", "gradient_agreement"):
     del r["seconds"]
     records.append(r)
 import jax
-print(json.dumps({"compiles": dict(ja.COMPILES), "records": records, "dir": jax.config.jax_compilation_cache_dir}))
+print(json.dumps({"compiles": dict(ja.COMPILES), "stored": dict(programs.STORED), "records": records,
+                  "dir": jax.config.jax_compilation_cache_dir}))
 """
 
 
@@ -39,24 +43,33 @@ def _run(cache_home, *, no_cache: bool = False) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _files(folder) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
 def test_a_second_process_loads_every_program_and_gets_the_same_records(tmp_path):
-    folder = tmp_path / "normcheck" / "jax"
+    folder, store = tmp_path / "normcheck" / "jax", tmp_path / "normcheck" / "jax-programs"
     cold = _run(tmp_path)
     assert cold["dir"] == str(folder)
-    c = cold["compiles"]
-    assert c["compiles"] >= 2 and c.get("cache_misses") == c["compiles"] and not c.get("cache_hits")
-    written = sorted(os.listdir(folder))
-    assert len(written) == c["compiles"]  # every program, however small or quick to compile
+    c, kept = cold["compiles"], cold["stored"].get("kept", 0)
+    assert kept >= 2 and not cold["stored"].get("loaded")  # the forward pass and the VJP, at least
+    assert c["compiles"] >= kept and not c.get("cache_hits")
+    assert c.get("cache_misses", 0) == c["compiles"] - kept  # the store's compilations bypass JAX's cache
+    in_store, in_jax = _files(store), _files(folder)
+    assert len(in_store) == kept  # every native program, as a serialized executable
+    assert len(in_jax) == c["compiles"] - kept  # every other program, however small or quick to compile
 
     warm = _run(tmp_path)
     w = warm["compiles"]
-    assert w["compiles"] == c["compiles"] and w.get("cache_hits") == w["compiles"] and not w.get("cache_misses")
-    assert sorted(os.listdir(folder)) == written
+    assert warm["stored"] == {"loaded": kept}  # neither traced, lowered nor compiled
+    assert w.get("compiles", 0) == len(in_jax) and w.get("cache_hits", 0) == len(in_jax) and not w.get("cache_misses")
+    assert (_files(store), _files(folder)) == (in_store, in_jax)
     assert warm["records"] == cold["records"]
     assert [r["verdict"] for r in cold["records"]] == ["pass", "pass"] and cold["records"][0]["examples"] == 3
 
     off = _run(tmp_path, no_cache=True)
     o = off["compiles"]
     assert o["compiles"] == c["compiles"] and not o.get("cache_hits") and not o.get("cache_misses")
-    assert sorted(os.listdir(folder)) == written
+    assert not off["stored"]
+    assert (_files(store), _files(folder)) == (in_store, in_jax)
     assert off["records"] == cold["records"]

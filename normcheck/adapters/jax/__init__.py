@@ -83,6 +83,7 @@ import numpy as np
 from normcheck import dtypes as _dtypes
 from normcheck import spec as _spec
 from normcheck.adapters.base import Adapter, Impl, Unsupported, spell_axes
+from normcheck.adapters.jax import programs
 from normcheck.adapters.jax.runtime import COMPILES, cache_dir, put, setup
 from normcheck.adapters.jax.standardize import standardize
 
@@ -223,9 +224,7 @@ def _linen_runner(norm: str, layout: str, cfg: tuple, training: bool, mode: str,
         return m.apply(variables, x), None
 
     if mode == "jit":
-        import jax
-
-        return jax.jit(run)
+        return programs.jit(run, ("linen", norm, layout, cfg, training) if form == "linen" else None)
     return run
 
 
@@ -285,8 +284,6 @@ def _nnx_runner(norm: str, cfg: tuple, num_features: int):
     built from its state inside the trace and called, the program ``nnx.jit`` traces for a layer
     argument (the configuration static, the Param/BatchStat values traced), with ``epsilon`` an
     argument as for linen (:func:`_run_linen`). Cached per configuration."""
-    import jax
-
     key = f"nnx/{norm}"
 
     def run(params, stats, x, epsilon):
@@ -296,7 +293,7 @@ def _nnx_runner(norm: str, cfg: tuple, num_features: int):
         y = layer(x)
         return y, ({"mean": layer.mean[...], "var": layer.var[...]} if stats is not None else None)
 
-    return jax.jit(run)
+    return programs.jit(run, ("nnx", norm, cfg, num_features))
 
 
 def _run_nnx(norm, mode, cfg, x, params, stats, num_features):
@@ -636,7 +633,9 @@ class JaxAdapter(Adapter):
         return np.array(x)  # a writable copy; bfloat16 comes back as ml_dtypes.bfloat16
 
     def compile_stats(self) -> dict[str, float]:
-        return dict(COMPILES)
+        """:data:`COMPILES`, and the executables of normcheck's store (:mod:`programs`):
+        ``stored_loaded`` (neither traced, lowered nor compiled) and ``stored_kept``."""
+        return {**COMPILES, **{f"stored_{k}": v for k, v in programs.STORED.items()}}
 
     def implementations(self) -> list[Impl]:
         dts = ("float64",) if _x64_enabled() else ()

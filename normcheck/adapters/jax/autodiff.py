@@ -38,6 +38,7 @@ from normcheck.adapters.base import (
     move_channels,
     spell_axes,
 )
+from normcheck.adapters.jax import programs
 from normcheck.adapters.jax.standardize import standardize_options
 from normcheck.case import Case
 
@@ -104,6 +105,12 @@ def _cached(key: tuple, build):
     return fn
 
 
+def _jit(run, key: tuple, cls=None):
+    """``jax.jit(run)``, its executables kept between runs under ``key`` (:mod:`programs`), except
+    for a user's class (``cls``), whose code normcheck cannot key."""
+    return programs.jit(run, key if cls is None else None)
+
+
 def _cfg_key(cfg: dict[str, Any], *skip: str) -> tuple:
     return tuple(sorted((k, str(v)) for k, v in cfg.items() if k not in skip))
 
@@ -150,25 +157,26 @@ def _linen_vjp_fn(ja, norm: str, cfg: dict[str, Any], training: bool, jit: bool,
             _, back = jax.vjp(lambda x, params: f(x, params, stats), x, params)
             return back(dy)
 
-        return jax.jit(run) if jit else run
+        return _jit(run, key, cls) if jit else run
 
-    return _cached((norm, _cfg_key(cfg), training, jit, cls), build)
+    key = (norm, _cfg_key(cfg), training, jit, cls)
+    return _cached(key, build)
 
 
 def _linen_hvp_fn(ja, norm: str, cfg: dict[str, Any], training: bool, jit: bool, cls=None):
     """``run(x, params, stats, dy, v)``: forward-over-reverse through the linen module."""
 
     def build():
-        import jax
 
         f = _linen_apply(_linen_module(ja, norm, cfg, cls), training)
 
         def run(x, params, stats, dy, v):
             return _fwd_over_rev(lambda x: f(x, params, stats), x, dy, v)
 
-        return jax.jit(run) if jit else run
+        return _jit(run, key, cls) if jit else run
 
-    return _cached(("hvp", norm, _cfg_key(cfg), training, jit, cls), build)
+    key = ("hvp", norm, _cfg_key(cfg), training, jit, cls)
+    return _cached(key, build)
 
 
 def _linen_jvp_fn(ja, norm: str, cfg: dict[str, Any], training: bool, jit: bool, cls=None):
@@ -183,9 +191,10 @@ def _linen_jvp_fn(ja, norm: str, cfg: dict[str, Any], training: bool, jit: bool,
         def run(x, params, stats, tx, tparams):
             return jax.jvp(lambda x, params: f(x, params, stats), (x, params), (tx, tparams))[1]
 
-        return jax.jit(run) if jit else run
+        return _jit(run, key, cls) if jit else run
 
-    return _cached(("jvp", norm, _cfg_key(cfg), training, jit, cls), build)
+    key = ("jvp", norm, _cfg_key(cfg), training, jit, cls)
+    return _cached(key, build)
 
 
 def _nnx_jvp_fn(ja, norm: str, cfg: dict[str, Any], features: int, jit: bool):
@@ -201,9 +210,10 @@ def _nnx_jvp_fn(ja, norm: str, cfg: dict[str, Any], features: int, jit: bool):
 
             return jax.jvp(f, (x, params), (tx, tparams))[1]
 
-        return jax.jit(run) if jit else run
+        return _jit(run, key) if jit else run
 
-    return _cached(("nnx-jvp", norm, _cfg_key(cfg, "epsilon"), features, jit), build)
+    key = ("nnx-jvp", norm, _cfg_key(cfg, "epsilon"), features, jit)
+    return _cached(key, build)
 
 
 def _nnx_vjp_fn(ja, norm: str, cfg: dict[str, Any], features: int):
@@ -220,16 +230,16 @@ def _nnx_vjp_fn(ja, norm: str, cfg: dict[str, Any], features: int):
             _, back = jax.vjp(f, x, params)
             return back(dy)
 
-        return jax.jit(run)
+        return _jit(run, key)
 
-    return _cached(("nnx", norm, _cfg_key(cfg, "epsilon"), features), build)
+    key = ("nnx", norm, _cfg_key(cfg, "epsilon"), features)
+    return _cached(key, build)
 
 
 def _nnx_hvp_fn(ja, norm: str, cfg: dict[str, Any], features: int):
     """``jax.jit`` of forward-over-reverse through the nnx layer built inside the trace."""
 
     def build():
-        import jax
 
         def run(x, params, stats, dy, v, epsilon):
             def f(x):
@@ -237,9 +247,10 @@ def _nnx_hvp_fn(ja, norm: str, cfg: dict[str, Any], features: int):
 
             return _fwd_over_rev(f, x, dy, v)
 
-        return jax.jit(run)
+        return _jit(run, key)
 
-    return _cached(("nnx-hvp", norm, _cfg_key(cfg, "epsilon"), features), build)
+    key = ("nnx-hvp", norm, _cfg_key(cfg, "epsilon"), features)
+    return _cached(key, build)
 
 
 def _standardize_fn(ja, case: Case, a: dict[str, Any]):
@@ -264,7 +275,7 @@ def _standardize_program(ja, case: Case, what: str, build):
     a = case_arguments(case)
     f = _standardize_fn(ja, case, a)  # raises Unsupported for what standardize cannot express, cached or not
     key = (what, case.plan().reduce, float(a["eps"]), tuple(sorted(_options(ja, case, "standardize").items())))
-    return _cached(key, lambda: build(f))
+    return _cached(key, lambda: _jit(build(f), key))
 
 
 @dataclass
@@ -393,9 +404,7 @@ def jvp(impl, case: Case, tangents: dict[str, np.ndarray]) -> np.ndarray:
 
     ja._check_dtype(case.x.dtype)
     if impl.form == "standardize":
-        run = _standardize_program(
-            ja, case, "standardize-jvp", lambda f: jax.jit(lambda x, t: jax.jvp(f, (x,), (t,))[1])
-        )
+        run = _standardize_program(ja, case, "standardize-jvp", lambda f: lambda x, t: jax.jvp(f, (x,), (t,))[1])
         return np.array(run(ja.put(case.x), ja.put(np.asarray(tangents["input"]).astype(case.x.dtype))))
     return _flax_jvp(ja, case, tangents, impl.form, impl.layout, impl.mode)
 
@@ -404,11 +413,11 @@ def vjp(impl, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
     """``jax.vjp`` through the flax linen/nnx layer or ``jax.nn.standardize`` of ``impl``."""
     from normcheck.adapters import jax as ja
 
-    jax = ja.setup()
+    ja.setup()
 
     ja._check_dtype(case.x.dtype)
     if impl.form == "standardize":
-        run = _standardize_program(ja, case, "standardize-vjp", lambda f: jax.jit(_pullback(f)))
+        run = _standardize_program(ja, case, "standardize-vjp", _pullback)
         return {"input": np.array(run(ja.put(case.x), ja.put(dy)))}
     return _flax_vjp(ja, case, dy, impl.form, impl.layout, impl.mode)
 
@@ -430,13 +439,11 @@ def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
     layer or ``jax.nn.standardize`` of ``impl``: the derivative of its input gradient along ``v``."""
     from normcheck.adapters import jax as ja
 
-    jax = ja.setup()
+    ja.setup()
 
     ja._check_dtype(case.x.dtype)
     if impl.form == "standardize":
-        run = _standardize_program(
-            ja, case, "standardize-hvp", lambda f: jax.jit(lambda x, dy, v: _fwd_over_rev(f, x, dy, v))
-        )
+        run = _standardize_program(ja, case, "standardize-hvp", lambda f: lambda x, dy, v: _fwd_over_rev(f, x, dy, v))
         return np.array(run(ja.put(case.x), ja.put(dy), ja.put(v)))
     return _flax_hvp(ja, case, dy, v, impl.form, impl.layout, impl.mode)
 
