@@ -2,7 +2,9 @@
 ``$XDG_CACHE_HOME/normcheck`` (by default ``~/.cache/normcheck``), off with ``NORMCHECK_NO_CACHE=1``
 (``normcheck audit --no-cache``).
 
-JAX keeps its persistent compilation cache there (``normcheck.adapters.jax.setup``), TensorFlow
+JAX keeps its persistent compilation cache there (``normcheck.adapters.jax.setup``), normcheck the
+native layers' JAX executables (``jax-programs``: :mod:`normcheck.adapters.jax.programs`) and each
+audit unit's seconds (``costs``: :mod:`normcheck.audit.costs`), TensorFlow
 its XLA executables of ``tf.function(jit_compile=True)`` (``--tf_xla_persistent_cache_directory``
 in ``TF_XLA_FLAGS``, set before TensorFlow is imported). A loaded program is the executable the
 compiler built for the same program on the same device, so a warm run's records are a cold run's.
