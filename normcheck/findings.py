@@ -93,7 +93,8 @@ class Finding:
         """Does the case fall in the finding's region? ``where`` is a Python expression over
         ``N, C, G, shape, spatial, numel, args, dtype, regime, running, weight, bias, prod`` and
         ``amax`` (``max |x|``, in float64), ``vmax`` (the largest biased variance of a statistics set,
-        in float64), ``set_size`` (the size n of a reduction set) and ``config`` (the constructor options the implementation ran
+        in float64), ``rvmax`` (the largest running variance the case carries, in float64; NaN
+        without running buffers), ``set_size`` (the size n of a reduction set) and ``config`` (the constructor options the implementation ran
         the case with, :meth:`normcheck.adapters.Impl.configuration`; ``{}`` for the defaults and where it
         has no configuration axes) (the registry is our own data).
         Failures it covers are counted as this finding and exploration goes on past them."""
@@ -119,6 +120,7 @@ class Finding:
             "amax": float(np.max(np.abs(case.x.astype(np.float64)), initial=0.0)),
             "set_size": case.plan().reduce_size,
             "vmax": _max_variance(case) if "vmax" in self.where else math.nan,
+            "rvmax": _max_running_variance(case) if "rvmax" in self.where else math.nan,
             "config": config or {},
         }
         return bool(eval(self.where, {"__builtins__": {}}, names))
@@ -328,6 +330,14 @@ def range_warnings(records, versions=None, *, complete: bool = True) -> list[str
                         f"(last {max(seen)}), though its checks ran: possibly fixed"
                     )
     return out
+
+
+def _max_running_variance(case) -> float:
+    """The largest running variance the case carries, in float64 (NaN without running buffers)."""
+    rv = case.running_var
+    if rv is None or np.size(rv) == 0:
+        return float("nan")
+    return float(np.nanmax(np.asarray(rv, np.float64)))
 
 
 def _max_variance(case) -> float:

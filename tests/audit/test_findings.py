@@ -81,6 +81,21 @@ def test_where_region_and_versions():
     )
 
 
+def test_the_variance_region_variables():
+    """``vmax``: the largest biased variance of a statistics set of the input; ``rvmax``: the largest
+    running variance the case carries (NaN without buffers, so no comparison holds)."""
+    x = np.array([[100.0, -100.0], [600.0, 90.0]], np.float16)  # channel variances 62500 and 9025
+    bn = dict(eps=1e-5, training=False)
+    plain = Case("batch_norm", x, bn)
+    buffers = Case("batch_norm", x, bn, running_mean=np.zeros(2, np.float32),
+                   running_var=np.array([1.0, 140000.0], np.float32))  # fmt: skip
+    big_v = findings.Finding("x", "numpy", ">=1", ("*",), ("*",), "e", where="vmax > 60000")
+    big_rv = findings.Finding("x", "numpy", ">=1", ("*",), ("*",), "e", where="rvmax > 65504")
+    assert big_v.covers(plain) and big_v.covers(buffers)
+    assert not big_rv.covers(plain) and big_rv.covers(buffers)
+    assert not big_rv.covers(buffers.with_(running_var=np.array([1.0, 65000.0], np.float32)))
+
+
 def test_an_identity_failing_through_the_rhs_is_the_rhs_finding():
     """GN(G=C) == IN on torch float16 with eps below float16's smallest subnormal: the rhs,
     F.instance_norm, hits the registered eps-underflow finding (NaN on a constant slice) while
