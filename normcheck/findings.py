@@ -310,7 +310,7 @@ def range_warnings(records, versions=None, *, complete: bool = True) -> list[str
             seen = [x for x in map(_public, p.observed_in) if x is not None]
             absent = [x for x in map(_public, p.absent_in) if x is not None]
             label = f"{f.id}" + (f" ({p.framework})" if f.also else "")
-            met = any(r.get("verdict") == "finding" and r.get("finding") == f.id for r in recs)
+            met = any(_met(r, f.id) for r in recs)
             if met and v in absent:
                 out.append(
                     f"{label}: met on {p.package} {v}, a version the matrix recorded it absent on: possibly a regression"
@@ -330,6 +330,12 @@ def range_warnings(records, versions=None, *, complete: bool = True) -> list[str
                         f"(last {max(seen)}), though its checks ran: possibly fixed"
                     )
     return out
+
+
+def _met(record: dict, finding: str) -> bool:
+    """Did the audit record (a dict) meet ``finding``: the one it is filed under, or any of the
+    findings its examples met (``explained``, with counts)?"""
+    return record.get("finding") == finding or bool((record.get("explained") or {}).get(finding))
 
 
 def _max_running_variance(case) -> float:

@@ -225,6 +225,15 @@ def test_no_hit_on_a_newer_version_whose_checks_ran_is_possibly_fixed(registry):
     assert findings.range_warnings(skipped) == []  # its checks did not run: nothing to say
 
 
+def test_a_finding_met_beside_the_one_a_record_is_filed_under_is_met(registry):
+    registry["flax"] = "0.9.0"
+    other = {**_rec("jax/layer_norm/linen/eager"), "verdict": "finding", "finding": "grad", "explained": {"grad": 3}}
+    assert findings.range_warnings([other]) == []  # filed under "grad" alone: "fast" not met
+    both = {**other, "explained": {"grad": 3, "fast": 1}}  # its examples met "fast" too
+    (line,) = findings.range_warnings([both])
+    assert line.startswith("fast: met on flax 0.9.0") and "possibly a regression" in line
+
+
 def test_a_hit_outside_the_observations_and_the_quiet_cases(registry):
     hit = [{**_rec("jax/layer_norm/linen/eager"), "verdict": "finding", "finding": "fast"}]
     registry["flax"] = "0.12.8"
