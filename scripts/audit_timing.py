@@ -102,7 +102,10 @@ def audit_time(profile: str, frameworks: list[str]) -> None:
         )
 
 
-MAIN_JOB_TARGET_S = 240  # issue 16: the README's main job in under 4 minutes on this 2-core machine
+#: The README's main job on this 2-core machine, quiet: the first run (empty caches) and a later one.
+MAIN_JOB_TARGET_S = {"cold": 300, "warm": 180}
+#: The first run at most this many times a later one.
+FIRST_RUN_RATIO = 2.0
 
 
 def load() -> str:
@@ -127,7 +130,7 @@ def main_job(jobs: int, verbose: bool = False, keep: Path | None = None) -> None
     with tempfile.TemporaryDirectory() as d:
         env = {**os.environ, "XDG_CACHE_HOME": str(Path(d) / "cache")}
         env.pop("NORMCHECK_NO_CACHE", None)
-        docs = {}
+        docs, walls = {}, {}
         for run in ("cold", "warm"):
             out = Path(d) / f"{run}.json"
             argv = ["audit", "--jobs", str(jobs), "--quiet", "--timings", "--json", str(out)]
@@ -137,13 +140,16 @@ def main_job(jobs: int, verbose: bool = False, keep: Path | None = None) -> None
             wall = time.perf_counter() - t0
             doc = json.loads(out.read_text())
             docs[run] = out
-            verdict = "meets" if wall < MAIN_JOB_TARGET_S else "MISSES"
+            walls[run] = wall
+            verdict = "meets" if wall <= MAIN_JOB_TARGET_S[run] else "MISSES"
             jax = [p for p in doc["timings"]["processes"] if p["framework"] == "jax"]
             compiled = sum(p.get("compiles", 0) for p in jax)
             hits = sum(p.get("cache_hits", 0) for p in jax)
+            stored = sum(p.get("stored_loaded", 0) for p in jax)
             print(
                 f"main job (normcheck audit, default profile), {run} cache: {wall:.0f} s wall ({verdict} the "
-                f"{MAIN_JOB_TARGET_S} s target); JAX {compiled} programs, {hits} from the cache; summary "
+                f"{MAIN_JOB_TARGET_S[run]} s target); JAX {compiled} programs compiled or loaded, {hits} of them from"
+                f" JAX's cache, {stored} executables from normcheck's store; summary "
                 f"{doc['summary']}; {before} before, {load()} after"
             )
             if verbose:
@@ -152,6 +158,9 @@ def main_job(jobs: int, verbose: bool = False, keep: Path | None = None) -> None
                 print_timings(doc)
         same = _records(docs["cold"]) == _records(docs["warm"])
         print(f"main job: cold and warm records {'identical' if same else 'DIFFER'} (seconds aside)")
+        ratio = walls["cold"] / walls["warm"]
+        verdict = "meets" if ratio <= FIRST_RUN_RATIO else "MISSES"
+        print(f"main job: the first run took {ratio:.2f}x a later one ({verdict} the {FIRST_RUN_RATIO:g}x target)")
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
             for run, path in docs.items():

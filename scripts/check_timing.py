@@ -6,6 +6,10 @@ target's median wall time over --repeat runs beside the target for its framework
 machine: torch and NumPy <= 10 s, TensorFlow <= 20 s, JAX <= 30 s).
 
     python scripts/check_timing.py [--profile default] [--repeat 3] [--frameworks numpy,torch,jax,tensorflow]
+                                   [--cold] [--jobs N]
+
+``--cold`` gives each run a fresh, empty cache folder (``XDG_CACHE_HOME``: no compiled program kept
+from before), as on a new machine; ``--jobs N`` is passed on to ``normcheck check``.
 """
 
 from __future__ import annotations
@@ -109,11 +113,16 @@ def layer_norm_last_axis(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 }
 
 
-def time_check(ref: str, norm: str, extra: list[str], profile: str, cwd: Path) -> tuple[float, int]:
+def time_check(ref: str, norm: str, extra: list[str], profile: str, cwd: Path, cold: bool) -> tuple[float, int]:
+    import os
+
     cmd = [sys.executable, "-m", "normcheck.cli", "check", ref, "--norm", norm, "--profile", profile, "--quiet"]
-    t0 = time.perf_counter()
-    run = subprocess.run([*cmd, *extra], cwd=cwd, capture_output=True, text=True)
-    return time.perf_counter() - t0, run.returncode
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, **({"XDG_CACHE_HOME": cache} if cold else {})}
+        env.pop("NORMCHECK_NO_CACHE", None)
+        t0 = time.perf_counter()
+        run = subprocess.run([*cmd, *extra], cwd=cwd, capture_output=True, text=True, env=env)
+        return time.perf_counter() - t0, run.returncode
 
 
 def main() -> int:
@@ -121,8 +130,15 @@ def main() -> int:
     ap.add_argument("--profile", default="default")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--frameworks", default=",".join(TARGETS))
+    ap.add_argument("--cold", action="store_true", help="a fresh, empty cache folder for each run")
+    ap.add_argument("--jobs", type=int, help="passed on to normcheck check")
     a = ap.parse_args()
-    print(f"normcheck check, profile {a.profile}, median of {a.repeat} runs (a fresh process each)")
+    import os
+
+    caches = "a fresh cache folder each" if a.cold else "the caches as they are"
+    jobs = f", --jobs {a.jobs}" if a.jobs else ""
+    print(f"normcheck check, profile {a.profile}{jobs}, median of {a.repeat} runs (a fresh process each, {caches});"
+          f" load {' '.join(f'{v:.1f}' for v in os.getloadavg())}")  # fmt: skip
     print(f"{'framework':<11} {'target':<40} {'what':<30} {'exit':>4} {'median s':>9} {'spread s':>9} {'target s':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for fw in a.frameworks.split(","):
@@ -135,7 +151,8 @@ def main() -> int:
                 ref = attr if ":" in attr else f"nc_{fw}_targets.py:{attr}"
                 times, rc = [], None
                 for _ in range(a.repeat):
-                    t, rc = time_check(ref, norm, extra, a.profile, Path(tmp))
+                    more = [*extra, *(["--jobs", str(a.jobs)] if a.jobs else [])]
+                    t, rc = time_check(ref, norm, more, a.profile, Path(tmp), a.cold)
                     times.append(t)
                 med, spread = statistics.median(times), max(times) - min(times)
                 flag = "" if med <= TARGET_S[fw] else "  over"
