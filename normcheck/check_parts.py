@@ -38,13 +38,13 @@ def family(prop: str) -> str:
 
 def processes(framework: str, jobs: int | None) -> int:
     """The processes a check of a ``framework`` target runs in: ``jobs``, or else the framework's
-    (:attr:`normcheck.adapters.Adapter.processes`: two for JAX, which compiles per shape), at most
-    the machine's cores."""
+    (:attr:`normcheck.adapters.Adapter.check_processes`: two for JAX, which compiles per shape), at
+    most the machine's cores."""
     from normcheck import adapters
 
     if jobs is None:
         try:
-            jobs = adapters.get(framework).processes
+            jobs = adapters.get(framework).check_processes
         except (KeyError, ValueError):
             jobs = 1
     return max(1, min(jobs, os.cpu_count() or 1))

@@ -228,6 +228,7 @@ class Adapter:
     immutable_arrays: bool = False  # a target cannot change its input arrays in place
     cost: int = 0  # the audit's process pool starts the costliest framework first
     processes: int = 1  # the processes a parallel audit splits its checks over (JAX compiles per shape)
+    check_processes: int = 1  # the processes `normcheck check` splits a target's checks over by default
     packages: tuple[str, ...] = ()  # the distributions whose versions a run records
     #: Logging defaults for its native code, set (unless set) before any framework is imported
     log_env: Mapping[str, str] = {}

@@ -551,6 +551,7 @@ class JaxAdapter(Adapter):
     array_name = "jax.Array"
     immutable_arrays = True
     cost, processes = 4, 2  # the slowest (a compile per new shape): two processes, started first
+    check_processes = 2  # a check of a JAX target: each process compiles its own share's programs
     packages = ("flax", "jax", "jaxlib")
     default_eps = tuple(dict.fromkeys(e for e in CONVENTIONS["default_eps"].values() if e))
     roof_devices = ("cuda",)

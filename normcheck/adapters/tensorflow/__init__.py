@@ -508,6 +508,7 @@ class TensorFlowAdapter(Adapter):
     array_name = "tf.Tensor"
     immutable_arrays = True
     cost = 3
+    processes = 2  # tracing each new shape of the compiled forms: the second slowest once JAX loads its programs
     default_eps = tuple(dict.fromkeys(e for e in CONVENTIONS["default_eps"].values() if e))
     packages = ("keras", "tensorflow-cpu", "tensorflow")
     module_bases = (("sonnet", "sonnet", "Module"), ("keras", "keras", "layers.Layer"))
