@@ -40,6 +40,7 @@ def supervise(ref: str, norm: str, options: dict[str, Any], progress) -> CheckRe
     shares: dict[int, CheckReport] = {}
     errors: list[BaseException] = []
     threads: list[threading.Thread] = []
+    plans: list[dict[str, Any]] = []  # the first worker's (again after each of its deaths)
 
     def share(k: int, n: int) -> None:
         try:
@@ -48,6 +49,7 @@ def supervise(ref: str, norm: str, options: dict[str, Any], progress) -> CheckRe
             errors.append(e)
 
     def planned(plan: dict[str, Any]) -> None:
+        plans.append(plan)
         n = plan.get("parts", 1)
         if threads or n <= 1:  # started already (a fresh first worker after a crash plans again)
             return
@@ -56,14 +58,14 @@ def supervise(ref: str, norm: str, options: dict[str, Any], progress) -> CheckRe
             t.start()
             threads.append(t)
 
-    first, plan = _supervised(ref, norm, {**options, "part": "auto"}, told, on_plan=planned, with_plan=True)
+    first = _supervised(ref, norm, {**options, "part": "auto"}, told, on_plan=planned)
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
     if not threads:
         return first
-    rank = {(dt, p): i for i, (dt, p, _) in enumerate(plan["all"])}
+    rank = {(dt, p): i for i, (dt, p, _) in enumerate(plans[0]["all"])}
     joined = first
     for k in sorted(shares):
         joined.records += shares[k].records
@@ -91,10 +93,9 @@ def _supervised(
     *,
     prior: dict[tuple[str, str], audit.Record] | None = None,
     on_plan=None,
-    with_plan: bool = False,
-):
-    """One share of a check (or the whole) in supervised workers, a fresh one after each death; with
-    ``with_plan``, (report, the first worker's plan)."""
+) -> CheckReport:
+    """One share of a check (or the whole) in supervised workers, a fresh one after each death;
+    ``on_plan`` is told each worker's plan."""
     from normcheck import isolation as iso
 
     timeout = options.get("timeout")
@@ -108,9 +109,6 @@ def _supervised(
         done[(r.dtype, r.property)] = r
         if progress:
             progress(r)
-
-    def result(report: CheckReport):
-        return (report, plan) if with_plan else report
 
     while True:
         report = None
@@ -134,7 +132,7 @@ def _supervised(
             report.outputs = {id(report.records[i]): v for i, v in report.outputs.items()}
             report.crashes = crashes
             report.notes += notes
-            return result(report)
+            return report
         death = w.death
         dtype, what = w.stage or ("", "setup")
         stub = Stub(plan, ref, options)
@@ -186,7 +184,7 @@ def _supervised(
             out.records = sorted(done.values(), key=lambda r: rank.get((r.dtype, r.property), -1))
             out.notes = [*(plan["notes"] if plan else []), *notes]
             out.hung, out.crashes = hung, crashes
-            return result(out)
+            return out
 
 
 class Stub:
