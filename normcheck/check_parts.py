@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-__all__ = ["FAMILIES", "SECONDS", "assign", "family", "processes"]
+__all__ = ["FAMILIES", "LATER_START_S", "SECONDS", "assign", "family", "processes"]
 
 #: Property -> the family of programs it compiles (any other property: "forward").
 FAMILIES = {
@@ -28,8 +28,12 @@ FAMILIES = {
 }
 
 #: A family's seconds at one dtype in the default check of a correct JAX LayerNorm, cold cache
-#: (the estimate units are balanced by; December 7 2026, AMD EPYC at load 4).
-SECONDS = {"forward": 5.0, "sub-batches": 1.8, "vjp": 9.3, "second order": 4.5, "forward mode": 4.5}
+#: (the estimate units are balanced by; December 7 2026, AMD EPYC, quiet, each derivative compiled
+#: with the target as one program).
+SECONDS = {"forward": 2.7, "sub-batches": 1.5, "vjp": 4.2, "second order": 1.5, "forward mode": 2.5}
+#: The seconds the later processes start after the first: they start once it has loaded the target
+#: (its framework tells how many there are), then load it themselves.
+LATER_START_S = 2.0
 
 
 def family(prop: str) -> str:
@@ -52,12 +56,13 @@ def processes(framework: str, jobs: int | None) -> int:
 
 def assign(pairs: Iterable[tuple[str, str]], n: int) -> dict[tuple[str, str], int]:
     """Each (dtype, property) pair's process (0..n-1): units of (dtype, family), costliest first,
-    each to the process with the least estimated seconds so far (ties to the lowest index)."""
+    each to the process with the least estimated seconds so far (ties to the lowest index), the
+    later processes counted from their later start (:data:`LATER_START_S`)."""
     pairs = list(pairs)
     units: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for dt, prop in pairs:
         units.setdefault((dt, family(prop)), []).append((dt, prop))
-    load, out = [0.0] * n, {}
+    load, out = [0.0] + [LATER_START_S] * (n - 1), {}
     for key in sorted(units, key=lambda u: (-SECONDS.get(u[1], 1.0), u)):
         k = min(range(n), key=lambda j: (load[j], j))
         load[k] += SECONDS.get(key[1], 1.0)

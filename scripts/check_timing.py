@@ -3,7 +3,7 @@
 Times `normcheck check` (a fresh process, as a user types it) on a fixed set of correct and wrong
 LayerNorm / BatchNorm targets per framework, on a profile (default: `default`), and prints each
 target's median wall time over --repeat runs beside the target for its framework (on a 2-core
-machine: torch and NumPy <= 10 s, TensorFlow <= 20 s, JAX <= 30 s).
+machine: torch and NumPy <= 10 s, TensorFlow <= 20 s, JAX <= 30 s, a deviating JAX target <= 45 s).
 
     python scripts/check_timing.py [--profile default] [--repeat 3] [--frameworks numpy,torch,jax,tensorflow]
                                    [--cold] [--jobs N]
@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 TARGET_S = {"numpy": 10, "torch": 10, "tensorflow": 20, "jax": 30}
+#: A deviating target's, where it differs (its failures are shrunk and diagnosed in one more process).
+DEVIATING_TARGET_S = {"jax": 45}
 
 #: framework -> (module source, [(attr, norm, extra CLI arguments, what it is)])
 TARGETS = {
@@ -155,8 +157,9 @@ def main() -> int:
                     t, rc = time_check(ref, norm, more, a.profile, Path(tmp), a.cold)
                     times.append(t)
                 med, spread = statistics.median(times), max(times) - min(times)
-                flag = "" if med <= TARGET_S[fw] else "  over"
-                print(f"{fw:<11} {ref:<40} {what:<30} {rc:>4} {med:>9.1f} {spread:>9.1f} {TARGET_S[fw]:>8}{flag}")
+                limit = TARGET_S[fw] if rc == 0 else DEVIATING_TARGET_S.get(fw, TARGET_S[fw])
+                flag = "" if med <= limit else "  over"
+                print(f"{fw:<11} {ref:<40} {what:<30} {rc:>4} {med:>9.1f} {spread:>9.1f} {limit:>8}{flag}")
     return 0
 
 

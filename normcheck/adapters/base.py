@@ -55,6 +55,7 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -104,8 +105,25 @@ class TargetLike(Protocol):
     #: a Keras/flax.linen layer class behind its adapter's canonical function, else None
     adapted: Callable[..., Any] | None
 
+    #: its derivatives may be compiled with it as one program (set False where that failed)
+    whole: bool
+
     def native_call(self, args: dict[str, Any], *, meta: dict[str, Any] | None = None) -> Any:
         """The target called with the framework's own arrays, its native output."""
+        ...
+
+    @property
+    def compiles_whole(self) -> bool:
+        """A compiled function target whose derivative may be compiled with it as one program."""
+        ...
+
+    @property
+    def floats_static(self) -> bool:
+        """eps and momentum must be constants of its compiled program."""
+        ...
+
+    def traced(self) -> AbstractContextManager[None]:
+        """Calls inside run under the caller's trace: an untraceable call raises, never falls back."""
         ...
 
 

@@ -61,8 +61,11 @@ class Target:
     momentum_none: bool | None = None  # takes momentum=None, as a probe showed (None: its signature says)
     driver: Any = None  # an ecosystem's adapter module (Equinox, Haiku, Sonnet) that builds and runs the layer
     eager: bool = False  # a function target runs as it is, not compiled by its framework (JAX: jax.jit)
+    #: its derivatives may be compiled into one program with it (False once the compiler could not)
+    whole: bool = True
     _compiled: dict = field(default_factory=dict, repr=False)  # compiled function by framework, static positions
     _floats_static: bool = field(default=False, repr=False)  # eps and momentum compiled in as constants
+    _tracing: bool = field(default=False, repr=False)  # called inside a caller's trace (see traced())
     _built: dict = field(default_factory=dict, repr=False)  # the driver's built layers, by constructor call
     _last: Any = field(default=None, repr=False)  # (key, layer, running_mean, running_var) of the last call
     _pending: Any = field(default=None, repr=False)
@@ -74,6 +77,27 @@ class Target:
     @property
     def hung(self) -> str | None:
         return self.guard.hung
+
+    @property
+    def floats_static(self) -> bool:
+        """eps and momentum must be constants of its compiled program (a derivative rule closes over them)."""
+        return self._floats_static
+
+    @property
+    def compiles_whole(self) -> bool:
+        """A function target its framework compiles, whose derivative the adapter may compile as one
+        program with it (as a training step under ``jax.jit`` differentiates it)."""
+        return self.form == "function" and not self.eager and self.whole and self.adapted is None
+
+    @contextlib.contextmanager
+    def traced(self):
+        """Calls made inside run under the caller's trace (one program with its derivative): a call
+        the compiler cannot trace raises, instead of the target falling back to op by op."""
+        self._tracing = True
+        try:
+            yield
+        finally:
+            self._tracing = False
 
     def start_fresh(self) -> None:
         """The next call builds a fresh layer even if it carries on the last call's buffers (a state
@@ -169,7 +193,7 @@ class Target:
             try:
                 return fn(*(tuple(v) if isinstance(v, list) else v for v in call))
             except Exception as e:
-                if not ad.untraceable(e):
+                if self._tracing or not ad.untraceable(e):
                     raise
                 if self._floats_static:
                     self.eager = True

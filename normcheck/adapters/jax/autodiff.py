@@ -455,15 +455,99 @@ def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
 _USER_LINEN_LAYOUT = {"batch_norm": "channels_last", "group_norm": "channels_last", "instance_norm": "channels_last"}
 
 
-def _output(y, case: Case):
+def _output(y, case: Case | None, expected: tuple[int, ...] | None = None):
+    expected = case.x.shape if case is not None else expected
     shape = getattr(y, "shape", None)
     if shape is None or not hasattr(y, "dtype"):
         raise TypeError(
             f"the target's output is {type(y).__module__.split('.')[0]}.{type(y).__qualname__}, not a jax.Array"
         )
-    if tuple(shape) != case.x.shape:
-        raise ValueError(f"the target's output has shape {tuple(shape)}, expected {case.x.shape}")
+    if tuple(shape) != expected:
+        raise ValueError(f"the target's output has shape {tuple(shape)}, expected {expected}")
     return y
+
+
+#: A function target's derivative programs (:func:`_whole`): id(target) -> (the target, its programs
+#: by derivative and the call's constant arguments).
+_WHOLE: dict[int, tuple[Any, dict]] = {}
+
+
+def _whole(target: TargetLike, a: dict[str, Any], kind: str, body):
+    """``jax.jit`` of a function target's derivative together with the target (``body(f, *rest)``,
+    ``f`` the target over the traced arguments), as a training step under ``jax.jit`` differentiates
+    it: one program per shape, where ``jax.vjp`` of the target's own ``jax.jit`` compiles its forward
+    and its pullback apart. The arrays (and eps and momentum, unless the target needs them constant)
+    are the program's arguments, the rest its constants. Returns (the program, its traced arguments),
+    or None where the target is not a compiled function."""
+    if not target.compiles_whole:
+        return None
+    traced = {}
+    for k, v in a.items():
+        if isinstance(v, np.ndarray) or (isinstance(v, float | np.floating) and not target.floats_static):
+            traced[k] = v
+    static = {k: v for k, v in a.items() if k not in traced}
+    key = (kind, repr(sorted(static.items())), tuple(sorted(traced)))
+    held = _WHOLE.get(id(target))
+    if held is None or held[0] is not target:
+        if len(_WHOLE) > 8:
+            _WHOLE.clear()
+        held = _WHOLE[id(target)] = (target, {})
+    programs_of = held[1]
+    fn = programs_of.get(key)
+    if fn is None:
+        import jax
+
+        if len(programs_of) > 64:
+            programs_of.clear()
+
+        def run(traced_args, *rest):
+            full = {**static, **traced_args}
+
+            def f(**arrays):
+                args = {**full, **arrays}
+                return _output(target.native_call(args, meta=args), None, tuple(full["input"].shape))
+
+            return body(f, full, *rest)
+
+        fn = programs_of[key] = jax.jit(run)
+    return fn, traced
+
+
+def _call_whole(target: TargetLike, whole, *rest):
+    """The program of :func:`_whole` run in the target's guard; None where the compiler could not
+    trace the target with its derivative (from then on its derivatives run as before)."""
+    from normcheck.adapters import jax as ja
+
+    fn, traced = whole
+
+    def run():
+        with target.traced():
+            return fn(traced, *rest)
+
+    try:
+        return target.guard.call(run)
+    except Exception as e:
+        if not ja.ADAPTER.untraceable(e):
+            raise
+        target.whole = False
+        return None
+
+
+def _vjp_body(keys: tuple[str, ...]):
+    """The pullback of ``<dy, f>`` for the arguments ``keys`` (the body :func:`_whole` compiles)."""
+
+    def body(f, full, dy):
+        import jax
+
+        y, back = jax.vjp(lambda *arrays: f(**dict(zip(keys, arrays, strict=True))), *(full[k] for k in keys))
+        return back(dy.astype(y.dtype))
+
+    return body
+
+
+def _hvp_body(f, full, dy, v):
+    """Forward-over-reverse along ``v`` in the input (the body :func:`_whole` compiles)."""
+    return _fwd_over_rev(lambda x: f(input=x), full["input"], dy, v)
 
 
 def target_vjp(target: TargetLike, case: Case, dy: np.ndarray) -> dict[str, np.ndarray]:
@@ -479,6 +563,11 @@ def target_vjp(target: TargetLike, case: Case, dy: np.ndarray) -> dict[str, np.n
         return target.guard.call(_flax_vjp, ja, case, dy, "linen", layout, "jit", target.obj)
     a = case_arguments(case)
     keys = gradient_keys(case)
+    whole = _whole(target, a, "vjp", _vjp_body(keys))
+    if whole is not None:
+        grads = _call_whole(target, whole, np.asarray(dy))
+        if grads is not None:
+            return {k: np.array(g) for k, g in zip(keys, grads, strict=True)}
 
     def run():
         def f(*arrays):
@@ -502,6 +591,11 @@ def target_hvp(target: TargetLike, case: Case, dy: np.ndarray, v: np.ndarray) ->
         layout = _USER_LINEN_LAYOUT.get(case.norm, "channels_first")
         return target.guard.call(_flax_hvp, ja, case, dy, v, "linen", layout, "jit", target.obj)
     a = case_arguments(case)
+    whole = _whole(target, a, "hvp", _hvp_body)
+    if whole is not None:
+        out = _call_whole(target, whole, np.asarray(dy), np.asarray(v))
+        if out is not None:
+            return np.array(out)
 
     def run():
         def f(x):
