@@ -69,7 +69,9 @@ def _borrow(out: dict[str, Diagnosis], notes: dict[str, str], dt: str, d: Diagno
     for other_dt, o in per.items():
         v = None if other_dt == dt or not o.best else _explaining(d, dt, o.best)
         if v is not None:
-            notes[dt] = f"in {dt} every failing case is one where it divides 0 by 0; {other_dt} shows it"
+            notes[dt] = (
+                f"in {dt} every failing case is one where it is undefined (0/0, or a variance cancelled away); {other_dt} shows it"
+            )
             out[dt] = _named(d, dt, o.best, v, notes[dt], [o.best], closest=None, observations=[])
             return
 

@@ -22,6 +22,8 @@ from normcheck.reference import moments, running_view
 __all__ = ["REFERENCE", "compute", "explains", "judge", "matches", "outcome"]
 
 F64 = np.float64
+#: float32's unit roundoff: a one-pass variant computes its statistics in float32
+U32 = 2.0**-24
 
 #: The reference as a variant (no options).
 REFERENCE = Variant("reference", "the reference")
@@ -114,8 +116,11 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
     running buffer; "none": never updated, "one": replaced);
     ``input_cast`` (a dtype name: the input rounded to it first, as ``x.half()`` does).
 
-    A variant is undefined where it divides 0 by 0 (eps ignored on a constant set): any output
-    is as good as another there.
+    A variant is undefined where it divides 0 by 0 (eps ignored on a constant set), and a
+    one-pass variance where var + eps is within its rounding error of 0, (n + 3)·u·mean(x²) in
+    float32: cancellation may leave it negative (an implementation clamps it to 0, or takes the
+    square root of a negative number, NaN), whichever order the sums run in. Any output is as
+    good as another there.
 
     The scale is the model's ``s_i`` (:mod:`normcheck.error_model`) for the variant's own
     computation: its axis set, its input (``affine="before"``), and its effective standard
@@ -171,8 +176,13 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
             else:  # another axis set normalizes; the buffers are judged as the reference's
                 m0, v0 = moments(case.x.astype(F64).reshape(p.view_shape), p.reduce, center=s.center)
                 rm, rv = _updated(case, p, m0, v0, stored, momentum)
+        lost = None  # where a one-pass variance may come out negative
         if use_batch:
             mean, var_b = _stats(v, red, center, variance == "one_pass", q if precision == "stats16" else None)
+            if variance == "one_pass":
+                exact = moments(v, red, center=center)[1]
+                msq = np.mean(np.square(v), axis=red, keepdims=True)
+                lost = exact + (eps if eps_mode == "inside" else 0.0) <= (_size(view, red) + 3) * U32 * msq
             if precision == "moments16":  # computed wide, returned in the 16-bit dtype (tf.nn.moments)
                 mean, var_b = q(mean), q(var_b)
             mean = np.broadcast_to(mean, np.shape(var_b))  # uncentered: a scalar 0 per set
@@ -198,6 +208,8 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
             raise ValueError(f"unknown eps_mode {eps_mode!r}")
         yhat = (v - mean) * inv
         undefined = np.broadcast_to(~np.isfinite(inv), v.shape).reshape(x.shape) & np.isfinite(x)
+        if lost is not None and lost.any():
+            undefined = undefined | (np.broadcast_to(lost, v.shape).reshape(x.shape) & np.isfinite(x))
         if use_batch and variance == "unbiased" and n == 1:  # var·n/(n − 1) is 0/0: torch.var gives NaN
             undefined = np.isfinite(x)
         y = yhat.reshape(x.shape)

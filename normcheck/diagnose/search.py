@@ -531,8 +531,8 @@ def diagnose(
         if counts[best.name] == n:  # it explains them all, but only where it is 0/0 (any output)
             d.closest = best.name
             text += (
-                f"; consistent with {desc[best.name]} on {n}/{n} failing cases, each one where it divides "
-                "0 by 0, which cannot tell it from other causes"
+                f"; consistent with {desc[best.name]} on {n}/{n} failing cases, each one where it is "
+                "undefined (0/0, or a variance cancelled away), which cannot tell it from other causes"
             )
         elif counts[best.name] >= CLOSEST * n:
             d.closest = best.name

@@ -334,6 +334,36 @@ def test_the_error_growing_with_the_offset_is_observed():
     assert "the error grows with |mean|/std (rank correlation" in d.text, d.text
 
 
+def test_an_unclamped_one_pass_variance_whose_nan_comes_from_cancellation_is_named():
+    """A float32 one-pass variance summed in another order than NumPy's and not clamped at 0: on
+    near-constant rows of large magnitude E[x²] − E[x]² comes out negative, var + eps < 0 and the
+    output NaN. The catalogue's one-pass variant cannot say which sign its sums give there (they are
+    within their rounding error of 0), so those rows are undefined for it and the rest match."""
+
+    def one_pass_sequential(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+        x = np.asarray(input, np.float32)
+        n = np.float32(x.shape[-1])
+        s1 = np.cumsum(x, -1, dtype=np.float32)[..., -1:]  # left to right, as a loop in float32 sums
+        s2 = np.cumsum(x * x, -1, dtype=np.float32)[..., -1:]
+        m = s1 / n
+        var = s2 / n - m * m
+        with np.errstate(invalid="ignore"):
+            return ((x - m) / np.sqrt(var + np.float32(eps))).astype(np.float32)
+
+    p = _spec.plan("layer_norm", (2, 7), normalized_shape=(7,))
+    args = {"normalized_shape": (7,), "eps": 1e-5}
+    offset = [
+        Case("layer_norm", strategies.make_input(p, "float32", "offset", seed=i, ratio=r), args, regime="offset")
+        for i, r in enumerate([300, 1000, 3000])
+    ]
+    rows = np.array([[4097.3] * 7, [-70001.5] * 7], np.float32)
+    constant = Case("layer_norm", rows, args, regime="offset")
+    with np.errstate(all="ignore"):
+        assert np.isnan(one_pass_sequential(rows, (7,))).any()  # the case the variant must not be held to
+    d = diagnose.diagnose(one_pass_sequential, "layer_norm", [*offset, constant], extra=0)
+    assert d.failing == 4 and d.matches[:1] == ["one_pass_variance"], d.text
+
+
 def test_a_rank_restricted_target_is_said_to_be_one():
     fixed = fixed_cases("group_norm")
     cases = [c for c in fixed if c.x.ndim != 4] + [c for c in fixed if c.x.ndim == 4]
