@@ -247,6 +247,10 @@ class Adapter:
     cost: int = 0  # the audit's process pool starts the costliest framework first
     processes: int = 1  # the processes a parallel audit splits its checks over (JAX compiles per shape)
     check_processes: int = 1  # the processes `normcheck check` splits a target's checks over by default
+    #: Its persistent compile cache keys a program by names that count the functions the process
+    #: traced before it, so a program is found again only after the same history: the audit's
+    #: processes take its units in an order no measurement changes, one from each end.
+    history_keyed_cache: bool = False
     packages: tuple[str, ...] = ()  # the distributions whose versions a run records
     #: Logging defaults for its native code, set (unless set) before any framework is imported
     log_env: Mapping[str, str] = {}

@@ -50,7 +50,9 @@ def processes(framework: str) -> int:
     new shape) is not the critical path alone. The processes take units (an implementation at one
     dtype: its checks share their compiled programs and replayed draws) from a shared counter, the
     costliest first (:func:`_claim_order`), so they finish together; the later ones start after the
-    other frameworks."""
+    other frameworks. Where the framework's compile cache is keyed by history (TensorFlow), the
+    order ignores measured seconds and the second process takes units from the back
+    (:func:`from_the_back`)."""
     from normcheck import adapters
 
     return adapters.get(framework).processes
@@ -61,6 +63,22 @@ def _claim_order(impl, checks: int, seconds: float | None) -> tuple[int, float]:
     dispatch compiles every primitive per new shape), then by the unit's seconds in the last run
     of the profile (:mod:`normcheck.audit.costs`), else by its number of checks."""
     return (impl.mode != "eager", -(checks if seconds is None else seconds))
+
+
+def _history_keyed(framework: str) -> bool:
+    """Does the framework's compile cache find a program only after the same trace history
+    (:attr:`normcheck.adapters.Adapter.history_keyed_cache`)?"""
+    from normcheck import adapters
+
+    return adapters.get(framework).history_keyed_cache
+
+
+def from_the_back(framework: str, k: int) -> bool:
+    """Does the framework's process ``k`` take its units from the end of the claim order? Where
+    the cache is keyed by history, the first process takes them from the front and the second from
+    the back, so each one's history is a prefix of one fixed sequence whatever the timing, and a
+    later run finds the programs again (but for the units near where the two meet)."""
+    return _history_keyed(framework) and k % 2 == 1
 
 
 def _jobs(framework: str, *, norms, dtypes, props, identities, run: Run, all_forms: bool):
@@ -192,7 +210,7 @@ def _turns(
     by_key: dict[str, list[tuple[int, _Job]]] = {}
     for n, (key, job) in enumerate(jobs):
         by_key.setdefault(key, []).append((n, job))
-    seconds = costs.measured(run.profile, by_key)
+    seconds = {} if _history_keyed(framework) else costs.measured(run.profile, by_key)
     order = sorted(by_key, key=lambda k: (*_claim_order(by_key[k][0][1].impl, len(by_key[k]), seconds.get(k)), k))
     if keep is not None:
         order = [key for key in order if key in keep]
@@ -546,6 +564,7 @@ def _run_parallel(fws, kwargs, workers, on_event, measure=True, *, skips=None, r
     pending = [(fw, 0, measure) for fw in order] + [(fw, k, False) for fw in order for k in range(1, processes(fw))]
     plans = {fw: _turns(fw, **kwargs) for fw in fws}
     next_turn = dict.fromkeys(fws, 0)
+    last_turn = {fw: len(plans[fw][0]) - 1 for fw in fws}  # the back end (from_the_back)
     requeued: dict[str, list[int]] = {fw: [] for fw in fws}
     finished = {fw: set(skips.get(fw, ())) for fw in fws}  # positions done (or given up)
     deaths = dict.fromkeys(fws, 0)
@@ -571,9 +590,15 @@ def _run_parallel(fws, kwargs, workers, on_event, measure=True, *, skips=None, r
         if requeued[fw]:  # a dead worker's implementation: what it did not finish
             w.turn = requeued[fw].pop(0)
             return w.turn, frozenset(finished[fw])
-        w.turn = next_turn[fw]
-        next_turn[fw] += 1
-        return w.turn if w.turn < len(plans[fw][0]) else None
+        if next_turn[fw] > last_turn[fw]:
+            w.turn = None
+        elif from_the_back(fw, w.k):
+            w.turn = last_turn[fw]
+            last_turn[fw] -= 1
+        else:
+            w.turn = next_turn[fw]
+            next_turn[fw] += 1
+        return w.turn
 
     def handle(w: _Proc, msg) -> None:
         kind = msg[0]
@@ -625,17 +650,17 @@ def _run_parallel(fws, kwargs, workers, on_event, measure=True, *, skips=None, r
             error(w.running, f"the audit's {fw} worker process died ({how}) during this check{on}", w.case)
         if w.turn is not None and w.turn < len(keys) and any(n not in finished[fw] for n, _ in by_key[keys[w.turn]]):
             requeued[fw].insert(0, w.turn)
-        if not (requeued[fw] or next_turn[fw] < len(keys) or w.conventions):
+        if not (requeued[fw] or next_turn[fw] <= last_turn[fw] or w.conventions):
             return
         if deaths[fw] < MAX_DEATHS:
             pending.insert(0, (fw, w.k, w.conventions))
             return
-        for turn in [*requeued[fw], *range(next_turn[fw], len(keys))]:
+        for turn in [*requeued[fw], *range(next_turn[fw], last_turn[fw] + 1)]:
             for n, _ in by_key[keys[turn]]:
                 if n not in finished[fw]:
                     error(n, f"not run: the audit's {fw} worker processes died {deaths[fw]} times (last: {how})")
         requeued[fw].clear()
-        next_turn[fw] = len(keys)
+        next_turn[fw], last_turn[fw] = len(keys), len(keys) - 1
 
     try:
         while pending or live:

@@ -61,3 +61,26 @@ def test_no_cache_and_a_users_folder_leave_ours_alone(tmp_path):
     own = _run(tmp_path, TF_XLA_FLAGS=f"--tf_xla_persistent_cache_directory={mine}")
     assert own["flags"] == f"--tf_xla_persistent_cache_directory={mine}" and not folder.exists()
     assert os.listdir(mine) and own["record"] == off["record"]
+
+
+def test_a_second_audit_finds_every_program_the_first_wrote(tmp_path):
+    """The first run's measured seconds do not reorder TensorFlow's units: a second audit traces
+    the same history, so XLA's cache keys (which hold each tf.function's counted name) are found
+    again, none written anew. (With two processes, the second takes units from the back: each
+    history is a prefix of the same sequence, but where the two meet depends on timing.)"""
+    e = {k: v for k, v in os.environ.items() if k not in ("NORMCHECK_NO_CACHE", "TF_XLA_FLAGS")}
+    e["XDG_CACHE_HOME"] = str(tmp_path)
+    folder = tmp_path / "normcheck" / "tensorflow"
+    cmd = [sys.executable, "-m", "normcheck.cli", "audit", "--frameworks", "tensorflow", "--norms", "layer_norm"]
+    cmd += ["--dtypes", "float32,float16", "--profile", "quick", "--properties", "agreement", "--jobs", "1"]
+    docs = []
+    for k in range(2):
+        out = tmp_path / f"run{k}.json"
+        subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True, env=e, check=False)
+        docs.append(json.loads(out.read_text()))
+        if k == 0:
+            written = _listing(folder)
+            assert written and (tmp_path / "normcheck" / "costs" / "quick.json").exists()
+    assert _listing(folder) == written
+    strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in d["records"]] for d in docs]
+    assert strip[0] == strip[1] and len(strip[0]) >= 6

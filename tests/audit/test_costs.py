@@ -68,3 +68,20 @@ def test_processes_claim_the_unit_measured_costliest_first_and_the_records_stay(
     assert costs.unit(first.impl, first.dtype) == costliest
     strip = lambda r: (r.impl, r.dtype, r.property, r.verdict, r.observed)  # noqa: E731
     assert [strip(r) for _, r in claimed] == [strip(r) for _, r in serial]
+
+
+def test_a_history_keyed_cache_claims_in_an_order_no_measurement_changes(cache_home):
+    """TensorFlow's XLA cache keys a program by its tf.function's name, which counts the functions
+    traced before it: measured seconds must not reorder its units, and its second process takes
+    them from the back, so each process's history is a prefix of one sequence whatever the timing."""
+    run = Run("quick", seed=0, max_examples=2)
+    kw = dict(norms=["layer_norm"], dtypes=("float32", "float16"), props=["agreement"], identities=False, run=run)
+    before, _, _ = schedule._turns("tensorflow", **kw)
+    assert len(before) >= 4
+    costs.remember("quick", [_rec(*u.split(" "), float(k)) for k, u in enumerate(before)])  # the reverse order
+    assert schedule._turns("tensorflow", **kw)[0] == before
+    assert schedule.from_the_back("tensorflow", 1) and not schedule.from_the_back("tensorflow", 0)
+    numpy_units = schedule._turns("numpy", **kw)[0]
+    costs.remember("quick", [_rec(*u.split(" "), float(k)) for k, u in enumerate(numpy_units)])
+    assert schedule._turns("numpy", **kw)[0] == numpy_units[::-1]  # measured seconds order the others
+    assert not schedule.from_the_back("numpy", 1) and not schedule.from_the_back("jax", 1)

@@ -509,6 +509,7 @@ class TensorFlowAdapter(Adapter):
     immutable_arrays = True
     cost = 3
     processes = 2  # tracing each new shape of the compiled forms: the second slowest once JAX loads its programs
+    history_keyed_cache = True  # XLA's cache key holds the tf.function's name, __inference_<name>_<ops.uid()>
     default_eps = tuple(dict.fromkeys(e for e in CONVENTIONS["default_eps"].values() if e))
     packages = ("keras", "tensorflow-cpu", "tensorflow")
     module_bases = (("sonnet", "sonnet", "Module"), ("keras", "keras", "layers.Layer"))
