@@ -83,12 +83,18 @@ def test_a_target_needing_eps_constant_is_compiled_whole_with_eps_in():
     assert t.whole
 
 
-def test_an_untraceable_target_falls_back_and_is_still_differentiated():
+def test_an_untraceable_target_falls_back_then_is_compiled_whole_with_eps_in():
+    """Traced eps cannot be compiled: the first derivative falls back to the per-call path (which
+    compiles eps in), and the next one is compiled whole with eps a constant."""
     t, impl = _impl(layer_norm_branching)
+    assert gradients.gradient_agreement(impl, _case((2, 3))).verdict == "pass"
+    assert not t.whole and t.floats_static
     for k, prop in enumerate(PROPS):
-        r = prop(impl, _case((2, 3 + k), seed=k))
+        before = _compiles()
+        r = prop(impl, _case((3, 2 + k), seed=k))
         assert r.verdict == "pass", r.message
-    assert not t.whole and not t.compiles_whole
+        assert _compiles() - before == 1
+    assert t.whole and t.compiles_whole
 
 
 def test_an_eager_target_is_never_compiled_whole():

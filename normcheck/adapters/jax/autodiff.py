@@ -470,6 +470,9 @@ def _output(y, case: Case | None, expected: tuple[int, ...] | None = None):
 #: A function target's derivative programs (:func:`_whole`): id(target) -> (the target, its programs
 #: by derivative and the call's constant arguments).
 _WHOLE: dict[int, tuple[Any, dict]] = {}
+#: Targets whose derivative could not be compiled whole with eps traced, by id: tried again with eps
+#: compiled in once their own calls show it must be (``floats_static``).
+_RETRY: dict[int, Any] = {}
 
 
 def _whole(target: TargetLike, a: dict[str, Any], kind: str, body):
@@ -480,7 +483,10 @@ def _whole(target: TargetLike, a: dict[str, Any], kind: str, body):
     are the program's arguments, the rest its constants. Returns (the program, its traced arguments),
     or None where the target is not a compiled function."""
     if not target.compiles_whole:
-        return None
+        if _RETRY.get(id(target)) is not target or not target.floats_static:
+            return None
+        del _RETRY[id(target)]
+        target.whole = True
     traced = {}
     for k, v in a.items():
         if isinstance(v, np.ndarray) or (isinstance(v, float | np.floating) and not target.floats_static):
@@ -515,7 +521,8 @@ def _whole(target: TargetLike, a: dict[str, Any], kind: str, body):
 
 def _call_whole(target: TargetLike, whole, *rest):
     """The program of :func:`_whole` run in the target's guard; None where the compiler could not
-    trace the target with its derivative (from then on its derivatives run as before)."""
+    trace the target with its derivative (from then on its derivatives run as before, unless it
+    failed with eps traced and the target's calls then compile eps in: then it is tried again)."""
     from normcheck.adapters import jax as ja
 
     fn, traced = whole
@@ -530,6 +537,10 @@ def _call_whole(target: TargetLike, whole, *rest):
         if not ja.ADAPTER.untraceable(e):
             raise
         target.whole = False
+        if not target.floats_static:  # eps compiled in may be what it needs: tried again then
+            if len(_RETRY) > 8:
+                _RETRY.clear()
+            _RETRY[id(target)] = target
         return None
 
 
