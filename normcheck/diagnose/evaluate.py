@@ -22,8 +22,6 @@ from normcheck.reference import moments, running_view
 __all__ = ["REFERENCE", "compute", "explains", "judge", "matches", "outcome"]
 
 F64 = np.float64
-#: float32's unit roundoff: a one-pass variant computes its statistics in float32
-U32 = 2.0**-24
 
 #: The reference as a variant (no options).
 REFERENCE = Variant("reference", "the reference")
@@ -178,15 +176,16 @@ def compute(case: Case, *, grouping: Grouping | None = None, center=None, varian
                 rm, rv = _updated(case, p, m0, v0, stored, momentum)
         lost = None  # where a one-pass variance may come out negative
         if use_batch:
+            n = _size(view, red)
             mean, var_b = _stats(v, red, center, variance == "one_pass", q if precision == "stats16" else None)
-            if variance == "one_pass":
+            if variance == "one_pass":  # its statistics are float32's
                 exact = moments(v, red, center=center)[1]
                 msq = np.mean(np.square(v), axis=red, keepdims=True)
-                lost = exact + (eps if eps_mode == "inside" else 0.0) <= (_size(view, red) + 3) * U32 * msq
+                u32 = _dt.unit_roundoff("float32")
+                lost = exact + (eps if eps_mode == "inside" else 0.0) <= (n + 3) * u32 * msq
             if precision == "moments16":  # computed wide, returned in the 16-bit dtype (tf.nn.moments)
                 mean, var_b = q(mean), q(var_b)
             mean = np.broadcast_to(mean, np.shape(var_b))  # uncentered: a scalar 0 per set
-            n = _size(view, red)
             var = var_b * (n / (n - 1)) if variance == "unbiased" and n > 1 else var_b
             if q is not None:
                 var = q(var)

@@ -455,8 +455,8 @@ def hvp(impl, case: Case, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
 _USER_LINEN_LAYOUT = {"batch_norm": "channels_last", "group_norm": "channels_last", "instance_norm": "channels_last"}
 
 
-def _output(y, case: Case | None, expected: tuple[int, ...] | None = None):
-    expected = case.x.shape if case is not None else expected
+def _output(y, expected: tuple[int, ...]):
+    """The target's output ``y``, checked to be a JAX array of the input's shape ``expected``."""
     shape = getattr(y, "shape", None)
     if shape is None or not hasattr(y, "dtype"):
         raise TypeError(
@@ -511,7 +511,7 @@ def _whole(target: TargetLike, a: dict[str, Any], kind: str, body):
 
             def f(**arrays):
                 args = {**full, **arrays}
-                return _output(target.native_call(args, meta=args), None, tuple(full["input"].shape))
+                return _output(target.native_call(args, meta=args), tuple(full["input"].shape))
 
             return body(f, full, *rest)
 
@@ -582,7 +582,7 @@ def target_vjp(target: TargetLike, case: Case, dy: np.ndarray) -> dict[str, np.n
 
     def run():
         def f(*arrays):
-            return _output(target.native_call({**a, **dict(zip(keys, arrays, strict=True))}, meta=a), case)
+            return _output(target.native_call({**a, **dict(zip(keys, arrays, strict=True))}, meta=a), case.x.shape)
 
         y, back = jax.vjp(f, *(ja.put(a[k]) for k in keys))
         grads = back(ja.put(np.asarray(dy).astype(y.dtype)))
@@ -610,7 +610,7 @@ def target_hvp(target: TargetLike, case: Case, dy: np.ndarray, v: np.ndarray) ->
 
     def run():
         def f(x):
-            return _output(target.native_call({**a, "input": x}, meta=a), case)
+            return _output(target.native_call({**a, "input": x}, meta=a), case.x.shape)
 
         return np.array(_fwd_over_rev(f, ja.put(case.x), np.asarray(dy), ja.put(v)))
 
@@ -634,7 +634,7 @@ def target_jvp(target: TargetLike, case: Case, tangents: dict[str, np.ndarray]) 
 
     def run():
         def f(*arrays):
-            return _output(target.native_call({**a, **dict(zip(keys, arrays, strict=True))}, meta=a), case)
+            return _output(target.native_call({**a, **dict(zip(keys, arrays, strict=True))}, meta=a), case.x.shape)
 
         primals = tuple(ja.put(a[k]) for k in keys)
         ts = tuple(ja.put(np.asarray(tangents[k]).astype(np.asarray(a[k]).dtype)) for k in keys)
