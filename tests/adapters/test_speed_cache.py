@@ -51,17 +51,19 @@ def test_a_second_process_loads_every_program_and_gets_the_same_records(tmp_path
     folder, store = tmp_path / "normcheck" / "jax", tmp_path / "normcheck" / "jax-programs"
     cold = _run(tmp_path)
     assert cold["dir"] == str(folder)
-    c, kept = cold["compiles"], cold["stored"].get("kept", 0)
+    c, kept, shared = cold["compiles"], cold["stored"].get("kept", 0), cold["stored"].get("shared", 0)
     assert kept >= 2 and not cold["stored"].get("loaded")  # the forward pass and the VJP, at least
     assert c["compiles"] >= kept and not c.get("cache_hits")
     assert c.get("cache_misses", 0) == c["compiles"] - kept  # the store's compilations bypass JAX's cache
     in_store, in_jax = _files(store), _files(folder)
-    assert len(in_store) == kept  # every native program, as a serialized executable
+    programs = [f for f in in_store if f.startswith("by-program/")]
+    assert len(programs) == kept  # every native program, as a serialized executable
+    assert len(in_store) - len(programs) == kept + shared  # and every key, a link to its program's
     assert len(in_jax) == c["compiles"] - kept  # every other program, however small or quick to compile
 
     warm = _run(tmp_path)
     w = warm["compiles"]
-    assert warm["stored"] == {"loaded": kept}  # neither traced, lowered nor compiled
+    assert warm["stored"] == {"loaded": kept + shared}  # neither traced, lowered nor compiled
     assert w.get("compiles", 0) == len(in_jax) and w.get("cache_hits", 0) == len(in_jax) and not w.get("cache_misses")
     assert (_files(store), _files(folder)) == (in_store, in_jax)
     assert warm["records"] == cold["records"]

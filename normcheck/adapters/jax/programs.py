@@ -12,6 +12,13 @@ executable, so the same bits), else compiled afresh, kept, and used. A key whose
 object's address (a user's class), a folder that cannot be read or written, or an executable that
 does not serialize fall back to ``jax.jit``; ``NORMCHECK_NO_CACHE`` turns the store off.
 
+Two keys can build one program (a layer's parameter dtype where it has no parameters, the channel
+layout of a rank-2 input): an executable missing under its key is looked up by its lowered program
+(:func:`_program_digest`: the StableHLO text with the module's name left out, the arguments it keeps,
+their trees and abstract values) in this process and in the store's ``by-program`` folder, and the
+key's file is a hard link to the program's. XLA compiles one program to one executable, so the bits
+are those of compiling it again; a lowering whose kept arguments cannot be read is not shared.
+
 A fresh compilation bypasses JAX's persistent cache (an executable loaded from there does not
 serialize whole on CPU): it is compiled with an XLA option set to its default value, which makes a
 key JAX's cache never holds, and with JAX's minimum compile time for writing raised, so it never
@@ -25,6 +32,7 @@ import functools
 import hashlib
 import os
 import pickle
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -34,8 +42,12 @@ from normcheck import compile_cache
 __all__ = ["STORED", "jit", "store"]
 
 #: This process's executables from the store: ``loaded``, ``kept`` (compiled and written),
-#: ``unkept`` (compiled, not written: no key, or it would not serialize).
+#: ``unkept`` (compiled, not written: no key, or it would not serialize), ``shared`` (another key's:
+#: the same lowered program, neither compiled nor written again).
 STORED: Counter[str] = Counter()
+
+#: This process's executables by lowered program (:func:`_program_digest`).
+_BY_PROGRAM: dict[str, Any] = {}
 
 #: The XLA option a fresh compilation is made with: its default value, a cache key of its own.
 _FRESH = {"xla_cpu_enable_fast_math": False}
@@ -87,34 +99,102 @@ def _aval(leaf) -> tuple:
 
 def _load_or_compile(jitted, args, folder: Path, key: str, sig):
     import jax
-    from jax.experimental.serialize_executable import deserialize_and_load, serialize
 
     digest = hashlib.sha256(repr((key, str(sig[0]), sig[1], _environment())).encode()).hexdigest()
     path = folder / digest[:2] / digest
-    try:
-        payload, in_tree, out_tree = pickle.loads(path.read_bytes())
-        ex = deserialize_and_load(payload, in_tree, out_tree)
+    ex = _load(path)
+    if ex is not None:
         STORED["loaded"] += 1
         return ex
-    except Exception:  # not there, or unreadable: compiled afresh below
-        pass
     lowered = jitted.lower(*args)
-    before = jax.config.jax_persistent_cache_min_compile_time_secs
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1e9)
+    program = _program_digest(lowered, sig)
+    shared = None if program is None else folder / "by-program" / program[:2] / program
+    ex = None if program is None else _BY_PROGRAM.get(program)
+    if ex is None:
+        ex = _load(shared)
+    if ex is not None:
+        STORED["shared"] += 1
+        _link(shared, path)
+    else:
+        before = jax.config.jax_persistent_cache_min_compile_time_secs
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1e9)
+        try:
+            ex = lowered.compile(compiler_options=_FRESH)
+        finally:
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", before)
+        target = shared or path
+        kept = _keep(ex, target) and (target == path or _link(target, path))
+        STORED["kept" if kept else "unkept"] += 1
+    if program is not None:
+        if len(_BY_PROGRAM) > 1024:
+            _BY_PROGRAM.clear()
+        _BY_PROGRAM[program] = ex
+    return ex
+
+
+def _load(path: Path | None):
+    """The executable serialized at ``path`` (None when it is not there or cannot be loaded)."""
+    if path is None:
+        return None
+    from jax.experimental.serialize_executable import deserialize_and_load
+
     try:
-        compiled = lowered.compile(compiler_options=_FRESH)
-    finally:
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", before)
+        payload, in_tree, out_tree = pickle.loads(path.read_bytes())
+        return deserialize_and_load(payload, in_tree, out_tree)
+    except Exception:  # not there, or unreadable: compiled afresh
+        return None
+
+
+def _keep(compiled, path: Path) -> bool:
+    """``compiled`` serialized at ``path``; False where it does not serialize or cannot be written."""
+    from jax.experimental.serialize_executable import serialize
+
     try:
         blob = pickle.dumps(serialize(compiled), protocol=pickle.HIGHEST_PROTOCOL)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(blob)
         os.replace(tmp, path)
-        STORED["kept"] += 1
+        return True
     except Exception:  # an executable that does not serialize, or a folder that cannot be written
-        STORED["unkept"] += 1
-    return compiled
+        return False
+
+
+def _link(shared: Path, path: Path) -> bool:
+    """The key's file ``path`` made a hard link to the program's ``shared`` (a copy where links fail)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(shared, tmp)
+        except OSError:
+            tmp.write_bytes(shared.read_bytes())
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        return False
+
+
+_MODULE_NAME = re.compile(r"^module @\S+", re.MULTILINE)
+
+
+def _program_digest(lowered, sig) -> str | None:
+    """What determines the executable of a lowering: its StableHLO text with the module's name left
+    out (it names the Python function), the arguments it keeps (unused ones are dropped from the
+    program, so their indices tell programs of one text apart), the trees and abstract values of the
+    arguments and outputs, and the environment. None where the kept arguments cannot be read or the
+    program calls back into Python."""
+    try:
+        compile_args = lowered._lowering.compile_args  # JAX's lowering; private, so read defensively
+        kept = sorted(compile_args["kept_var_idx"])
+        if compile_args.get("host_callbacks"):
+            return None
+        text = _MODULE_NAME.sub("module @program", lowered.as_text(), count=1)
+    except Exception:
+        return None
+    identity = (text, kept, str(lowered.in_tree), str(lowered.out_tree), sig[1], _environment())
+    return hashlib.sha256(repr(identity).encode()).hexdigest()
 
 
 @functools.cache
