@@ -1,4 +1,4 @@
-"""Would JAX compile fewer or cheaper programs for the same checks? Prints what two ideas give;
+"""Would JAX compile fewer or cheaper programs for the same checks? Prints what four ideas give;
 asserts nothing.
 
 1. ``--batching``: one XLA program holding several cases of different shapes (independent inputs in
@@ -9,8 +9,16 @@ asserts nothing.
    norm's own checks compile (same shape, module configuration, affine parameters and variant) if
    the identity replayed the norm's draws instead of drawing its own: the draws of the default
    profile at one seed, per identity, for one JAX implementation under ``jax.jit``.
+3. ``--modes``: a case's four programs (forward, VJP, forward mode, second order) compiled as one
+   (each part its own arguments, so XLA shares nothing between them) against four programs: compile
+   seconds, lowering included, and whether every output is bit-identical. flax.linen LayerNorm,
+   GroupNorm, RMSNorm and BatchNorm in float32, bfloat16 and float16, fresh shapes; and what a
+   program of two operations takes (what every compilation costs).
+4. ``--options``: XLA compiler options that might make a compilation cheaper, each against the
+   defaults on the same lowered programs (those of ``--modes``): compile seconds and how many
+   programs give bit-identical outputs.
 
-    python scripts/compile_sharing.py [--batching] [--identities] [--rounds 3] [--seed 0]
+    python scripts/compile_sharing.py [--batching] [--identities] [--modes] [--options] [--rounds 3] [--seed 0]
 """
 
 from __future__ import annotations
@@ -79,6 +87,150 @@ def batching(rounds: int, per_program: int = 8) -> None:
             )
 
 
+#: What ``--options`` tries: XLA options that are documented not to alter arithmetic, or might not.
+OPTIONS = {
+    "-O1": {"xla_backend_optimization_level": 1},
+    "no expensive LLVM passes": {"xla_llvm_disable_expensive_passes": True},
+    "no emitter verification": {"xla_cpu_emitter_verification_level": 0},
+    "no concurrency-optimized scheduler": {"xla_cpu_enable_concurrency_optimized_scheduler": False},
+    "one codegen split": {"xla_cpu_parallel_codegen_split_count": 1},
+}
+
+
+def _linen_cases(rounds: int):
+    """(name, f(x, scale, bias), x shape, parameter shape, dtype) over flax.linen norms, fresh shapes."""
+    import flax.linen as nn
+    import jax.numpy as jnp
+    import numpy as np
+
+    def ln(x, s, b):
+        axes = tuple(range(1, x.ndim))
+        return nn.LayerNorm(reduction_axes=axes, feature_axes=axes).apply({"params": {"scale": s, "bias": b}}, x)
+
+    def gn(x, s, b):
+        return nn.GroupNorm(num_groups=2).apply({"params": {"scale": s, "bias": b}}, x)
+
+    def rms(x, s, b):
+        return nn.RMSNorm().apply({"params": {"scale": s}}, x) + 0 * b.sum()
+
+    def bn(x, s, b):
+        stats = {"mean": jnp.zeros_like(s), "var": jnp.ones_like(s)}
+        variables = {"params": {"scale": s, "bias": b}, "batch_stats": stats}
+        return nn.BatchNorm(use_running_average=False, axis=-1).apply(variables, x, mutable=["batch_stats"])[0]
+
+    rng = np.random.default_rng(0)
+    for _ in range(rounds):
+        for dt in (np.float32, jnp.bfloat16, np.float16):
+            n, c, h = int(rng.integers(2, 9)), 2 * int(rng.integers(1, 6)), int(rng.integers(1, 7))
+            yield "LayerNorm", ln, (n, c, h), (c, h), dt
+            yield "GroupNorm", gn, (n, h, c), (c,), dt
+            yield "RMSNorm", rms, (n, h, c), (c,), dt
+            yield "BatchNorm", bn, (n, h, c), (c,), dt
+
+
+def _modes(f):
+    """A case's four programs over ``f(x, s, b)``, each ``g(x, s, b, t)`` (t: the cotangent or tangent)."""
+    import jax
+
+    def fwd(x, s, b, t):
+        return f(x, s, b)
+
+    def vjp(x, s, b, t):
+        y, pull = jax.vjp(f, x, s, b)
+        return (y, *pull(t))
+
+    def jvp(x, s, b, t):
+        return jax.jvp(lambda x: f(x, s, b), (x,), (t,))
+
+    def hvp(x, s, b, t):
+        return jax.jvp(lambda x: jax.vjp(f, x, s, b)[1](t)[0], (x,), (t,))
+
+    return (fwd, vjp, jvp, hvp)
+
+
+def _inputs(rng, shape, pshape, dt):
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dt)
+    return x, *(rng.standard_normal(pshape).astype(dt) for _ in range(2)), rng.standard_normal(shape).astype(dt)
+
+
+def _leaves(out) -> list[bytes]:
+    import jax
+    import numpy as np
+
+    return [np.asarray(a).tobytes() for a in jax.tree_util.tree_leaves(out)]
+
+
+def modes(rounds: int) -> None:
+    os.environ["NORMCHECK_NO_CACHE"] = "1"
+    import jax
+    import numpy as np
+
+    from normcheck.adapters.jax import setup
+
+    setup()
+    rng = np.random.default_rng(1)
+    apart = together = 0.0
+    same = total = 0
+    jax.jit(lambda x: x + 1).lower(np.ones(3, np.float32)).compile()  # the compiler's start-up
+    t = time.perf_counter()
+    for k in range(2, 12):
+        jax.jit(lambda x, k=k: x * k + 1).lower(np.ones((k, 3), np.float32)).compile()
+    print(f"any program's share: one of two operations compiles in {(time.perf_counter() - t) * 100:.0f} ms")
+    for _name, f, shape, pshape, dt in _linen_cases(rounds):
+        parts = _modes(f)
+        args = [_inputs(rng, shape, pshape, dt) for _ in parts]
+        t = time.perf_counter()
+        outs = [jax.jit(g).lower(*a).compile()(*a) for g, a in zip(parts, args, strict=True)]
+        apart += time.perf_counter() - t
+
+        def whole(*flat, parts=parts):
+            return tuple(g(*flat[4 * i : 4 * i + 4]) for i, g in enumerate(parts))
+
+        flat = [a for arg in args for a in arg]
+        t = time.perf_counter()
+        both = jax.jit(whole).lower(*flat).compile()(*flat)
+        together += time.perf_counter() - t
+        same += sum(_leaves(a) == _leaves(b) for a, b in zip(outs, both, strict=True))
+        total += len(parts)
+    print(
+        f"a case's four programs compiled as one (load {load()}): {apart:.1f} s as four programs, {together:.1f} s"
+        f" as one ({together / apart:.2f}x); outputs bit-identical {same}/{total}"
+    )
+
+
+def options(rounds: int) -> None:
+    os.environ["NORMCHECK_NO_CACHE"] = "1"
+    import jax
+    import numpy as np
+
+    from normcheck.adapters.jax import setup
+
+    setup()
+    rng = np.random.default_rng(2)
+    tried = {"defaults": {}, **OPTIONS}
+    seconds, same, total = dict.fromkeys(tried, 0.0), dict.fromkeys(tried, 0), 0
+    jax.jit(lambda x: x + 1).lower(np.ones(3, np.float32)).compile()
+    for _name, f, shape, pshape, dt in _linen_cases(rounds):
+        for g in _modes(f):
+            a = _inputs(rng, shape, pshape, dt)
+            lowered = jax.jit(g).lower(*a)
+            outs = {}
+            for name, opts in tried.items():
+                t = time.perf_counter()
+                compiled = lowered.compile(compiler_options={**opts, "xla_cpu_enable_fast_math": False})
+                seconds[name] += time.perf_counter() - t
+                outs[name] = _leaves(compiled(*a))
+            total += 1
+            for name in tried:
+                same[name] += outs[name] == outs["defaults"]
+    print(f"XLA options against the defaults on the same {total} lowered programs (load {load()})")
+    for name in tried:
+        print(
+            f"  {name:36s} {seconds[name]:5.1f} s ({seconds[name] / seconds['defaults']:.2f}x),"
+            f" outputs bit-identical {same[name]}/{total}"
+        )
+
+
 def _drawn(strategy, settings, seed: int) -> list:
     """The examples a seeded Hypothesis run over ``strategy`` draws (as the audit draws them)."""
     from hypothesis import given
@@ -117,9 +269,12 @@ def identities(seed: int) -> None:
             programs = {program(c) for c in own}
             now = sum(program(c) in programs for c in drawn)
             fits = sum(_satisfies(ident, c) for c in own)
+            count = max(1, impls[0].config_count)
+            default = sum(_satisfies(ident, c) and c.variant % count == 0 for c in own)
             print(
                 f"  {ident.name:28s} today {now}/{len(drawn)}; replaying the norm's {len(own)} draws: "
-                f"{fits} already have the identity's arguments (at most that many shared)"
+                f"{fits} already have the identity's arguments, {default} of them in the default configuration"
+                " (the identity's; at most that many shared)"
             )
 
 
@@ -139,14 +294,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batching", action="store_true")
     ap.add_argument("--identities", action="store_true")
+    ap.add_argument("--modes", action="store_true")
+    ap.add_argument("--options", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    both = not (a.batching or a.identities)
-    if a.batching or both:
+    every = not (a.batching or a.identities or a.modes or a.options)
+    if a.batching or every:
         batching(a.rounds)
-    if a.identities or both:
+    if a.identities or every:
         identities(a.seed)
+    if a.modes or every:
+        modes(a.rounds)
+    if a.options or every:
+        options(a.rounds)
 
 
 if __name__ == "__main__":
