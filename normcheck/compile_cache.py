@@ -13,8 +13,9 @@ compiler built for the same program on the same device, so a warm run's records 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-__all__ = ["NO_CACHE_ENV", "first_run", "folder"]
+__all__ = ["NO_CACHE_ENV", "first_run", "folder", "put"]
 
 #: Set (to 1, true, yes or on) to turn the persistent compilation caches off.
 NO_CACHE_ENV = "NORMCHECK_NO_CACHE"
@@ -35,3 +36,20 @@ def first_run(framework: str) -> bool:
     afresh and keeps them. False with the caches off (nothing is kept)."""
     d = folder(framework)
     return d is not None and not (os.path.isdir(d) and any(os.scandir(d)))
+
+
+def put(path: Path, content: bytes | Path) -> None:
+    """``path`` written whole or not at all (this process's temporary file, renamed over it):
+    ``content``'s bytes, or for a file a hard link to it (a copy where links fail). OSError where
+    the folder cannot be written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    if isinstance(content, Path):
+        try:
+            os.link(content, tmp)
+        except OSError:
+            tmp.write_bytes(content.read_bytes())
+    else:
+        tmp.write_bytes(content)
+    os.replace(tmp, path)

@@ -8,7 +8,6 @@ never a record.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -59,9 +58,6 @@ def remember(profile: str | None, records: Iterable) -> None:
         return
     data = _read(p) | {k: round(v, 3) for k, v in spent.items()}
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=0, sort_keys=True))
-        os.replace(tmp, p)
+        compile_cache.put(p, json.dumps(data, indent=0, sort_keys=True).encode())
     except OSError:
         pass

@@ -150,11 +150,7 @@ def _keep(compiled, path: Path) -> bool:
     from jax.experimental.serialize_executable import serialize
 
     try:
-        blob = pickle.dumps(serialize(compiled), protocol=pickle.HIGHEST_PROTOCOL)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
+        compile_cache.put(path, pickle.dumps(serialize(compiled), protocol=pickle.HIGHEST_PROTOCOL))
         return True
     except Exception:  # an executable that does not serialize, or a folder that cannot be written
         return False
@@ -163,14 +159,7 @@ def _keep(compiled, path: Path) -> bool:
 def _link(shared: Path, path: Path) -> bool:
     """The key's file ``path`` made a hard link to the program's ``shared`` (a copy where links fail)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(shared, tmp)
-        except OSError:
-            tmp.write_bytes(shared.read_bytes())
-        os.replace(tmp, path)
+        compile_cache.put(path, shared)
         return True
     except OSError:
         return False
