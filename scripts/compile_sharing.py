@@ -36,20 +36,27 @@ def load() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
-def batching(rounds: int, per_program: int = 8) -> None:
+def _jax():
+    """``jax``, set up as the audit sets it up, with no cache (every program compiled afresh)."""
     os.environ["NORMCHECK_NO_CACHE"] = "1"
-    import flax.linen as nn
-    import jax
-    import numpy as np
-
     from normcheck.adapters.jax import setup
 
-    setup()
-    rng = np.random.default_rng(0)
+    return setup()
 
-    def ln(x, s, b):
-        axes = tuple(range(1, x.ndim))
-        return nn.LayerNorm(reduction_axes=axes, feature_axes=axes).apply({"params": {"scale": s, "bias": b}}, x)
+
+def ln(x, s, b):
+    """flax.linen's LayerNorm over every axis but the first."""
+    import flax.linen as nn
+
+    axes = tuple(range(1, x.ndim))
+    return nn.LayerNorm(reduction_axes=axes, feature_axes=axes).apply({"params": {"scale": s, "bias": b}}, x)
+
+
+def batching(rounds: int, per_program: int = 8) -> None:
+    import numpy as np
+
+    jax = _jax()
+    rng = np.random.default_rng(0)
 
     def vjp(x, s, b, dy):
         y, pull = jax.vjp(ln, x, s, b)
@@ -102,10 +109,6 @@ def _linen_cases(rounds: int):
     import flax.linen as nn
     import jax.numpy as jnp
     import numpy as np
-
-    def ln(x, s, b):
-        axes = tuple(range(1, x.ndim))
-        return nn.LayerNorm(reduction_axes=axes, feature_axes=axes).apply({"params": {"scale": s, "bias": b}}, x)
 
     def gn(x, s, b):
         return nn.GroupNorm(num_groups=2).apply({"params": {"scale": s, "bias": b}}, x)
@@ -161,13 +164,9 @@ def _leaves(out) -> list[bytes]:
 
 
 def modes(rounds: int) -> None:
-    os.environ["NORMCHECK_NO_CACHE"] = "1"
-    import jax
     import numpy as np
 
-    from normcheck.adapters.jax import setup
-
-    setup()
+    jax = _jax()
     rng = np.random.default_rng(1)
     apart = together = 0.0
     same = total = 0
@@ -199,13 +198,9 @@ def modes(rounds: int) -> None:
 
 
 def options(rounds: int) -> None:
-    os.environ["NORMCHECK_NO_CACHE"] = "1"
-    import jax
     import numpy as np
 
-    from normcheck.adapters.jax import setup
-
-    setup()
+    jax = _jax()
     rng = np.random.default_rng(2)
     tried = {"defaults": {}, **OPTIONS}
     seconds, same, total = dict.fromkeys(tried, 0.0), dict.fromkeys(tried, 0), 0
